@@ -1,0 +1,200 @@
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { type Libp2p, createLibp2p } from 'libp2p';
+import {
+  FrameDecoder,
+  type FrameStream,
+  Listeners,
+  type OpenStreamOptions,
+  type PeerId,
+  PeerUnreachableError,
+  type ProtocolOptions,
+  ProtocolNotSupportedError,
+  type StreamHandler,
+  StreamResetError,
+  type Transport,
+  type TransportEvent,
+  encodeFrame,
+} from '../../mesh/index.ts';
+
+export interface Libp2pTransportInit {
+  readonly privateKey: PrivateKey;
+  readonly listen: readonly string[];
+  /** Scopes the DHT to one fleet, so fleets never mix routing tables. */
+  readonly fleetId: string;
+  /** Highest number of open connections. */
+  readonly maxConnections?: number;
+}
+
+const DEFAULT_MAX_CONNECTIONS = 128;
+const DIAL_TIMEOUT_MS = 5_000;
+
+/** The Transport port on libp2p 3: TCP, Noise, Yamux, identify, ping and a fleet-scoped kad-dht. */
+export class Libp2pTransport implements Transport {
+  readonly localPeer: PeerId;
+  readonly #node: Libp2p;
+  readonly #events = { 'peer:connect': new Listeners<PeerId>(), 'peer:disconnect': new Listeners<PeerId>() };
+
+  private constructor(node: Libp2p) {
+    this.#node = node;
+    this.localPeer = node.peerId.toString() as PeerId;
+    node.addEventListener('peer:connect', (event) => this.#events['peer:connect'].emit(event.detail.toString() as PeerId));
+    node.addEventListener('peer:disconnect', (event) => this.#events['peer:disconnect'].emit(event.detail.toString() as PeerId));
+  }
+
+  static async create(init: Libp2pTransportInit): Promise<Libp2pTransport> {
+    const node = await createLibp2p({
+      privateKey: init.privateKey,
+      addresses: { listen: [...init.listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionManager: { maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, dialTimeout: DIAL_TIMEOUT_MS },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        dht: kadDHT({
+          protocol: `/powernode/${init.fleetId}/kad/1.0.0`,
+          clientMode: false,
+          // Fleets run on private networks and loopback too; keep every address a peer reports.
+          peerInfoMapper: passthroughMapper,
+        }),
+      },
+    });
+    return new Libp2pTransport(node);
+  }
+
+  listenAddresses(): string[] {
+    return this.#node.getMultiaddrs().map((address) => address.toString());
+  }
+
+  handle(protocol: string, handler: StreamHandler, options: ProtocolOptions): void {
+    void this.#node.handle(
+      protocol,
+      (stream: Stream, connection: Connection) => {
+        handler(new Libp2pFrameStream(stream, connection.remotePeer.toString() as PeerId, protocol, options.maxFrameBytes));
+      },
+      { maxInboundStreams: 64 },
+    );
+  }
+
+  unhandle(protocol: string): void {
+    void this.#node.unhandle(protocol);
+  }
+
+  async openStream(peer: PeerId, protocol: string, options: OpenStreamOptions): Promise<FrameStream> {
+    let stream: Stream;
+    try {
+      stream = await this.#node.dialProtocol(peerIdFromString(peer), protocol, { signal: options.signal });
+    } catch (error) {
+      throw translateDialError(error, peer, protocol);
+    }
+    return new Libp2pFrameStream(stream, peer, protocol, options.maxFrameBytes);
+  }
+
+  async dial(peer: PeerId, addresses: readonly string[], options?: { readonly signal?: AbortSignal }): Promise<void> {
+    const id = peerIdFromString(peer);
+    const multiaddrs = addresses.flatMap((address) => {
+      try {
+        return [multiaddr(address)];
+      } catch {
+        return [];
+      }
+    });
+    if (multiaddrs.length > 0) await this.#node.peerStore.merge(id, { multiaddrs });
+    try {
+      await this.#node.dial(id, { signal: options?.signal });
+    } catch (error) {
+      throw translateDialError(error, peer, undefined);
+    }
+  }
+
+  async hangUp(peer: PeerId): Promise<void> {
+    await this.#node.hangUp(peerIdFromString(peer));
+  }
+
+  connectedPeers(): PeerId[] {
+    return [...new Set(this.#node.getConnections().map((c) => c.remotePeer.toString() as PeerId))].sort();
+  }
+
+  remoteAddresses(peer: PeerId): string[] {
+    return this.#node.getConnections(peerIdFromString(peer)).map((c) => c.remoteAddr.toString());
+  }
+
+  on(event: TransportEvent, listener: (peer: PeerId) => void): () => void {
+    return this.#events[event].add(listener);
+  }
+
+  async stop(): Promise<void> {
+    await this.#node.stop();
+  }
+}
+
+function translateDialError(error: unknown, peer: PeerId, protocol: string | undefined): Error {
+  const name = (error as Error).name;
+  if (name === 'UnsupportedProtocolError') return new ProtocolNotSupportedError(`peer ${peer} does not handle ${protocol}`);
+  if (name === 'AbortError') return error as Error;
+  return new PeerUnreachableError(`cannot reach peer ${peer}: ${(error as Error).message}`);
+}
+
+/** Frames on a libp2p stream: varint length prefixes, capped on read, backpressure on write. */
+class Libp2pFrameStream implements FrameStream {
+  readonly remotePeer: PeerId;
+  readonly protocol: string;
+  readonly #stream: Stream;
+  readonly #maxFrameBytes: number;
+
+  constructor(stream: Stream, remotePeer: PeerId, protocol: string, maxFrameBytes: number) {
+    this.#stream = stream;
+    this.remotePeer = remotePeer;
+    this.protocol = protocol;
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  async send(frame: Uint8Array): Promise<void> {
+    if (this.#stream.writeStatus !== 'writable') throw new StreamResetError(`stream is ${this.#stream.writeStatus}`);
+    if (!this.#stream.send(encodeFrame(frame))) await this.#stream.onDrain();
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#stream.close();
+    } catch {
+      // Closing a stream the remote already reset is not an error for the caller.
+    }
+  }
+
+  abort(reason: Error): void {
+    this.#stream.abort(reason);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    const decoder = new FrameDecoder(this.#maxFrameBytes);
+    try {
+      for await (const chunk of this.#stream) {
+        const frames = decoder.push(chunk instanceof Uint8Array ? chunk : chunk.subarray());
+        for (const frame of frames) yield frame;
+      }
+    } catch (error) {
+      if (error instanceof StreamResetError) throw error;
+      if ((error as Error).name === 'FrameTooLargeError' || (error as Error).name === 'MalformedLengthPrefixError') {
+        this.#stream.abort(error as Error);
+        throw error;
+      }
+      throw new StreamResetError(`stream reset: ${(error as Error).message}`);
+    }
+    // libp2p ends the iteration quietly when the connection under the stream goes away; only a
+    // remote close of its writing side is a clean end.
+    const status = this.#stream.status;
+    if (status === 'reset' || status === 'aborted' || this.#stream.remoteWriteStatus !== 'closed') {
+      throw new StreamResetError(`stream ended without a clean close (${status})`);
+    }
+  }
+}

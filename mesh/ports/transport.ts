@@ -1,0 +1,96 @@
+/** A libp2p peer id in its string form (base58btc, e.g. `12D3KooW…`). */
+export type PeerId = string & { readonly __brand: 'PeerId' };
+
+/** Settings a protocol gives for each stream it handles or opens. */
+export interface ProtocolOptions {
+  /** Frames longer than this are refused before they are buffered. */
+  readonly maxFrameBytes: number;
+}
+
+export interface OpenStreamOptions extends ProtocolOptions {
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A stream of whole frames (messages) to one peer on one protocol. Iterating yields frames until
+ * the remote closes its side; it throws {@link FrameTooLargeError} when the remote sends a frame
+ * over the cap, and {@link StreamResetError} when the stream is reset.
+ */
+export interface FrameStream extends AsyncIterable<Uint8Array> {
+  readonly remotePeer: PeerId;
+  readonly protocol: string;
+  /** Sends one frame; resolves once the transport has room for more (backpressure). */
+  send(frame: Uint8Array): Promise<void>;
+  /** Closes the writing side; the remote reads what was sent, then its iteration ends. */
+  close(): Promise<void>;
+  /** Resets the stream in both directions. */
+  abort(reason: Error): void;
+}
+
+export type StreamHandler = (stream: FrameStream) => void;
+
+export type TransportEvent = 'peer:connect' | 'peer:disconnect';
+
+/**
+ * Connections and framed streams between peers. The real adapter is libp2p (TCP, Noise, Yamux);
+ * the in-memory one connects transports registered on a {@link MemoryNetwork}.
+ */
+export interface Transport {
+  readonly localPeer: PeerId;
+  /** Addresses other peers can dial, including the `/p2p/<id>` suffix. */
+  listenAddresses(): string[];
+  handle(protocol: string, handler: StreamHandler, options: ProtocolOptions): void;
+  unhandle(protocol: string): void;
+  /** Opens a stream, connecting first when needed (known addresses, then peer routing). */
+  openStream(peer: PeerId, protocol: string, options: OpenStreamOptions): Promise<FrameStream>;
+  /** Connects to `peer`, trying `addresses` (multiaddr strings) and what the transport already knows. */
+  dial(peer: PeerId, addresses: readonly string[], options?: { readonly signal?: AbortSignal }): Promise<void>;
+  hangUp(peer: PeerId): Promise<void>;
+  connectedPeers(): PeerId[];
+  /** Remote addresses of the current connections to `peer`. */
+  remoteAddresses(peer: PeerId): string[];
+  on(event: TransportEvent, listener: (peer: PeerId) => void): () => void;
+  stop(): Promise<void>;
+}
+
+/** Thrown by a stream's iterator when the remote sends a frame over the protocol's cap. */
+export class FrameTooLargeError extends Error {
+  override name = 'FrameTooLargeError';
+  readonly frameBytes: number;
+  readonly maxFrameBytes: number;
+
+  constructor(frameBytes: number, maxFrameBytes: number) {
+    super(`frame of ${frameBytes} bytes exceeds the ${maxFrameBytes}-byte limit`);
+    this.frameBytes = frameBytes;
+    this.maxFrameBytes = maxFrameBytes;
+  }
+}
+
+/** Thrown when a stream is reset by either side or its connection closes. */
+export class StreamResetError extends Error {
+  override name = 'StreamResetError';
+}
+
+/** Thrown when a peer cannot be reached: not connected and no dial succeeded. */
+export class PeerUnreachableError extends Error {
+  override name = 'PeerUnreachableError';
+}
+
+/** Thrown when the remote peer does not handle the requested protocol. */
+export class ProtocolNotSupportedError extends Error {
+  override name = 'ProtocolNotSupportedError';
+}
+
+/** A tiny typed listener registry shared by the adapters. */
+export class Listeners<T> {
+  readonly #listeners = new Set<(value: T) => void>();
+
+  add(listener: (value: T) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emit(value: T): void {
+    for (const listener of [...this.#listeners]) listener(value);
+  }
+}

@@ -1,0 +1,90 @@
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CryptoRandom } from '../../agent/adapters/crypto-random.ts';
+import { ExecaProcessRunner } from '../../agent/adapters/execa-process-runner.ts';
+import { LevelStorage } from '../../agent/adapters/level-storage.ts';
+import { Libp2pTransport } from '../../agent/adapters/libp2p-transport.ts';
+import { SystemClock } from '../../agent/adapters/system-clock.ts';
+import {
+  ManualClock,
+  MemoryNetwork,
+  MemoryStorage,
+  type PeerId,
+  ScriptedProcessRunner,
+  SeededRandom,
+} from '../../mesh/index.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { runClockSuite } from './clock.suite.ts';
+import { runProcessRunnerSuite } from './process-runner.suite.ts';
+import { runRandomSuite } from './random.suite.ts';
+import { runStorageSuite } from './storage.suite.ts';
+import { runTransportSuite } from './transport.suite.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+runStorageSuite('MemoryStorage', async () => new MemoryStorage());
+runStorageSuite('LevelStorage', async () => {
+  const dir = await tempDir();
+  cleanups.push(dir.remove);
+  return LevelStorage.open(dir.path);
+});
+
+runClockSuite('ManualClock', () => {
+  const clock = new ManualClock();
+  return { clock, advance: (ms) => clock.advanceAsync(ms) };
+});
+runClockSuite('SystemClock', () => ({ clock: new SystemClock(), advance: (ms) => new Promise((r) => setTimeout(r, ms)) }));
+
+runRandomSuite('SeededRandom', () => new SeededRandom(42));
+runRandomSuite('CryptoRandom', () => new CryptoRandom());
+
+describe('SeededRandom determinism', () => {
+  it('repeats its sequence for the same seed and differs for another', () => {
+    const a = new SeededRandom(7).bytes(64);
+    const b = new SeededRandom(7).bytes(64);
+    const c = new SeededRandom(8).bytes(64);
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+  });
+});
+
+describe('ManualClock', () => {
+  it('refuses to jump back in time', () => {
+    const clock = new ManualClock(1000);
+    expect(() => clock.jumpTo(999)).toThrow(RangeError);
+    expect(() => clock.advance(-1)).toThrow(RangeError);
+  });
+});
+
+let memoryPeerCounter = 0;
+runTransportSuite('MemoryTransport', async () => {
+  const network = new MemoryNetwork();
+  const n = memoryPeerCounter++;
+  const a = network.createTransport(`memory-a-${n}` as PeerId);
+  const b = network.createTransport(`memory-b-${n}` as PeerId);
+  return { a, b, stranger: 'memory-stranger' as PeerId, stop: async () => Promise.all([a.stop(), b.stop()]).then(() => {}) };
+});
+
+runTransportSuite('Libp2pTransport', async () => {
+  const create = async () =>
+    Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], fleetId: 'test' });
+  const [a, b] = await Promise.all([create(), create()]);
+  const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString() as PeerId;
+  return { a, b, stranger, stop: async () => Promise.all([a.stop(), b.stop()]).then(() => {}) };
+});
+
+runProcessRunnerSuite('ExecaProcessRunner', () => new ExecaProcessRunner());
+runProcessRunnerSuite(
+  'ScriptedProcessRunner',
+  () =>
+    new ScriptedProcessRunner([
+      { command: 'echo', args: ['hello', 'fleet'], result: { exitCode: 0, stdout: 'hello fleet\n', stderr: '' } },
+      { command: 'sh', result: { exitCode: 3, stdout: '', stderr: 'oops\n' } },
+      { command: 'cat', result: { exitCode: 0, stdout: 'from stdin', stderr: '' } },
+      { command: 'sleep', result: { exitCode: -1, stdout: '', stderr: '', killed: true } },
+    ]),
+);
