@@ -93,7 +93,7 @@ export function oneOf<const T extends readonly (string | number)[]>(values: T): 
   };
 }
 
-export function array<T>(item: Shape<T>, limits: { readonly max: number; readonly min?: number }): Shape<T[]> {
+export function array<T>(item: Shape<T>, limits: { readonly max: number; readonly min?: number }): Shape<readonly T[]> {
   return {
     check(value, path = '') {
       if (!Array.isArray(value)) throw new ShapeError(path, `expected an array, got ${kindOf(value)}`);
@@ -116,7 +116,7 @@ export function tuple<const T extends readonly Shape<unknown>[]>(items: T): Shap
 }
 
 /** Marks an object field as optional (absent or undefined). */
-export function optional<T>(inner: Shape<T>): Shape<T | undefined> {
+export function optional<T>(inner: Shape<T>): Shape<T | undefined> & { readonly optional: true } {
   return {
     optional: true,
     check(value, path = '') {

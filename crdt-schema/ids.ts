@@ -1,0 +1,41 @@
+/** A fleet id: 32 lowercase hex characters (16 random bytes). */
+export type FleetId = string & { readonly __brand: 'FleetId' };
+
+/** The id of a replicated document: `fleet` or `node/<peerId>`. */
+export type DocId = string & { readonly __brand: 'DocId' };
+
+/** libp2p peer ids in base58btc (Ed25519 ids are 52 characters). */
+export const PEER_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{40,64}$/;
+export const FLEET_ID_PATTERN = /^[0-9a-f]{32}$/;
+
+export const FLEET_DOC_ID = 'fleet' as DocId;
+
+export type DocKind = 'fleet' | 'node';
+
+/** What a document id names; undefined for an id this node does not know. */
+export type ParsedDocId = { readonly kind: 'fleet' } | { readonly kind: 'node'; readonly peerId: string };
+
+export function parseDocId(id: string): ParsedDocId | undefined {
+  if (id === FLEET_DOC_ID) return { kind: 'fleet' };
+  if (id.startsWith('node/')) {
+    const peerId = id.slice('node/'.length);
+    if (PEER_ID_PATTERN.test(peerId)) return { kind: 'node', peerId };
+  }
+  return undefined;
+}
+
+export function nodeDocId(peerId: string): DocId {
+  if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
+  return `node/${peerId}` as DocId;
+}
+
+export function isFleetId(value: string): value is FleetId {
+  return FLEET_ID_PATTERN.test(value);
+}
+
+/** Hex encoding, lowercase. */
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
+  return out;
+}

@@ -1,0 +1,6 @@
+export * from './ids.ts';
+export * from './schema.ts';
+export * from './plain.ts';
+export * from './labels.ts';
+export * from './fleet-doc.ts';
+export * from './node-doc.ts';

@@ -1,0 +1,266 @@
+import * as A from '@automerge/automerge';
+import { type DocId, SchemaTooNewError, checkSchema, parseDocId } from '../../crdt-schema/index.ts';
+import type { Clock } from '../ports/clock.ts';
+import { Listeners, type PeerId } from '../ports/transport.ts';
+import type { Storage, StorageOp } from '../ports/storage.ts';
+import type { Logger } from '../logger.ts';
+import { headsDigest, openRecord, sealRecord } from './record-codec.ts';
+
+/** A document as the store holds it. Its root shape is the document kind's business. */
+export type AnyDoc = A.Doc<Record<string, unknown>>;
+
+/** Emitted after a document changed in memory (before or while it is persisted). */
+export interface DocChanged {
+  readonly docId: DocId;
+  /** `local` for changes made on this node, else the peer the change came from. */
+  readonly origin: 'local' | PeerId;
+}
+
+/** A document that could not be loaded, and why. */
+export interface DocProblem {
+  readonly docId: string;
+  readonly problem: 'damaged' | 'schema-too-new';
+  readonly detail: string;
+  readonly at: number;
+}
+
+export interface DocStoreInit {
+  readonly storage: Storage;
+  readonly clock: Clock;
+  /** This node's Automerge actor id (hex), used for every local change. */
+  readonly actorId: string;
+  readonly log: Logger;
+  readonly compactAfterIncrements?: number;
+  readonly compactAfterBytes?: number;
+}
+
+export const DEFAULT_COMPACT_AFTER_INCREMENTS = 64;
+export const DEFAULT_COMPACT_AFTER_BYTES = 256 * 1024;
+
+interface Entry {
+  doc: AnyDoc;
+  savedHeads: A.Heads;
+  digest: string;
+  nextSeq: number;
+  incrementCount: number;
+  incrementBytes: number;
+  queue: Promise<void>;
+}
+
+const SEQ_DIGITS = 12;
+const seqKey = (seq: number): string => seq.toString().padStart(SEQ_DIGITS, '0');
+
+/**
+ * The node's replicated documents, in memory and in storage. Every change is written as an
+ * increment, in order per document; increments fold into a snapshot from time to time. A
+ * document whose stored bytes are damaged is quarantined and restarts empty, so replication
+ * refills it from peers; no other document is touched.
+ */
+export class DocStore {
+  readonly #init: DocStoreInit;
+  readonly #entries = new Map<DocId, Entry>();
+  readonly #problems = new Map<string, DocProblem>();
+  readonly #changed = new Listeners<DocChanged>();
+  readonly #compactAfterIncrements: number;
+  readonly #compactAfterBytes: number;
+
+  private constructor(init: DocStoreInit) {
+    this.#init = init;
+    this.#compactAfterIncrements = init.compactAfterIncrements ?? DEFAULT_COMPACT_AFTER_INCREMENTS;
+    this.#compactAfterBytes = init.compactAfterBytes ?? DEFAULT_COMPACT_AFTER_BYTES;
+  }
+
+  /** Loads every stored document. Damaged ones are reported, quarantined and restarted empty. */
+  static async open(init: DocStoreInit): Promise<DocStore> {
+    const store = new DocStore(init);
+    const records = await init.storage.range(['doc']);
+    const byDoc = new Map<string, { snapshot?: Uint8Array; increments: Array<{ seq: number; bytes: Uint8Array }> }>();
+    for (const { key, value } of records) {
+      const [, docId, part, seq] = key;
+      if (docId === undefined) continue;
+      const group = byDoc.get(docId) ?? { increments: [] };
+      if (part === 'snap') group.snapshot = value;
+      else if (part === 'inc' && seq !== undefined) group.increments.push({ seq: Number(seq), bytes: value });
+      byDoc.set(docId, group);
+    }
+    for (const [docId, group] of byDoc) await store.#loadOne(docId, group);
+    return store;
+  }
+
+  async #loadOne(docId: string, group: { snapshot?: Uint8Array; increments: Array<{ seq: number; bytes: Uint8Array }> }): Promise<void> {
+    const parsed = parseDocId(docId);
+    if (parsed === undefined) {
+      this.#init.log.warn('stored document has an unknown id; left as is', { docId });
+      return;
+    }
+    const actor = this.#init.actorId;
+    try {
+      let doc = group.snapshot === undefined ? A.init<Record<string, unknown>>({ actor }) : A.load<Record<string, unknown>>(openRecord(group.snapshot), { actor });
+      let incrementBytes = 0;
+      for (const increment of group.increments) {
+        doc = A.loadIncremental(doc, openRecord(increment.bytes));
+        incrementBytes += increment.bytes.length;
+      }
+      if (A.getMissingDeps(doc, []).length > 0) throw new Error('changes are missing from its history');
+      checkSchema(docId, parsed.kind, doc);
+      const lastSeq = group.increments.at(-1)?.seq ?? 0;
+      this.#entries.set(docId as DocId, {
+        doc,
+        savedHeads: A.getHeads(doc),
+        digest: headsDigest(A.getHeads(doc)),
+        nextSeq: lastSeq + 1,
+        incrementCount: group.increments.length,
+        incrementBytes,
+        queue: Promise.resolve(),
+      });
+    } catch (error) {
+      if (error instanceof SchemaTooNewError) {
+        // Not damage: a newer release wrote it. Keep the bytes untouched for that release.
+        this.#report(docId, 'schema-too-new', error.message);
+        return;
+      }
+      await this.#quarantine(docId, (error as Error).message);
+    }
+  }
+
+  async #quarantine(docId: string, detail: string): Promise<void> {
+    const { storage, clock, log } = this.#init;
+    const at = clock.now();
+    log.error('stored document is damaged; quarantined, it will be recovered from peers', { docId, detail });
+    this.#report(docId, 'damaged', detail);
+    const records = await storage.range(['doc', docId]);
+    const ops: StorageOp[] = [];
+    for (const { key, value } of records) {
+      ops.push({ type: 'put', key: ['quarantine', docId, String(at), ...key.slice(2)], value });
+      ops.push({ type: 'delete', key });
+    }
+    await storage.batch(ops, { sync: true });
+  }
+
+  #report(docId: string, problem: DocProblem['problem'], detail: string): void {
+    this.#problems.set(docId, { docId, problem, detail, at: this.#init.clock.now() });
+  }
+
+  /** Ids of the documents held, sorted. */
+  ids(): DocId[] {
+    return [...this.#entries.keys()].sort();
+  }
+
+  get(docId: DocId): AnyDoc | undefined {
+    return this.#entries.get(docId)?.doc;
+  }
+
+  has(docId: DocId): boolean {
+    return this.#entries.has(docId);
+  }
+
+  heads(docId: DocId): A.Heads {
+    const entry = this.#entries.get(docId);
+    return entry === undefined ? [] : A.getHeads(entry.doc);
+  }
+
+  /** 16-hex digest of the document's heads; equal digests mean equal documents. */
+  digest(docId: DocId): string | undefined {
+    return this.#entries.get(docId)?.digest;
+  }
+
+  /** Documents that failed to load (damaged or too new), with what went wrong. */
+  problems(): DocProblem[] {
+    return [...this.#problems.values()].sort((a, b) => (a.docId < b.docId ? -1 : 1));
+  }
+
+  /** Stored size estimate of a document: its snapshot plus increments. */
+  storedIncrements(docId: DocId): { count: number; bytes: number } {
+    const entry = this.#entries.get(docId);
+    return { count: entry?.incrementCount ?? 0, bytes: entry?.incrementBytes ?? 0 };
+  }
+
+  onChanged(listener: (event: DocChanged) => void): () => void {
+    return this.#changed.add(listener);
+  }
+
+  /**
+   * Makes a local change (creating the document if needed) and resolves once it is stored
+   * (`durable`: fsynced). Resolves `false` without writing when the callback changed nothing.
+   */
+  async change<T>(docId: DocId, mutate: (draft: T) => void, options: { durable?: boolean } = {}): Promise<boolean> {
+    const entry = this.#entryFor(docId);
+    const before = entry.doc;
+    const after = A.change(before, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
+    if (A.getHeads(after).join() === A.getHeads(before).join()) return false;
+    await this.#commit(docId, entry, after, 'local', options.durable === true);
+    return true;
+  }
+
+  /**
+   * Replaces a document with `next`, a descendant that replication has already verified. Resolves
+   * once stored.
+   */
+  async adopt(docId: DocId, next: AnyDoc, origin: PeerId): Promise<void> {
+    const current = this.#entries.get(docId)?.doc;
+    // A sync round that brought nothing new must not create or touch a document.
+    if (A.getHeads(next).join() === (current === undefined ? '' : A.getHeads(current).join())) return;
+    this.#problems.delete(docId);
+    await this.#commit(docId, this.#entryFor(docId), next, origin, false);
+  }
+
+  /** An empty document for `docId` with this node's actor, not yet stored. */
+  empty(): AnyDoc {
+    return A.init<Record<string, unknown>>({ actor: this.#init.actorId });
+  }
+
+  #entryFor(docId: DocId): Entry {
+    let entry = this.#entries.get(docId);
+    if (entry === undefined) {
+      entry = {
+        doc: this.empty(),
+        savedHeads: [],
+        digest: headsDigest([]),
+        nextSeq: 1,
+        incrementCount: 0,
+        incrementBytes: 0,
+        queue: Promise.resolve(),
+      };
+      this.#entries.set(docId, entry);
+    }
+    return entry;
+  }
+
+  async #commit(docId: DocId, entry: Entry, next: AnyDoc, origin: 'local' | PeerId, durable: boolean): Promise<void> {
+    // Everything up to the enqueue is synchronous, so increments are cut in change order.
+    const increment = A.saveSince(next, entry.savedHeads);
+    const seq = entry.nextSeq++;
+    entry.doc = next;
+    entry.savedHeads = A.getHeads(next);
+    entry.digest = headsDigest(entry.savedHeads);
+    entry.incrementCount++;
+    entry.incrementBytes += increment.length;
+    const compact = entry.incrementCount >= this.#compactAfterIncrements || entry.incrementBytes >= this.#compactAfterBytes;
+    const snapshot = compact ? A.save(next) : undefined;
+    if (compact) {
+      entry.incrementCount = 0;
+      entry.incrementBytes = 0;
+    }
+    const written = entry.queue.then(() => this.#persist(docId, seq, increment, snapshot, durable));
+    entry.queue = written.catch(() => {});
+    this.#changed.emit({ docId, origin });
+    await written;
+  }
+
+  async #persist(docId: DocId, seq: number, increment: Uint8Array, snapshot: Uint8Array | undefined, durable: boolean): Promise<void> {
+    const { storage } = this.#init;
+    const ops: StorageOp[] = [{ type: 'put', key: ['doc', docId, 'inc', seqKey(seq)], value: sealRecord(increment) }];
+    if (snapshot !== undefined) {
+      // The snapshot covers every increment up to this one; drop them in the same batch.
+      ops.length = 0;
+      ops.push({ type: 'put', key: ['doc', docId, 'snap'], value: sealRecord(snapshot) });
+      for (const { key } of await storage.range(['doc', docId, 'inc'])) ops.push({ type: 'delete', key });
+    }
+    await storage.batch(ops, { sync: durable });
+  }
+
+  /** Waits until every queued write is stored. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map((entry) => entry.queue));
+  }
+}

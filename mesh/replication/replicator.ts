@@ -1,0 +1,417 @@
+import * as A from '@automerge/automerge';
+import { type DocId, parseDocId } from '../../crdt-schema/index.ts';
+import type { Logger } from '../logger.ts';
+import type { Clock, TimerId } from '../ports/clock.ts';
+import { type FrameStream, type PeerId, ProtocolNotSupportedError, type Transport } from '../ports/transport.ts';
+import { type PeerPenalties, WireError, decodeMessage, encodeMessage } from '../wire/index.ts';
+import { RefusedChangeError, verifyIncoming } from './authority.ts';
+import type { AnyDoc, DocStore } from './doc-store.ts';
+import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
+import { type SyncMessage, syncProtocol } from './sync-protocol.ts';
+
+export interface ReplicatorInit {
+  readonly transport: Transport;
+  readonly store: DocStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly penalties: PeerPenalties;
+  /** The fleet this node belongs to; peers of another fleet are refused. */
+  readonly fleetId: string;
+  /** Whether `peer` may replicate with this node (a member, or the node it joined through). */
+  readonly isPeerAllowed: (peer: PeerId) => boolean;
+  /** Called when a peer's change is refused, for counting and fleet events. */
+  readonly onRefused?: (event: { peer: PeerId; docId: string; error: RefusedChangeError }) => void;
+}
+
+/** Traffic and state of the replication session with one peer. */
+export interface SessionStats {
+  readonly peer: PeerId;
+  readonly open: boolean;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+  readonly snapshotsIn: number;
+  readonly refusedIn: number;
+  readonly lastMessageAt: number | undefined;
+}
+
+/** Pending outgoing messages per peer before the session is dropped as too slow. */
+const MAX_PENDING_SENDS = 20_000;
+const OPEN_RETRY_MS = [250, 1_000, 4_000] as const;
+
+/**
+ * Replicates the store's documents with every allowed connected peer. Each side opens its own
+ * stream and speaks only on it; what arrives on the peer's stream is verified on a clone before
+ * it is adopted.
+ */
+export class Replicator {
+  readonly #init: ReplicatorInit;
+  readonly #sessions = new Map<PeerId, Session>();
+  readonly #dirty = new Set<DocId>();
+  #flushTimer: TimerId | undefined;
+  #unsubscribe: Array<() => void> = [];
+  #stopped = false;
+
+  constructor(init: ReplicatorInit) {
+    this.#init = init;
+  }
+
+  start(): void {
+    const { transport, store } = this.#init;
+    transport.handle(syncProtocol.id, (stream) => this.#onInbound(stream), { maxFrameBytes: syncProtocol.maxFrameBytes });
+    this.#unsubscribe.push(
+      transport.on('peer:connect', (peer) => this.ensureSession(peer)),
+      transport.on('peer:disconnect', (peer) => this.#dropSession(peer)),
+      store.onChanged(({ docId }) => this.#markDirty(docId)),
+    );
+    for (const peer of transport.connectedPeers()) this.ensureSession(peer);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#init.transport.unhandle(syncProtocol.id);
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    if (this.#flushTimer !== undefined) this.#init.clock.clearTimeout(this.#flushTimer);
+    for (const peer of [...this.#sessions.keys()]) this.#dropSession(peer);
+  }
+
+  /** Opens a session with `peer` if it is connected, allowed and has none yet. */
+  ensureSession(peer: PeerId): void {
+    if (this.#stopped || this.#sessions.has(peer) || !this.#init.isPeerAllowed(peer)) return;
+    if (!this.#init.transport.connectedPeers().includes(peer)) return;
+    const session = new Session(peer, this.#init, this);
+    this.#sessions.set(peer, session);
+    void session.open(0);
+  }
+
+  /** Re-checks every connected peer, e.g. after the member list changed. */
+  refreshPeers(): void {
+    for (const peer of this.#init.transport.connectedPeers()) {
+      if (this.#init.isPeerAllowed(peer)) this.ensureSession(peer);
+      else if (this.#sessions.has(peer)) this.#dropSession(peer);
+    }
+  }
+
+  stats(): SessionStats[] {
+    return [...this.#sessions.values()].map((session) => session.stats()).sort((a, b) => (a.peer < b.peer ? -1 : 1));
+  }
+
+  /** @internal */
+  sessionClosed(peer: PeerId, session: Session): void {
+    if (this.#sessions.get(peer) === session) this.#sessions.delete(peer);
+  }
+
+  #dropSession(peer: PeerId): void {
+    const session = this.#sessions.get(peer);
+    this.#sessions.delete(peer);
+    session?.close();
+  }
+
+  #markDirty(docId: DocId): void {
+    this.#dirty.add(docId);
+    if (this.#flushTimer !== undefined || this.#stopped) return;
+    // Coalesce the changes of one tick into one sync message per peer and document.
+    this.#flushTimer = this.#init.clock.setTimeout(() => {
+      this.#flushTimer = undefined;
+      const dirty = [...this.#dirty].sort();
+      this.#dirty.clear();
+      for (const session of this.#sessions.values()) session.push(dirty);
+    }, 0);
+  }
+
+  #onInbound(stream: FrameStream): void {
+    const peer = stream.remotePeer;
+    if (!this.#init.isPeerAllowed(peer)) {
+      this.#init.log.debug('refused a sync stream from a peer that is not a member', { peer });
+      stream.abort(new Error('not a member of this fleet'));
+      return;
+    }
+    this.ensureSession(peer);
+    const session = this.#sessions.get(peer);
+    if (session === undefined) {
+      stream.abort(new Error('no session'));
+      return;
+    }
+    void session.readFrom(stream);
+  }
+}
+
+/** One peer's replication: our outbound stream, per-document sync states, and the reader of theirs. */
+class Session {
+  readonly peer: PeerId;
+  readonly #init: ReplicatorInit;
+  readonly #owner: Replicator;
+  readonly #syncStates = new Map<DocId, A.SyncState>();
+  /** Documents refused from this peer; further bytes for them are ignored until it reconnects. */
+  readonly #refused = new Set<string>();
+  #outbound: FrameStream | undefined;
+  #inbound: FrameStream | undefined;
+  #sendChain: Promise<void> = Promise.resolve();
+  #pendingSends = 0;
+  #closed = false;
+  #theirSummary: Summary | undefined;
+  #stats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, snapshotsIn: 0, refusedIn: 0, lastMessageAt: undefined as number | undefined };
+
+  constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator) {
+    this.peer = peer;
+    this.#init = init;
+    this.#owner = owner;
+  }
+
+  stats(): SessionStats {
+    return { peer: this.peer, open: this.#outbound !== undefined && !this.#closed, ...this.#stats };
+  }
+
+  /** Opens our stream to the peer and sends hello and our summary; retries a few times. */
+  async open(attempt: number): Promise<void> {
+    if (this.#closed) return;
+    try {
+      this.#outbound = await this.#init.transport.openStream(this.peer, syncProtocol.id, { maxFrameBytes: syncProtocol.maxFrameBytes });
+    } catch (error) {
+      const delayMs = OPEN_RETRY_MS[attempt];
+      if (delayMs === undefined || this.#closed) {
+        this.#init.log.debug('cannot open a sync stream; giving up until the next connection', { peer: this.peer, error: String(error) });
+        this.close();
+        return;
+      }
+      if (!(error instanceof ProtocolNotSupportedError)) this.#init.log.debug('sync stream open failed; retrying', { peer: this.peer, error: String(error) });
+      this.#init.clock.setTimeout(() => void this.open(attempt + 1), delayMs);
+      return;
+    }
+    if (this.#closed) {
+      this.#outbound.abort(new Error('session closed'));
+      return;
+    }
+    void this.#drainOutbound(this.#outbound);
+    this.#send({ type: 'hello', body: { fleetId: this.#init.fleetId } });
+    const summary = this.#summary();
+    this.#send({ type: 'summary', body: { count: summary.count, root: summary.root, buckets: summary.buckets } });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#outbound?.abort(new Error('session closed'));
+    this.#inbound?.abort(new Error('session closed'));
+    this.#syncStates.clear();
+    this.#owner.sessionClosed(this.peer, this);
+  }
+
+  /** Pushes local or relayed changes of `docIds` through the per-document sync states. */
+  push(docIds: readonly DocId[]): void {
+    if (this.#outbound === undefined || this.#closed) return;
+    for (const docId of docIds) this.#sendSync(docId);
+  }
+
+  /** Reads the peer's stream until it ends; every message is handled in order. */
+  async readFrom(stream: FrameStream): Promise<void> {
+    this.#inbound?.abort(new Error('replaced by a newer stream'));
+    this.#inbound = stream;
+    let greeted = false;
+    try {
+      for await (const frame of stream) {
+        if (this.#closed) break;
+        this.#stats.bytesIn += frame.length;
+        this.#stats.messagesIn++;
+        this.#stats.lastMessageAt = this.#init.clock.now();
+        let message: SyncMessage;
+        try {
+          message = decodeMessage(syncProtocol, frame);
+          if (!greeted && message.type !== 'hello') throw new WireError('protocol', `expected hello first, got ${message.type}`);
+        } catch (error) {
+          this.#refuseStream(stream, error);
+          return;
+        }
+        if (message.type === 'hello') {
+          if (message.body.fleetId !== this.#init.fleetId) {
+            this.#refuseStream(stream, new WireError('protocol', `peer belongs to fleet ${message.body.fleetId}`));
+            return;
+          }
+          greeted = true;
+          continue;
+        }
+        await this.#handle(message);
+      }
+    } catch (error) {
+      if ((error as Error).name === 'FrameTooLargeError') this.#init.penalties.record(this.peer, 'oversized');
+      this.#init.log.debug('sync stream ended', { peer: this.peer, error: String(error) });
+    }
+  }
+
+  #refuseStream(stream: FrameStream, error: unknown): void {
+    const code = error instanceof WireError ? error.code : 'malformed';
+    this.#init.penalties.record(this.peer, code);
+    this.#init.log.warn('refused a sync frame from a peer', { peer: this.peer, code, error: (error as Error).message });
+    stream.abort(error as Error);
+  }
+
+  async #handle(message: SyncMessage): Promise<void> {
+    switch (message.type) {
+      case 'hello':
+        return;
+      case 'summary':
+        return this.#onSummary({ count: message.body.count, root: message.body.root, buckets: message.body.buckets });
+      case 'entries':
+        return this.#onEntries(message.body.bucket, message.body.entries);
+      case 'snapshot':
+        return this.#onSnapshot(message.body.docId, message.body.bytes);
+      case 'sync':
+        return this.#onSync(message.body.docId, message.body.message);
+      case 'refused':
+        this.#init.log.warn('a peer refused one of our documents', { peer: this.peer, docId: message.body.docId, reason: message.body.reason });
+        return;
+    }
+  }
+
+  #onSummary(theirs: Summary): void {
+    this.#theirSummary = theirs;
+    for (const bucket of differingBuckets(this.#summary(), theirs)) {
+      this.#send({ type: 'entries', body: { bucket, entries: this.#entriesIn(bucket) } });
+    }
+  }
+
+  #onEntries(bucket: number, theirs: ReadonlyArray<readonly [string, string]>): void {
+    const { store } = this.#init;
+    const theirDigests = new Map(theirs);
+    for (const [docId, digest] of theirs) {
+      const id = docId as DocId;
+      if (bucketOf(docId) !== bucket) continue;
+      const ours = store.digest(id);
+      // What we lack, they send as a snapshot when they read our entries; we only sync what both hold.
+      if (ours !== undefined && ours !== digest) this.#sendSync(id);
+    }
+    for (const [docId] of this.#entriesIn(bucket)) {
+      if (theirDigests.has(docId)) continue;
+      const doc = store.get(docId as DocId);
+      if (doc !== undefined) this.#send({ type: 'snapshot', body: { docId, bytes: A.save(doc) } });
+    }
+  }
+
+  async #onSnapshot(docId: string, bytes: Uint8Array): Promise<void> {
+    this.#stats.snapshotsIn++;
+    await this.#receive(docId, (fork) => A.loadIncremental(fork, bytes));
+    // If we held changes they lack, the ordinary sync brings them level.
+    const id = docId as DocId;
+    if (this.#init.store.has(id)) this.#sendSync(id);
+  }
+
+  async #onSync(docId: string, message: Uint8Array): Promise<void> {
+    const id = docId as DocId;
+    let state = this.#syncStates.get(id) ?? A.initSyncState();
+    const accepted = await this.#receive(docId, (fork) => {
+      const [next, nextState] = A.receiveSyncMessage(fork, state, message);
+      state = nextState;
+      return next;
+    });
+    if (!accepted) {
+      this.#syncStates.delete(id);
+      return;
+    }
+    this.#syncStates.set(id, state);
+    this.#sendSync(id);
+  }
+
+  /**
+   * Applies received bytes to a clone of the document, verifies what they added, and adopts the
+   * clone. Returns false (and tells the peer) when the change is refused.
+   */
+  async #receive(docId: string, apply: (fork: AnyDoc) => AnyDoc): Promise<boolean> {
+    const { store } = this.#init;
+    if (this.#refused.has(docId)) return false;
+    if (parseDocId(docId) === undefined) {
+      this.#refuseDoc(docId, new RefusedChangeError('unknown-document', `unknown document id ${docId}`));
+      return false;
+    }
+    const id = docId as DocId;
+    const before = store.get(id) ?? store.empty();
+    let after: AnyDoc;
+    try {
+      after = apply(A.clone(before, { actor: A.getActorId(before) }));
+    } catch (error) {
+      this.#init.penalties.record(this.peer, 'bad-document');
+      this.#init.log.warn('a peer sent document bytes that do not apply', { peer: this.peer, docId, error: (error as Error).message });
+      return false;
+    }
+    try {
+      verifyIncoming(id, before, after);
+    } catch (error) {
+      if (!(error instanceof RefusedChangeError)) throw error;
+      this.#refuseDoc(docId, error);
+      return false;
+    }
+    await store.adopt(id, after, this.peer);
+    return true;
+  }
+
+  #refuseDoc(docId: string, error: RefusedChangeError): void {
+    this.#refused.add(docId);
+    this.#syncStates.delete(docId as DocId);
+    this.#stats.refusedIn++;
+    this.#init.penalties.record(this.peer, `refused:${error.reason}`);
+    this.#init.log.warn('refused a change from a peer', { peer: this.peer, docId, reason: error.reason, detail: error.message });
+    this.#init.onRefused?.({ peer: this.peer, docId, error });
+    this.#send({ type: 'refused', body: { docId, reason: error.message.slice(0, 1000) } });
+  }
+
+  #sendSync(docId: DocId): void {
+    if (this.#outbound === undefined) return;
+    // A document we do not hold yet, but that the peer is syncing with us, is answered from an
+    // empty document: that answer is what asks the peer for its changes.
+    const doc = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) ? this.#init.store.empty() : undefined);
+    if (doc === undefined) return;
+    const [state, message] = A.generateSyncMessage(doc, this.#syncStates.get(docId) ?? A.initSyncState());
+    this.#syncStates.set(docId, state);
+    if (message !== null) this.#send({ type: 'sync', body: { docId, message } });
+  }
+
+  #summary(): Summary {
+    const { store } = this.#init;
+    const digests = new Map<DocId, string>();
+    for (const docId of store.ids()) digests.set(docId, store.digest(docId)!);
+    return summarize(digests);
+  }
+
+  #entriesIn(bucket: number): Array<[string, string]> {
+    const { store } = this.#init;
+    return store
+      .ids()
+      .filter((docId) => bucketOf(docId) === bucket)
+      .map((docId) => [docId, store.digest(docId)!] as [string, string]);
+  }
+
+  #send(message: SyncMessage): void {
+    const stream = this.#outbound;
+    if (stream === undefined || this.#closed) return;
+    if (this.#pendingSends >= MAX_PENDING_SENDS) {
+      this.#init.log.warn('peer is not reading its sync stream; dropping the session', { peer: this.peer });
+      this.close();
+      return;
+    }
+    const frame = encodeMessage(syncProtocol, message);
+    this.#pendingSends++;
+    this.#stats.bytesOut += frame.length;
+    this.#stats.messagesOut++;
+    this.#sendChain = this.#sendChain
+      .then(() => stream.send(frame))
+      .catch((error: unknown) => {
+        if (!this.#closed) this.#init.log.debug('sync send failed; closing the session', { peer: this.peer, error: String(error) });
+        this.close();
+      })
+      .finally(() => {
+        this.#pendingSends--;
+      });
+  }
+
+  /** Our stream carries nothing back; reading it notices when the peer resets it. */
+  async #drainOutbound(stream: FrameStream): Promise<void> {
+    try {
+      for await (const _ of stream) {
+        // The peer never writes on our stream; anything it sends is ignored.
+      }
+    } catch {
+      // A reset shows up here; the session ends below.
+    }
+    if (this.#outbound === stream) this.close();
+  }
+}

@@ -1,0 +1,30 @@
+import { defineProtocol, type MessageOf, s } from '../wire/index.ts';
+import { SUMMARY_BUCKETS } from './summary.ts';
+
+const MAX_DOC_BYTES = 8 * 1024 * 1024;
+const docId = s.string({ min: 1, max: 128, pattern: /^[A-Za-z0-9/_-]+$/ });
+const digest = s.string({ min: 16, max: 16, pattern: /^[0-9a-f]{16}$/ });
+
+/**
+ * Replication between two peers (docs/ARCHITECTURE.md §Sync): hello, a summary, entries for
+ * differing buckets, then snapshots for missing documents and Automerge sync for differing ones.
+ */
+export const syncProtocol = defineProtocol({
+  id: '/powernode/sync/1',
+  version: 1,
+  maxFrameBytes: MAX_DOC_BYTES + 4096,
+  messages: {
+    hello: s.object({ fleetId: s.string({ min: 1, max: 64 }) }),
+    summary: s.object({
+      count: s.uint(),
+      root: s.string({ min: 32, max: 32 }),
+      buckets: s.bytes({ min: SUMMARY_BUCKETS * 8, max: SUMMARY_BUCKETS * 8 }),
+    }),
+    entries: s.object({ bucket: s.uint(SUMMARY_BUCKETS - 1), entries: s.array(s.tuple([docId, digest]), { max: 200_000 }) }),
+    snapshot: s.object({ docId, bytes: s.bytes({ min: 1, max: MAX_DOC_BYTES }) }),
+    sync: s.object({ docId, message: s.bytes({ min: 1, max: MAX_DOC_BYTES }) }),
+    refused: s.object({ docId, reason: s.string({ max: 1000 }) }),
+  },
+});
+
+export type SyncMessage = MessageOf<typeof syncProtocol>;

@@ -1,0 +1,200 @@
+import * as A from '@automerge/automerge';
+import { describe, expect, it } from 'vitest';
+import { type DocId, FLEET_DOC_ID, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
+import { MemoryStorage, encodeFrame, syncProtocol } from '../../mesh/index.ts';
+import { FLEET_ID, MiniFleet, fakePeerId, writeAsNode } from '../helpers/mini-fleet.ts';
+
+type Loose = Record<string, unknown>;
+
+async function seedFleetDoc(fleet: MiniFleet, index: number, members: number): Promise<void> {
+  const node = fleet.nodes[index]!;
+  await node.store.change<Loose>(FLEET_DOC_ID, (d) => {
+    d['schema'] = 1;
+    d['fleetId'] = new A.ImmutableString(FLEET_ID);
+    d['members'] = {};
+    for (let i = 0; i < members; i++) (d['members'] as Loose)[`member-${i}`] = { labels: { role: new A.ImmutableString('worker') } };
+  });
+}
+
+const labelOf = (fleet: MiniFleet, index: number, member: string): unknown =>
+  (toPlain(fleet.nodes[index]!.store.get(FLEET_DOC_ID)) as { members?: Record<string, { labels: Loose }> }).members?.[member]?.labels['role'];
+
+describe('replication', () => {
+  it('brings a new peer up to date with a snapshot, then carries later changes both ways', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    await seedFleetDoc(fleet, 0, 3);
+    await fleet.connect(a, b);
+    await fleet.until(() => b.store.has(FLEET_DOC_ID));
+    expect(labelOf(fleet, 1, 'member-2')).toBe('worker');
+    expect(b.replicator.stats()[0]!.snapshotsIn).toBe(1);
+
+    await a.store.change<Loose>(FLEET_DOC_ID, (d) => {
+      ((d['members'] as Loose)['member-1'] as { labels: Loose }).labels['role'] = new A.ImmutableString('gateway');
+    });
+    await fleet.until(() => labelOf(fleet, 1, 'member-1') === 'gateway');
+
+    await b.store.change<Loose>(nodeDocId(b.peer), (d) => {
+      d['schema'] = 1;
+      d['peerId'] = new A.ImmutableString(b.peer);
+      d['hostname'] = new A.ImmutableString('b-host');
+    });
+    await fleet.until(() => readNodeState(a.store.get(nodeDocId(b.peer)))?.hostname === 'b-host');
+    expect(a.store.digest(FLEET_DOC_ID)).toBe(b.store.digest(FLEET_DOC_ID));
+  });
+
+  it('relays changes through a peer to one that is not directly connected', async () => {
+    const fleet = new MiniFleet();
+    const [a, b, c] = [await fleet.add(0), await fleet.add(1), await fleet.add(2)];
+    await seedFleetDoc(fleet, 0, 1);
+    await fleet.connect(a, b);
+    await fleet.connect(b, c);
+    await fleet.until(() => c.store.has(FLEET_DOC_ID));
+    await a.store.change<Loose>(FLEET_DOC_ID, (d) => {
+      ((d['members'] as Loose)['member-0'] as { labels: Loose }).labels['role'] = new A.ImmutableString('relayed');
+    });
+    await fleet.until(() => labelOf(fleet, 2, 'member-0') === 'relayed');
+    expect(fleet.transportOf(a.peer).connectedPeers()).not.toContain(c.peer);
+  });
+
+  it('reconnecting peers that hold the same documents exchange only their summaries', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    await seedFleetDoc(fleet, 0, 5);
+    for (let i = 0; i < 200; i++) await writeAsNode(a.store, fakePeerId(100 + i), { n: i });
+    await fleet.connect(a, b);
+    await fleet.until(() => b.store.ids().length === 201 && b.store.ids().every((id) => b.store.digest(id) === a.store.digest(id)));
+    await fleet.transportOf(a.peer).hangUp(b.peer);
+    await fleet.run(20);
+    await fleet.connect(a, b);
+    await fleet.run(200);
+    const [session] = b.replicator.stats();
+    // hello + summary each way; no entries, snapshots or sync messages.
+    expect(session!.messagesIn).toBe(2);
+    expect(session!.messagesOut).toBe(2);
+    expect(session!.bytesIn + session!.bytesOut).toBeLessThan(1_500);
+  });
+
+  it('refuses a document whose schema is newer than this node understands, and keeps serving', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    await a.store.change<Loose>(FLEET_DOC_ID, (d) => {
+      d['schema'] = 99;
+      d['fleetId'] = new A.ImmutableString(FLEET_ID);
+    });
+    await a.store.change<Loose>(nodeDocId(a.peer), (d) => {
+      d['schema'] = 1;
+      d['peerId'] = new A.ImmutableString(a.peer);
+    });
+    await fleet.connect(a, b);
+    await fleet.until(() => b.store.has(nodeDocId(a.peer)));
+    await fleet.run(100);
+    expect(b.store.has(FLEET_DOC_ID)).toBe(false);
+    expect(b.penalties.snapshot().byPeer[a.peer]).toEqual({ 'refused:schema-too-new': 1 });
+    const refusal = b.log.records.find((r) => r.message === 'refused a change from a peer');
+    expect(String(refusal?.fields['detail'])).toMatch(/schema 99; this node understands up to 1/);
+    expect(a.log.records.some((r) => r.message === 'a peer refused one of our documents')).toBe(true);
+  });
+
+  it("refuses a change to another node's document made by a different writer", async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    // a forges b's observed state with its own actor.
+    await a.store.change<Loose>(nodeDocId(b.peer), (d) => {
+      d['schema'] = 1;
+      d['hostname'] = new A.ImmutableString('forged');
+    });
+    await fleet.connect(a, b);
+    await fleet.run(200);
+    expect(b.store.has(nodeDocId(b.peer))).toBe(false);
+    expect(b.penalties.snapshot().byPeer[a.peer]).toEqual({ 'refused:not-authorized': 1 });
+  });
+
+  it('counts garbage and malformed frames on the sync stream and keeps replicating with others', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    const attacker = fleet.network.createTransport('12D3KooWAttacker11111111111111111111111111111111' as never);
+    await seedFleetDoc(fleet, 0, 1);
+    const garbage = [new Uint8Array([0xff, 0x00, 0x13]), new TextEncoder().encode('GET / HTTP/1.1'), new Uint8Array([0x83, 0x09, 0x61, 0x78, 0xa0])];
+    for (const frame of garbage) {
+      const stream = await attacker.openStream(a.peer, syncProtocol.id, { maxFrameBytes: 1 << 20 });
+      await stream.send(frame);
+      await fleet.run(10);
+    }
+    const big = await attacker.openStream(a.peer, syncProtocol.id, { maxFrameBytes: 1 << 30 });
+    await big.send(new Uint8Array(syncProtocol.maxFrameBytes + 1));
+    await fleet.run(20);
+    expect(a.penalties.snapshot().byPeer[attacker.localPeer]).toEqual({ malformed: 2, 'unsupported-version': 1, oversized: 1 });
+    expect(encodeFrame(new Uint8Array(1)).length).toBe(2);
+    await fleet.connect(a, b);
+    await fleet.until(() => b.store.has(FLEET_DOC_ID));
+  });
+
+  it('recovers a damaged stored document from a peer and loses nothing else', async () => {
+    const fleet = new MiniFleet();
+    const storage = new MemoryStorage();
+    const a = await fleet.add(0, storage);
+    const b = await fleet.add(1);
+    await seedFleetDoc(fleet, 0, 4);
+    await a.store.change<Loose>(nodeDocId(a.peer), (d) => {
+      d['schema'] = 1;
+      d['peerId'] = new A.ImmutableString(a.peer);
+      d['hostname'] = new A.ImmutableString('a-host');
+    });
+    await fleet.connect(a, b);
+    await fleet.until(() => b.store.digest(FLEET_DOC_ID) === a.store.digest(FLEET_DOC_ID) && b.store.has(nodeDocId(a.peer)));
+    await a.store.flush();
+
+    // Flip a byte in the middle of the fleet document's stored increment, then restart a.
+    const [increment] = await storage.range(['doc', FLEET_DOC_ID, 'inc']);
+    storage.corrupt(increment!.key, (bytes) => {
+      bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+      return bytes;
+    });
+    await fleet.transportOf(a.peer).stop();
+    await a.replicator.stop();
+    fleet.nodes.shift();
+    const restarted = await fleet.add(0, storage);
+    expect(restarted.store.problems()).toMatchObject([{ docId: FLEET_DOC_ID, problem: 'damaged' }]);
+    expect(restarted.store.has(FLEET_DOC_ID)).toBe(false);
+    expect(readNodeState(restarted.store.get(nodeDocId(a.peer)))?.hostname).toBe('a-host');
+    expect((await storage.range(['quarantine', FLEET_DOC_ID])).length).toBeGreaterThan(0);
+
+    await fleet.connect(restarted, b);
+    await fleet.until(() => restarted.store.has(FLEET_DOC_ID));
+    expect(readFleet(restarted.store.get(FLEET_DOC_ID))?.fleetId).toBe(FLEET_ID);
+    expect(labelOf(fleet, fleet.nodes.indexOf(restarted), 'member-3')).toBe('worker');
+    expect(restarted.store.problems()).toEqual([]);
+  });
+});
+
+describe('DocStore persistence', () => {
+  it('compacts increments into a snapshot and reloads the same document', async () => {
+    const fleet = new MiniFleet();
+    const storage = new MemoryStorage();
+    const a = await fleet.add(0, storage);
+    const id = 'fleet' as DocId;
+    for (let i = 0; i < 150; i++) {
+      await a.store.change<Loose>(id, (d) => {
+        d['schema'] = 1;
+        d['counter'] = i;
+      });
+    }
+    await a.store.flush();
+    const increments = await storage.range(['doc', id, 'inc']);
+    expect(increments.length).toBeLessThan(64);
+    expect(await storage.get(['doc', id, 'snap'])).toBeDefined();
+    const digest = a.store.digest(id);
+    await a.replicator.stop();
+    await fleet.transportOf(a.peer).stop();
+    fleet.nodes.shift();
+    const reopened = await fleet.add(0, storage);
+    expect(reopened.store.digest(id)).toBe(digest);
+    expect((toPlain(reopened.store.get(id)) as Loose)['counter']).toBe(149);
+  });
+});
