@@ -1,0 +1,115 @@
+import { InvalidLabelError, UnknownMemberError, checkLabelKey } from '../../crdt-schema/index.ts';
+import { AUTH_HEADERS, AuthError, type Clock, type FleetNode, OperationRefusedError, RequestVerifier, s } from '../../mesh/index.ts';
+import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
+
+const tokenRequest = s.object({ ttlMs: s.optional(s.uint()), name: s.optional(s.string({ min: 1, max: 63 })) });
+const labelRequest = s.object({
+  node: s.string({ min: 1, max: 128 }),
+  set: s.optional(s.record(s.string({ max: 63 }), s.string({ max: 256 }), { maxKeys: 64 })),
+  remove: s.optional(s.array(s.string({ max: 63 }), { max: 64 })),
+});
+
+export const WS_PATH = '/api/v1/ws';
+
+const ok = (json: unknown): ApiResponse => ({ status: 200, json });
+const fail = (status: number, error: string): ApiResponse => ({ status, json: { error } });
+
+/**
+ * The node's API. Every request, reads included, must be signed by a certified operator key;
+ * the WebSocket upgrade carries the same signature in its query string.
+ */
+export function apiHandlers(getNode: () => FleetNode | undefined, clock: Clock): ApiHandlers {
+  const verifier = new RequestVerifier();
+
+  const authenticate = (node: FleetNode, request: ApiRequest, signedPath: string, signature: Record<string, string | undefined>): ApiResponse | undefined => {
+    const fleet = node.fleet();
+    if (fleet === undefined) return fail(503, 'this node has not received the fleet document yet: try again shortly');
+    try {
+      verifier.verify(fleet, clock.now(), signature, { method: request.method, path: signedPath, body: request.body });
+      return undefined;
+    } catch (error) {
+      if (error instanceof AuthError) return fail(401, error.message);
+      throw error;
+    }
+  };
+
+  return {
+    async request(request) {
+      const node = getNode();
+      if (node === undefined) return fail(503, 'the node is starting: try again shortly');
+      const headers = {
+        key: request.headers[AUTH_HEADERS.key],
+        time: request.headers[AUTH_HEADERS.time],
+        nonce: request.headers[AUTH_HEADERS.nonce],
+        signature: request.headers[AUTH_HEADERS.signature],
+      };
+      const refused = authenticate(node, request, request.url, headers);
+      if (refused !== undefined) return refused;
+      try {
+        return await route(node, request);
+      } catch (error) {
+        if (error instanceof OperationRefusedError || error instanceof InvalidLabelError) return fail(400, error.message);
+        if (error instanceof UnknownMemberError) return fail(404, error.message);
+        throw error;
+      }
+    },
+
+    async upgrade(request) {
+      const node = getNode();
+      if (node === undefined) return fail(503, 'the node is starting: try again shortly');
+      const url = new URL(request.url, 'http://node');
+      if (url.pathname !== WS_PATH) return fail(404, 'no such endpoint');
+      const q = url.searchParams;
+      const refused = authenticate(node, request, WS_PATH, {
+        key: q.get('key') ?? undefined,
+        time: q.get('time') ?? undefined,
+        nonce: q.get('nonce') ?? undefined,
+        signature: q.get('sig') ?? undefined,
+      });
+      if (refused !== undefined) return refused;
+      return (socket: LiveSocket) => {
+        socket.send({ type: 'hello', fleetId: node.fleetId, peerId: node.peer });
+        const unsubscribe = node.onEvent((event) => socket.send(event));
+        socket.onClose(unsubscribe);
+      };
+    },
+  };
+}
+
+async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse> {
+  const path = new URL(request.url, 'http://node').pathname;
+  const key = `${request.method} ${path}`;
+  switch (key) {
+    case 'GET /api/v1/status':
+      return ok(node.status());
+    case 'POST /api/v1/tokens': {
+      const body = parseBody(request, tokenRequest);
+      if ('status' in body) return body;
+      return ok(await node.createToken({ ...(body.ttlMs === undefined ? {} : { ttlMs: body.ttlMs }), ...(body.name === undefined ? {} : { name: body.name }) }));
+    }
+    case 'POST /api/v1/labels': {
+      const body = parseBody(request, labelRequest);
+      if ('status' in body) return body;
+      for (const k of body.remove ?? []) checkLabelKey(k);
+      await node.setLabels(body.node, body.set ?? {}, body.remove ?? []);
+      const member = node.members().find((m) => m.peerId === body.node);
+      return ok({ node: body.node, labels: member?.labels ?? {} });
+    }
+    default:
+      return fail(404, `no such endpoint: ${key}`);
+  }
+}
+
+function parseBody<T>(request: ApiRequest, shape: s.Shape<T>): T | ApiResponse {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(request.body));
+  } catch {
+    return fail(400, 'the request body is not JSON');
+  }
+  try {
+    return shape.check(value);
+  } catch (error) {
+    return fail(400, (error as Error).message);
+  }
+}

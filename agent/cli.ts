@@ -1,0 +1,172 @@
+import { resolve } from 'node:path';
+import { parseLabelAssignment } from '../crdt-schema/index.ts';
+import type { MemberStatus } from '../mesh/index.ts';
+import { ApiClient } from './api-client.ts';
+import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
+import { dataDir } from './data-dir.ts';
+import { initFleet } from './fleet-init.ts';
+import { type RunningNode, startNode } from './node-process.ts';
+import { StderrLogger } from './stderr-logger.ts';
+
+export const DEFAULT_API = '127.0.0.1:7420';
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7421';
+
+const USAGE = `usage: powernode <command> [flags]
+
+  fleet init   --data DIR [--name NAME]                      create a fleet and its keys in DIR
+  node start   --data DIR [--listen MULTIADDR]... [--api HOST:PORT] [--join JOIN] [--name NAME]
+  token create --api URL --key KEYFILE [--ttl 1h] [--name NODE] [--json]
+  status       --api URL --key KEYFILE [--json]
+  label set    --api URL --key KEYFILE --node PEERID key=value...
+  label rm     --api URL --key KEYFILE --node PEERID key...
+
+Exit codes: 0 done, 1 refused (the message says what to do), 2 wrong usage.`;
+
+const API_FLAGS = { api: 'string', key: 'string', json: 'boolean' } as const;
+
+const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> }> = {
+  'fleet init': {
+    spec: { flags: { data: 'string', name: 'string' }, required: ['data'], positional: { min: 0, max: 0, name: '' } },
+    run: async ({ flags }) => {
+      const result = await initFleet(dataDir(resolve(String(flags['data']))), { name: String(flags['name'] ?? 'powernode'), log: new StderrLogger() });
+      print({ fleetId: result.fleetId, peerId: result.peerId, operatorKey: result.operatorKey });
+      return 0;
+    },
+  },
+  'node start': {
+    spec: {
+      flags: { data: 'string', listen: 'list', api: 'string', join: 'string', name: 'string' },
+      required: ['data'],
+      positional: { min: 0, max: 0, name: '' },
+    },
+    run: async ({ flags }) => runNodeUntilSignal(await startFromFlags(flags)),
+  },
+  'token create': {
+    spec: { flags: { ...API_FLAGS, ttl: 'string', name: 'string' }, required: ['api', 'key'], positional: { min: 0, max: 0, name: '' } },
+    run: async ({ flags }) => {
+      const ttlMs = flags['ttl'] === undefined ? undefined : parseDuration(String(flags['ttl']));
+      const client = await apiClient(flags);
+      const result = await client.post<{ join: string; expiresAt: number }>('/api/v1/tokens', {
+        ...(ttlMs === undefined ? {} : { ttlMs }),
+        ...(flags['name'] === undefined ? {} : { name: String(flags['name']) }),
+      });
+      if (flags['json'] === true) print(result);
+      else process.stdout.write(`${result.join}\n`);
+      return 0;
+    },
+  },
+  status: {
+    spec: { flags: API_FLAGS, required: ['api', 'key'], positional: { min: 0, max: 0, name: '' } },
+    run: async ({ flags }) => {
+      const status = await (await apiClient(flags)).get<Record<string, unknown>>('/api/v1/status');
+      if (flags['json'] === true) print(status);
+      else process.stdout.write(formatStatus(status));
+      return 0;
+    },
+  },
+  'label set': {
+    spec: { flags: { ...API_FLAGS, node: 'string' }, required: ['api', 'key', 'node'], positional: { min: 1, max: 64, name: 'key=value' } },
+    run: async ({ flags, positional }) => {
+      const set: Record<string, string> = {};
+      for (const text of positional) {
+        const { key, value } = parseLabelAssignment(text);
+        set[key] = value;
+      }
+      return printLabels(flags, await (await apiClient(flags)).post('/api/v1/labels', { node: String(flags['node']), set }));
+    },
+  },
+  'label rm': {
+    spec: { flags: { ...API_FLAGS, node: 'string' }, required: ['api', 'key', 'node'], positional: { min: 1, max: 64, name: 'label key' } },
+    run: async ({ flags, positional }) =>
+      printLabels(flags, await (await apiClient(flags)).post('/api/v1/labels', { node: String(flags['node']), remove: [...positional] })),
+  },
+};
+
+/** Runs the CLI and returns its exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help') {
+    (argv.length === 0 ? process.stderr : process.stdout).write(`${USAGE}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const name = COMMANDS[`${argv[0]} ${argv[1]}`] !== undefined ? `${argv[0]} ${argv[1]}` : argv[0]!;
+  const command = COMMANDS[name];
+  try {
+    if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(argv.slice(0, 2).join(' '))}`);
+    const args = parseArgs(argv.slice(name.split(' ').length), command.spec);
+    return await command.run(args);
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+/** Prints an error the way the CLI contract says: usage errors exit 2, refusals exit 1. */
+export function reportError(error: unknown): number {
+  if (error instanceof UsageError) {
+    process.stderr.write(`powernode: ${error.message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const known = ['ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
+    'InvalidLabelError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
+  const err = error as Error;
+  process.stderr.write(known.includes(err.name) ? `powernode: ${err.message}\n` : `powernode: unexpected error: ${err.stack ?? String(error)}\n`);
+  return 1;
+}
+
+/** Starts a node from `node start` flags (also used by `npm start`). */
+export async function startFromFlags(flags: ParsedArgs['flags']): Promise<RunningNode> {
+  const api = parseHostPort(String(flags['api'] ?? DEFAULT_API));
+  const listen = (flags['listen'] as string[] | undefined) ?? [DEFAULT_LISTEN];
+  for (const address of listen) if (!address.startsWith('/')) throw new UsageError(`--listen takes a multiaddr such as /ip4/127.0.0.1/tcp/0, not ${JSON.stringify(address)}`);
+  const dir = dataDir(resolve(String(flags['data'])));
+  return startNode({
+    dir,
+    listen,
+    apiHost: api.host,
+    apiPort: api.port,
+    ...(flags['join'] === undefined ? {} : { join: String(flags['join']) }),
+    ...(flags['name'] === undefined ? {} : { name: String(flags['name']) }),
+    log: new StderrLogger(),
+  });
+}
+
+/** Prints the ready line, then runs until SIGTERM or SIGINT and stops cleanly. */
+export async function runNodeUntilSignal(running: RunningNode): Promise<number> {
+  print(running.ready);
+  await new Promise<void>((resolveSignal) => {
+    process.once('SIGTERM', () => resolveSignal());
+    process.once('SIGINT', () => resolveSignal());
+  });
+  await running.stop();
+  return 0;
+}
+
+async function apiClient(flags: ParsedArgs['flags']): Promise<ApiClient> {
+  const api = String(flags['api']);
+  if (!/^https?:\/\/[^/]+\/?$/.test(api)) throw new UsageError(`--api takes the node's URL, e.g. http://127.0.0.1:7420, not ${JSON.stringify(api)}`);
+  return ApiClient.create(api, String(flags['key']));
+}
+
+function printLabels(flags: ParsedArgs['flags'], result: unknown): number {
+  if (flags['json'] === true) {
+    print(result);
+  } else {
+    const { node, labels } = result as { node: string; labels: Record<string, string> };
+    const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ');
+    process.stdout.write(`${node}: ${text === '' ? '(no labels)' : text}\n`);
+  }
+  return 0;
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+function formatStatus(status: Record<string, unknown>): string {
+  const members = status['members'] as MemberStatus[];
+  const lines = [`fleet ${String(status['fleetName'])} (${String(status['fleetId'])}), ${members.length} members`];
+  for (const m of members) {
+    const labels = Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(',');
+    lines.push(`  ${m.self ? '*' : ' '} ${m.peerId}  ${m.state.padEnd(11)} ${(m.hostname ?? '?').padEnd(16)} ${labels}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,80 @@
+import { readFile } from 'node:fs/promises';
+import type { OperatorView } from '../crdt-schema/index.ts';
+import { type Ed25519KeyPair, InvalidKeyError, fromBase64Url, keyPairFromSeed, s, toBase64Url } from '../mesh/index.ts';
+import { KeyFileError, assertPrivate, writeSecretFile } from './data-dir.ts';
+
+/** An operator key file: the operator's private key and its certificate from the fleet root. */
+export interface OperatorKeyFile {
+  readonly kind: 'powernode-operator-key';
+  readonly version: 1;
+  readonly fleetId: string;
+  readonly name: string;
+  readonly publicKey: string;
+  readonly privateKey: string;
+  readonly addedAt: number;
+  readonly certificate: string;
+}
+
+/** The fleet root key file. Only needed to certify operators; can live offline. */
+export interface RootKeyFile {
+  readonly kind: 'powernode-root-key';
+  readonly version: 1;
+  readonly fleetId: string;
+  readonly publicKey: string;
+  readonly privateKey: string;
+}
+
+const b64 = s.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_-]+$/ });
+const operatorShape = s.object({
+  kind: s.literal('powernode-operator-key'),
+  version: s.literal(1),
+  fleetId: s.string({ min: 32, max: 32 }),
+  name: s.string({ min: 1, max: 200 }),
+  publicKey: b64,
+  privateKey: b64,
+  addedAt: s.uint(),
+  certificate: b64,
+});
+
+export async function writeOperatorKeyFile(path: string, fleetId: string, keys: Ed25519KeyPair, operator: OperatorView): Promise<void> {
+  const file: OperatorKeyFile = {
+    kind: 'powernode-operator-key',
+    version: 1,
+    fleetId,
+    name: operator.name,
+    publicKey: operator.publicKey,
+    privateKey: toBase64Url(keys.seed),
+    addedAt: operator.addedAt,
+    certificate: operator.certificate,
+  };
+  await writeSecretFile(path, `${JSON.stringify(file, null, 2)}\n`);
+}
+
+export async function writeRootKeyFile(path: string, fleetId: string, keys: Ed25519KeyPair): Promise<void> {
+  const file: RootKeyFile = { kind: 'powernode-root-key', version: 1, fleetId, publicKey: toBase64Url(keys.publicKey), privateKey: toBase64Url(keys.seed) };
+  await writeSecretFile(path, `${JSON.stringify(file, null, 2)}\n`);
+}
+
+/** Reads and checks an operator key file: private mode, right shape, key pair consistent. */
+export async function readOperatorKeyFile(path: string): Promise<OperatorKeyFile & { readonly seed: Uint8Array }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new KeyFileError(`cannot read the operator key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  await assertPrivate(path);
+  let file: OperatorKeyFile;
+  try {
+    file = operatorShape.check(JSON.parse(text)) as OperatorKeyFile;
+  } catch (error) {
+    throw new KeyFileError(`${path} is not a powernode operator key (${(error as Error).message})`);
+  }
+  try {
+    const seed = fromBase64Url(file.privateKey);
+    if (toBase64Url(keyPairFromSeed(seed).publicKey) !== file.publicKey) throw new InvalidKeyError('public and private key do not match');
+    return { ...file, seed };
+  } catch (error) {
+    throw new KeyFileError(`${path} is damaged: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,97 @@
+import { arch, hostname, platform } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  FleetNode,
+  type FleetNodePorts,
+  type Logger,
+  NotInFleetError,
+  decodeJoinString,
+  readFleetIdFromStorage,
+} from '../mesh/index.ts';
+import { CryptoRandom } from './adapters/crypto-random.ts';
+import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
+import { Libp2pTransport } from './adapters/libp2p-transport.ts';
+import { SystemClock } from './adapters/system-clock.ts';
+import { apiHandlers } from './api/routes.ts';
+import { type ApiServer, startHttpApi } from './api/http-server.ts';
+import { type DataDir, assertKeyFilesPrivate, loadOrCreateIdentity } from './data-dir.ts';
+import { POWERNODE_VERSION } from './version.ts';
+
+export interface NodeStartOptions {
+  readonly dir: DataDir;
+  readonly listen: readonly string[];
+  readonly apiHost: string;
+  readonly apiPort: number;
+  readonly join?: string;
+  readonly name?: string;
+  readonly log: Logger;
+}
+
+/** A running node process: the core plus its real adapters and API server. */
+export interface RunningNode {
+  readonly node: FleetNode;
+  readonly api: ApiServer;
+  readonly ready: { peerId: string; addrs: string[]; api: string };
+  stop(): Promise<void>;
+}
+
+/** Thrown when the data directory is in use by another node process. */
+export class DataDirInUseError extends Error {
+  override name = 'DataDirInUseError';
+}
+
+/** Starts a node: storage, identity, libp2p, the fleet core and the API. */
+export async function startNode(options: NodeStartOptions): Promise<RunningNode> {
+  const { dir, log } = options;
+  const joinInfo = options.join === undefined ? undefined : decodeJoinString(options.join);
+  await assertKeyFilesPrivate(dir);
+  const { privateKey, peerId } = await loadOrCreateIdentity(dir);
+  let storage: LevelStorage;
+  try {
+    storage = await LevelStorage.open(dir.stateDir);
+  } catch (error) {
+    if (error instanceof StorageLockedError) {
+      const pid = await readFile(dir.pidFile, 'utf8').catch(() => 'unknown');
+      throw new DataDirInUseError(`${dir.root} is in use by another powernode process (pid ${pid.trim()}): stop it or use another --data directory`);
+    }
+    throw error;
+  }
+  const cleanups: Array<() => Promise<void>> = [() => storage.close()];
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) await step().catch((error: unknown) => log.warn('shutdown step failed', { error: String(error) }));
+  };
+  try {
+    await writeFile(dir.pidFile, `${process.pid}\n`);
+    cleanups.push(() => rm(dir.pidFile, { force: true }));
+    const fleetId = (await readFleetIdFromStorage(storage)) ?? joinInfo?.fleetId;
+    if (fleetId === undefined) throw new NotInFleetError(`${dir.root} belongs to no fleet: run "powernode fleet init --data ${dir.root}" or start with --join`);
+    const transport = await Libp2pTransport.create({ privateKey, listen: options.listen, fleetId });
+    cleanups.push(() => transport.stop());
+    let node: FleetNode | undefined;
+    const clock = new SystemClock();
+    const api = await startHttpApi(options.apiHost, options.apiPort, apiHandlers(() => node, clock));
+    cleanups.push(() => api.close());
+    const ports: FleetNodePorts = {
+      transport,
+      storage,
+      clock,
+      random: new CryptoRandom(),
+      log,
+      host: { hostname: hostname(), arch: arch(), platform: platform(), versions: { powernode: POWERNODE_VERSION, node: process.versions.node } },
+    };
+    const core = joinInfo === undefined ? await FleetNode.open(ports) : await FleetNode.join(ports, joinInfo, options.name ?? hostname());
+    await core.start({ apiUrl: api.url });
+    cleanups.push(() => core.stop());
+    await core.waitForFleet();
+    node = core;
+    return {
+      node: core,
+      api,
+      ready: { peerId, addrs: transport.listenAddresses(), api: api.url },
+      stop: cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

@@ -1,0 +1,488 @@
+import {
+  FLEET_DOC_ID,
+  type FleetDocument,
+  type FleetFounding,
+  type FleetView,
+  type NodeObservation,
+  type NodeStateDocument,
+  type NodeStateView,
+  addToken,
+  checkRedeem,
+  foundFleet,
+  nodeDocId,
+  pruneTokens,
+  readFleet,
+  readNodeState,
+  redeemToken,
+  setLabels,
+  writeObservation,
+} from '../crdt-schema/index.ts';
+import { type JoinInfo, type JoinMessage, JoinRefusedError, encodeJoinString, joinProtocol, peerIdOfAddress } from './join/index.ts';
+import { ConnectionKeeper } from './keeper.ts';
+import type { Logger } from './logger.ts';
+import { type Clock, TimeoutError, withTimeout } from './ports/clock.ts';
+import type { Random } from './ports/random.ts';
+import type { Storage } from './ports/storage.ts';
+import { type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
+import { DocStore, actorPrefixFor, Replicator, type SessionStats } from './replication/index.ts';
+import { sha256Hex } from './trust/keys.ts';
+import { PeerPenalties, WireError, decodeCbor, decodeMessage, encodeCbor, encodeMessage, s } from './wire/index.ts';
+
+/** Facts about the machine that the node publishes in its observed-state document. */
+export interface HostFacts {
+  readonly hostname: string;
+  readonly arch: string;
+  readonly platform: string;
+  readonly versions: Readonly<Record<string, string>>;
+}
+
+export interface FleetNodePorts {
+  readonly transport: Transport;
+  readonly storage: Storage;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: Logger;
+  readonly host: HostFacts;
+}
+
+/** What a node remembers about its membership, under `['node', 'config']`. */
+interface NodeConfig {
+  readonly fleetId: string;
+  readonly bootstrapPeer?: string;
+  readonly bootstrapAddrs?: readonly string[];
+}
+
+const configShape = s.object({
+  fleetId: s.string({ min: 32, max: 32 }),
+  bootstrapPeer: s.optional(s.string({ max: 128 })),
+  bootstrapAddrs: s.optional(s.array(s.string({ max: 512 }), { max: 16 })),
+});
+
+const CONFIG_KEY = ['node', 'config'];
+const JOIN_TIMEOUT_MS = 10_000;
+const TOKEN_TTL_DEFAULT_MS = 60 * 60 * 1000;
+const TOKEN_TTL_MAX_MS = 30 * 24 * 60 * 60 * 1000;
+const TOKEN_PRUNE_GRACE_MS = 24 * 60 * 60 * 1000;
+const JOIN_STRING_ADDRS_MAX = 8;
+
+/** Thrown when a data directory has no fleet yet and no join string was given. */
+export class NotInFleetError extends Error {
+  override name = 'NotInFleetError';
+}
+
+/** Thrown when an operation is refused; the message says what to do instead. */
+export class OperationRefusedError extends Error {
+  override name = 'OperationRefusedError';
+}
+
+/** How a member looks from this node. Liveness comes from the mesh, never from documents. */
+export interface MemberStatus {
+  readonly peerId: string;
+  readonly name: string;
+  readonly state: 'alive' | 'unreachable';
+  readonly self: boolean;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly joinedAt: number;
+  readonly hostname?: string;
+  readonly arch?: string;
+  readonly addrs: readonly string[];
+  readonly api?: string;
+  readonly startedAt?: number;
+}
+
+export type FleetNodeEvent =
+  | { readonly type: 'doc:changed'; readonly docId: string; readonly origin: string }
+  | { readonly type: 'peer:connect'; readonly peerId: string }
+  | { readonly type: 'peer:disconnect'; readonly peerId: string };
+
+/** Reads the node's fleet id from storage, if it belongs to a fleet. */
+export async function readFleetIdFromStorage(storage: Storage): Promise<string | undefined> {
+  return (await readConfig(storage))?.fleetId;
+}
+
+async function readConfig(storage: Storage): Promise<NodeConfig | undefined> {
+  const bytes = await storage.get(CONFIG_KEY);
+  return bytes === undefined ? undefined : configShape.check(decodeCbor(bytes));
+}
+
+async function writeConfig(storage: Storage, config: NodeConfig): Promise<void> {
+  await storage.batch([{ type: 'put', key: CONFIG_KEY, value: encodeCbor(config) }], { sync: true });
+}
+
+/** The Automerge actor of this process: the node's 12-byte prefix plus 4 random bytes. */
+function actorIdFor(peer: PeerId, random: Random): string {
+  return actorPrefixFor(peer) + Buffer.from(random.bytes(4)).toString('hex');
+}
+
+/**
+ * Creates a fleet in `storage`: the fleet document (root key, first operator, this node as
+ * founder) and the node's membership record. Needs no network.
+ */
+export async function foundFleetInStorage(
+  ports: Pick<FleetNodePorts, 'storage' | 'clock' | 'random' | 'log'>,
+  peer: PeerId,
+  founding: FleetFounding,
+): Promise<void> {
+  if ((await readConfig(ports.storage)) !== undefined) throw new OperationRefusedError('this data directory already belongs to a fleet');
+  const store = await DocStore.open({ storage: ports.storage, clock: ports.clock, actorId: actorIdFor(peer, ports.random), log: ports.log });
+  await store.change<FleetDocument>(FLEET_DOC_ID, (draft) => foundFleet(draft, founding), { durable: true });
+  await writeConfig(ports.storage, { fleetId: founding.fleetId });
+}
+
+/**
+ * One node's core: replicated documents, the replication and join protocols, the connection
+ * keeper and the node's own observed state. Everything reaches the outside world through ports,
+ * so the simulator runs exactly this.
+ */
+export class FleetNode {
+  readonly peer: PeerId;
+  readonly fleetId: string;
+  readonly store: DocStore;
+  readonly replicator: Replicator;
+  readonly penalties: PeerPenalties;
+  readonly #ports: FleetNodePorts;
+  readonly #config: NodeConfig;
+  readonly #keeper: ConnectionKeeper;
+  readonly #events = new Listeners<FleetNodeEvent>();
+  #members = new Set<string>();
+  #apiUrl: string | undefined;
+  #startedAt = 0;
+  #unsubscribe: Array<() => void> = [];
+
+  private constructor(ports: FleetNodePorts, config: NodeConfig, store: DocStore) {
+    this.#ports = ports;
+    this.#config = config;
+    this.peer = ports.transport.localPeer;
+    this.fleetId = config.fleetId;
+    this.store = store;
+    this.penalties = new PeerPenalties({
+      clock: ports.clock,
+      onExceeded: (peer) => {
+        ports.log.warn('disconnecting a peer that sent too much bad input', { peer });
+        void ports.transport.hangUp(peer);
+      },
+    });
+    this.replicator = new Replicator({
+      transport: ports.transport,
+      store,
+      clock: ports.clock,
+      log: ports.log,
+      penalties: this.penalties,
+      fleetId: config.fleetId,
+      isPeerAllowed: (peer) => this.isPeerAllowed(peer),
+    });
+    this.#keeper = new ConnectionKeeper({
+      transport: ports.transport,
+      clock: ports.clock,
+      random: ports.random,
+      log: ports.log,
+      candidates: () => this.#dialCandidates(),
+    });
+    this.#refreshMembers();
+  }
+
+  /** Opens the node on a data store that already belongs to a fleet. */
+  static async open(ports: FleetNodePorts): Promise<FleetNode> {
+    const config = await readConfig(ports.storage);
+    if (config === undefined) throw new NotInFleetError('this data directory belongs to no fleet: run "powernode fleet init" or start with --join');
+    const store = await DocStore.open({
+      storage: ports.storage,
+      clock: ports.clock,
+      actorId: actorIdFor(ports.transport.localPeer, ports.random),
+      log: ports.log,
+    });
+    return new FleetNode(ports, config, store);
+  }
+
+  /**
+   * Joins the fleet of `join` through one of its bootstrap addresses, then opens the node. The
+   * membership record is written only after a member accepted the token.
+   */
+  static async join(ports: FleetNodePorts, join: JoinInfo, name: string): Promise<FleetNode> {
+    const existing = await readConfig(ports.storage);
+    if (existing !== undefined) {
+      if (existing.fleetId !== join.fleetId) {
+        throw new OperationRefusedError(`this data directory belongs to fleet ${existing.fleetId}, not ${join.fleetId}: use another --data directory`);
+      }
+      ports.log.info('already a member of this fleet; ignoring the join string');
+      return FleetNode.open(ports);
+    }
+    const bootstrapPeer = await redeem(ports, join, name);
+    await writeConfig(ports.storage, { fleetId: join.fleetId, bootstrapPeer, bootstrapAddrs: join.addrs });
+    return FleetNode.open(ports);
+  }
+
+  /** Starts replication, the join service and the keeper, and publishes the observed state. */
+  async start(options: { apiUrl?: string } = {}): Promise<void> {
+    const { transport, clock } = this.#ports;
+    this.#apiUrl = options.apiUrl;
+    this.#startedAt = clock.now();
+    this.replicator.start();
+    transport.handle(joinProtocol.id, (stream) => void this.#serveJoin(stream), { maxFrameBytes: joinProtocol.maxFrameBytes });
+    this.#unsubscribe.push(
+      this.store.onChanged(({ docId, origin }) => {
+        if (docId === FLEET_DOC_ID) this.#onFleetChanged();
+        this.#events.emit({ type: 'doc:changed', docId, origin });
+      }),
+      transport.on('peer:connect', (peerId) => this.#events.emit({ type: 'peer:connect', peerId })),
+      transport.on('peer:disconnect', (peerId) => this.#events.emit({ type: 'peer:disconnect', peerId })),
+    );
+    await this.publishObservation();
+    this.#keeper.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#keeper.stop();
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    this.#ports.transport.unhandle(joinProtocol.id);
+    await this.replicator.stop();
+    await this.store.flush();
+  }
+
+  /** Resolves once the fleet document is held (a joining node waits for it), or times out. */
+  async waitForFleet(timeoutMs = JOIN_TIMEOUT_MS): Promise<FleetView> {
+    const present = this.fleet();
+    if (present !== undefined) return present;
+    let unsubscribe = (): void => {};
+    const arrived = new Promise<FleetView>((resolve) => {
+      unsubscribe = this.store.onChanged(({ docId }) => {
+        const fleet = docId === FLEET_DOC_ID ? this.fleet() : undefined;
+        if (fleet !== undefined) resolve(fleet);
+      });
+    });
+    try {
+      return await withTimeout(this.#ports.clock, arrived, timeoutMs, 'receiving the fleet document');
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  onEvent(listener: (event: FleetNodeEvent) => void): () => void {
+    return this.#events.add(listener);
+  }
+
+  fleet(): FleetView | undefined {
+    return readFleet(this.store.get(FLEET_DOC_ID));
+  }
+
+  nodeState(peer: string): NodeStateView | undefined {
+    return readNodeState(this.store.get(nodeDocId(peer)));
+  }
+
+  /** Members, and the bootstrap peer while this node has no fleet document yet. */
+  isPeerAllowed(peer: PeerId): boolean {
+    if (this.#members.has(peer)) return true;
+    return !this.store.has(FLEET_DOC_ID) && peer === this.#config.bootstrapPeer;
+  }
+
+  /** Writes what this node observes about itself into its own document. */
+  async publishObservation(): Promise<void> {
+    const observation: NodeObservation = {
+      peerId: this.peer,
+      ...this.#ports.host,
+      addrs: this.#ports.transport.listenAddresses(),
+      ...(this.#apiUrl === undefined ? {} : { api: this.#apiUrl }),
+      startedAt: this.#startedAt,
+    };
+    await this.store.change<NodeStateDocument>(nodeDocId(this.peer), (draft) => writeObservation(draft, observation));
+  }
+
+  /** Creates a single-use join token and returns its join string. */
+  async createToken(options: { ttlMs?: number; name?: string } = {}): Promise<{ join: string; expiresAt: number }> {
+    const fleet = this.#requireFleet();
+    const ttlMs = options.ttlMs ?? TOKEN_TTL_DEFAULT_MS;
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > TOKEN_TTL_MAX_MS) {
+      throw new OperationRefusedError('a token lifetime must be between 1 ms and 30 days');
+    }
+    const now = this.#ports.clock.now();
+    const token = this.#ports.random.bytes(32);
+    const expiresAt = now + ttlMs;
+    await this.store.change<FleetDocument>(
+      FLEET_DOC_ID,
+      (draft) => {
+        pruneTokens(draft, now, TOKEN_PRUNE_GRACE_MS);
+        addToken(draft, { hash: sha256Hex(token), createdAt: now, expiresAt, ...(options.name === undefined ? {} : { name: options.name }) });
+      },
+      { durable: true },
+    );
+    const join = encodeJoinString({
+      fleetId: fleet.fleetId,
+      addrs: this.#joinAddresses(),
+      token,
+      ...(options.name === undefined ? {} : { name: options.name }),
+    });
+    return { join, expiresAt };
+  }
+
+  /** Sets and removes labels on a member; resolves once the change is stored durably. */
+  async setLabels(peer: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {
+    this.#requireFleet();
+    await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => setLabels(draft, peer, set, remove), { durable: true });
+  }
+
+  /** Members as this node sees them, sorted by peer id. */
+  members(): MemberStatus[] {
+    const fleet = this.fleet();
+    if (fleet === undefined) return [];
+    const connected = new Set<string>(this.#ports.transport.connectedPeers());
+    return fleet.members.map((member) => {
+      const state = this.nodeState(member.peerId);
+      const self = member.peerId === this.peer;
+      return {
+        peerId: member.peerId,
+        name: member.name,
+        state: self || connected.has(member.peerId) ? 'alive' : 'unreachable',
+        self,
+        labels: member.labels,
+        joinedAt: member.joinedAt,
+        addrs: state?.addrs ?? [],
+        ...(state === undefined
+          ? {}
+          : { hostname: state.hostname, arch: state.arch, startedAt: state.startedAt, ...(state.api === undefined ? {} : { api: state.api }) }),
+      };
+    });
+  }
+
+  /** Everything `status --json` shows. */
+  status(): Record<string, unknown> {
+    const fleet = this.fleet();
+    return {
+      fleetId: this.fleetId,
+      fleetName: fleet?.name ?? null,
+      self: {
+        peerId: this.peer,
+        addrs: this.#ports.transport.listenAddresses(),
+        api: this.#apiUrl ?? null,
+        startedAt: this.#startedAt,
+        versions: this.#ports.host.versions,
+      },
+      members: this.members(),
+      docs: this.store.ids().map((id) => ({ id, heads: this.store.heads(id), digest: this.store.digest(id) })),
+      docProblems: this.store.problems(),
+      peers: this.replicator.stats().map((session: SessionStats) => ({ ...session, connected: true })),
+      connectedPeers: this.#ports.transport.connectedPeers(),
+      wireErrors: this.penalties.snapshot(),
+      dialBackoff: this.#keeper.backoffs(),
+    };
+  }
+
+  #requireFleet(): FleetView {
+    const fleet = this.fleet();
+    if (fleet === undefined) throw new OperationRefusedError('this node has not received the fleet document yet: try again shortly');
+    return fleet;
+  }
+
+  #onFleetChanged(): void {
+    this.#refreshMembers();
+    this.replicator.refreshPeers();
+    this.#keeper.poke();
+  }
+
+  #refreshMembers(): void {
+    this.#members = new Set(this.fleet()?.members.map((m) => m.peerId) ?? []);
+  }
+
+  #dialCandidates(): Map<PeerId, readonly string[]> {
+    const candidates = new Map<PeerId, readonly string[]>();
+    for (const member of this.#members) {
+      if (member === this.peer) continue;
+      candidates.set(member as PeerId, this.nodeState(member)?.addrs ?? []);
+    }
+    const bootstrap = this.#config.bootstrapPeer as PeerId | undefined;
+    if (bootstrap !== undefined && bootstrap !== this.peer) {
+      candidates.set(bootstrap, [...(candidates.get(bootstrap) ?? []), ...(this.#config.bootstrapAddrs ?? [])]);
+    }
+    return candidates;
+  }
+
+  /** Own addresses first, then a few connected members', so a join string survives one node being down. */
+  #joinAddresses(): string[] {
+    const own = this.#ports.transport.listenAddresses().map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${this.peer}`));
+    const others = this.#ports.transport
+      .connectedPeers()
+      .filter((peer) => this.#members.has(peer))
+      .flatMap((peer) => (this.nodeState(peer)?.addrs ?? []).map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)));
+    return [...own, ...others].slice(0, JOIN_STRING_ADDRS_MAX);
+  }
+
+  async #serveJoin(stream: FrameStream): Promise<void> {
+    const { clock, log } = this.#ports;
+    const peer = stream.remotePeer;
+    const reply = async (message: JoinMessage): Promise<void> => {
+      await stream.send(encodeMessage(joinProtocol, message));
+      await stream.close();
+    };
+    try {
+      const frame = await withTimeout(clock, firstFrame(stream), JOIN_TIMEOUT_MS, 'waiting for a join request');
+      const request = decodeMessage(joinProtocol, frame);
+      if (request.type !== 'redeem') throw new WireError('protocol', `expected redeem, got ${request.type}`);
+      const fleet = this.fleet();
+      if (fleet === undefined) {
+        await reply({ type: 'refused', body: { reason: 'not-ready', message: 'this node has not received the fleet document yet' } });
+        return;
+      }
+      if (request.body.fleetId !== fleet.fleetId) {
+        this.penalties.record(peer, 'join:wrong-fleet');
+        await reply({ type: 'refused', body: { reason: 'wrong-fleet', message: `this node belongs to fleet ${fleet.fleetId}, not ${request.body.fleetId}` } });
+        return;
+      }
+      const hash = sha256Hex(request.body.token);
+      const now = clock.now();
+      const check = checkRedeem(fleet, { hash, peerId: peer, name: request.body.name, now });
+      if (!check.ok) {
+        this.penalties.record(peer, `join:${check.reason}`);
+        log.warn('refused a join request', { peer, reason: check.reason });
+        await reply({ type: 'refused', body: { reason: check.reason, message: check.message } });
+        return;
+      }
+      await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => redeemToken(draft, { hash, peerId: peer, name: request.body.name, now }), {
+        durable: true,
+      });
+      log.info('a node joined the fleet', { peer, name: request.body.name });
+      await reply({ type: 'welcome', body: { fleetId: fleet.fleetId, fleetName: fleet.name } });
+    } catch (error) {
+      const code = error instanceof WireError ? error.code : error instanceof TimeoutError ? 'timeout' : 'stream';
+      this.penalties.record(peer, `join:${code}`);
+      log.debug('join request failed', { peer, error: String(error) });
+      stream.abort(error as Error);
+    }
+  }
+}
+
+async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
+  for await (const frame of stream) return frame;
+  throw new WireError('protocol', 'the stream ended before a message arrived');
+}
+
+/** Dials the bootstrap addresses in turn and redeems the token with the first that answers. */
+async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Promise<string> {
+  const { transport, clock, log } = ports;
+  let lastError: Error = new OperationRefusedError('the join string names no reachable bootstrap address');
+  for (const address of join.addrs) {
+    const peer = peerIdOfAddress(address) as PeerId | undefined;
+    if (peer === undefined || peer === transport.localPeer) continue;
+    try {
+      await transport.dial(peer, [address]);
+      const stream = await transport.openStream(peer, joinProtocol.id, { maxFrameBytes: joinProtocol.maxFrameBytes });
+      await stream.send(encodeMessage(joinProtocol, { type: 'redeem', body: { fleetId: join.fleetId, token: join.token, name } }));
+      const answer = decodeMessage(joinProtocol, await withTimeout(clock, firstFrame(stream), JOIN_TIMEOUT_MS, 'waiting for the join answer'));
+      await stream.close();
+      if (answer.type === 'welcome') {
+        log.info('joined the fleet', { fleetId: answer.body.fleetId, fleetName: answer.body.fleetName, via: peer });
+        return peer;
+      }
+      if (answer.type === 'refused') {
+        if (answer.body.reason === 'not-ready') {
+          lastError = new JoinRefusedError(answer.body.reason, answer.body.message);
+          continue;
+        }
+        throw new JoinRefusedError(answer.body.reason, `the fleet refused this node: ${answer.body.message}`);
+      }
+    } catch (error) {
+      if (error instanceof JoinRefusedError && error.reason !== 'not-ready') throw error;
+      lastError = error as Error;
+      log.warn('bootstrap address did not work; trying the next', { address, error: String(error) });
+    }
+  }
+  throw lastError;
+}

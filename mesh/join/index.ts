@@ -1,0 +1,2 @@
+export * from './join-string.ts';
+export * from './join-protocol.ts';

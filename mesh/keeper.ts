@@ -1,0 +1,106 @@
+import type { Logger } from './logger.ts';
+import type { Clock, TimerId } from './ports/clock.ts';
+import { type Random, shuffled } from './ports/random.ts';
+import type { PeerId, Transport } from './ports/transport.ts';
+
+export interface ConnectionKeeperInit {
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: Logger;
+  /** The members to stay connected to (self excluded), and the addresses known for each. */
+  readonly candidates: () => ReadonlyMap<PeerId, readonly string[]>;
+  readonly targetPeers?: number;
+  readonly tickMs?: number;
+}
+
+export const DEFAULT_TARGET_PEERS = 32;
+export const DEFAULT_KEEPER_TICK_MS = 1_000;
+const MAX_CONCURRENT_DIALS = 4;
+const BACKOFF_BASE_MS = 1_000;
+const BACKOFF_MAX_MS = 60_000;
+
+interface Backoff {
+  failures: number;
+  nextAttemptMs: number;
+}
+
+/**
+ * Keeps this node connected to up to `targetPeers` members: every tick it dials members it is
+ * not connected to, at most four at a time, backing off per peer (1 s doubling to 60 s, with
+ * jitter) after each failure. A restarted node reconnects from what its documents remember.
+ */
+export class ConnectionKeeper {
+  readonly #init: ConnectionKeeperInit;
+  readonly #backoff = new Map<PeerId, Backoff>();
+  readonly #dialing = new Set<PeerId>();
+  #timer: TimerId | undefined;
+  #stopped = true;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(init: ConnectionKeeperInit) {
+    this.#init = init;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#unsubscribe = this.#init.transport.on('peer:connect', (peer) => this.#backoff.delete(peer));
+    this.#tick();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+  }
+
+  /** Dials now instead of at the next tick (e.g. after the member list changed). */
+  poke(): void {
+    if (!this.#stopped) this.#dialSome();
+  }
+
+  #tick(): void {
+    if (this.#stopped) return;
+    this.#dialSome();
+    this.#timer = this.#init.clock.setTimeout(() => this.#tick(), this.#init.tickMs ?? DEFAULT_KEEPER_TICK_MS);
+  }
+
+  #dialSome(): void {
+    const { transport, clock, random } = this.#init;
+    const candidates = this.#init.candidates();
+    const connected = new Set(transport.connectedPeers());
+    const connectedMembers = [...candidates.keys()].filter((peer) => connected.has(peer)).length;
+    let wanted = Math.min((this.#init.targetPeers ?? DEFAULT_TARGET_PEERS) - connectedMembers, MAX_CONCURRENT_DIALS - this.#dialing.size);
+    if (wanted <= 0) return;
+    const now = clock.now();
+    const due = [...candidates.keys()]
+      .sort()
+      .filter((peer) => !connected.has(peer) && !this.#dialing.has(peer) && (this.#backoff.get(peer)?.nextAttemptMs ?? 0) <= now);
+    for (const peer of shuffled(random, due)) {
+      if (wanted-- <= 0) break;
+      void this.#dial(peer, candidates.get(peer) ?? []);
+    }
+  }
+
+  async #dial(peer: PeerId, addresses: readonly string[]): Promise<void> {
+    const { transport, clock, random, log } = this.#init;
+    this.#dialing.add(peer);
+    try {
+      await transport.dial(peer, addresses);
+      this.#backoff.delete(peer);
+    } catch (error) {
+      const failures = (this.#backoff.get(peer)?.failures ?? 0) + 1;
+      const delayMs = Math.min(BACKOFF_BASE_MS * 2 ** (failures - 1), BACKOFF_MAX_MS);
+      const jitteredMs = delayMs * (0.75 + 0.5 * random.float());
+      this.#backoff.set(peer, { failures, nextAttemptMs: clock.now() + jitteredMs });
+      log.debug('dial failed; backing off', { peer, failures, retryInMs: Math.round(jitteredMs), error: String(error) });
+    } finally {
+      this.#dialing.delete(peer);
+    }
+  }
+
+  /** Peers currently backing off, with their failure counts (for status). */
+  backoffs(): Record<string, number> {
+    return Object.fromEntries([...this.#backoff].map(([peer, b]) => [peer, b.failures]));
+  }
+}
