@@ -221,7 +221,7 @@ export class FleetNode {
     transport.handle(joinProtocol.id, (stream) => void this.#serveJoin(stream), { maxFrameBytes: joinProtocol.maxFrameBytes });
     this.#unsubscribe.push(
       this.store.onChanged(({ docId, origin }) => {
-        if (docId === FLEET_DOC_ID) this.#onFleetChanged();
+        if (docId === FLEET_DOC_ID || !this.store.has(FLEET_DOC_ID)) this.#onFleetChanged();
         this.#events.emit({ type: 'doc:changed', docId, origin });
       }),
       transport.on('peer:connect', (peerId) => this.#events.emit({ type: 'peer:connect', peerId })),
@@ -379,7 +379,15 @@ export class FleetNode {
   }
 
   #refreshMembers(): void {
-    this.#members = new Set(this.fleet()?.members.map((m) => m.peerId) ?? []);
+    const fleet = this.fleet();
+    if (fleet !== undefined) {
+      this.#members = new Set(fleet.members.map((m) => m.peerId));
+      return;
+    }
+    // Without the fleet document (not received yet, or damaged and quarantined), the nodes whose
+    // observed state this node holds were members: they are who can give the document back.
+    const known = this.store.ids().flatMap((id) => (id.startsWith('node/') ? [id.slice('node/'.length)] : []));
+    this.#members = new Set(known);
   }
 
   #dialCandidates(): Map<PeerId, readonly string[]> {
@@ -441,7 +449,8 @@ export class FleetNode {
       log.info('a node joined the fleet', { peer, name: request.body.name });
       await reply({ type: 'welcome', body: { fleetId: fleet.fleetId, fleetName: fleet.name } });
     } catch (error) {
-      const code = error instanceof WireError ? error.code : error instanceof TimeoutError ? 'timeout' : 'stream';
+      const name = (error as Error).name;
+      const code = error instanceof WireError ? error.code : error instanceof TimeoutError ? 'timeout' : name === 'FrameTooLargeError' ? 'oversized' : 'stream';
       this.penalties.record(peer, `join:${code}`);
       log.debug('join request failed', { peer, error: String(error) });
       stream.abort(error as Error);

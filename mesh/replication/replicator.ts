@@ -21,6 +21,7 @@ export interface ReplicatorInit {
   readonly isPeerAllowed: (peer: PeerId) => boolean;
   /** Called when a peer's change is refused, for counting and fleet events. */
   readonly onRefused?: (event: { peer: PeerId; docId: string; error: RefusedChangeError }) => void;
+  readonly antiEntropyMs?: number;
 }
 
 /** Traffic and state of the replication session with one peer. */
@@ -39,6 +40,11 @@ export interface SessionStats {
 /** Pending outgoing messages per peer before the session is dropped as too slow. */
 const MAX_PENDING_SENDS = 20_000;
 const OPEN_RETRY_MS = [250, 1_000, 4_000] as const;
+/** How soon a session that ended while its peer is still connected is opened again (doubling). */
+const REOPEN_DELAY_MS = 1_000;
+const REOPEN_DELAY_MAX_MS = 30_000;
+/** Every open session re-sends its summary this often, so any divergence is found. */
+export const DEFAULT_ANTI_ENTROPY_MS = 15_000;
 
 /**
  * Replicates the store's documents with every allowed connected peer. Each side opens its own
@@ -49,7 +55,11 @@ export class Replicator {
   readonly #init: ReplicatorInit;
   readonly #sessions = new Map<PeerId, Session>();
   readonly #dirty = new Set<DocId>();
+  readonly #reopenTimers = new Map<PeerId, TimerId>();
+  /** Consecutive sessions per peer that ended without hearing from the peer. */
+  readonly #failedSessions = new Map<PeerId, number>();
   #flushTimer: TimerId | undefined;
+  #antiEntropyTimer: TimerId | undefined;
   #unsubscribe: Array<() => void> = [];
   #stopped = false;
 
@@ -66,13 +76,18 @@ export class Replicator {
       store.onChanged(({ docId }) => this.#markDirty(docId)),
     );
     for (const peer of transport.connectedPeers()) this.ensureSession(peer);
+    this.#scheduleAntiEntropy();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#init.transport.unhandle(syncProtocol.id);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
-    if (this.#flushTimer !== undefined) this.#init.clock.clearTimeout(this.#flushTimer);
+    const { clock } = this.#init;
+    if (this.#flushTimer !== undefined) clock.clearTimeout(this.#flushTimer);
+    if (this.#antiEntropyTimer !== undefined) clock.clearTimeout(this.#antiEntropyTimer);
+    for (const timer of this.#reopenTimers.values()) clock.clearTimeout(timer);
+    this.#reopenTimers.clear();
     for (const peer of [...this.#sessions.keys()]) this.#dropSession(peer);
   }
 
@@ -97,14 +112,42 @@ export class Replicator {
     return [...this.#sessions.values()].map((session) => session.stats()).sort((a, b) => (a.peer < b.peer ? -1 : 1));
   }
 
-  /** @internal */
+  /**
+   * @internal A session ended. If its peer is still connected and allowed, open a new one soon:
+   * sessions end on races (a stream refused before membership reached the peer), not only on
+   * disconnects, and nothing else would bring them back.
+   */
   sessionClosed(peer: PeerId, session: Session): void {
-    if (this.#sessions.get(peer) === session) this.#sessions.delete(peer);
+    if (this.#sessions.get(peer) !== session) return;
+    this.#sessions.delete(peer);
+    if (this.#stopped || this.#reopenTimers.has(peer)) return;
+    const failures = session.stats().messagesIn > 0 ? 0 : (this.#failedSessions.get(peer) ?? 0) + 1;
+    this.#failedSessions.set(peer, failures);
+    const delayMs = Math.min(REOPEN_DELAY_MS * 2 ** Math.max(0, failures - 1), REOPEN_DELAY_MAX_MS);
+    this.#reopenTimers.set(
+      peer,
+      this.#init.clock.setTimeout(() => {
+        this.#reopenTimers.delete(peer);
+        this.ensureSession(peer);
+      }, delayMs),
+    );
+  }
+
+  #scheduleAntiEntropy(): void {
+    if (this.#stopped) return;
+    this.#antiEntropyTimer = this.#init.clock.setTimeout(() => {
+      for (const session of this.#sessions.values()) session.resendSummary();
+      this.#scheduleAntiEntropy();
+    }, this.#init.antiEntropyMs ?? DEFAULT_ANTI_ENTROPY_MS);
   }
 
   #dropSession(peer: PeerId): void {
     const session = this.#sessions.get(peer);
     this.#sessions.delete(peer);
+    const timer = this.#reopenTimers.get(peer);
+    if (timer !== undefined) this.#init.clock.clearTimeout(timer);
+    this.#reopenTimers.delete(peer);
+    this.#failedSessions.delete(peer);
     session?.close();
   }
 
@@ -123,6 +166,8 @@ export class Replicator {
   #onInbound(stream: FrameStream): void {
     const peer = stream.remotePeer;
     if (!this.#init.isPeerAllowed(peer)) {
+      // Counted, so a scanner is cut off; a real joiner racing its own admission stays well under the threshold.
+      this.#init.penalties.record(peer, 'sync:not-member');
       this.#init.log.debug('refused a sync stream from a peer that is not a member', { peer });
       stream.abort(new Error('not a member of this fleet'));
       return;
@@ -185,6 +230,12 @@ class Session {
     }
     void this.#drainOutbound(this.#outbound);
     this.#send({ type: 'hello', body: { fleetId: this.#init.fleetId } });
+    this.resendSummary();
+  }
+
+  /** Sends our current summary; the peer answers with entries for any bucket that differs. */
+  resendSummary(): void {
+    if (this.#outbound === undefined || this.#closed) return;
     const summary = this.#summary();
     this.#send({ type: 'summary', body: { count: summary.count, root: summary.root, buckets: summary.buckets } });
   }

@@ -1,0 +1,240 @@
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LevelStorage } from '../../agent/adapters/level-storage.ts';
+import { Libp2pTransport } from '../../agent/adapters/libp2p-transport.ts';
+import type { ApiClient } from '../../agent/api-client.ts';
+import { type PeerId, decodeJoinString, encodeJoinString, joinProtocol } from '../../mesh/index.ts';
+import { type NodeProcess as NodeProcessType, NodeProcess, type Status, cli, eventually } from '../helpers/cli-fleet.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+/**
+ * A real three-node fleet, started and driven only through the CLI, on 127.0.0.1.
+ * Tests run in order and share the fleet; each leaves it running with three members.
+ */
+describe('a fleet of real node processes', () => {
+  let root: { path: string; remove: () => Promise<void> };
+  let operatorKey: string;
+  let fleetId: string;
+  const nodes: NodeProcessType[] = [];
+  const clients: ApiClient[] = [];
+  const dirs: string[] = [];
+
+  const status = (index: number): Promise<Status> => clients[index]!.get<Status>('/api/v1/status');
+
+  async function joinNode(name: string): Promise<NodeProcessType> {
+    const token = await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey]);
+    expect(token.code).toBe(0);
+    const dir = join(root.path, name);
+    dirs.push(dir);
+    return NodeProcess.start(dir, ['--join', token.stdout.trim(), '--name', name]);
+  }
+
+  beforeAll(async () => {
+    root = await tempDir('powernode-fleet-');
+    dirs.push(join(root.path, 'a'));
+    const init = await cli(['fleet', 'init', '--data', dirs[0]!, '--name', 'it-fleet']);
+    expect(init.code).toBe(0);
+    const created = JSON.parse(init.stdout) as { fleetId: string; peerId: string; operatorKey: string };
+    operatorKey = created.operatorKey;
+    fleetId = created.fleetId;
+    nodes.push(await NodeProcess.start(dirs[0]!));
+    expect(nodes[0]!.ready.peerId).toBe(created.peerId);
+    nodes.push(await joinNode('b'));
+    nodes.push(await joinNode('c'));
+    for (const node of nodes) clients.push(await node.client(operatorKey));
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const node of nodes) await node.kill9();
+    await root?.remove();
+  });
+
+  it('every node lists the same three members as alive and holds the same documents', async () => {
+    for (let i = 0; i < 3; i++) {
+      const s = await eventually(async () => {
+        const current = await status(i);
+        return current.members.length === 3 && current.members.every((m) => m.state === 'alive') && current.docs.length === 4 ? current : undefined;
+      }, 15_000, `node ${i} seeing 3 alive members`);
+      expect(s.fleetId).toBe(fleetId);
+      expect(s.members.map((m) => m.peerId).sort()).toEqual(nodes.map((n) => n.ready.peerId).sort());
+    }
+    const digests = await Promise.all([0, 1, 2].map(async (i) => JSON.stringify((await status(i)).docs)));
+    expect(new Set(digests).size).toBe(1);
+  });
+
+  it('a label set through one node shows in status on the others', async () => {
+    const target = nodes[2]!.ready.peerId;
+    const set = await cli(['label', 'set', '--api', nodes[1]!.ready.api, '--key', operatorKey, '--node', target, 'role=gateway', 'zone=eu-1']);
+    expect(set.code).toBe(0);
+    for (const i of [0, 2]) {
+      await eventually(async () => {
+        const member = (await status(i)).members.find((m) => m.peerId === target);
+        return member?.labels['role'] === 'gateway' && member.labels['zone'] === 'eu-1' ? true : undefined;
+      }, 5_000, `label visible on node ${i}`);
+    }
+    const removed = await cli(['label', 'rm', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--node', target, 'zone', '--json']);
+    expect(JSON.parse(removed.stdout)).toEqual({ node: target, labels: { role: 'gateway' } });
+    const json = await cli(['status', '--api', nodes[2]!.ready.api, '--key', operatorKey, '--json']);
+    expect(json.code).toBe(0);
+    expect((JSON.parse(json.stdout) as Status).self.peerId).toBe(target);
+  });
+
+  it('stops cleanly on SIGTERM and restarts without --join, keeping its peer id', async () => {
+    const before = nodes[2]!.ready.peerId;
+    const stopped = await nodes[2]!.stop();
+    expect(stopped.code).toBe(0);
+    expect(stopped.ms).toBeLessThan(5_000);
+    await eventually(async () => ((await status(0)).members.find((m) => m.peerId === before)?.state === 'unreachable' ? true : undefined), 10_000);
+    nodes[2] = await NodeProcess.start(dirs[2]!);
+    clients[2] = await nodes[2].client(operatorKey);
+    expect(nodes[2].ready.peerId).toBe(before);
+    await eventually(async () => ((await status(0)).members.find((m) => m.peerId === before)?.state === 'alive' ? true : undefined), 10_000);
+    expect((await status(2)).members.find((m) => m.peerId === before)?.labels).toEqual({ role: 'gateway' });
+  });
+
+  it('refuses a second process on the same data directory with a clear error', async () => {
+    const second = await cli(['node', 'start', '--data', dirs[0]!, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/is in use by another powernode process \(pid \d+\)/);
+    expect(nodes[0]!.running).toBe(true);
+  });
+
+  it('refuses expired, used, forged and wrong-fleet tokens, saying which', async () => {
+    const api = nodes[0]!.ready.api;
+    const attempt = async (joinString: string): Promise<{ code: number; stderr: string }> =>
+      cli(['node', 'start', '--data', join(root.path, `refused-${Math.random().toString(36).slice(2)}`), '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--join', joinString]);
+
+    const expired = (await cli(['token', 'create', '--api', api, '--key', operatorKey, '--ttl', '1ms'])).stdout.trim();
+    const valid = JSON.parse((await cli(['token', 'create', '--api', api, '--key', operatorKey, '--json'])).stdout) as { join: string };
+    const info = decodeJoinString(valid.join);
+    const forged = encodeJoinString({ ...info, token: new Uint8Array(32).fill(7) });
+    const wrongFleet = encodeJoinString({ ...info, fleetId: 'f'.repeat(32) });
+
+    const results = {
+      expired: await attempt(expired),
+      forged: await attempt(forged),
+      wrongFleet: await attempt(wrongFleet),
+      damaged: await attempt(`${valid.join.slice(0, 30)}`),
+    };
+    expect(results.expired).toMatchObject({ code: 1 });
+    expect(results.expired.stderr).toMatch(/join token expired at/);
+    expect(results.forged.stderr).toMatch(/never issued that join token/);
+    expect(results.wrongFleet.stderr).toMatch(/belongs to fleet [0-9a-f]{32}, not f{32}/);
+    expect(results.damaged.stderr).toMatch(/join string is damaged/);
+    for (const result of Object.values(results)) expect(result.code).toBe(1);
+
+    // Use the valid token once (a node joins), then a second redemption is refused as used.
+    const joined = await NodeProcess.start(join(root.path, 'once'), ['--join', valid.join]);
+    await joined.stop();
+    const again = await attempt(valid.join);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already used by 12D3KooW/);
+  }, 60_000);
+
+  it('answers wrong usage with usage text and exit code 2', async () => {
+    const wrongFlag = await cli(['status', '--api', nodes[0]!.ready.api, '--kee', operatorKey]);
+    expect(wrongFlag.code).toBe(2);
+    expect(wrongFlag.stderr).toMatch(/unknown flag --kee[\s\S]*usage: powernode/);
+    expect((await cli(['label', 'set', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--node', 'x'])).code).toBe(2);
+    expect((await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--ttl', 'soon'])).code).toBe(2);
+    expect((await cli(['fleet', 'explode'])).code).toBe(2);
+    const badKey = await cli(['status', '--api', nodes[0]!.ready.api, '--key', join(dirs[0]!, 'identity.key')]);
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toMatch(/is not a powernode operator key/);
+  });
+
+  it('counts malformed and oversized frames from a real libp2p peer and keeps serving', async () => {
+    const attacker = await Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], fleetId });
+    try {
+      const target = nodes[0]!.ready;
+      await attacker.dial(target.peerId as PeerId, target.addrs);
+      const frames = [new Uint8Array([0xff, 0xfe, 0x00]), new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'), new Uint8Array([0x83, 0x07, 0x66, 0x72, 0x65, 0x64, 0x65, 0x65, 0x6d, 0xa0])];
+      for (const frame of frames) {
+        const stream = await attacker.openStream(target.peerId as PeerId, joinProtocol.id, { maxFrameBytes: 1 << 20 });
+        await stream.send(frame);
+        await stream.close();
+      }
+      const big = await attacker.openStream(target.peerId as PeerId, joinProtocol.id, { maxFrameBytes: 1 << 22 });
+      await big.send(new Uint8Array(joinProtocol.maxFrameBytes + 1));
+      const counted = await eventually(async () => {
+        const byPeer = (await status(0)).wireErrors.byPeer[attacker.localPeer];
+        return byPeer !== undefined && Object.values(byPeer).reduce((a, b) => a + b, 0) >= 4 ? byPeer : undefined;
+      }, 10_000, 'bad frames counted');
+      expect(counted).toMatchObject({ 'join:malformed': 2, 'join:unsupported-version': 1, 'join:oversized': 1 });
+    } finally {
+      await attacker.stop();
+    }
+    expect(nodes[0]!.running).toBe(true);
+    const target = nodes[1]!.ready.peerId;
+    await cli(['label', 'set', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--node', target, 'after=attack']);
+    await eventually(async () => ((await status(1)).members.find((m) => m.peerId === target)?.labels['after'] === 'attack' ? true : undefined), 5_000);
+  });
+
+  it('names a damaged stored document, recovers it from peers and loses nothing else', async () => {
+    const victim = nodes[2]!;
+    const peerId = victim.ready.peerId;
+    expect((await victim.stop()).code).toBe(0);
+    const storage = await LevelStorage.open(join(dirs[2]!, 'state'));
+    const records = await storage.range(['doc', 'fleet']);
+    expect(records.length).toBeGreaterThan(0);
+    for (const { key, value } of records) {
+      const damaged = value.slice();
+      damaged[Math.floor(damaged.length / 2)]! ^= 0xff;
+      await storage.put(key, damaged);
+    }
+    await storage.close();
+
+    nodes[2] = await NodeProcess.start(dirs[2]!);
+    clients[2] = await nodes[2].client(operatorKey);
+    expect(nodes[2].stderr).toMatch(/stored document is damaged; quarantined[^\n]*"docId":"fleet"/);
+    const recovered = await eventually(async () => {
+      const s = await status(2);
+      return s.members.length >= 3 ? s : undefined;
+    }, 10_000, 'fleet document recovered');
+    expect(recovered.members.find((m) => m.peerId === peerId)?.labels).toEqual({ role: 'gateway' });
+    const digestOnA = (await status(0)).docs.find((d) => d.id === 'fleet')?.digest;
+    expect(recovered.docs.find((d) => d.id === 'fleet')?.digest).toBe(digestOnA);
+    expect(recovered.docs.some((d) => d.id === `node/${peerId}`)).toBe(true);
+  });
+});
+
+describe('kill -9 during acknowledged writes', () => {
+  it('keeps every acknowledged write and the peer id across a crash', async () => {
+    const root = await tempDir('powernode-crash-');
+    let node: NodeProcessType | undefined;
+    try {
+      const dir = join(root.path, 'n');
+      const init = JSON.parse((await cli(['fleet', 'init', '--data', dir])).stdout) as { peerId: string; operatorKey: string };
+      node = await NodeProcess.start(dir);
+      const client = await node.client(init.operatorKey);
+      let acknowledged = -1;
+      let inFlight = 0;
+      const writer = (async () => {
+        for (let i = 0; i < 10_000; i++) {
+          inFlight = i;
+          try {
+            await client.post('/api/v1/labels', { node: init.peerId, set: { seq: String(i) } });
+          } catch {
+            return;
+          }
+          acknowledged = i;
+        }
+      })();
+      await eventually(async () => (acknowledged >= 20 ? true : undefined), 20_000);
+      await node.kill9();
+      await writer;
+      expect(acknowledged).toBeGreaterThanOrEqual(20);
+
+      node = await NodeProcess.start(dir);
+      expect(node.ready.peerId).toBe(init.peerId);
+      const restarted = await (await node.client(init.operatorKey)).get<Status>('/api/v1/status');
+      const seq = Number(restarted.members.find((m) => m.peerId === init.peerId)?.labels['seq']);
+      // The last acknowledged write is there; the one in flight at the kill may or may not be.
+      expect([acknowledged, inFlight]).toContain(seq);
+    } finally {
+      await node?.kill9();
+      await root.remove();
+    }
+  }, 60_000);
+});
