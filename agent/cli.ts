@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseLabelAssignment } from '../crdt-schema/index.ts';
 import type { MemberStatus } from '../mesh/index.ts';
@@ -13,6 +14,7 @@ export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7421';
 
 const USAGE = `usage: powernode <command> [flags]
 
+  up           [--data DIR] [node start flags]                 start a node, creating a fleet in DIR (./data) on first run
   fleet init   --data DIR [--name NAME]                      create a fleet and its keys in DIR
   node start   --data DIR [--listen MULTIADDR]... [--api HOST:PORT] [--join JOIN] [--name NAME]
   token create --api URL --key KEYFILE [--ttl 1h] [--name NODE] [--json]
@@ -32,6 +34,13 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
       print({ fleetId: result.fleetId, peerId: result.peerId, operatorKey: result.operatorKey });
       return 0;
     },
+  },
+  up: {
+    spec: {
+      flags: { data: 'string', listen: 'list', api: 'string', join: 'string', name: 'string' },
+      positional: { min: 0, max: 0, name: '' },
+    },
+    run: async ({ flags }) => up(flags),
   },
   'node start': {
     spec: {
@@ -138,6 +147,27 @@ export async function runNodeUntilSignal(running: RunningNode): Promise<number> 
   });
   await running.stop();
   return 0;
+}
+
+/** `powernode up` (what `npm start` runs): a node on DIR, founding a fleet there on first run. */
+async function up(given: ParsedArgs['flags']): Promise<number> {
+  const flags: ParsedArgs['flags'] = { ...given, data: String(given['data'] ?? 'data'), api: String(given['api'] ?? DEFAULT_API) };
+  const dir = dataDir(resolve(String(flags['data'])));
+  let created = false;
+  if (!existsSync(dir.stateDir) && flags['join'] === undefined) {
+    const result = await initFleet(dir, { name: String(flags['name'] ?? 'powernode'), log: new StderrLogger() });
+    process.stderr.write(`Created fleet ${result.fleetId} in ${dir.root}.\nOperator key: ${result.operatorKey} (keep it safe). Root key: ${result.rootKey} (move it offline).\n`);
+    created = true;
+  }
+  const running = await startFromFlags(flags);
+  const key = dir.operatorKeyFile;
+  process.stderr.write(
+    `\nNode ${running.ready.peerId} is up${created ? ', founding a new fleet' : ''}. API: ${running.ready.api}\n` +
+      `Fleet status:   npx powernode status --api ${running.ready.api} --key ${key}\n` +
+      `Add a node:     npx powernode token create --api ${running.ready.api} --key ${key}\n` +
+      `  then on it:   npx powernode node start --data DIR --join <the join string>\n\n`,
+  );
+  return runNodeUntilSignal(running);
 }
 
 async function apiClient(flags: ParsedArgs['flags']): Promise<ApiClient> {

@@ -145,6 +145,8 @@ export class FleetNode {
   readonly #keeper: ConnectionKeeper;
   readonly #events = new Listeners<FleetNodeEvent>();
   #members = new Set<string>();
+  /** Observed-state views by peer, with the digest they were read at. */
+  readonly #nodeStates = new Map<string, { digest: string; view: NodeStateView | undefined }>();
   #apiUrl: string | undefined;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
@@ -265,8 +267,16 @@ export class FleetNode {
     return readFleet(this.store.get(FLEET_DOC_ID));
   }
 
+  /** A member's observed state, read once per version of its document. */
   nodeState(peer: string): NodeStateView | undefined {
-    return readNodeState(this.store.get(nodeDocId(peer)));
+    const docId = nodeDocId(peer);
+    const digest = this.store.digest(docId);
+    if (digest === undefined) return undefined;
+    const cached = this.#nodeStates.get(peer);
+    if (cached?.digest === digest) return cached.view;
+    const view = readNodeState(this.store.get(docId));
+    this.#nodeStates.set(peer, { digest, view });
+    return view;
   }
 
   /** Members, and the bootstrap peer while this node has no fleet document yet. */

@@ -76,7 +76,11 @@ export class ConnectionKeeper {
     const due = [...candidates.keys()]
       .sort()
       .filter((peer) => !connected.has(peer) && !this.#dialing.has(peer) && (this.#backoff.get(peer)?.nextAttemptMs ?? 0) <= now);
-    for (const peer of shuffled(random, due)) {
+    // Members with known addresses first; the others can only be found through peer routing,
+    // which needs connections, and a fleet of stale entries must not starve the live ones.
+    const withAddresses = shuffled(random, due.filter((peer) => (candidates.get(peer)?.length ?? 0) > 0));
+    const without = connected.size === 0 ? [] : shuffled(random, due.filter((peer) => (candidates.get(peer)?.length ?? 0) === 0));
+    for (const peer of [...withAddresses, ...without]) {
       if (wanted-- <= 0) break;
       void this.#dial(peer, candidates.get(peer) ?? []);
     }

@@ -100,7 +100,12 @@ export class Libp2pTransport implements Transport {
   }
 
   async dial(peer: PeerId, addresses: readonly string[], options?: { readonly signal?: AbortSignal }): Promise<void> {
-    const id = peerIdFromString(peer);
+    let id: ReturnType<typeof peerIdFromString>;
+    try {
+      id = peerIdFromString(peer);
+    } catch {
+      throw new PeerUnreachableError(`${peer} is not a valid peer id`);
+    }
     const multiaddrs = addresses.flatMap((address) => {
       try {
         return [multiaddr(address)];

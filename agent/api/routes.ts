@@ -81,7 +81,7 @@ async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse>
   const key = `${request.method} ${path}`;
   switch (key) {
     case 'GET /api/v1/status':
-      return ok(node.status());
+      return ok({ ...node.status(), process: processFacts() });
     case 'POST /api/v1/tokens': {
       const body = parseBody(request, tokenRequest);
       if ('status' in body) return body;
@@ -112,4 +112,18 @@ function parseBody<T>(request: ApiRequest, shape: s.Shape<T>): T | ApiResponse {
   } catch (error) {
     return fail(400, (error as Error).message);
   }
+}
+
+/** Memory and uptime of this process, for operators watching a node's footprint. */
+function processFacts(): Record<string, number> {
+  const memory = process.memoryUsage();
+  return {
+    pid: process.pid,
+    uptimeSeconds: Math.round(process.uptime()),
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
+    arrayBuffersBytes: memory.arrayBuffers,
+  };
 }

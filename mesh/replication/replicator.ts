@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge';
-import { type DocId, parseDocId } from '../../crdt-schema/index.ts';
+import { type DocId, FLEET_DOC_ID, parseDocId } from '../../crdt-schema/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type FrameStream, type PeerId, ProtocolNotSupportedError, type Transport } from '../ports/transport.ts';
@@ -188,10 +188,14 @@ class Session {
   readonly #init: ReplicatorInit;
   readonly #owner: Replicator;
   readonly #syncStates = new Map<DocId, A.SyncState>();
+  /** Digest of each document the peer is known to hold (from its entries or a snapshot it sent). */
+  readonly #peerDigests = new Map<DocId, string>();
   /** Documents refused from this peer; further bytes for them are ignored until it reconnects. */
   readonly #refused = new Set<string>();
   #outbound: FrameStream | undefined;
   #inbound: FrameStream | undefined;
+  /** Replies produced before our stream finished opening; sent right after hello. */
+  #beforeOpen: SyncMessage[] = [];
   #sendChain: Promise<void> = Promise.resolve();
   #pendingSends = 0;
   #closed = false;
@@ -231,6 +235,9 @@ class Session {
     void this.#drainOutbound(this.#outbound);
     this.#send({ type: 'hello', body: { fleetId: this.#init.fleetId } });
     this.resendSummary();
+    const queued = this.#beforeOpen;
+    this.#beforeOpen = [];
+    for (const message of queued) this.#send(message);
   }
 
   /** Sends our current summary; the peer answers with entries for any bucket that differs. */
@@ -246,13 +253,18 @@ class Session {
     this.#outbound?.abort(new Error('session closed'));
     this.#inbound?.abort(new Error('session closed'));
     this.#syncStates.clear();
+    this.#beforeOpen = [];
     this.#owner.sessionClosed(this.peer, this);
   }
 
   /** Pushes local or relayed changes of `docIds` through the per-document sync states. */
   push(docIds: readonly DocId[]): void {
     if (this.#outbound === undefined || this.#closed) return;
-    for (const docId of docIds) this.#sendSync(docId);
+    for (const docId of docIds) {
+      // The peer already holds exactly this version (it just sent it to us): nothing to say.
+      if (this.#peerDigests.get(docId) === this.#init.store.digest(docId)) continue;
+      this.#sendSync(docId);
+    }
   }
 
   /** Reads the peer's stream until it ends; every message is handled in order. */
@@ -298,6 +310,9 @@ class Session {
   }
 
   async #handle(message: SyncMessage): Promise<void> {
+    if (message.type === 'snapshot' || message.type === 'sync') {
+      this.#init.log.debug('sync message in', { peer: this.peer, type: message.type, docId: message.body.docId });
+    }
     switch (message.type) {
       case 'hello':
         return;
@@ -317,7 +332,10 @@ class Session {
 
   #onSummary(theirs: Summary): void {
     this.#theirSummary = theirs;
-    for (const bucket of differingBuckets(this.#summary(), theirs)) {
+    // The fleet document's bucket goes first: a joining node is ready only once it holds it.
+    const fleetBucket = bucketOf(FLEET_DOC_ID);
+    const buckets = differingBuckets(this.#summary(), theirs).sort((a, b) => Number(b === fleetBucket) - Number(a === fleetBucket));
+    for (const bucket of buckets) {
       this.#send({ type: 'entries', body: { bucket, entries: this.#entriesIn(bucket) } });
     }
   }
@@ -328,6 +346,7 @@ class Session {
     for (const [docId, digest] of theirs) {
       const id = docId as DocId;
       if (bucketOf(docId) !== bucket) continue;
+      this.#peerDigests.set(id, digest);
       const ours = store.digest(id);
       // What we lack, they send as a snapshot when they read our entries; we only sync what both hold.
       if (ours !== undefined && ours !== digest) this.#sendSync(id);
@@ -341,10 +360,13 @@ class Session {
 
   async #onSnapshot(docId: string, bytes: Uint8Array): Promise<void> {
     this.#stats.snapshotsIn++;
-    await this.#receive(docId, (fork) => A.loadIncremental(fork, bytes));
-    // If we held changes they lack, the ordinary sync brings them level.
+    const before = this.#init.store.digest(docId as DocId);
+    const accepted = await this.#receive(docId, (fork) => A.loadIncremental(fork, bytes));
     const id = docId as DocId;
-    if (this.#init.store.has(id)) this.#sendSync(id);
+    if (!accepted) return;
+    // Without changes of our own, we now hold exactly what they sent; otherwise sync brings them level.
+    if (before === undefined) this.#peerDigests.set(id, this.#init.store.digest(id)!);
+    else this.#sendSync(id);
   }
 
   async #onSync(docId: string, message: Uint8Array): Promise<void> {
@@ -406,7 +428,7 @@ class Session {
   }
 
   #sendSync(docId: DocId): void {
-    if (this.#outbound === undefined) return;
+    if (this.#closed) return;
     // A document we do not hold yet, but that the peer is syncing with us, is answered from an
     // empty document: that answer is what asks the peer for its changes.
     const doc = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) ? this.#init.store.empty() : undefined);
@@ -432,12 +454,23 @@ class Session {
   }
 
   #send(message: SyncMessage): void {
+    if (this.#closed) return;
     const stream = this.#outbound;
-    if (stream === undefined || this.#closed) return;
+    if (stream === undefined) {
+      // The peer's stream can reach us before ours to it is open; its answers must not be lost.
+      if (this.#beforeOpen.length >= MAX_PENDING_SENDS) this.close();
+      else this.#beforeOpen.push(message);
+      return;
+    }
     if (this.#pendingSends >= MAX_PENDING_SENDS) {
       this.#init.log.warn('peer is not reading its sync stream; dropping the session', { peer: this.peer });
       this.close();
       return;
+    }
+    if (message.type === 'snapshot' || message.type === 'sync') {
+      this.#init.log.debug('sync message out', { peer: this.peer, type: message.type, docId: message.body.docId });
+    } else if (message.type !== 'hello') {
+      this.#init.log.debug('sync message out', { peer: this.peer, type: message.type, ...(message.type === 'entries' ? { bucket: message.body.bucket, count: message.body.entries.length } : {}) });
     }
     const frame = encodeMessage(syncProtocol, message);
     this.#pendingSends++;

@@ -99,7 +99,7 @@ export class NodeProcess {
 }
 
 /** Polls `check` until it returns a value that is not undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition', pollMs = 50): Promise<T> {
   const started = Date.now();
   let last: unknown;
   for (;;) {
@@ -110,7 +110,7 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
       last = error;
     }
     if (Date.now() - started > timeoutMs) throw new Error(`${what} not reached within ${timeoutMs} ms${last === undefined ? '' : `: ${String(last)}`}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 

@@ -44,6 +44,32 @@ describe('replication', () => {
     expect(a.store.digest(FLEET_DOC_ID)).toBe(b.store.digest(FLEET_DOC_ID));
   });
 
+  it("answers a peer whose stream arrives before its own is open, without waiting for anti-entropy", async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    await seedFleetDoc(fleet, 0, 2);
+    await writeAsNode(b.store, b.peer, { hostname: 'late-b' });
+    // Hold b's own sync stream until a's summary has reached b.
+    const transportB = fleet.transportOf(b.peer);
+    const openStream = transportB.openStream.bind(transportB);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    transportB.openStream = async (...args) => {
+      await gate;
+      return openStream(...args);
+    };
+    await fleet.connect(a, b);
+    await fleet.run(100);
+    expect(b.replicator.stats()[0]?.messagesIn).toBeGreaterThanOrEqual(2);
+    release();
+    await fleet.run(500);
+    expect(b.store.digest(FLEET_DOC_ID)).toBe(a.store.digest(FLEET_DOC_ID));
+    expect(readNodeState(a.store.get(nodeDocId(b.peer)))?.hostname).toBe('late-b');
+  });
+
   it('relays changes through a peer to one that is not directly connected', async () => {
     const fleet = new MiniFleet();
     const [a, b, c] = [await fleet.add(0), await fleet.add(1), await fleet.add(2)];
