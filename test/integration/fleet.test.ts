@@ -93,6 +93,28 @@ describe('a fleet of real node processes', () => {
     expect((await status(2)).members.find((m) => m.peerId === before)?.labels).toEqual({ role: 'gateway' });
   });
 
+  it('serves live changes over a signed WebSocket and refuses unsigned access', async () => {
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(clients[0]!.webSocketUrl());
+    const messages: Array<{ type: string; docId?: string }> = [];
+    ws.on('message', (data) => messages.push(JSON.parse(data.toString()) as { type: string; docId?: string }));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    await cli(['label', 'set', '--api', nodes[1]!.ready.api, '--key', operatorKey, '--node', nodes[1]!.ready.peerId, 'live=yes']);
+    await eventually(async () => (messages.some((m) => m.type === 'doc:changed' && m.docId === 'fleet') ? true : undefined), 5_000);
+    expect(messages[0]).toMatchObject({ type: 'hello', fleetId });
+    ws.close();
+
+    const unsigned = await fetch(`${nodes[0]!.ready.api}/api/v1/status`);
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { error: string }).error).toMatch(/signed request/);
+    const refusedSocket = new WebSocket(`${nodes[0]!.ready.api.replace('http', 'ws')}/api/v1/ws`);
+    const code = await new Promise<number>((resolve) => refusedSocket.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(code).toBe(401);
+  });
+
   it('refuses a second process on the same data directory with a clear error', async () => {
     const second = await cli(['node', 'start', '--data', dirs[0]!, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']);
     expect(second.code).toBe(1);
