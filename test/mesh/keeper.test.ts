@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ConnectionKeeper, ManualClock, MemoryLogger, MemoryNetwork, type PeerId, SeededRandom } from '../../mesh/index.ts';
+import { fakePeerId, settle } from '../helpers/mini-fleet.ts';
+
+describe('ConnectionKeeper', () => {
+  it('reconnects to members, backing off while one is unreachable and connecting once it is back', async () => {
+    const clock = new ManualClock();
+    const network = new MemoryNetwork();
+    const self = network.createTransport(fakePeerId(0));
+    const reachable = network.createTransport(fakePeerId(1));
+    const down = fakePeerId(2);
+    const attempts: number[] = [];
+    const dial = self.dial.bind(self);
+    self.dial = async (peer, addresses, options) => {
+      if (peer === down) attempts.push(clock.now());
+      return dial(peer, addresses, options);
+    };
+    const members = new Map<PeerId, readonly string[]>([
+      [reachable.localPeer, ['/memory/a']],
+      [down, ['/memory/b']],
+    ]);
+    const keeper = new ConnectionKeeper({ transport: self, clock, random: new SeededRandom(3), log: new MemoryLogger(), candidates: () => members });
+    keeper.start();
+    for (let i = 0; i < 200; i++) await clock.advanceAsync(100, settle); // 20 s
+    expect(self.connectedPeers()).toEqual([reachable.localPeer]);
+    // 1 s doubling with ±25 % jitter, on 1 s ticks: a handful of attempts in 20 s, spreading out.
+    expect(attempts.length).toBeGreaterThanOrEqual(4);
+    expect(attempts.length).toBeLessThanOrEqual(7);
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThanOrEqual(gaps[i - 1]!);
+    expect(gaps.at(-1)!).toBeGreaterThanOrEqual(4_000);
+
+    network.createTransport(down);
+    for (let i = 0; i < 400 && !self.connectedPeers().includes(down); i++) await clock.advanceAsync(100, settle);
+    expect(self.connectedPeers()).toContain(down);
+    keeper.stop();
+  });
+
+  it('dials at most its target number of members', async () => {
+    const clock = new ManualClock();
+    const network = new MemoryNetwork();
+    const self = network.createTransport(fakePeerId(0));
+    const members = new Map<PeerId, readonly string[]>();
+    for (let i = 1; i <= 12; i++) members.set(network.createTransport(fakePeerId(i)).localPeer, ['/memory/x']);
+    const keeper = new ConnectionKeeper({ transport: self, clock, random: new SeededRandom(4), log: new MemoryLogger(), candidates: () => members, targetPeers: 5 });
+    keeper.start();
+    for (let i = 0; i < 50; i++) await clock.advanceAsync(100, settle);
+    expect(self.connectedPeers().length).toBe(5);
+    keeper.stop();
+  });
+});
