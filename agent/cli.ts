@@ -140,6 +140,15 @@ export async function startFromFlags(flags: ParsedArgs['flags']): Promise<Runnin
 
 /** Prints the ready line, then runs until SIGTERM or SIGINT and stops cleanly. */
 export async function runNodeUntilSignal(running: RunningNode): Promise<number> {
+  // Last resort. A promise rejected on some path the code does not await is logged, not fatal:
+  // every input from peers is handled where it arrives, and one forgotten rejection must not take
+  // the node down. An uncaught exception leaves state unknown: log it and exit for a restart.
+  const log = new StderrLogger();
+  process.on('unhandledRejection', (reason) => log.error('unhandled promise rejection', { error: String(reason), stack: (reason as Error)?.stack }));
+  process.on('uncaughtException', (error) => {
+    log.error('uncaught exception; exiting', { error: String(error), stack: error.stack });
+    process.exit(70);
+  });
   print(running.ready);
   await new Promise<void>((resolveSignal) => {
     process.once('SIGTERM', () => resolveSignal());

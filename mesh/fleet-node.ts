@@ -172,6 +172,7 @@ export class FleetNode {
       penalties: this.penalties,
       fleetId: config.fleetId,
       isPeerAllowed: (peer) => this.isPeerAllowed(peer),
+      acceptsDocument: (docId) => this.#acceptsDocument(docId),
     });
     this.#keeper = new ConnectionKeeper({
       transport: ports.transport,
@@ -238,6 +239,7 @@ export class FleetNode {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#ports.transport.unhandle(joinProtocol.id);
     await this.replicator.stop();
+    this.store.close();
     await this.store.flush();
   }
 
@@ -283,6 +285,16 @@ export class FleetNode {
   isPeerAllowed(peer: PeerId): boolean {
     if (this.#members.has(peer)) return true;
     return !this.store.has(FLEET_DOC_ID) && peer === this.#config.bootstrapPeer;
+  }
+
+  /**
+   * A node's observed state is taken in only for members of the fleet, so a peer cannot fill the
+   * fleet with documents for made-up nodes. Before the fleet document arrives (joining, or after
+   * it was damaged), the node takes what its bootstrap or known members send.
+   */
+  #acceptsDocument(docId: string): boolean {
+    if (!docId.startsWith('node/') || !this.store.has(FLEET_DOC_ID)) return true;
+    return this.#members.has(docId.slice('node/'.length));
   }
 
   /** Writes what this node observes about itself into its own document. */
@@ -480,9 +492,10 @@ async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Prom
   for (const address of join.addrs) {
     const peer = peerIdOfAddress(address) as PeerId | undefined;
     if (peer === undefined || peer === transport.localPeer) continue;
+    let stream: FrameStream | undefined;
     try {
       await transport.dial(peer, [address]);
-      const stream = await transport.openStream(peer, joinProtocol.id, { maxFrameBytes: joinProtocol.maxFrameBytes });
+      stream = await transport.openStream(peer, joinProtocol.id, { maxFrameBytes: joinProtocol.maxFrameBytes });
       await stream.send(encodeMessage(joinProtocol, { type: 'redeem', body: { fleetId: join.fleetId, token: join.token, name } }));
       const answer = decodeMessage(joinProtocol, await withTimeout(clock, firstFrame(stream), JOIN_TIMEOUT_MS, 'waiting for the join answer'));
       await stream.close();
@@ -498,6 +511,7 @@ async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Prom
         throw new JoinRefusedError(answer.body.reason, `the fleet refused this node: ${answer.body.message}`);
       }
     } catch (error) {
+      stream?.abort(error as Error);
       if (error instanceof JoinRefusedError && error.reason !== 'not-ready') throw error;
       lastError = error as Error;
       log.warn('bootstrap address did not work; trying the next', { address, error: String(error) });

@@ -6,7 +6,7 @@ import type { AnyDoc } from './doc-store.ts';
 /** Thrown when received changes may not be adopted; the message says why. */
 export class RefusedChangeError extends Error {
   override name = 'RefusedChangeError';
-  readonly reason: 'unknown-document' | 'schema-too-new' | 'schema-missing' | 'not-authorized';
+  readonly reason: 'unknown-document' | 'schema-too-new' | 'schema-missing' | 'not-authorized' | 'too-large';
 
   constructor(reason: RefusedChangeError['reason'], message: string) {
     super(message);

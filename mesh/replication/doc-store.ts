@@ -1,6 +1,6 @@
 import * as A from '@automerge/automerge';
 import { type DocId, SchemaTooNewError, checkSchema, parseDocId } from '../../crdt-schema/index.ts';
-import type { Clock } from '../ports/clock.ts';
+import type { Clock, TimerId } from '../ports/clock.ts';
 import { Listeners, type PeerId } from '../ports/transport.ts';
 import type { Storage, StorageOp } from '../ports/storage.ts';
 import type { Logger } from '../logger.ts';
@@ -36,18 +36,38 @@ export interface DocStoreInit {
 
 export const DEFAULT_COMPACT_AFTER_INCREMENTS = 64;
 export const DEFAULT_COMPACT_AFTER_BYTES = 256 * 1024;
+/**
+ * Largest stored size of one document (its snapshot plus increments). Keeps every snapshot and
+ * sync message well under the sync protocol's 8 MiB frame cap.
+ */
+export const MAX_DOC_BYTES = 4 * 1024 * 1024;
+
+/** Thrown when a change would make a document larger than {@link MAX_DOC_BYTES}. */
+export class DocTooLargeError extends Error {
+  override name = 'DocTooLargeError';
+}
+
+/** Thrown when writing to a document this node keeps untouched (a newer schema wrote it). */
+export class DocLockedError extends Error {
+  override name = 'DocLockedError';
+}
 
 interface Entry {
   doc: AnyDoc;
   savedHeads: A.Heads;
   digest: string;
   nextSeq: number;
+  snapshotBytes: number;
   incrementCount: number;
   incrementBytes: number;
+  /** Set when a write failed: the next write must be a full snapshot, as increments after it would depend on the lost one. */
+  forceSnapshot: boolean;
   queue: Promise<void>;
 }
 
 const SEQ_DIGITS = 12;
+/** How soon a document whose write failed is stored again. */
+const REPAIR_DELAY_MS = 1_000;
 const seqKey = (seq: number): string => seq.toString().padStart(SEQ_DIGITS, '0');
 
 /**
@@ -61,6 +81,8 @@ export class DocStore {
   readonly #entries = new Map<DocId, Entry>();
   readonly #problems = new Map<string, DocProblem>();
   readonly #changed = new Listeners<DocChanged>();
+  readonly #repairs = new Map<DocId, TimerId>();
+  #closed = false;
   readonly #compactAfterIncrements: number;
   readonly #compactAfterBytes: number;
 
@@ -109,8 +131,10 @@ export class DocStore {
         savedHeads: A.getHeads(doc),
         digest: headsDigest(A.getHeads(doc)),
         nextSeq: lastSeq + 1,
+        snapshotBytes: group.snapshot?.length ?? 0,
         incrementCount: group.increments.length,
         incrementBytes,
+        forceSnapshot: false,
         queue: Promise.resolve(),
       });
     } catch (error) {
@@ -169,10 +193,15 @@ export class DocStore {
     return [...this.#problems.values()].sort((a, b) => (a.docId < b.docId ? -1 : 1));
   }
 
-  /** Stored size estimate of a document: its snapshot plus increments. */
-  storedIncrements(docId: DocId): { count: number; bytes: number } {
+  /** Stored size of a document: its snapshot plus increments (an upper bound of its saved size). */
+  storedBytes(docId: DocId): number {
     const entry = this.#entries.get(docId);
-    return { count: entry?.incrementCount ?? 0, bytes: entry?.incrementBytes ?? 0 };
+    return entry === undefined ? 0 : entry.snapshotBytes + entry.incrementBytes;
+  }
+
+  /** True for a document kept untouched because a newer release wrote it (schema too new). */
+  isLocked(docId: string): boolean {
+    return this.#problems.get(docId)?.problem === 'schema-too-new';
   }
 
   onChanged(listener: (event: DocChanged) => void): () => void {
@@ -184,9 +213,12 @@ export class DocStore {
    * (`durable`: fsynced). Resolves `false` without writing when the callback changed nothing.
    */
   async change<T>(docId: DocId, mutate: (draft: T) => void, options: { durable?: boolean } = {}): Promise<boolean> {
+    this.#assertWritable(docId);
     const entry = this.#entryFor(docId);
     const before = entry.doc;
-    const after = A.change(before, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
+    // Change a clone, so a change refused below (too large) leaves the held document usable.
+    const fork = A.clone(before, { actor: A.getActorId(before) });
+    const after = A.change(fork, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
     if (A.getHeads(after).join() === A.getHeads(before).join()) return false;
     await this.#commit(docId, entry, after, 'local', options.durable === true);
     return true;
@@ -197,11 +229,18 @@ export class DocStore {
    * once stored.
    */
   async adopt(docId: DocId, next: AnyDoc, origin: PeerId): Promise<void> {
+    this.#assertWritable(docId);
     const current = this.#entries.get(docId)?.doc;
     // A sync round that brought nothing new must not create or touch a document.
     if (A.getHeads(next).join() === (current === undefined ? '' : A.getHeads(current).join())) return;
     this.#problems.delete(docId);
     await this.#commit(docId, this.#entryFor(docId), next, origin, false);
+  }
+
+  #assertWritable(docId: string): void {
+    if (this.isLocked(docId)) {
+      throw new DocLockedError(`document ${docId} was written by a newer powernode release; this node leaves it untouched: upgrade powernode`);
+    }
   }
 
   /** An empty document for `docId` with this node's actor, not yet stored. */
@@ -217,8 +256,10 @@ export class DocStore {
         savedHeads: [],
         digest: headsDigest([]),
         nextSeq: 1,
+        snapshotBytes: 0,
         incrementCount: 0,
         incrementBytes: 0,
+        forceSnapshot: false,
         queue: Promise.resolve(),
       };
       this.#entries.set(docId, entry);
@@ -229,6 +270,10 @@ export class DocStore {
   async #commit(docId: DocId, entry: Entry, next: AnyDoc, origin: 'local' | PeerId, durable: boolean): Promise<void> {
     // Everything up to the enqueue is synchronous, so increments are cut in change order.
     const increment = A.saveSince(next, entry.savedHeads);
+    if (entry.snapshotBytes + entry.incrementBytes + increment.length > MAX_DOC_BYTES) {
+      if (entry.incrementCount === 0 && entry.snapshotBytes === 0) this.#entries.delete(docId);
+      throw new DocTooLargeError(`document ${docId} would exceed ${MAX_DOC_BYTES} bytes`);
+    }
     const seq = entry.nextSeq++;
     entry.doc = next;
     entry.savedHeads = A.getHeads(next);
@@ -237,18 +282,22 @@ export class DocStore {
     entry.incrementBytes += increment.length;
     const compact = entry.incrementCount >= this.#compactAfterIncrements || entry.incrementBytes >= this.#compactAfterBytes;
     const snapshot = compact ? A.save(next) : undefined;
-    if (compact) {
+    if (snapshot !== undefined) {
+      entry.snapshotBytes = snapshot.length;
       entry.incrementCount = 0;
       entry.incrementBytes = 0;
     }
-    const written = entry.queue.then(() => this.#persist(docId, seq, increment, snapshot, durable));
-    entry.queue = written.catch(() => {});
+    const written = entry.queue.then(() => this.#persist(docId, entry, seq, increment, snapshot, durable));
+    entry.queue = written.catch((error: unknown) => this.#writeFailed(docId, entry, error));
     this.#changed.emit({ docId, origin });
     await written;
   }
 
-  async #persist(docId: DocId, seq: number, increment: Uint8Array, snapshot: Uint8Array | undefined, durable: boolean): Promise<void> {
+  async #persist(docId: DocId, entry: Entry, seq: number, increment: Uint8Array, given: Uint8Array | undefined, durable: boolean): Promise<void> {
     const { storage } = this.#init;
+    const recovering = entry.forceSnapshot;
+    // After a failed write, save the whole held document: it covers the lost increment too.
+    const snapshot = recovering ? A.save(entry.doc) : given;
     const ops: StorageOp[] = [{ type: 'put', key: ['doc', docId, 'inc', seqKey(seq)], value: sealRecord(increment) }];
     if (snapshot !== undefined) {
       // The snapshot covers every increment up to this one; drop them in the same batch.
@@ -256,7 +305,49 @@ export class DocStore {
       ops.push({ type: 'put', key: ['doc', docId, 'snap'], value: sealRecord(snapshot) });
       for (const { key } of await storage.range(['doc', docId, 'inc'])) ops.push({ type: 'delete', key });
     }
-    await storage.batch(ops, { sync: durable });
+    await storage.batch(ops, { sync: durable || recovering });
+    if (recovering) {
+      entry.forceSnapshot = false;
+      entry.snapshotBytes = snapshot!.length;
+      entry.incrementCount = 0;
+      entry.incrementBytes = 0;
+    }
+  }
+
+  /**
+   * The increment is lost, and later increments depend on it: the next write of this document
+   * stores a full snapshot, and a repair is scheduled in case no other write comes.
+   */
+  #writeFailed(docId: DocId, entry: Entry, error: unknown): void {
+    entry.forceSnapshot = true;
+    this.#init.log.error('writing a document failed; it will be stored again as a full snapshot', { docId, error: String(error) });
+    if (this.#repairs.has(docId) || this.#closed) return;
+    const timer = this.#init.clock.setTimeout(() => {
+      this.#repairs.delete(docId);
+      if (!entry.forceSnapshot || this.#closed) return;
+      entry.queue = entry.queue
+        .then(async () => {
+          if (!entry.forceSnapshot) return;
+          const snapshot = A.save(entry.doc);
+          const ops: StorageOp[] = [{ type: 'put', key: ['doc', docId, 'snap'], value: sealRecord(snapshot) }];
+          for (const { key } of await this.#init.storage.range(['doc', docId, 'inc'])) ops.push({ type: 'delete', key });
+          await this.#init.storage.batch(ops, { sync: true });
+          entry.forceSnapshot = false;
+          entry.snapshotBytes = snapshot.length;
+          entry.incrementCount = 0;
+          entry.incrementBytes = 0;
+          this.#init.log.info('document stored again after a failed write', { docId });
+        })
+        .catch((retryError: unknown) => this.#writeFailed(docId, entry, retryError));
+    }, REPAIR_DELAY_MS);
+    this.#repairs.set(docId, timer);
+  }
+
+  /** Stops scheduled repairs; writes already queued still complete. */
+  close(): void {
+    this.#closed = true;
+    for (const timer of this.#repairs.values()) this.#init.clock.clearTimeout(timer);
+    this.#repairs.clear();
   }
 
   /** Waits until every queued write is stored. */

@@ -5,7 +5,7 @@ import type { Clock, TimerId } from '../ports/clock.ts';
 import { type FrameStream, type PeerId, ProtocolNotSupportedError, type Transport } from '../ports/transport.ts';
 import { type PeerPenalties, WireError, decodeMessage, encodeMessage } from '../wire/index.ts';
 import { RefusedChangeError, verifyIncoming } from './authority.ts';
-import type { AnyDoc, DocStore } from './doc-store.ts';
+import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
 import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
 import { type SyncMessage, syncProtocol } from './sync-protocol.ts';
 
@@ -22,6 +22,11 @@ export interface ReplicatorInit {
   /** Called when a peer's change is refused, for counting and fleet events. */
   readonly onRefused?: (event: { peer: PeerId; docId: string; error: RefusedChangeError }) => void;
   readonly antiEntropyMs?: number;
+  /**
+   * Whether this node takes in `docId` at all (e.g. `node/<peer>` only for members). A document
+   * not accepted now is refused without penalty, and accepted later if it becomes acceptable.
+   */
+  readonly acceptsDocument?: (docId: DocId) => boolean;
 }
 
 /** Traffic and state of the replication session with one peer. */
@@ -45,6 +50,19 @@ const REOPEN_DELAY_MS = 1_000;
 const REOPEN_DELAY_MAX_MS = 30_000;
 /** Every open session re-sends its summary this often, so any divergence is found. */
 export const DEFAULT_ANTI_ENTROPY_MS = 15_000;
+/** Documents one peer may make this node track (sync states, known digests) before it is cut off. */
+const MAX_DOCS_PER_SESSION = 100_000;
+
+/** Runs a timer callback so that an exception is logged, never thrown into the event loop. */
+function guarded(log: Logger, what: string, callback: () => void): () => void {
+  return () => {
+    try {
+      callback();
+    } catch (error) {
+      log.error(`${what} failed`, { error: String(error), stack: (error as Error).stack });
+    }
+  };
+}
 
 /**
  * Replicates the store's documents with every allowed connected peer. Each side opens its own
@@ -97,7 +115,10 @@ export class Replicator {
     if (!this.#init.transport.connectedPeers().includes(peer)) return;
     const session = new Session(peer, this.#init, this);
     this.#sessions.set(peer, session);
-    void session.open(0);
+    session.open(0).catch((error: unknown) => {
+      this.#init.log.error('opening a sync session failed', { peer, error: String(error) });
+      session.close();
+    });
   }
 
   /** Re-checks every connected peer, e.g. after the member list changed. */
@@ -126,17 +147,22 @@ export class Replicator {
     const delayMs = Math.min(REOPEN_DELAY_MS * 2 ** Math.max(0, failures - 1), REOPEN_DELAY_MAX_MS);
     this.#reopenTimers.set(
       peer,
-      this.#init.clock.setTimeout(() => {
-        this.#reopenTimers.delete(peer);
-        this.ensureSession(peer);
-      }, delayMs),
+      this.#init.clock.setTimeout(
+        guarded(this.#init.log, 'reopening a sync session', () => {
+          this.#reopenTimers.delete(peer);
+          this.ensureSession(peer);
+        }),
+        delayMs,
+      ),
     );
   }
 
   #scheduleAntiEntropy(): void {
     if (this.#stopped) return;
     this.#antiEntropyTimer = this.#init.clock.setTimeout(() => {
-      for (const session of this.#sessions.values()) session.resendSummary();
+      guarded(this.#init.log, 'anti-entropy round', () => {
+        for (const session of this.#sessions.values()) session.resendSummary();
+      })();
       this.#scheduleAntiEntropy();
     }, this.#init.antiEntropyMs ?? DEFAULT_ANTI_ENTROPY_MS);
   }
@@ -155,12 +181,15 @@ export class Replicator {
     this.#dirty.add(docId);
     if (this.#flushTimer !== undefined || this.#stopped) return;
     // Coalesce the changes of one tick into one sync message per peer and document.
-    this.#flushTimer = this.#init.clock.setTimeout(() => {
-      this.#flushTimer = undefined;
-      const dirty = [...this.#dirty].sort();
-      this.#dirty.clear();
-      for (const session of this.#sessions.values()) session.push(dirty);
-    }, 0);
+    this.#flushTimer = this.#init.clock.setTimeout(
+      guarded(this.#init.log, 'pushing changes to peers', () => {
+        this.#flushTimer = undefined;
+        const dirty = [...this.#dirty].sort();
+        this.#dirty.clear();
+        for (const session of this.#sessions.values()) session.push(dirty);
+      }),
+      0,
+    );
   }
 
   #onInbound(stream: FrameStream): void {
@@ -194,8 +223,8 @@ class Session {
   readonly #refused = new Set<string>();
   #outbound: FrameStream | undefined;
   #inbound: FrameStream | undefined;
-  /** Replies produced before our stream finished opening; sent right after hello. */
-  #beforeOpen: SyncMessage[] = [];
+  /** Frames produced before our stream finished opening; sent right after hello. */
+  #beforeOpen: Uint8Array[] = [];
   #sendChain: Promise<void> = Promise.resolve();
   #pendingSends = 0;
   #closed = false;
@@ -233,18 +262,22 @@ class Session {
       return;
     }
     void this.#drainOutbound(this.#outbound);
-    this.#send({ type: 'hello', body: { fleetId: this.#init.fleetId } });
-    this.resendSummary();
+    // hello and our summary first, then what we answered before the stream was open.
     const queued = this.#beforeOpen;
     this.#beforeOpen = [];
-    for (const message of queued) this.#send(message);
+    const opening = [this.#encode({ type: 'hello', body: { fleetId: this.#init.fleetId } }), this.#encode(this.#summaryMessage())];
+    for (const frame of [...opening, ...queued]) if (frame !== undefined) this.#enqueueFrame(frame);
   }
 
   /** Sends our current summary; the peer answers with entries for any bucket that differs. */
   resendSummary(): void {
     if (this.#outbound === undefined || this.#closed) return;
+    this.#send(this.#summaryMessage());
+  }
+
+  #summaryMessage(): SyncMessage {
     const summary = this.#summary();
-    this.#send({ type: 'summary', body: { count: summary.count, root: summary.root, buckets: summary.buckets } });
+    return { type: 'summary', body: { count: summary.count, root: summary.root, buckets: summary.buckets } };
   }
 
   close(): void {
@@ -294,7 +327,15 @@ class Session {
           greeted = true;
           continue;
         }
-        await this.#handle(message);
+        try {
+          await this.#handle(message);
+        } catch (error) {
+          // Not necessarily the peer's fault (a storage error, say), but this session's state is
+          // now unknown: close it; both sides open a fresh one and compare summaries again.
+          this.#init.log.error('handling a sync message failed; restarting the session', { peer: this.peer, type: message.type, error: String(error) });
+          this.close();
+          return;
+        }
       }
     } catch (error) {
       if ((error as Error).name === 'FrameTooLargeError') this.#init.penalties.record(this.peer, 'oversized');
@@ -346,6 +387,7 @@ class Session {
     for (const [docId, digest] of theirs) {
       const id = docId as DocId;
       if (bucketOf(docId) !== bucket) continue;
+      if (this.#peerDigests.size >= MAX_DOCS_PER_SESSION) this.#peerDigests.clear();
       this.#peerDigests.set(id, digest);
       const ours = store.digest(id);
       // What we lack, they send as a snapshot when they read our entries; we only sync what both hold.
@@ -371,17 +413,21 @@ class Session {
 
   async #onSync(docId: string, message: Uint8Array): Promise<void> {
     const id = docId as DocId;
-    let state = this.#syncStates.get(id) ?? A.initSyncState();
+    if (!this.#syncStates.has(id) && this.#syncStates.size >= MAX_DOCS_PER_SESSION) {
+      this.#init.penalties.record(this.peer, 'too-many-documents');
+      this.close();
+      return;
+    }
     const accepted = await this.#receive(docId, (fork) => {
-      const [next, nextState] = A.receiveSyncMessage(fork, state, message);
-      state = nextState;
+      const [next, nextState] = A.receiveSyncMessage(fork, this.#syncStates.get(id) ?? A.initSyncState(), message);
+      // Stored at once, so a push between here and the adoption builds on it.
+      this.#syncStates.set(id, nextState);
       return next;
     });
     if (!accepted) {
       this.#syncStates.delete(id);
       return;
     }
-    this.#syncStates.set(id, state);
     this.#sendSync(id);
   }
 
@@ -397,6 +443,17 @@ class Session {
       return false;
     }
     const id = docId as DocId;
+    if (store.isLocked(id)) {
+      this.#refuseDoc(docId, new RefusedChangeError('schema-too-new', `document ${docId} is kept untouched here: a newer powernode release wrote it`));
+      return false;
+    }
+    if (this.#init.acceptsDocument?.(id) === false) {
+      // Usually a race (the new member's document outran the fleet document that admits it):
+      // not counted, not remembered; the next summary round brings it once it is acceptable.
+      this.#stats.refusedIn++;
+      this.#init.log.debug('ignored a document this node does not take in (yet)', { peer: this.peer, docId });
+      return false;
+    }
     const before = store.get(id) ?? store.empty();
     let after: AnyDoc;
     try {
@@ -413,7 +470,13 @@ class Session {
       this.#refuseDoc(docId, error);
       return false;
     }
-    await store.adopt(id, after, this.peer);
+    try {
+      await store.adopt(id, after, this.peer);
+    } catch (error) {
+      if (!(error instanceof DocTooLargeError)) throw error;
+      this.#refuseDoc(docId, new RefusedChangeError('too-large', error.message));
+      return false;
+    }
     return true;
   }
 
@@ -434,8 +497,8 @@ class Session {
     const doc = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) ? this.#init.store.empty() : undefined);
     if (doc === undefined) return;
     const [state, message] = A.generateSyncMessage(doc, this.#syncStates.get(docId) ?? A.initSyncState());
-    this.#syncStates.set(docId, state);
-    if (message !== null) this.#send({ type: 'sync', body: { docId, message } });
+    // Automerge records what the state says was sent: keep it only if the message really goes.
+    if (message === null || this.#send({ type: 'sync', body: { docId, message } })) this.#syncStates.set(docId, state);
   }
 
   #summary(): Summary {
@@ -453,26 +516,46 @@ class Session {
       .map((docId) => [docId, store.digest(docId)!] as [string, string]);
   }
 
-  #send(message: SyncMessage): void {
-    if (this.#closed) return;
-    const stream = this.#outbound;
-    if (stream === undefined) {
-      // The peer's stream can reach us before ours to it is open; its answers must not be lost.
-      if (this.#beforeOpen.length >= MAX_PENDING_SENDS) this.close();
-      else this.#beforeOpen.push(message);
-      return;
+  /** Encodes and queues a message; false (never an exception) when it cannot be sent. */
+  #send(message: SyncMessage): boolean {
+    if (this.#closed) return false;
+    const frame = this.#encode(message);
+    if (frame === undefined) return false;
+    if (this.#outbound === undefined) {
+      // The peer's stream can reach us before ours to it is open; our answers must not be lost.
+      if (this.#beforeOpen.length >= MAX_PENDING_SENDS) {
+        this.close();
+        return false;
+      }
+      this.#beforeOpen.push(frame);
+      return true;
     }
-    if (this.#pendingSends >= MAX_PENDING_SENDS) {
-      this.#init.log.warn('peer is not reading its sync stream; dropping the session', { peer: this.peer });
-      this.close();
-      return;
-    }
+    return this.#enqueueFrame(frame);
+  }
+
+  /** The message as a frame, or undefined (logged) if it cannot be encoded. */
+  #encode(message: SyncMessage): Uint8Array | undefined {
     if (message.type === 'snapshot' || message.type === 'sync') {
       this.#init.log.debug('sync message out', { peer: this.peer, type: message.type, docId: message.body.docId });
     } else if (message.type !== 'hello') {
       this.#init.log.debug('sync message out', { peer: this.peer, type: message.type, ...(message.type === 'entries' ? { bucket: message.body.bucket, count: message.body.entries.length } : {}) });
     }
-    const frame = encodeMessage(syncProtocol, message);
+    try {
+      return encodeMessage(syncProtocol, message);
+    } catch (error) {
+      this.#init.log.error('cannot encode a sync message; not sent', { peer: this.peer, type: message.type, error: String(error) });
+      return undefined;
+    }
+  }
+
+  #enqueueFrame(frame: Uint8Array): boolean {
+    const stream = this.#outbound;
+    if (stream === undefined || this.#closed) return false;
+    if (this.#pendingSends >= MAX_PENDING_SENDS) {
+      this.#init.log.warn('peer is not reading its sync stream; dropping the session', { peer: this.peer });
+      this.close();
+      return false;
+    }
     this.#pendingSends++;
     this.#stats.bytesOut += frame.length;
     this.#stats.messagesOut++;
@@ -485,6 +568,7 @@ class Session {
       .finally(() => {
         this.#pendingSends--;
       });
+    return true;
   }
 
   /** Our stream carries nothing back; reading it notices when the peer resets it. */

@@ -1,7 +1,10 @@
 import { defineProtocol, type MessageOf, s } from '../wire/index.ts';
 import { SUMMARY_BUCKETS } from './summary.ts';
 
-const MAX_DOC_BYTES = 8 * 1024 * 1024;
+// A stored document is at most 4 MiB (MAX_DOC_BYTES in doc-store.ts); what carries one — a
+// snapshot or a sync message with all its changes — stays under 6 MiB, inside the 8 MiB frame.
+const MAX_DOC_MESSAGE_BYTES = 6 * 1024 * 1024;
+const MAX_FRAME_BYTES = 8 * 1024 * 1024;
 const docId = s.string({ min: 1, max: 128, pattern: /^[A-Za-z0-9/_-]+$/ });
 const digest = s.string({ min: 16, max: 16, pattern: /^[0-9a-f]{16}$/ });
 
@@ -12,7 +15,7 @@ const digest = s.string({ min: 16, max: 16, pattern: /^[0-9a-f]{16}$/ });
 export const syncProtocol = defineProtocol({
   id: '/powernode/sync/1',
   version: 1,
-  maxFrameBytes: MAX_DOC_BYTES + 4096,
+  maxFrameBytes: MAX_FRAME_BYTES,
   messages: {
     hello: s.object({ fleetId: s.string({ min: 1, max: 64 }) }),
     summary: s.object({
@@ -21,8 +24,8 @@ export const syncProtocol = defineProtocol({
       buckets: s.bytes({ min: SUMMARY_BUCKETS * 8, max: SUMMARY_BUCKETS * 8 }),
     }),
     entries: s.object({ bucket: s.uint(SUMMARY_BUCKETS - 1), entries: s.array(s.tuple([docId, digest]), { max: 200_000 }) }),
-    snapshot: s.object({ docId, bytes: s.bytes({ min: 1, max: MAX_DOC_BYTES }) }),
-    sync: s.object({ docId, message: s.bytes({ min: 1, max: MAX_DOC_BYTES }) }),
+    snapshot: s.object({ docId, bytes: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }) }),
+    sync: s.object({ docId, message: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }) }),
     refused: s.object({ docId, reason: s.string({ max: 1000 }) }),
   },
 });

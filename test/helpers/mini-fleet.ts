@@ -48,7 +48,7 @@ export class MiniFleet {
   readonly network = new MemoryNetwork();
   readonly nodes: MiniNode[] = [];
 
-  async add(index: number, storage: Storage = new MemoryStorage()): Promise<MiniNode> {
+  async add(index: number, storage: Storage = new MemoryStorage(), options: { acceptsDocument?: (docId: string) => boolean } = {}): Promise<MiniNode> {
     const peer = fakePeerId(index);
     const transport = this.network.createTransport(peer);
     const log = new MemoryLogger();
@@ -61,7 +61,16 @@ export class MiniFleet {
         void transport.hangUp(bad);
       },
     });
-    const replicator = new Replicator({ transport, store, clock: this.clock, log, penalties, fleetId: FLEET_ID, isPeerAllowed: () => true });
+    const replicator = new Replicator({
+      transport,
+      store,
+      clock: this.clock,
+      log,
+      penalties,
+      fleetId: FLEET_ID,
+      isPeerAllowed: () => true,
+      ...(options.acceptsDocument === undefined ? {} : { acceptsDocument: options.acceptsDocument }),
+    });
     replicator.start();
     const node: MiniNode = { peer, storage, store, replicator, penalties, log, disconnects };
     this.nodes.push(node);
@@ -107,4 +116,17 @@ export async function writeAsNode(store: DocStore, peer: PeerId, fields: Record<
     for (const [key, value] of Object.entries(fields)) d[key] = typeof value === 'string' ? new A.ImmutableString(value) : value;
   });
   await store.adopt(docId, doc, peer);
+}
+
+/** Memory storage whose next batches fail, as a full or failing disk would. */
+export class FailingStorage extends MemoryStorage {
+  failNextBatches = 0;
+
+  override async batch(...args: Parameters<MemoryStorage['batch']>): Promise<void> {
+    if (this.failNextBatches > 0) {
+      this.failNextBatches--;
+      throw new Error('EIO: simulated write failure');
+    }
+    return super.batch(...args);
+  }
 }

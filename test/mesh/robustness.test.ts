@@ -1,0 +1,118 @@
+import * as A from '@automerge/automerge';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { type DocId, FLEET_DOC_ID, nodeDocId, readNodeState, toPlain } from '../../crdt-schema/index.ts';
+import {
+  DocLockedError,
+  DocStore,
+  DocTooLargeError,
+  MAX_DOC_BYTES,
+  MemoryLogger,
+  MemoryStorage,
+  encodeMessage,
+  syncProtocol,
+} from '../../mesh/index.ts';
+import { FLEET_ID, FailingStorage, MiniFleet, fakePeerId, writeAsNode } from '../helpers/mini-fleet.ts';
+
+type Loose = Record<string, unknown>;
+const ACTOR = 'aa'.repeat(16);
+
+async function openStore(storage: MemoryStorage, fleet = new MiniFleet()): Promise<DocStore> {
+  return DocStore.open({ storage, clock: fleet.clock, actorId: ACTOR, log: new MemoryLogger() });
+}
+
+describe('document store under failures', () => {
+  it('keeps what it stored loadable after a failed write: the next write is a full snapshot', async () => {
+    const storage = new FailingStorage();
+    const store = await openStore(storage);
+    await store.change<Loose>(FLEET_DOC_ID, (d) => {
+      d['schema'] = 1;
+      d['one'] = 1;
+    });
+    storage.failNextBatches = 1;
+    await expect(store.change<Loose>(FLEET_DOC_ID, (d) => void (d['two'] = 2))).rejects.toThrow(/EIO/);
+    await store.change<Loose>(FLEET_DOC_ID, (d) => void (d['three'] = 3));
+    await store.flush();
+    const reopened = await openStore(storage);
+    expect(reopened.problems()).toEqual([]);
+    expect(toPlain(reopened.get(FLEET_DOC_ID))).toMatchObject({ one: 1, two: 2, three: 3 });
+  });
+
+  it('refuses a change that would make a document larger than the limit, and the document stays usable', async () => {
+    const store = await openStore(new MemoryStorage());
+    await store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1));
+    await expect(store.change<Loose>(FLEET_DOC_ID, (d) => void (d['blob'] = randomBytes(MAX_DOC_BYTES + 1)))).rejects.toBeInstanceOf(DocTooLargeError);
+    await store.change<Loose>(FLEET_DOC_ID, (d) => void (d['after'] = true));
+    expect(toPlain(store.get(FLEET_DOC_ID))).toEqual({ schema: 1, after: true });
+  });
+
+  it('leaves a document written by a newer schema untouched on disk', async () => {
+    const storage = new MemoryStorage();
+    const first = await openStore(storage);
+    await first.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 99));
+    await first.flush();
+    const before = await storage.range(['doc', FLEET_DOC_ID]);
+    const store = await openStore(storage);
+    expect(store.problems()).toMatchObject([{ docId: FLEET_DOC_ID, problem: 'schema-too-new' }]);
+    await expect(store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1))).rejects.toBeInstanceOf(DocLockedError);
+    await expect(store.adopt(FLEET_DOC_ID, A.from<Loose>({ schema: 1 }), fakePeerId(9))).rejects.toBeInstanceOf(DocLockedError);
+    expect(await storage.range(['doc', FLEET_DOC_ID])).toEqual(before);
+  });
+});
+
+describe('replication under failures and hostile peers', () => {
+  it('restarts a session whose message handling failed, and still converges', async () => {
+    const fleet = new MiniFleet();
+    const storageB = new FailingStorage();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1, storageB);
+    await writeAsNode(a.store, a.peer, { hostname: 'a-host' });
+    await writeAsNode(b.store, b.peer, { hostname: 'b-host' });
+    storageB.failNextBatches = 1;
+    await fleet.connect(a, b);
+    await fleet.run(3_000);
+    expect(b.log.records.some((r) => r.message === 'handling a sync message failed; restarting the session')).toBe(true);
+    expect(readNodeState(b.store.get(nodeDocId(a.peer)))?.hostname).toBe('a-host');
+    expect(readNodeState(a.store.get(nodeDocId(b.peer)))?.hostname).toBe('b-host');
+    await b.store.flush();
+    const reopened = await DocStore.open({ storage: storageB, clock: fleet.clock, actorId: ACTOR, log: new MemoryLogger() });
+    expect(reopened.problems()).toEqual([]);
+    expect(reopened.digest(nodeDocId(a.peer))).toBe(a.store.digest(nodeDocId(a.peer)));
+  });
+
+  it('refuses a document over the size limit from a peer and keeps serving', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const attacker = fleet.network.createTransport(fakePeerId(50));
+    const huge = A.save(A.from<Loose>({ schema: 1, fleetId: new A.ImmutableString(FLEET_ID), blob: randomBytes(MAX_DOC_BYTES + 1024) }));
+    expect(huge.length).toBeLessThan(6 * 1024 * 1024);
+    const stream = await attacker.openStream(a.peer, syncProtocol.id, { maxFrameBytes: syncProtocol.maxFrameBytes });
+    await stream.send(encodeMessage(syncProtocol, { type: 'hello', body: { fleetId: FLEET_ID } }));
+    await stream.send(encodeMessage(syncProtocol, { type: 'snapshot', body: { docId: FLEET_DOC_ID, bytes: huge } }));
+    await fleet.run(100);
+    expect(a.store.has(FLEET_DOC_ID)).toBe(false);
+    expect(a.penalties.snapshot().byPeer[attacker.localPeer]).toEqual({ 'refused:too-large': 1 });
+    const b = await fleet.add(1);
+    await a.store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1));
+    await fleet.connect(a, b);
+    await fleet.until(() => b.store.has(FLEET_DOC_ID));
+  });
+
+  it('takes in a node document only once the node is acceptable, without counting the early copy against the sender', async () => {
+    const fleet = new MiniFleet();
+    const members = new Set<string>();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1, new MemoryStorage(), { acceptsDocument: (docId) => !docId.startsWith('node/') || members.has(docId.slice(5)) });
+    const newcomer = fakePeerId(7);
+    await writeAsNode(a.store, newcomer, { hostname: 'newcomer' });
+    for (let i = 0; i < 10; i++) await writeAsNode(a.store, fakePeerId(100 + i), { hostname: 'made-up' });
+    await fleet.connect(a, b);
+    await fleet.run(1_000);
+    expect(b.store.ids().filter((id: DocId) => id.startsWith('node/'))).toEqual([]);
+    expect(b.penalties.snapshot().total).toBe(0);
+    members.add(newcomer);
+    await fleet.run(16_000); // one anti-entropy round
+    expect(readNodeState(b.store.get(nodeDocId(newcomer)))?.hostname).toBe('newcomer');
+    expect(b.store.ids().filter((id: DocId) => id.startsWith('node/'))).toEqual([nodeDocId(newcomer)]);
+  });
+});
