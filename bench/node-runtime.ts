@@ -87,6 +87,8 @@ async function tenNodeFleet(root: string): Promise<Record<string, unknown>> {
 
     await new Promise((r) => setTimeout(r, 10_000));
     const rss = await Promise.all(nodes.map((n) => rssMb(n.child.pid!)));
+    await new Promise((r) => setTimeout(r, 20_000));
+    const rss30 = await Promise.all(nodes.map((n) => rssMb(n.child.pid!)));
 
     // Restarts one at a time, so each start has the machine to itself as it would in a fleet.
     const restarted: number[] = [];
@@ -102,7 +104,7 @@ async function tenNodeFleet(root: string): Promise<Record<string, unknown>> {
         restartsP50: percentile(restarted, 50),
         restartsMax: Math.max(...restarted),
       },
-      idleRssMb: { p50: round(percentile(rss, 50)), max: round(Math.max(...rss)) },
+      idleRssMb: { after10s: { p50: round(percentile(rss, 50)), max: round(Math.max(...rss)) }, after30s: { p50: round(percentile(rss30, 50)), max: round(Math.max(...rss30)) } },
     };
   } finally {
     for (const node of nodes) await node.kill9();
