@@ -17,7 +17,9 @@ const relativeTs = /(['"])(\.{1,2}\/[^'"\n]+)\.ts\1/g;
 rmSync(staging, { recursive: true, force: true });
 const sources = runtimeSources(root);
 for (const { path } of sources) {
-  const code = stripTypeScriptTypes(readFileSync(join(root, path), 'utf8'), { mode: 'strip' }).replace(relativeTs, '$1$2.js$1');
+  // .mjs files (worker scripts) are plain JavaScript already: copied as they are.
+  const source = readFileSync(join(root, path), 'utf8');
+  const code = path.endsWith('.mjs') ? source : stripTypeScriptTypes(source, { mode: 'strip' }).replace(relativeTs, '$1$2.js$1');
   const out = join(staging, path.replace(/\.ts$/, '.js'));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, code);

@@ -15,7 +15,8 @@ export function runtimeSources(root) {
       continue;
     }
     for (const name of names) {
-      if (!name.endsWith('.ts') || name.endsWith('.d.ts') || name.includes('node_modules')) continue;
+      const runtimeFile = (name.endsWith('.ts') && !name.endsWith('.d.ts')) || name.endsWith('.mjs');
+      if (!runtimeFile || name.includes('node_modules') || name.split('/').includes('bin')) continue;
       const path = join(dir, name);
       const info = statSync(join(root, path));
       out.push({ path, size: info.size, mtimeMs: info.mtimeMs });

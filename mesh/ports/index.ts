@@ -10,3 +10,4 @@ export * from './transport.ts';
 export * from './frame-queue.ts';
 export * from './frame-codec.ts';
 export * from './memory-transport.ts';
+export * from './signature-verifier.ts';

@@ -1,2 +1,5 @@
 export * from './keys.ts';
 export * from './operator-auth.ts';
+export * from './in-process-verifier.ts';
+export * from './seals.ts';
+export * from './seal-verifier.ts';

@@ -6,7 +6,9 @@ import { ExecaProcessRunner } from '../../agent/adapters/execa-process-runner.ts
 import { LevelStorage } from '../../agent/adapters/level-storage.ts';
 import { Libp2pTransport } from '../../agent/adapters/libp2p-transport.ts';
 import { SystemClock } from '../../agent/adapters/system-clock.ts';
+import { WorkerPoolVerifier } from '../../agent/adapters/worker-pool-verifier.ts';
 import {
+  InProcessVerifier,
   ManualClock,
   MemoryNetwork,
   MemoryStorage,
@@ -18,6 +20,7 @@ import { tempDir } from '../helpers/temp-dir.ts';
 import { runClockSuite } from './clock.suite.ts';
 import { runProcessRunnerSuite } from './process-runner.suite.ts';
 import { runRandomSuite } from './random.suite.ts';
+import { runSignatureVerifierSuite } from './signature-verifier.suite.ts';
 import { runStorageSuite } from './storage.suite.ts';
 import { runTransportSuite } from './transport.suite.ts';
 
@@ -88,3 +91,6 @@ runProcessRunnerSuite(
       { command: 'sleep', result: { exitCode: -1, stdout: '', stderr: '', killed: true } },
     ]),
 );
+
+runSignatureVerifierSuite('InProcessVerifier', () => new InProcessVerifier());
+runSignatureVerifierSuite('WorkerPoolVerifier', () => new WorkerPoolVerifier());
