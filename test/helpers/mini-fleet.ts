@@ -1,4 +1,5 @@
 import * as A from '@automerge/automerge';
+import { createHash } from 'node:crypto';
 import { nodeDocId } from '../../crdt-schema/index.ts';
 import {
   type AnyDoc,
@@ -12,19 +13,20 @@ import {
   Replicator,
   type Storage,
   actorPrefixFor,
+  keyPairFromSeed,
+  peerIdFromPublicKey,
 } from '../../mesh/index.ts';
 
-const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+/** A deterministic Ed25519 identity for in-memory tests: its peer id is a real libp2p peer id. */
+export function testIdentity(index: number): { peerId: PeerId; publicKey: Uint8Array; seed: Uint8Array } {
+  const seed = new Uint8Array(createHash('sha256').update(`powernode-test-peer-${index}`).digest());
+  const { publicKey } = keyPairFromSeed(seed);
+  return { peerId: peerIdFromPublicKey(publicKey) as PeerId, publicKey, seed };
+}
 
-/** A syntactically valid, deterministic peer id for in-memory tests. */
+/** The peer id of {@link testIdentity}. */
 export function fakePeerId(index: number): PeerId {
-  let suffix = '';
-  let n = index + 1;
-  while (n > 0) {
-    suffix = BASE58[n % 58]! + suffix;
-    n = Math.floor(n / 58);
-  }
-  return `12D3KooW${'Test'}${suffix.padStart(40, '1')}` as PeerId;
+  return testIdentity(index).peerId;
 }
 
 /** Lets every pending promise and I/O callback run. */
