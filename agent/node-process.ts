@@ -12,6 +12,7 @@ import { CryptoRandom } from './adapters/crypto-random.ts';
 import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
 import { Libp2pTransport } from './adapters/libp2p-transport.ts';
 import { SystemClock } from './adapters/system-clock.ts';
+import { WorkerPoolVerifier } from './adapters/worker-pool-verifier.ts';
 import { apiHandlers } from './api/routes.ts';
 import { type ApiServer, startHttpApi } from './api/http-server.ts';
 import { type DataDir, assertKeyFilesPrivate, loadOrCreateIdentity } from './data-dir.ts';
@@ -71,7 +72,11 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
     const clock = new SystemClock();
     const api = await startHttpApi(options.apiHost, options.apiPort, apiHandlers(() => node, clock));
     cleanups.push(() => api.close());
+    const verifier = new WorkerPoolVerifier();
     const ports: FleetNodePorts = {
+      // An Ed25519 libp2p key's raw form is its 32-byte seed followed by its public key.
+      identity: { seed: privateKey.raw.subarray(0, 32), publicKey: privateKey.raw.subarray(32) },
+      signatureVerifier: verifier,
       transport,
       storage,
       clock,

@@ -114,16 +114,16 @@ async function tenNodeFleet(root: string): Promise<Record<string, unknown>> {
 /** A node joins a fleet of 1,000 members and 1,000 node documents; then peers reconnect. */
 async function bigFleetJoin(root: string): Promise<Record<string, unknown>> {
   const dirA = join(root, 'big-a');
-  const init = JSON.parse((await cli(['fleet', 'init', '--data', dirA])).stdout) as { peerId: string; operatorKey: string };
+  const init = JSON.parse((await cli(['fleet', 'init', '--data', dirA])).stdout) as { fleetId: string; peerId: string; operatorKey: string };
   const storage = await LevelStorage.open(join(dirA, 'state'));
-  const store = await DocStore.open({ storage, clock: new SystemClockForBench(), actorId: `${actorPrefixFor(init.peerId)}ffffffff`, log: new MemoryLogger() });
+  const store = await DocStore.open({ storage, clock: new SystemClockForBench(), actorId: `${actorPrefixFor(init.peerId)}ffffffff`, log: new MemoryLogger(), fleetId: init.fleetId });
   await store.change<FleetDocument>(FLEET_DOC_ID, (draft) => {
     for (let i = 0; i < BIG_FLEET; i++) {
       draft.members[fakePeerId(i)] = { name: new A.ImmutableString(`m${i}`), joinedAt: i, labels: { rack: new A.ImmutableString(`r${i % 40}`) }, via: new A.ImmutableString('bench') };
     }
   });
   for (let i = 0; i < BIG_FLEET; i++) {
-    await writeAsNode(store, fakePeerId(i) as PeerId, { hostname: `host-${i}`, arch: 'x64', platform: 'linux', addrs: [], startedAt: i });
+    await writeAsNode(store, fakePeerId(i) as PeerId, { hostname: `host-${i}`, arch: 'x64', platform: 'linux', addrs: [], startedAt: i }, init.fleetId);
   }
   await store.flush();
   await storage.close();

@@ -24,7 +24,10 @@ import { type Clock, TimeoutError, withTimeout } from './ports/clock.ts';
 import type { Random } from './ports/random.ts';
 import type { Storage } from './ports/storage.ts';
 import { type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
-import { DocStore, actorPrefixFor, Replicator, type SessionStats } from './replication/index.ts';
+import type { SignatureVerifier } from './ports/signature-verifier.ts';
+import { DocStore, Replicator, type SealSigner, type SessionStats, actorPrefixFor } from './replication/index.ts';
+import { InProcessVerifier } from './trust/in-process-verifier.ts';
+import { SealVerifier } from './trust/seal-verifier.ts';
 import { sha256Hex } from './trust/keys.ts';
 import { PeerPenalties, WireError, decodeCbor, decodeMessage, encodeCbor, encodeMessage, s } from './wire/index.ts';
 
@@ -37,6 +40,10 @@ export interface HostFacts {
 }
 
 export interface FleetNodePorts {
+  /** This node's libp2p Ed25519 key: it seals the node's own document. */
+  readonly identity: SealSigner;
+  /** Checks seals; in-process when absent (tests, simulator). */
+  readonly signatureVerifier?: SignatureVerifier;
   readonly transport: Transport;
   readonly storage: Storage;
   readonly clock: Clock;
@@ -124,7 +131,13 @@ export async function foundFleetInStorage(
   founding: FleetFounding,
 ): Promise<void> {
   if ((await readConfig(ports.storage)) !== undefined) throw new OperationRefusedError('this data directory already belongs to a fleet');
-  const store = await DocStore.open({ storage: ports.storage, clock: ports.clock, actorId: actorIdFor(peer, ports.random), log: ports.log });
+  const store = await DocStore.open({
+    storage: ports.storage,
+    clock: ports.clock,
+    actorId: actorIdFor(peer, ports.random),
+    log: ports.log,
+    fleetId: founding.fleetId,
+  });
   await store.change<FleetDocument>(FLEET_DOC_ID, (draft) => foundFleet(draft, founding), { durable: true });
   await writeConfig(ports.storage, { fleetId: founding.fleetId });
 }
@@ -173,6 +186,7 @@ export class FleetNode {
       fleetId: config.fleetId,
       isPeerAllowed: (peer) => this.isPeerAllowed(peer),
       acceptsDocument: (docId) => this.#acceptsDocument(docId),
+      sealVerifier: new SealVerifier(ports.signatureVerifier ?? new InProcessVerifier(), config.fleetId),
     });
     this.#keeper = new ConnectionKeeper({
       transport: ports.transport,
@@ -193,6 +207,7 @@ export class FleetNode {
       clock: ports.clock,
       actorId: actorIdFor(ports.transport.localPeer, ports.random),
       log: ports.log,
+      fleetId: config.fleetId,
     });
     return new FleetNode(ports, config, store);
   }
@@ -241,6 +256,7 @@ export class FleetNode {
     await this.replicator.stop();
     this.store.close();
     await this.store.flush();
+    await this.#ports.signatureVerifier?.close();
   }
 
   /** Resolves once the fleet document is held (a joining node waits for it), or times out. */
@@ -306,7 +322,7 @@ export class FleetNode {
       ...(this.#apiUrl === undefined ? {} : { api: this.#apiUrl }),
       startedAt: this.#startedAt,
     };
-    await this.store.change<NodeStateDocument>(nodeDocId(this.peer), (draft) => writeObservation(draft, observation));
+    await this.store.change<NodeStateDocument>(nodeDocId(this.peer), (draft) => writeObservation(draft, observation), { signer: this.#ports.identity });
   }
 
   /** Creates a single-use join token and returns its join string. */

@@ -4,6 +4,9 @@ import type { Clock, TimerId } from '../ports/clock.ts';
 import { Listeners, type PeerId } from '../ports/transport.ts';
 import type { Storage, StorageOp } from '../ports/storage.ts';
 import type { Logger } from '../logger.ts';
+import { decodeCbor, encodeCbor } from '../wire/protocol.ts';
+import { type Seal, signSeal } from '../trust/seals.ts';
+import { toBase64Url } from '../trust/keys.ts';
 import { headsDigest, openRecord, sealRecord } from './record-codec.ts';
 
 /** A document as the store holds it. Its root shape is the document kind's business. */
@@ -32,6 +35,14 @@ export interface DocStoreInit {
   readonly log: Logger;
   readonly compactAfterIncrements?: number;
   readonly compactAfterBytes?: number;
+  /** The fleet seals are made for (needed to sign local changes). */
+  readonly fleetId?: string;
+}
+
+/** A writer key that seals local changes. */
+export interface SealSigner {
+  readonly publicKey: Uint8Array;
+  readonly seed: Uint8Array;
 }
 
 export const DEFAULT_COMPACT_AFTER_INCREMENTS = 64;
@@ -62,6 +73,8 @@ interface Entry {
   incrementBytes: number;
   /** Set when a write failed: the next write must be a full snapshot, as increments after it would depend on the lost one. */
   forceSnapshot: boolean;
+  /** The latest seal of each writer, by signer (base64url). */
+  seals: Map<string, Seal>;
   queue: Promise<void>;
 }
 
@@ -106,7 +119,22 @@ export class DocStore {
       byDoc.set(docId, group);
     }
     for (const [docId, group] of byDoc) await store.#loadOne(docId, group);
+    await store.#loadSeals();
     return store;
+  }
+
+  /** Seals were verified when they arrived (or made here); storage is checksummed. */
+  async #loadSeals(): Promise<void> {
+    for (const { key, value } of await this.#init.storage.range(['seal'])) {
+      const entry = this.#entries.get(key[1] as DocId);
+      if (entry === undefined || key[2] === undefined) continue;
+      try {
+        const record = decodeCbor(openRecord(value)) as { heads: string[]; signer: Uint8Array; signature: Uint8Array };
+        entry.seals.set(key[2], { docId: key[1]!, heads: record.heads, signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
+      } catch (error) {
+        this.#init.log.warn('a stored seal is damaged; it will come again from peers', { docId: key[1], error: String(error) });
+      }
+    }
   }
 
   async #loadOne(docId: string, group: { snapshot?: Uint8Array; increments: Array<{ seq: number; bytes: Uint8Array }> }): Promise<void> {
@@ -135,6 +163,7 @@ export class DocStore {
         incrementCount: group.increments.length,
         incrementBytes,
         forceSnapshot: false,
+        seals: new Map(),
         queue: Promise.resolve(),
       });
     } catch (error) {
@@ -212,7 +241,17 @@ export class DocStore {
    * Makes a local change (creating the document if needed) and resolves once it is stored
    * (`durable`: fsynced). Resolves `false` without writing when the callback changed nothing.
    */
-  async change<T>(docId: DocId, mutate: (draft: T) => void, options: { durable?: boolean } = {}): Promise<boolean> {
+  /** The latest seal of each writer of a document. */
+  seals(docId: DocId): Seal[] {
+    return [...(this.#entries.get(docId)?.seals.values() ?? [])];
+  }
+
+  /**
+   * Makes a local change (creating the document if needed) and resolves once it is stored
+   * (`durable`: fsynced). With `signer`, the new heads are sealed in the same write, before any
+   * peer can be sent the change. Resolves `false` without writing when nothing changed.
+   */
+  async change<T>(docId: DocId, mutate: (draft: T) => void, options: { durable?: boolean; signer?: SealSigner } = {}): Promise<boolean> {
     this.#assertWritable(docId);
     const entry = this.#entryFor(docId);
     const before = entry.doc;
@@ -220,21 +259,27 @@ export class DocStore {
     const fork = A.clone(before, { actor: A.getActorId(before) });
     const after = A.change(fork, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
     if (A.getHeads(after).join() === A.getHeads(before).join()) return false;
-    await this.#commit(docId, entry, after, 'local', options.durable === true);
+    const seals = options.signer === undefined ? [] : [signSeal(this.#requireFleetId(), docId, A.getHeads(after), options.signer)];
+    await this.#commit(docId, entry, after, 'local', options.durable === true, seals);
     return true;
+  }
+
+  #requireFleetId(): string {
+    if (this.#init.fleetId === undefined) throw new Error('DocStore needs a fleetId to seal changes');
+    return this.#init.fleetId;
   }
 
   /**
    * Replaces a document with `next`, a descendant that replication has already verified. Resolves
    * once stored.
    */
-  async adopt(docId: DocId, next: AnyDoc, origin: PeerId): Promise<void> {
+  async adopt(docId: DocId, next: AnyDoc, origin: PeerId, seals: readonly Seal[] = []): Promise<void> {
     this.#assertWritable(docId);
     const current = this.#entries.get(docId)?.doc;
     // A sync round that brought nothing new must not create or touch a document.
     if (A.getHeads(next).join() === (current === undefined ? '' : A.getHeads(current).join())) return;
     this.#problems.delete(docId);
-    await this.#commit(docId, this.#entryFor(docId), next, origin, false);
+    await this.#commit(docId, this.#entryFor(docId), next, origin, false, seals);
   }
 
   #assertWritable(docId: string): void {
@@ -260,6 +305,7 @@ export class DocStore {
         incrementCount: 0,
         incrementBytes: 0,
         forceSnapshot: false,
+        seals: new Map(),
         queue: Promise.resolve(),
       };
       this.#entries.set(docId, entry);
@@ -267,7 +313,7 @@ export class DocStore {
     return entry;
   }
 
-  async #commit(docId: DocId, entry: Entry, next: AnyDoc, origin: 'local' | PeerId, durable: boolean): Promise<void> {
+  async #commit(docId: DocId, entry: Entry, next: AnyDoc, origin: 'local' | PeerId, durable: boolean, seals: readonly Seal[]): Promise<void> {
     // Everything up to the enqueue is synchronous, so increments are cut in change order.
     const increment = A.saveSince(next, entry.savedHeads);
     if (entry.snapshotBytes + entry.incrementBytes + increment.length > MAX_DOC_BYTES) {
@@ -276,6 +322,7 @@ export class DocStore {
     }
     const seq = entry.nextSeq++;
     entry.doc = next;
+    for (const seal of seals) entry.seals.set(toBase64Url(seal.signer), seal);
     entry.savedHeads = A.getHeads(next);
     entry.digest = headsDigest(entry.savedHeads);
     entry.incrementCount++;
@@ -287,13 +334,21 @@ export class DocStore {
       entry.incrementCount = 0;
       entry.incrementBytes = 0;
     }
-    const written = entry.queue.then(() => this.#persist(docId, entry, seq, increment, snapshot, durable));
+    const written = entry.queue.then(() => this.#persist(docId, entry, seq, increment, snapshot, durable, seals));
     entry.queue = written.catch((error: unknown) => this.#writeFailed(docId, entry, error));
     this.#changed.emit({ docId, origin });
     await written;
   }
 
-  async #persist(docId: DocId, entry: Entry, seq: number, increment: Uint8Array, given: Uint8Array | undefined, durable: boolean): Promise<void> {
+  async #persist(
+    docId: DocId,
+    entry: Entry,
+    seq: number,
+    increment: Uint8Array,
+    given: Uint8Array | undefined,
+    durable: boolean,
+    seals: readonly Seal[],
+  ): Promise<void> {
     const { storage } = this.#init;
     const recovering = entry.forceSnapshot;
     // After a failed write, save the whole held document: it covers the lost increment too.
@@ -304,6 +359,13 @@ export class DocStore {
       ops.length = 0;
       ops.push({ type: 'put', key: ['doc', docId, 'snap'], value: sealRecord(snapshot) });
       for (const { key } of await storage.range(['doc', docId, 'inc'])) ops.push({ type: 'delete', key });
+    }
+    for (const seal of seals) {
+      ops.push({
+        type: 'put',
+        key: ['seal', docId, toBase64Url(seal.signer)],
+        value: sealRecord(encodeCbor({ heads: seal.heads, signer: seal.signer, signature: seal.signature })),
+      });
     }
     await storage.batch(ops, { sync: durable || recovering });
     if (recovering) {

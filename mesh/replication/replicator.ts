@@ -4,7 +4,11 @@ import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type FrameStream, type PeerId, ProtocolNotSupportedError, type Transport } from '../ports/transport.ts';
 import { type PeerPenalties, WireError, decodeMessage, encodeMessage } from '../wire/index.ts';
+import { InProcessVerifier } from '../trust/in-process-verifier.ts';
+import { SealVerifier } from '../trust/seal-verifier.ts';
+import type { Seal } from '../trust/seals.ts';
 import { RefusedChangeError, verifyIncoming } from './authority.ts';
+import { coveredBySeals, sealAuthority } from './seal-coverage.ts';
 import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
 import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
 import { type SyncMessage, syncProtocol } from './sync-protocol.ts';
@@ -27,6 +31,8 @@ export interface ReplicatorInit {
    * not accepted now is refused without penalty, and accepted later if it becomes acceptable.
    */
   readonly acceptsDocument?: (docId: DocId) => boolean;
+  /** Checks seals (signed heads); in-process by default. */
+  readonly sealVerifier?: SealVerifier;
 }
 
 /** Traffic and state of the replication session with one peer. */
@@ -81,8 +87,11 @@ export class Replicator {
   #unsubscribe: Array<() => void> = [];
   #stopped = false;
 
+  readonly #sealVerifier: SealVerifier;
+
   constructor(init: ReplicatorInit) {
     this.#init = init;
+    this.#sealVerifier = init.sealVerifier ?? new SealVerifier(new InProcessVerifier(), init.fleetId);
   }
 
   start(): void {
@@ -113,7 +122,7 @@ export class Replicator {
   ensureSession(peer: PeerId): void {
     if (this.#stopped || this.#sessions.has(peer) || !this.#init.isPeerAllowed(peer)) return;
     if (!this.#init.transport.connectedPeers().includes(peer)) return;
-    const session = new Session(peer, this.#init, this);
+    const session = new Session(peer, this.#init, this, this.#sealVerifier);
     this.#sessions.set(peer, session);
     session.open(0).catch((error: unknown) => {
       this.#init.log.error('opening a sync session failed', { peer, error: String(error) });
@@ -231,10 +240,13 @@ class Session {
   #theirSummary: Summary | undefined;
   #stats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, snapshotsIn: 0, refusedIn: 0, lastMessageAt: undefined as number | undefined };
 
-  constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator) {
+  readonly #sealVerifier: SealVerifier;
+
+  constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator, sealVerifier: SealVerifier) {
     this.peer = peer;
     this.#init = init;
     this.#owner = owner;
+    this.#sealVerifier = sealVerifier;
   }
 
   stats(): SessionStats {
@@ -362,9 +374,9 @@ class Session {
       case 'entries':
         return this.#onEntries(message.body.bucket, message.body.entries);
       case 'snapshot':
-        return this.#onSnapshot(message.body.docId, message.body.bytes);
+        return this.#onSnapshot(message.body.docId, message.body.bytes, fromWire(message.body.docId, message.body.seals));
       case 'sync':
-        return this.#onSync(message.body.docId, message.body.message);
+        return this.#onSync(message.body.docId, message.body.message, fromWire(message.body.docId, message.body.seals));
       case 'refused':
         this.#init.log.warn('a peer refused one of our documents', { peer: this.peer, docId: message.body.docId, reason: message.body.reason });
         return;
@@ -396,14 +408,14 @@ class Session {
     for (const [docId] of this.#entriesIn(bucket)) {
       if (theirDigests.has(docId)) continue;
       const doc = store.get(docId as DocId);
-      if (doc !== undefined) this.#send({ type: 'snapshot', body: { docId, bytes: A.save(doc) } });
+      if (doc !== undefined) this.#send({ type: 'snapshot', body: { docId, bytes: A.save(doc), ...this.#sealsFor(docId as DocId) } });
     }
   }
 
-  async #onSnapshot(docId: string, bytes: Uint8Array): Promise<void> {
+  async #onSnapshot(docId: string, bytes: Uint8Array, seals: readonly Seal[]): Promise<void> {
     this.#stats.snapshotsIn++;
     const before = this.#init.store.digest(docId as DocId);
-    const accepted = await this.#receive(docId, (fork) => A.loadIncremental(fork, bytes));
+    const accepted = await this.#receive(docId, (fork) => A.loadIncremental(fork, bytes), seals);
     const id = docId as DocId;
     if (!accepted) return;
     // Without changes of our own, we now hold exactly what they sent; otherwise sync brings them level.
@@ -411,7 +423,7 @@ class Session {
     else this.#sendSync(id);
   }
 
-  async #onSync(docId: string, message: Uint8Array): Promise<void> {
+  async #onSync(docId: string, message: Uint8Array, seals: readonly Seal[]): Promise<void> {
     const id = docId as DocId;
     if (!this.#syncStates.has(id) && this.#syncStates.size >= MAX_DOCS_PER_SESSION) {
       this.#init.penalties.record(this.peer, 'too-many-documents');
@@ -423,7 +435,7 @@ class Session {
       // Stored at once, so a push between here and the adoption builds on it.
       this.#syncStates.set(id, nextState);
       return next;
-    });
+    }, seals);
     if (!accepted) {
       this.#syncStates.delete(id);
       return;
@@ -435,7 +447,7 @@ class Session {
    * Applies received bytes to a clone of the document, verifies what they added, and adopts the
    * clone. Returns false (and tells the peer) when the change is refused.
    */
-  async #receive(docId: string, apply: (fork: AnyDoc) => AnyDoc): Promise<boolean> {
+  async #receive(docId: string, apply: (fork: AnyDoc) => AnyDoc, seals: readonly Seal[]): Promise<boolean> {
     const { store } = this.#init;
     if (this.#refused.has(docId)) return false;
     if (parseDocId(docId) === undefined) {
@@ -470,14 +482,40 @@ class Session {
       this.#refuseDoc(docId, error);
       return false;
     }
+    const validSeals = await this.#checkSeals(id, before, after, seals);
+    if (validSeals === undefined) {
+      this.#refuseDoc(docId, new RefusedChangeError('not-authorized', `changes to ${docId} are not sealed by a writer of that document`));
+      return false;
+    }
     try {
-      await store.adopt(id, after, this.peer);
+      await store.adopt(id, after, this.peer, validSeals);
     } catch (error) {
       if (!(error instanceof DocTooLargeError)) throw error;
       this.#refuseDoc(docId, new RefusedChangeError('too-large', error.message));
       return false;
     }
     return true;
+  }
+
+  /**
+   * Where a document's writers seal their heads, returns the received seals that are valid and
+   * authorized, or undefined when the changes `after` adds are not covered by any seal (ours or
+   * theirs). Documents without enforced seals pass with no seals.
+   */
+  async #checkSeals(docId: DocId, before: AnyDoc, after: AnyDoc, seals: readonly Seal[]): Promise<Seal[] | undefined> {
+    const authorized = sealAuthority(docId);
+    if (authorized === undefined) return [];
+    const candidates = seals.filter((seal) => authorized(seal.signer));
+    const verdicts = await this.#sealVerifier.verify(candidates);
+    const valid = candidates.filter((_, i) => verdicts[i]);
+    const known = this.#init.store.seals(docId).filter((seal) => authorized(seal.signer));
+    return coveredBySeals(before, after, [...valid, ...known]) ? valid : undefined;
+  }
+
+  /** The document's seals as the sync protocol carries them (omitted when there are none). */
+  #sealsFor(docId: DocId): { seals?: Array<{ heads: string[]; signer: Uint8Array; signature: Uint8Array }> } {
+    const seals = this.#init.store.seals(docId);
+    return seals.length === 0 ? {} : { seals: seals.map((seal) => ({ heads: [...seal.heads], signer: seal.signer, signature: seal.signature })) };
   }
 
   #refuseDoc(docId: string, error: RefusedChangeError): void {
@@ -498,7 +536,7 @@ class Session {
     if (doc === undefined) return;
     const [state, message] = A.generateSyncMessage(doc, this.#syncStates.get(docId) ?? A.initSyncState());
     // Automerge records what the state says was sent: keep it only if the message really goes.
-    if (message === null || this.#send({ type: 'sync', body: { docId, message } })) this.#syncStates.set(docId, state);
+    if (message === null || this.#send({ type: 'sync', body: { docId, message, ...this.#sealsFor(docId) } })) this.#syncStates.set(docId, state);
   }
 
   #summary(): Summary {
@@ -582,4 +620,9 @@ class Session {
     }
     if (this.#outbound === stream) this.close();
   }
+}
+
+/** Seals as received on the wire, named with the document they arrived for. */
+function fromWire(docId: string, seals: ReadonlyArray<{ heads: readonly string[]; signer: Uint8Array; signature: Uint8Array }> | undefined): Seal[] {
+  return (seals ?? []).map((seal) => ({ docId, heads: seal.heads, signer: seal.signer, signature: seal.signature }));
 }

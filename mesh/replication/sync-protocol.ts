@@ -7,6 +7,17 @@ const MAX_DOC_MESSAGE_BYTES = 6 * 1024 * 1024;
 const MAX_FRAME_BYTES = 8 * 1024 * 1024;
 const docId = s.string({ min: 1, max: 128, pattern: /^[A-Za-z0-9/_-]+$/ });
 const digest = s.string({ min: 16, max: 16, pattern: /^[0-9a-f]{16}$/ });
+/** Seals that authenticate a document's changes (docs/SECURITY.md §Write authority). */
+const seals = s.optional(
+  s.array(
+    s.object({
+      heads: s.array(s.string({ min: 64, max: 64, pattern: /^[0-9a-f]{64}$/ }), { min: 1, max: 64 }),
+      signer: s.bytes({ min: 32, max: 32 }),
+      signature: s.bytes({ min: 64, max: 64 }),
+    }),
+    { max: 16 },
+  ),
+);
 
 /**
  * Replication between two peers (docs/ARCHITECTURE.md §Sync): hello, a summary, entries for
@@ -24,8 +35,8 @@ export const syncProtocol = defineProtocol({
       buckets: s.bytes({ min: SUMMARY_BUCKETS * 8, max: SUMMARY_BUCKETS * 8 }),
     }),
     entries: s.object({ bucket: s.uint(SUMMARY_BUCKETS - 1), entries: s.array(s.tuple([docId, digest]), { max: 200_000 }) }),
-    snapshot: s.object({ docId, bytes: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }) }),
-    sync: s.object({ docId, message: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }) }),
+    snapshot: s.object({ docId, bytes: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }), seals }),
+    sync: s.object({ docId, message: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }), seals }),
     refused: s.object({ docId, reason: s.string({ max: 1000 }) }),
   },
 });

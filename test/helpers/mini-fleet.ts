@@ -15,13 +15,24 @@ import {
   actorPrefixFor,
   keyPairFromSeed,
   peerIdFromPublicKey,
+  signSeal,
 } from '../../mesh/index.ts';
 
+export interface TestIdentity {
+  readonly peerId: PeerId;
+  readonly publicKey: Uint8Array;
+  readonly seed: Uint8Array;
+}
+
+const identities = new Map<string, TestIdentity>();
+
 /** A deterministic Ed25519 identity for in-memory tests: its peer id is a real libp2p peer id. */
-export function testIdentity(index: number): { peerId: PeerId; publicKey: Uint8Array; seed: Uint8Array } {
+export function testIdentity(index: number): TestIdentity {
   const seed = new Uint8Array(createHash('sha256').update(`powernode-test-peer-${index}`).digest());
   const { publicKey } = keyPairFromSeed(seed);
-  return { peerId: peerIdFromPublicKey(publicKey) as PeerId, publicKey, seed };
+  const identity = { peerId: peerIdFromPublicKey(publicKey) as PeerId, publicKey, seed };
+  identities.set(identity.peerId, identity);
+  return identity;
 }
 
 /** The peer id of {@link testIdentity}. */
@@ -55,7 +66,7 @@ export class MiniFleet {
     const transport = this.network.createTransport(peer);
     const log = new MemoryLogger();
     const disconnects: PeerId[] = [];
-    const store = await DocStore.open({ storage, clock: this.clock, actorId: `${actorPrefixFor(peer)}0000000${index % 10}`, log });
+    const store = await DocStore.open({ storage, clock: this.clock, actorId: `${actorPrefixFor(peer)}0000000${index % 10}`, log, fleetId: FLEET_ID });
     const penalties = new PeerPenalties({
       clock: this.clock,
       onExceeded: (bad) => {
@@ -106,10 +117,12 @@ export class MiniFleet {
 }
 
 /**
- * Writes `peer`'s observed-state document under that peer's own actor and hands it to `store`,
- * as if it had arrived from that peer (for building fleets of many node documents in tests).
+ * Writes `peer`'s observed-state document under that peer's own actor, sealed with its own key
+ * (a {@link testIdentity}), and hands it to `store` as if it had arrived from that peer.
  */
-export async function writeAsNode(store: DocStore, peer: PeerId, fields: Record<string, unknown>): Promise<void> {
+export async function writeAsNode(store: DocStore, peer: PeerId, fields: Record<string, unknown>, fleetId = FLEET_ID): Promise<void> {
+  const identity = identities.get(peer);
+  if (identity === undefined) throw new Error(`writeAsNode needs a testIdentity peer, got ${peer}`);
   const docId = nodeDocId(peer);
   const base = store.get(docId) ?? A.init<Record<string, unknown>>();
   const doc: AnyDoc = A.change(A.clone(base, { actor: `${actorPrefixFor(peer)}00000001` }), (d: Record<string, unknown>) => {
@@ -117,7 +130,7 @@ export async function writeAsNode(store: DocStore, peer: PeerId, fields: Record<
     d['peerId'] = new A.ImmutableString(peer);
     for (const [key, value] of Object.entries(fields)) d[key] = typeof value === 'string' ? new A.ImmutableString(value) : value;
   });
-  await store.adopt(docId, doc, peer);
+  await store.adopt(docId, doc, peer, [signSeal(fleetId, docId, A.getHeads(doc), identity)]);
 }
 
 /** Memory storage whose next batches fail, as a full or failing disk would. */

@@ -2,7 +2,7 @@ import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { type DocId, FLEET_DOC_ID, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
 import { MemoryStorage, encodeFrame, syncProtocol } from '../../mesh/index.ts';
-import { FLEET_ID, MiniFleet, fakePeerId, writeAsNode } from '../helpers/mini-fleet.ts';
+import { FLEET_ID, MiniFleet, fakePeerId, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
 type Loose = Record<string, unknown>;
 
@@ -35,11 +35,15 @@ describe('replication', () => {
     });
     await fleet.until(() => labelOf(fleet, 1, 'member-1') === 'gateway');
 
-    await b.store.change<Loose>(nodeDocId(b.peer), (d) => {
-      d['schema'] = 1;
-      d['peerId'] = new A.ImmutableString(b.peer);
-      d['hostname'] = new A.ImmutableString('b-host');
-    });
+    await b.store.change<Loose>(
+      nodeDocId(b.peer),
+      (d) => {
+        d['schema'] = 1;
+        d['peerId'] = new A.ImmutableString(b.peer);
+        d['hostname'] = new A.ImmutableString('b-host');
+      },
+      { signer: testIdentity(1) },
+    );
     await fleet.until(() => readNodeState(a.store.get(nodeDocId(b.peer)))?.hostname === 'b-host');
     expect(a.store.digest(FLEET_DOC_ID)).toBe(b.store.digest(FLEET_DOC_ID));
   });
@@ -111,10 +115,14 @@ describe('replication', () => {
       d['schema'] = 99;
       d['fleetId'] = new A.ImmutableString(FLEET_ID);
     });
-    await a.store.change<Loose>(nodeDocId(a.peer), (d) => {
-      d['schema'] = 1;
-      d['peerId'] = new A.ImmutableString(a.peer);
-    });
+    await a.store.change<Loose>(
+      nodeDocId(a.peer),
+      (d) => {
+        d['schema'] = 1;
+        d['peerId'] = new A.ImmutableString(a.peer);
+      },
+      { signer: testIdentity(0) },
+    );
     await fleet.connect(a, b);
     await fleet.until(() => b.store.has(nodeDocId(a.peer)));
     await fleet.run(100);
@@ -167,11 +175,15 @@ describe('replication', () => {
     const a = await fleet.add(0, storage);
     const b = await fleet.add(1);
     await seedFleetDoc(fleet, 0, 4);
-    await a.store.change<Loose>(nodeDocId(a.peer), (d) => {
-      d['schema'] = 1;
-      d['peerId'] = new A.ImmutableString(a.peer);
-      d['hostname'] = new A.ImmutableString('a-host');
-    });
+    await a.store.change<Loose>(
+      nodeDocId(a.peer),
+      (d) => {
+        d['schema'] = 1;
+        d['peerId'] = new A.ImmutableString(a.peer);
+        d['hostname'] = new A.ImmutableString('a-host');
+      },
+      { signer: testIdentity(0) },
+    );
     await fleet.connect(a, b);
     await fleet.until(() => b.store.digest(FLEET_DOC_ID) === a.store.digest(FLEET_DOC_ID) && b.store.has(nodeDocId(a.peer)));
     await a.store.flush();

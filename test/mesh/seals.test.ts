@@ -1,7 +1,19 @@
+import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
-import { InProcessVerifier, InvalidSealError, SealVerifier, SeededRandom, generateKeyPair, signSeal } from '../../mesh/index.ts';
+import { nodeDocId, readNodeState } from '../../crdt-schema/index.ts';
+import {
+  InProcessVerifier,
+  InvalidSealError,
+  MemoryStorage,
+  SealVerifier,
+  SeededRandom,
+  actorPrefixFor,
+  generateKeyPair,
+  signSeal,
+} from '../../mesh/index.ts';
+import { MiniFleet, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
-const FLEET = '0123456789abcdef0123456789abcdef';
+const FLEET = '0123456789abcdef0123456789abcdef'; // the mini fleet's id too
 const head = (n: number): string => n.toString(16).padStart(64, '0');
 
 describe('seals over heads', () => {
@@ -29,5 +41,43 @@ describe('seals over heads', () => {
   it('refuses to sign malformed heads', () => {
     expect(() => signSeal(FLEET, 'fleet', [], writer)).toThrow(InvalidSealError);
     expect(() => signSeal(FLEET, 'fleet', ['zz'], writer)).toThrow(InvalidSealError);
+  });
+});
+
+describe('sealed node documents in replication', () => {
+  it("refuses a change to another node's document made under that node's actor id but not sealed by its key", async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    const victim = testIdentity(1).peerId;
+    // a impersonates b's actor id (the old placeholder check passed this) and seals with its own key.
+    const forged = A.change(A.init<Record<string, unknown>>({ actor: `${actorPrefixFor(victim)}deadbeef` }), (d) => {
+      d['schema'] = 1;
+      d['hostname'] = new A.ImmutableString('forged');
+    });
+    await a.store.adopt(nodeDocId(victim), forged, a.peer, [signSeal(FLEET, nodeDocId(victim), A.getHeads(forged), testIdentity(0))]);
+    await fleet.connect(a, b);
+    await fleet.run(300);
+    expect(b.store.has(nodeDocId(victim))).toBe(false);
+    expect(b.penalties.snapshot().byPeer[a.peer]).toEqual({ 'refused:not-authorized': 1 });
+  });
+
+  it('accepts a sealed node document relayed by another node, also after the relay restarts', async () => {
+    const fleet = new MiniFleet();
+    const relayStorage = new MemoryStorage();
+    const relay = await fleet.add(0, relayStorage);
+    const writer = testIdentity(7).peerId;
+    await writeAsNode(relay.store, writer, { hostname: 'sealed' });
+    await relay.store.flush();
+    await relay.replicator.stop();
+    await fleet.transportOf(relay.peer).stop();
+    fleet.nodes.shift();
+    const restarted = await fleet.add(0, relayStorage);
+    expect(restarted.store.seals(nodeDocId(writer)).length).toBe(1);
+    const reader = await fleet.add(1);
+    await fleet.connect(restarted, reader);
+    await fleet.until(() => readNodeState(reader.store.get(nodeDocId(writer)))?.hostname === 'sealed');
+    expect(reader.store.seals(nodeDocId(writer)).length).toBe(1);
+    expect(reader.penalties.snapshot().total).toBe(0);
   });
 });

@@ -1,0 +1,45 @@
+import * as A from '@automerge/automerge';
+import { parseDocId } from '../../crdt-schema/index.ts';
+import type { Seal } from '../trust/seals.ts';
+import { publicKeyFromPeerId } from '../trust/peer-keys.ts';
+import type { AnyDoc } from './doc-store.ts';
+
+/**
+ * Who may seal a document, or undefined where seals are not enforced yet. `node/<peer>`: that
+ * peer's own key. The fleet document: certified operators, once operator writes are sealed
+ * (docs/SECURITY.md, build order step 4); until then it is not enforced.
+ */
+export function sealAuthority(docId: string): ((signer: Uint8Array) => boolean) | undefined {
+  const parsed = parseDocId(docId);
+  if (parsed?.kind !== 'node') return undefined;
+  let key: Uint8Array;
+  try {
+    key = publicKeyFromPeerId(parsed.peerId);
+  } catch {
+    return () => false;
+  }
+  return (signer) => signer.length === key.length && signer.every((byte, i) => byte === key[i]);
+}
+
+/**
+ * True when every change `after` added to `before` is in the history below some seal's heads.
+ * Seals whose heads the document does not hold (yet) cover nothing.
+ */
+export function coveredBySeals(before: AnyDoc, after: AnyDoc, seals: readonly Seal[]): boolean {
+  const added = A.getChangesMetaSince(after, A.getHeads(before));
+  if (added.length === 0) return true;
+  const heads = A.getHeads(after);
+  // Common case: the writer sealed exactly the heads we now hold.
+  if (seals.some((seal) => seal.heads.length === heads.length && seal.heads.every((h) => heads.includes(h)))) return true;
+  const deps = new Map<string, readonly string[]>();
+  for (const change of A.getChangesMetaSince(after, [])) deps.set(change.hash, change.deps);
+  const reachable = new Set<string>();
+  const stack = seals.flatMap((seal) => (seal.heads.every((h) => deps.has(h)) ? [...seal.heads] : []));
+  while (stack.length > 0) {
+    const hash = stack.pop()!;
+    if (reachable.has(hash)) continue;
+    reachable.add(hash);
+    for (const dep of deps.get(hash) ?? []) stack.push(dep);
+  }
+  return added.every((change) => reachable.has(change.hash));
+}
