@@ -4,3 +4,4 @@ export * from './plain.ts';
 export * from './labels.ts';
 export * from './fleet-doc.ts';
 export * from './node-doc.ts';
+export * from './membership.ts';

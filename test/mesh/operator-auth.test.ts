@@ -52,3 +52,18 @@ describe('operator request signatures', () => {
     expect(refusal(verifier, { ...signed(), signature: 'not*base64' })).toMatch(/signature does not verify/);
   });
 });
+
+describe('join grants', () => {
+  it('holds for a grant signed by a certified operator and names what is wrong otherwise', async () => {
+    const { signGrant, grantProblem } = await import('../../mesh/index.ts');
+    const base = { fleetId, tokenHash: 'ab'.repeat(32), expiresAt: NOW + 3_600_000, operator: operator.publicKey };
+    const grant = signGrant(operatorKeys.seed, base);
+    expect(grantProblem(fleet, grant)).toBeUndefined();
+    expect(grantProblem(fleet, { ...grant, expiresAt: grant.expiresAt + 1 })).toMatch(/signature does not verify/);
+    expect(grantProblem(fleet, { ...grant, name: 'other' })).toMatch(/signature does not verify/);
+    expect(grantProblem({ ...fleet, fleetId: 'cd'.repeat(16) as FleetId }, grant)).toMatch(/is for fleet/);
+    const stranger = generateKeyPair(random);
+    const rogue = signGrant(stranger.seed, { ...base, operator: toBase64Url(stranger.publicKey) });
+    expect(grantProblem(fleet, rogue)).toMatch(/not issued by an operator of this fleet/);
+  });
+});

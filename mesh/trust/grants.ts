@@ -1,0 +1,44 @@
+import type { FleetView } from '../../crdt-schema/index.ts';
+import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
+import { isCertifiedOperator } from './operator-auth.ts';
+
+/**
+ * An operator's permission for one node to join: whoever holds the token whose SHA-256 is
+ * `tokenHash` may be admitted once, before `expiresAt`, under `name` if given. Made and signed
+ * where the operator key is (CLI, console), never on a node (docs/SECURITY.md §Join tokens).
+ */
+export interface Grant {
+  readonly fleetId: string;
+  readonly tokenHash: string;
+  readonly expiresAt: number;
+  readonly name?: string;
+  /** The operator's public key (base64url). */
+  readonly operator: string;
+  /** base64url Ed25519 signature over {@link grantStatement}. */
+  readonly signature: string;
+}
+
+const encoder = new TextEncoder();
+
+export function grantStatement(grant: Omit<Grant, 'signature'>): Uint8Array {
+  return encoder.encode(`powernode-grant/v1\n${grant.fleetId}\n${grant.tokenHash}\n${grant.expiresAt}\n${grant.name ?? ''}\n${grant.operator}`);
+}
+
+export function signGrant(operatorSeed: Uint8Array, grant: Omit<Grant, 'signature'>): Grant {
+  return { ...grant, signature: toBase64Url(signBytes(operatorSeed, grantStatement(grant))) };
+}
+
+/** Why a grant does not hold; undefined when it does (expiry is the caller's to check, with its clock). */
+export function grantProblem(fleet: FleetView, grant: Grant): string | undefined {
+  if (grant.fleetId !== fleet.fleetId) return `the join token is for fleet ${grant.fleetId}, not ${fleet.fleetId}`;
+  const operator = fleet.operators.find((o) => o.publicKey === grant.operator);
+  if (operator === undefined || !isCertifiedOperator(fleet, operator)) return 'the join token was not issued by an operator of this fleet';
+  try {
+    if (!verifyBytes(fromBase64Url(grant.operator), grantStatement(grant), fromBase64Url(grant.signature))) {
+      return 'the join token was not issued by an operator of this fleet (its signature does not verify)';
+    }
+  } catch {
+    return 'the join token is malformed';
+  }
+  return undefined;
+}
