@@ -6,6 +6,8 @@ import { ApiClient } from './api-client.ts';
 import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
 import { dataDir } from './data-dir.ts';
 import { initFleet } from './fleet-init.ts';
+import { createJoinString } from './join-tokens.ts';
+import { readOperatorKeyFile } from './key-files.ts';
 import { type RunningNode, startNode } from './node-process.ts';
 import { StderrLogger } from './stderr-logger.ts';
 
@@ -55,7 +57,7 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
     run: async ({ flags }) => {
       const ttlMs = flags['ttl'] === undefined ? undefined : parseDuration(String(flags['ttl']));
       const client = await apiClient(flags);
-      const result = await client.post<{ join: string; expiresAt: number }>('/api/v1/tokens', {
+      const result = await createJoinString(client, await readOperatorKeyFile(String(flags['key'])), {
         ...(ttlMs === undefined ? {} : { ttlMs }),
         ...(flags['name'] === undefined ? {} : { name: String(flags['name']) }),
       });
@@ -114,7 +116,7 @@ export function reportError(error: unknown): number {
     process.stderr.write(`powernode: ${error.message}\n\n${USAGE}\n`);
     return 2;
   }
-  const known = ['ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
+  const known = ['TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
     'InvalidLabelError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
   const err = error as Error;
   process.stderr.write(known.includes(err.name) ? `powernode: ${err.message}\n` : `powernode: unexpected error: ${err.stack ?? String(error)}\n`);

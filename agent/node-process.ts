@@ -84,7 +84,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
       log,
       host: { hostname: hostname(), arch: arch(), platform: platform(), versions: { powernode: POWERNODE_VERSION, node: process.versions.node } },
     };
-    const core = joinInfo === undefined ? await FleetNode.open(ports) : await FleetNode.join(ports, joinInfo, options.name ?? hostname());
+    const core = joinInfo === undefined ? await FleetNode.open(ports) : await FleetNode.join(ports, joinInfo, options.name ?? joinInfo.name ?? hostname());
     await core.start({ apiUrl: api.url });
     cleanups.push(() => core.stop());
     await core.waitForFleet();

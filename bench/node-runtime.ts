@@ -1,11 +1,14 @@
 // Benchmarks for the node runtime (issue 2), on real node processes on 127.0.0.1.
 // Run: npm run bench:runtime        (prints one JSON object of figures, and a summary table)
-import * as A from '@automerge/automerge';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { LevelStorage } from '../agent/adapters/level-storage.ts';
-import { FLEET_DOC_ID, type FleetDocument } from '../crdt-schema/index.ts';
+import { createHash } from 'node:crypto';
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
+import { type NodeStateDocument, nodeDocId, recordAdmission } from '../crdt-schema/index.ts';
+import { readOperatorKeyFile } from '../agent/key-files.ts';
+import { signGrant } from '../mesh/index.ts';
 import { DocStore, MemoryLogger, type PeerId, SystemClockForBench, actorPrefixFor } from './bench-support.ts';
 import { NodeProcess, type Status, cli, eventually } from '../test/helpers/cli-fleet.ts';
 import { fakePeerId, writeAsNode } from '../test/helpers/mini-fleet.ts';
@@ -117,11 +120,23 @@ async function bigFleetJoin(root: string): Promise<Record<string, unknown>> {
   const init = JSON.parse((await cli(['fleet', 'init', '--data', dirA])).stdout) as { fleetId: string; peerId: string; operatorKey: string };
   const storage = await LevelStorage.open(join(dirA, 'state'));
   const store = await DocStore.open({ storage, clock: new SystemClockForBench(), actorId: `${actorPrefixFor(init.peerId)}ffffffff`, log: new MemoryLogger(), fleetId: init.fleetId });
-  await store.change<FleetDocument>(FLEET_DOC_ID, (draft) => {
-    for (let i = 0; i < BIG_FLEET; i++) {
-      draft.members[fakePeerId(i)] = { name: new A.ImmutableString(`m${i}`), joinedAt: i, labels: { rack: new A.ImmutableString(`r${i % 40}`) }, via: new A.ImmutableString('bench') };
-    }
-  });
+  // As a real fleet would hold them: the founder admitted each node with an operator's grant
+  // (recorded in the founder's own sealed document), and each node wrote its own document.
+  const operator = await readOperatorKeyFile(init.operatorKey);
+  const identity = privateKeyFromProtobuf(await readFile(join(dirA, 'identity.key')));
+  const founderKey = { seed: identity.raw.subarray(0, 32), publicKey: identity.raw.subarray(32) };
+  await store.change<NodeStateDocument>(
+    nodeDocId(init.peerId),
+    (draft) => {
+      draft.schema = 1;
+      for (let i = 0; i < BIG_FLEET; i++) {
+        const tokenHash = createHash('sha256').update(`bench-token-${i}`).digest('hex');
+        const grant = signGrant(operator.seed, { fleetId: init.fleetId, tokenHash, expiresAt: Date.now() + 3_600_000, operator: operator.publicKey });
+        recordAdmission(draft, { tokenHash, peerId: fakePeerId(i), name: `m${i}`, admittedAt: Date.now(), grant });
+      }
+    },
+    { signer: founderKey },
+  );
   for (let i = 0; i < BIG_FLEET; i++) {
     await writeAsNode(store, fakePeerId(i) as PeerId, { hostname: `host-${i}`, arch: 'x64', platform: 'linux', addrs: [], startedAt: i }, init.fleetId);
   }
@@ -138,7 +153,16 @@ async function bigFleetJoin(root: string): Promise<Record<string, unknown>> {
     const readyAt = performance.now();
     const clientB = await b.client(init.operatorKey);
     const expectedDocs = BIG_FLEET + 3;
-    await eventually(async () => ((await clientB.get<Status>('/api/v1/status')).docs.length >= expectedDocs ? true : undefined), 30_000, 'full state on the joiner', 100);
+    await eventually(async () => ((await clientB.get<Status>('/api/v1/status')).docs.length >= expectedDocs ? true : undefined), 30_000, 'full state on the joiner', 100).catch(async (error: unknown) => {
+      if (process.env['BENCH_DEBUG']) {
+        const [sa, sb] = [await clientA.get<Status>('/api/v1/status'), await clientB.get<Status>('/api/v1/status')];
+        process.stderr.write(`A: docs ${sa.docs.length} members ${sa.members.length}; B: docs ${sb.docs.length} members ${sb.members.length}\n`);
+        process.stderr.write(b!.stderr.split('\n').filter((l) => !l.includes('dial failed')).slice(-15).join('\n') + '\n');
+        const warnings = (text: string): string => text.split('\n').filter((l) => l.includes('"warn"') || l.includes('"error"')).slice(-15).join('\n');
+        process.stderr.write(`A warnings:\n${warnings(a.stderr)}\nB warnings:\n${warnings(b!.stderr)}\n`);
+      }
+      throw error;
+    });
     const fullAt = performance.now();
     // Then both must agree on every document (the joiner's own document travels back to A too).
     const same = await eventually(async () => {

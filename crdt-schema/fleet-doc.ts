@@ -13,22 +13,11 @@ export interface OperatorView {
   readonly certificate: string;
 }
 
-export interface MemberView {
+/** The node that created the fleet: the first member, admitted by the root key at `fleet init`. */
+export interface FounderView {
   readonly peerId: string;
   readonly name: string;
-  readonly joinedAt: number;
-  readonly labels: Readonly<Record<string, string>>;
-  /** `founder` for the node that created the fleet, else the first 16 hex characters of the token hash. */
-  readonly via: string;
-}
-
-export interface TokenView {
-  readonly hash: string;
-  readonly createdAt: number;
-  readonly expiresAt: number;
-  readonly name?: string;
-  readonly usedBy?: string;
-  readonly usedAt?: number;
+  readonly at: number;
 }
 
 /** The fleet document as plain data. Malformed entries (from a faulty writer) are left out. */
@@ -39,8 +28,9 @@ export interface FleetView {
   readonly createdAt: number;
   readonly rootKey: string;
   readonly operators: readonly OperatorView[];
-  readonly members: readonly MemberView[];
-  readonly tokens: readonly TokenView[];
+  readonly founder: FounderView;
+  /** Operator-set labels by member peer id. Membership itself comes from admission records. */
+  readonly labels: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 /** The fleet document as Automerge holds it (what change callbacks receive). */
@@ -51,8 +41,8 @@ export interface FleetDocument {
   createdAt: number;
   rootKey: ImmutableString;
   operators: Record<string, { name: ImmutableString; addedAt: number; certificate: ImmutableString }>;
-  members: Record<string, { name: ImmutableString; joinedAt: number; labels: Record<string, ImmutableString>; via: ImmutableString }>;
-  tokens: Record<string, { createdAt: number; expiresAt: number; name?: ImmutableString; usedBy?: ImmutableString; usedAt?: number }>;
+  founder: { peerId: ImmutableString; name: ImmutableString; at: number };
+  labels: Record<string, Record<string, ImmutableString>>;
 }
 
 export interface FleetFounding {
@@ -74,15 +64,9 @@ export function foundFleet(draft: FleetDocument, founding: FleetFounding): void 
   draft.createdAt = founding.createdAt;
   draft.rootKey = str(founding.rootKey);
   draft.operators = {};
-  draft.members = {};
-  draft.tokens = {};
+  draft.labels = {};
   addOperator(draft, founding.operator);
-  draft.members[founding.founder.peerId] = {
-    name: str(founding.founder.name),
-    joinedAt: founding.createdAt,
-    labels: {},
-    via: str('founder'),
-  };
+  draft.founder = { peerId: str(founding.founder.peerId), name: str(founding.founder.name), at: founding.createdAt };
 }
 
 export function addOperator(draft: FleetDocument, operator: OperatorView): void {
@@ -93,60 +77,19 @@ export function addOperator(draft: FleetDocument, operator: OperatorView): void 
   };
 }
 
-/** Records a join token by its SHA-256 (hex); the token itself is never stored. */
-export function addToken(draft: FleetDocument, token: Omit<TokenView, 'usedBy' | 'usedAt'>): void {
-  const entry: FleetDocument['tokens'][string] = { createdAt: token.createdAt, expiresAt: token.expiresAt };
-  if (token.name !== undefined) entry.name = str(token.name);
-  draft.tokens[token.hash] = entry;
-}
-
-/** Why a token cannot be redeemed. */
-export type RedeemRefusal = 'unknown-token' | 'expired' | 'used' | 'name-mismatch' | 'wrong-fleet' | 'already-member';
-
-export type RedeemCheck = { readonly ok: true } | { readonly ok: false; readonly reason: RedeemRefusal; readonly message: string };
-
-/** Decides whether `peerId` may join with the token whose hash is `hash`. Pure. */
-export function checkRedeem(fleet: FleetView, request: { hash: string; peerId: string; name?: string; now: number }): RedeemCheck {
-  const token = fleet.tokens.find((t) => t.hash === request.hash);
-  if (token === undefined) {
-    return { ok: false, reason: 'unknown-token', message: 'this fleet never issued that join token: ask an operator for a new one' };
-  }
-  if (token.usedBy !== undefined) {
-    if (token.usedBy === request.peerId) return { ok: true };
-    return { ok: false, reason: 'used', message: `that join token was already used by ${token.usedBy}: ask an operator for a new one` };
-  }
-  if (token.expiresAt <= request.now) {
-    return { ok: false, reason: 'expired', message: `that join token expired at ${new Date(token.expiresAt).toISOString()}: ask an operator for a new one` };
-  }
-  if (token.name !== undefined && token.name !== request.name) {
-    return { ok: false, reason: 'name-mismatch', message: `that join token is for a node named ${token.name}` };
-  }
-  if (fleet.members.some((m) => m.peerId === request.peerId)) {
-    return { ok: false, reason: 'already-member', message: `${request.peerId} is already a member of this fleet` };
-  }
-  return { ok: true };
-}
-
-/** Marks the token used and adds the member. Call only after {@link checkRedeem} said ok. */
-export function redeemToken(draft: FleetDocument, request: { hash: string; peerId: string; name: string; now: number }): void {
-  const token = draft.tokens[request.hash];
-  if (token === undefined) throw new RangeError('redeemToken needs a token that checkRedeem accepted');
-  token.usedBy = str(request.peerId);
-  token.usedAt = request.now;
-  if (draft.members[request.peerId] === undefined) {
-    draft.members[request.peerId] = { name: str(request.name), joinedAt: request.now, labels: {}, via: str(request.hash.slice(0, 16)) };
-  }
-}
-
 /** Thrown when a label change names a peer that is not a member. */
 export class UnknownMemberError extends Error {
   override name = 'UnknownMemberError';
 }
 
-/** Sets and removes labels on a member. Validates everything before changing anything. */
+/**
+ * Sets and removes labels on a member (the caller checks membership, which admission records
+ * decide). Validates everything before changing anything.
+ */
 export function setLabels(draft: FleetDocument, peerId: string, set: Readonly<Record<string, string>>, remove: readonly string[]): void {
-  const member = draft.members[peerId];
-  if (member === undefined) throw new UnknownMemberError(`${peerId} is not a member of this fleet`);
+  if (draft.labels === undefined) draft.labels = {};
+  if (draft.labels[peerId] === undefined) draft.labels[peerId] = {};
+  const member = { labels: draft.labels[peerId]! };
   for (const [key, value] of Object.entries(set)) {
     checkLabelKey(key);
     checkLabelValue(key, value);
@@ -159,18 +102,6 @@ export function setLabels(draft: FleetDocument, peerId: string, set: Readonly<Re
     if (String(member.labels[key] ?? '') !== value || member.labels[key] === undefined) member.labels[key] = str(value);
   }
   for (const key of remove) delete member.labels[key];
-}
-
-/** Deletes tokens that expired more than `graceMs` ago, unused or used. */
-export function pruneTokens(draft: FleetDocument, now: number, graceMs: number): number {
-  let pruned = 0;
-  for (const [hash, token] of Object.entries(draft.tokens)) {
-    if (token.expiresAt + graceMs < now) {
-      delete draft.tokens[hash];
-      pruned++;
-    }
-  }
-  return pruned;
 }
 
 /** Reads the fleet document into plain data, leaving out entries that do not have the right shape. */
@@ -189,26 +120,14 @@ export function readFleet(doc: unknown): FleetView | undefined {
         ? [{ publicKey, name: v['name'], addedAt: numberOr(v['addedAt'], 0), certificate: v['certificate'] }]
         : [],
     ),
-    members: entries(root['members']).flatMap(([peerId, v]) =>
-      PEER_ID_PATTERN.test(peerId)
-        ? [{ peerId, name: stringOr(v['name'], ''), joinedAt: numberOr(v['joinedAt'], 0), labels: stringMap(v['labels']), via: stringOr(v['via'], '') }]
-        : [],
-    ),
-    tokens: entries(root['tokens']).flatMap(([hash, v]) =>
-      typeof v['expiresAt'] === 'number'
-        ? [
-            {
-              hash,
-              createdAt: numberOr(v['createdAt'], 0),
-              expiresAt: v['expiresAt'],
-              ...(typeof v['name'] === 'string' ? { name: v['name'] } : {}),
-              ...(typeof v['usedBy'] === 'string' ? { usedBy: v['usedBy'] } : {}),
-              ...(typeof v['usedAt'] === 'number' ? { usedAt: v['usedAt'] } : {}),
-            },
-          ]
-        : [],
-    ),
+    founder: readFounder(root['founder']),
+    labels: Object.fromEntries(entries(root['labels']).flatMap(([peerId, v]) => (PEER_ID_PATTERN.test(peerId) ? [[peerId, stringMap(v)]] : []))),
   };
+}
+
+function readFounder(value: unknown): FounderView {
+  const v = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+  return { peerId: stringOr(v['peerId'], ''), name: stringOr(v['name'], ''), at: numberOr(v['at'], 0) };
 }
 
 function entries(value: unknown): Array<[string, Record<string, unknown>]> {

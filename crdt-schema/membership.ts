@@ -47,17 +47,21 @@ export function deriveMembership(
   isValidAdmission: (admission: AdmissionRecord) => boolean,
 ): { members: MembershipMember[]; lost: LostAdmission[] } {
   const valid = admissions.filter((a) => a.peerId !== founder.peerId && isValidAdmission(a));
+  // Each admission's order key is computed once (a hash), not on every comparison.
+  const keys = new Map<AdmissionRecord, string>(valid.map((a) => [a, orderKey(a)]));
   const reachable = closure(founder.peerId, valid);
   const eligible = valid.filter((a) => reachable.has(a.admittedBy));
   const winners = new Map<string, AdmissionRecord>();
   for (const admission of eligible) {
     const current = winners.get(admission.tokenHash);
-    if (current === undefined || orderKey(admission) < orderKey(current)) winners.set(admission.tokenHash, admission);
+    if (current === undefined || keys.get(admission)! < keys.get(current)!) winners.set(admission.tokenHash, admission);
   }
   const memberIds = closure(founder.peerId, [...winners.values()]);
   const members: MembershipMember[] = [{ peerId: founder.peerId, name: founder.name, joinedAt: founder.at, admittedBy: 'founder' }];
-  for (const admission of [...winners.values()].sort((a, b) => (orderKey(a) < orderKey(b) ? -1 : 1))) {
-    if (!memberIds.has(admission.peerId) || !memberIds.has(admission.admittedBy) || members.some((m) => m.peerId === admission.peerId)) continue;
+  const listed = new Set([founder.peerId]);
+  for (const admission of [...winners.values()].sort((a, b) => (keys.get(a)! < keys.get(b)! ? -1 : 1))) {
+    if (!memberIds.has(admission.peerId) || !memberIds.has(admission.admittedBy) || listed.has(admission.peerId)) continue;
+    listed.add(admission.peerId);
     members.push({ peerId: admission.peerId, name: admission.name, joinedAt: admission.admittedAt, admittedBy: admission.admittedBy, tokenHash: admission.tokenHash });
   }
   const lost = eligible
@@ -74,7 +78,11 @@ function orderKey(admission: AdmissionRecord): string {
 /** Everyone reachable from `root` through `admissions` (admitter → admitted). */
 function closure(root: string, admissions: readonly AdmissionRecord[]): Set<string> {
   const byAdmitter = new Map<string, string[]>();
-  for (const a of admissions) byAdmitter.set(a.admittedBy, [...(byAdmitter.get(a.admittedBy) ?? []), a.peerId]);
+  for (const a of admissions) {
+    const admitted = byAdmitter.get(a.admittedBy);
+    if (admitted === undefined) byAdmitter.set(a.admittedBy, [a.peerId]);
+    else admitted.push(a.peerId);
+  }
   const seen = new Set([root]);
   const stack = [root];
   while (stack.length > 0) {

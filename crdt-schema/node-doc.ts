@@ -14,8 +14,28 @@ export interface NodeObservation {
   readonly startedAt: number;
 }
 
+/** A grant as stored with the admission it allowed (its signature is checked by readers). */
+export interface StoredGrant {
+  readonly fleetId: string;
+  readonly tokenHash: string;
+  readonly expiresAt: number;
+  readonly name?: string;
+  readonly operator: string;
+  readonly signature: string;
+}
+
+/** An admission this node made: it let `peerId` join with a token whose grant is kept here. */
+export interface AdmissionView {
+  readonly tokenHash: string;
+  readonly peerId: string;
+  readonly name: string;
+  readonly admittedAt: number;
+  readonly grant: StoredGrant;
+}
+
 export interface NodeStateView extends NodeObservation {
   readonly schema: number;
+  readonly admissions: readonly AdmissionView[];
 }
 
 export interface NodeStateDocument {
@@ -28,6 +48,7 @@ export interface NodeStateDocument {
   addrs: ImmutableString[];
   api?: ImmutableString;
   startedAt: number;
+  admissions?: Record<string, { peerId: ImmutableString; name: ImmutableString; admittedAt: number; grant: Record<string, ImmutableString | number> }>;
 }
 
 const str = (value: string): ImmutableString => new ImmutableString(value);
@@ -68,6 +89,20 @@ function sameRecord(a: Readonly<Record<string, string>>, b: Readonly<Record<stri
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
+/** Records, in the admitting node's own document, that it admitted a node with a grant. */
+export function recordAdmission(draft: NodeStateDocument, admission: AdmissionView): void {
+  if (draft.admissions === undefined) draft.admissions = {};
+  const grant: Record<string, ImmutableString | number> = {
+    fleetId: str(admission.grant.fleetId),
+    tokenHash: str(admission.grant.tokenHash),
+    expiresAt: admission.grant.expiresAt,
+    operator: str(admission.grant.operator),
+    signature: str(admission.grant.signature),
+  };
+  if (admission.grant.name !== undefined) grant['name'] = str(admission.grant.name);
+  draft.admissions[admission.tokenHash] = { peerId: str(admission.peerId), name: str(admission.name), admittedAt: admission.admittedAt, grant };
+}
+
 /** Reads a node's document into plain data; undefined if it is empty or not a node document. */
 export function readNodeState(doc: unknown): NodeStateView | undefined {
   if (typeof doc !== 'object' || doc === null) return undefined;
@@ -84,5 +119,28 @@ export function readNodeState(doc: unknown): NodeStateView | undefined {
     addrs: Array.isArray(root['addrs']) ? root['addrs'].filter((a): a is string => typeof a === 'string') : [],
     ...(typeof root['api'] === 'string' ? { api: root['api'] } : {}),
     startedAt: typeof root['startedAt'] === 'number' ? root['startedAt'] : 0,
+    admissions: readAdmissions(root['admissions']),
   };
+}
+
+function readAdmissions(value: unknown): AdmissionView[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const out: AdmissionView[] = [];
+  for (const [tokenHash, raw] of Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const a = raw as Record<string, unknown>;
+    const g = (a['grant'] ?? {}) as Record<string, unknown>;
+    const text = (x: unknown): x is string => typeof x === 'string';
+    if (!text(a['peerId']) || !text(a['name']) || typeof a['admittedAt'] !== 'number') continue;
+    if (!text(g['fleetId']) || !text(g['tokenHash']) || typeof g['expiresAt'] !== 'number' || !text(g['operator']) || !text(g['signature'])) continue;
+    const grant: StoredGrant = {
+      fleetId: g['fleetId'],
+      tokenHash: g['tokenHash'],
+      expiresAt: g['expiresAt'],
+      operator: g['operator'],
+      signature: g['signature'],
+      ...(text(g['name']) ? { name: g['name'] } : {}),
+    };
+    out.push({ tokenHash, peerId: a['peerId'], name: a['name'], admittedAt: a['admittedAt'], grant });
+  }
+  return out;
 }

@@ -6,21 +6,26 @@ import {
   type NodeObservation,
   type NodeStateDocument,
   type NodeStateView,
-  addToken,
-  checkRedeem,
   foundFleet,
   nodeDocId,
-  pruneTokens,
   readFleet,
   readNodeState,
-  redeemToken,
   setLabels,
   writeObservation,
+  type AdmissionRecord,
+  type LostAdmission,
+  type MembershipMember,
+  type StoredGrant,
+  UnknownMemberError,
+  deriveMembership,
+  recordAdmission,
 } from '../crdt-schema/index.ts';
-import { type JoinInfo, type JoinMessage, JoinRefusedError, encodeJoinString, joinProtocol, peerIdOfAddress } from './join/index.ts';
+import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
+import { isCertifiedOperator } from './trust/operator-auth.ts';
+import { type JoinInfo, type JoinMessage, JoinRefusedError, joinProtocol, peerIdOfAddress } from './join/index.ts';
 import { ConnectionKeeper } from './keeper.ts';
 import type { Logger } from './logger.ts';
-import { type Clock, TimeoutError, withTimeout } from './ports/clock.ts';
+import { type Clock, type TimerId, TimeoutError, withTimeout } from './ports/clock.ts';
 import type { Random } from './ports/random.ts';
 import type { Storage } from './ports/storage.ts';
 import { type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
@@ -67,10 +72,9 @@ const configShape = s.object({
 
 const CONFIG_KEY = ['node', 'config'];
 const JOIN_TIMEOUT_MS = 10_000;
-const TOKEN_TTL_DEFAULT_MS = 60 * 60 * 1000;
-const TOKEN_TTL_MAX_MS = 30 * 24 * 60 * 60 * 1000;
-const TOKEN_PRUNE_GRACE_MS = 24 * 60 * 60 * 1000;
-const JOIN_STRING_ADDRS_MAX = 8;
+/** Membership is derived again at most this often while documents stream in. */
+const MEMBERSHIP_COALESCE_MS = 20;
+const GRANT_RETRY_MS = 1_000;
 
 /** Thrown when a data directory has no fleet yet and no join string was given. */
 export class NotInFleetError extends Error {
@@ -157,7 +161,20 @@ export class FleetNode {
   readonly #config: NodeConfig;
   readonly #keeper: ConnectionKeeper;
   readonly #events = new Listeners<FleetNodeEvent>();
+  /** Member peer ids as last derived from admission records (recomputed once per tick after changes). */
   #members = new Set<string>();
+  /** What membership was last derived from (fleet and admitting documents' digests). */
+  #membershipInputs: string | undefined;
+  readonly #membershipDirty = new Set<string>();
+  #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
+  #membershipTimer: TimerId | undefined;
+  #lostLogged = false;
+  /** Grant verdicts by signature: each grant's signature is checked once. */
+  /** Grant signatures checked so far (by signature): true when it verifies. */
+  readonly #grantSignatures = new Map<string, boolean>();
+  /** A batch of grant signatures being checked; membership is derived again when it is done. */
+  #verifyingGrants: Promise<void> | undefined;
+  readonly #verifier: SignatureVerifier;
   /** Observed-state views by peer, with the digest they were read at. */
   readonly #nodeStates = new Map<string, { digest: string; view: NodeStateView | undefined }>();
   #apiUrl: string | undefined;
@@ -170,6 +187,7 @@ export class FleetNode {
     this.peer = ports.transport.localPeer;
     this.fleetId = config.fleetId;
     this.store = store;
+    this.#verifier = ports.signatureVerifier ?? new InProcessVerifier();
     this.penalties = new PeerPenalties({
       clock: ports.clock,
       onExceeded: (peer) => {
@@ -186,7 +204,7 @@ export class FleetNode {
       fleetId: config.fleetId,
       isPeerAllowed: (peer) => this.isPeerAllowed(peer),
       acceptsDocument: (docId) => this.#acceptsDocument(docId),
-      sealVerifier: new SealVerifier(ports.signatureVerifier ?? new InProcessVerifier(), config.fleetId),
+      sealVerifier: new SealVerifier(this.#verifier, config.fleetId),
     });
     this.#keeper = new ConnectionKeeper({
       transport: ports.transport,
@@ -195,7 +213,7 @@ export class FleetNode {
       log: ports.log,
       candidates: () => this.#dialCandidates(),
     });
-    this.#refreshMembers();
+    this.#refreshMembership();
   }
 
   /** Opens the node on a data store that already belongs to a fleet. */
@@ -235,11 +253,14 @@ export class FleetNode {
     const { transport, clock } = this.#ports;
     this.#apiUrl = options.apiUrl;
     this.#startedAt = clock.now();
+    // Membership as the stored admissions say, before any peer is let in.
+    await this.#verifyingGrants;
+    this.#refreshMembership();
     this.replicator.start();
     transport.handle(joinProtocol.id, (stream) => void this.#serveJoin(stream), { maxFrameBytes: joinProtocol.maxFrameBytes });
     this.#unsubscribe.push(
       this.store.onChanged(({ docId, origin }) => {
-        if (docId === FLEET_DOC_ID || !this.store.has(FLEET_DOC_ID)) this.#onFleetChanged();
+        if (docId === FLEET_DOC_ID || docId.startsWith('node/')) this.#scheduleMembership(docId);
         this.#events.emit({ type: 'doc:changed', docId, origin });
       }),
       transport.on('peer:connect', (peerId) => this.#events.emit({ type: 'peer:connect', peerId })),
@@ -251,6 +272,7 @@ export class FleetNode {
 
   async stop(): Promise<void> {
     this.#keeper.stop();
+    if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#ports.transport.unhandle(joinProtocol.id);
     await this.replicator.stop();
@@ -297,20 +319,26 @@ export class FleetNode {
     return view;
   }
 
-  /** Members, and the bootstrap peer while this node has no fleet document yet. */
+  /**
+   * Members, and the node this one joined through (it admitted us; until this node holds the
+   * records that prove its membership, it is who can send them).
+   */
   isPeerAllowed(peer: PeerId): boolean {
-    if (this.#members.has(peer)) return true;
-    return !this.store.has(FLEET_DOC_ID) && peer === this.#config.bootstrapPeer;
+    return this.#members.has(peer) || peer === this.#config.bootstrapPeer;
   }
 
   /**
    * A node's observed state is taken in only for members of the fleet, so a peer cannot fill the
    * fleet with documents for made-up nodes. Before the fleet document arrives (joining, or after
-   * it was damaged), the node takes what its bootstrap or known members send.
+   * it was damaged), the node takes what its bootstrap or known members send. A document refused
+   * here comes again once its node's admission is known (membership growth re-sends summaries).
    */
   #acceptsDocument(docId: string): boolean {
-    if (!docId.startsWith('node/') || !this.store.has(FLEET_DOC_ID)) return true;
-    return this.#members.has(docId.slice('node/'.length));
+    if (!docId.startsWith('node/')) return true;
+    const peer = docId.slice('node/'.length);
+    if (peer === this.peer || peer === this.#config.bootstrapPeer) return true;
+    // Without the fleet document, the members known are the nodes whose documents are held.
+    return this.#members.has(peer);
   }
 
   /** Writes what this node observes about itself into its own document. */
@@ -325,36 +353,10 @@ export class FleetNode {
     await this.store.change<NodeStateDocument>(nodeDocId(this.peer), (draft) => writeObservation(draft, observation), { signer: this.#ports.identity });
   }
 
-  /** Creates a single-use join token and returns its join string. */
-  async createToken(options: { ttlMs?: number; name?: string } = {}): Promise<{ join: string; expiresAt: number }> {
-    const fleet = this.#requireFleet();
-    const ttlMs = options.ttlMs ?? TOKEN_TTL_DEFAULT_MS;
-    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > TOKEN_TTL_MAX_MS) {
-      throw new OperationRefusedError('a token lifetime must be between 1 ms and 30 days');
-    }
-    const now = this.#ports.clock.now();
-    const token = this.#ports.random.bytes(32);
-    const expiresAt = now + ttlMs;
-    await this.store.change<FleetDocument>(
-      FLEET_DOC_ID,
-      (draft) => {
-        pruneTokens(draft, now, TOKEN_PRUNE_GRACE_MS);
-        addToken(draft, { hash: sha256Hex(token), createdAt: now, expiresAt, ...(options.name === undefined ? {} : { name: options.name }) });
-      },
-      { durable: true },
-    );
-    const join = encodeJoinString({
-      fleetId: fleet.fleetId,
-      addrs: this.#joinAddresses(),
-      token,
-      ...(options.name === undefined ? {} : { name: options.name }),
-    });
-    return { join, expiresAt };
-  }
-
   /** Sets and removes labels on a member; resolves once the change is stored durably. */
   async setLabels(peer: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {
     this.#requireFleet();
+    if (!this.#members.has(peer)) throw new UnknownMemberError(`${peer} is not a member of this fleet`);
     await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => setLabels(draft, peer, set, remove), { durable: true });
   }
 
@@ -363,7 +365,7 @@ export class FleetNode {
     const fleet = this.fleet();
     if (fleet === undefined) return [];
     const connected = new Set<string>(this.#ports.transport.connectedPeers());
-    return fleet.members.map((member) => {
+    return this.#membership.members.map((member) => {
       const state = this.nodeState(member.peerId);
       const self = member.peerId === this.peer;
       return {
@@ -371,8 +373,9 @@ export class FleetNode {
         name: member.name,
         state: self || connected.has(member.peerId) ? 'alive' : 'unreachable',
         self,
-        labels: member.labels,
+        labels: fleet.labels[member.peerId] ?? {},
         joinedAt: member.joinedAt,
+        admittedBy: member.admittedBy,
         addrs: state?.addrs ?? [],
         ...(state === undefined
           ? {}
@@ -393,6 +396,7 @@ export class FleetNode {
         api: this.#apiUrl ?? null,
         startedAt: this.#startedAt,
         versions: this.#ports.host.versions,
+        ...this.#lostAdmission(),
       },
       members: this.members(),
       docs: this.store.ids().map((id) => ({ id, heads: this.store.heads(id), digest: this.store.digest(id) })),
@@ -410,22 +414,128 @@ export class FleetNode {
     return fleet;
   }
 
-  #onFleetChanged(): void {
-    this.#refreshMembers();
-    this.replicator.refreshPeers();
-    this.#keeper.poke();
+  /**
+   * Recomputes membership once for a burst of document changes (a joining node takes in a
+   * thousand documents in a second). Peers are re-checked and the keeper poked only when
+   * membership changed, or when a member this node is not connected to published addresses.
+   */
+  #scheduleMembership(docId: string): void {
+    this.#membershipDirty.add(docId);
+    if (this.#membershipTimer !== undefined) return;
+    this.#membershipTimer = this.#ports.clock.setTimeout(() => {
+      this.#membershipTimer = undefined;
+      const dirty = [...this.#membershipDirty];
+      this.#membershipDirty.clear();
+      try {
+        const before = this.#members;
+        this.#refreshMembership();
+        const grew = [...this.#members].some((peer) => !before.has(peer));
+        const shrank = [...before].some((peer) => !this.#members.has(peer));
+        // New members: documents ignored while their admission was unknown can come now.
+        if (grew) this.replicator.resendSummaries();
+        if (grew || shrank) this.replicator.refreshPeers();
+        const connected = new Set<string>(this.#ports.transport.connectedPeers());
+        const unreached = dirty.some((id) => {
+          const peer = id.startsWith('node/') ? id.slice('node/'.length) : undefined;
+          return peer !== undefined && this.#members.has(peer) && !connected.has(peer) && (this.nodeState(peer)?.addrs.length ?? 0) > 0;
+        });
+        if (grew || unreached) this.#keeper.poke();
+      } catch (error) {
+        this.#ports.log.error('recomputing membership failed', { error: String(error) });
+      }
+    }, MEMBERSHIP_COALESCE_MS);
   }
 
-  #refreshMembers(): void {
+  #refreshMembership(): void {
     const fleet = this.fleet();
-    if (fleet !== undefined) {
-      this.#members = new Set(fleet.members.map((m) => m.peerId));
+    if (fleet === undefined) {
+      // Without the fleet document (not received yet, or damaged and quarantined), the nodes whose
+      // observed state this node holds were members: they are who can give the document back.
+      const known = this.store.ids().flatMap((id) => (id.startsWith('node/') ? [id.slice('node/'.length)] : []));
+      this.#members = new Set(known);
+      this.#membershipInputs = undefined;
       return;
     }
-    // Without the fleet document (not received yet, or damaged and quarantined), the nodes whose
-    // observed state this node holds were members: they are who can give the document back.
-    const known = this.store.ids().flatMap((id) => (id.startsWith('node/') ? [id.slice('node/'.length)] : []));
-    this.#members = new Set(known);
+    // Derived again only when the fleet document or a document holding admissions changed: most
+    // changes (observations, a bulk transfer of node documents) leave membership as it was.
+    const admitters: string[] = [];
+    const inputs: string[] = [this.store.digest(FLEET_DOC_ID) ?? ''];
+    for (const id of this.store.ids()) {
+      if (!id.startsWith('node/')) continue;
+      const admitter = id.slice('node/'.length);
+      if ((this.nodeState(admitter)?.admissions.length ?? 0) === 0) continue;
+      admitters.push(admitter);
+      inputs.push(`${admitter}:${this.store.digest(id)}`);
+    }
+    const inputKey = inputs.join(',');
+    if (inputKey === this.#membershipInputs) return;
+    const grants = new Map<string, StoredGrant>();
+    const admissions: AdmissionRecord[] = [];
+    for (const admitter of admitters) {
+      for (const admission of this.nodeState(admitter)?.admissions ?? []) {
+        admissions.push({ tokenHash: admission.tokenHash, peerId: admission.peerId, name: admission.name, admittedAt: admission.admittedAt, admittedBy: admitter });
+        grants.set(`${admitter}/${admission.tokenHash}`, admission.grant);
+      }
+    }
+    // Grant signatures not checked yet go to the verifier as one batch (a thousand admissions
+    // arrive at once when a node joins a large fleet); until then membership stays as it was.
+    const unchecked = [...grants.values()].filter((grant) => !this.#grantSignatures.has(grant.signature));
+    if (unchecked.length > 0) {
+      this.#verifyGrants(unchecked);
+      return;
+    }
+    this.#membershipInputs = inputKey;
+    // Operators certified by the fleet root key, checked once here rather than once per admission.
+    const operators = new Set(fleet.operators.filter((operator) => isCertifiedOperator(fleet, operator)).map((operator) => operator.publicKey));
+    this.#membership = deriveMembership(fleet.founder, admissions, (a) => {
+      const grant = grants.get(`${a.admittedBy}/${a.tokenHash}`);
+      return grant !== undefined && this.#grantHolds(fleet.fleetId, operators, grant, a);
+    });
+    this.#members = new Set(this.#membership.members.map((m) => m.peerId));
+    const lost = this.#membership.lost.find((l) => l.peerId === this.peer);
+    if (lost !== undefined && !this.#lostLogged) {
+      this.#lostLogged = true;
+      this.#ports.log.error('this node is not a member: its join token was used by another node on the other side of a partition', { ...lost });
+    }
+  }
+
+  /** A stored grant admits `admission`: signed by a certified operator, for its token, name and time. */
+  #grantHolds(fleetId: string, operators: ReadonlySet<string>, grant: StoredGrant, admission: AdmissionRecord): boolean {
+    if (grant.fleetId !== fleetId || !operators.has(grant.operator)) return false;
+    if (grant.tokenHash !== admission.tokenHash || admission.admittedAt > grant.expiresAt) return false;
+    if (grant.name !== undefined && grant.name !== admission.name) return false;
+    return this.#grantSignatures.get(grant.signature) === true;
+  }
+
+  /** Checks grant signatures in one batch, then derives membership again. */
+  #verifyGrants(grants: readonly StoredGrant[]): void {
+    if (this.#verifyingGrants !== undefined) return;
+    const checks = grants.map((grant) => grantSignatureCheck(grant));
+    const wellFormed = checks.flatMap((check, i) => (check === undefined ? [] : [{ check, signature: grants[i]!.signature }]));
+    for (let i = 0; i < grants.length; i++) if (checks[i] === undefined) this.#grantSignatures.set(grants[i]!.signature, false);
+    this.#verifyingGrants = this.#verifier
+      .verifyBatch(wellFormed.map((w) => w.check))
+      .then(
+        (results) => {
+          if (this.#grantSignatures.size > 100_000) this.#grantSignatures.clear();
+          wellFormed.forEach((w, i) => this.#grantSignatures.set(w.signature, results[i] === true));
+          this.#verifyingGrants = undefined;
+          this.#scheduleMembership(FLEET_DOC_ID);
+        },
+        (error: unknown) => {
+          this.#ports.log.error('checking join grants failed; trying again in a second', { error: String(error) });
+          this.#ports.clock.setTimeout(() => {
+            this.#verifyingGrants = undefined;
+            this.#scheduleMembership(FLEET_DOC_ID);
+          }, GRANT_RETRY_MS);
+        },
+      );
+  }
+
+  #lostAdmission(): { lostAdmission?: { reason: string; winner: string } } {
+    const lost = this.#membership.lost.find((l) => l.peerId === this.peer);
+    if (lost === undefined) return {};
+    return { lostAdmission: { reason: `this node's join token was used by ${lost.winner} on the other side of a partition: ask an operator for a new token`, winner: lost.winner } };
   }
 
   #dialCandidates(): Map<PeerId, readonly string[]> {
@@ -441,14 +551,20 @@ export class FleetNode {
     return candidates;
   }
 
-  /** Own addresses first, then a few connected members', so a join string survives one node being down. */
-  #joinAddresses(): string[] {
-    const own = this.#ports.transport.listenAddresses().map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${this.peer}`));
-    const others = this.#ports.transport
-      .connectedPeers()
-      .filter((peer) => this.#members.has(peer))
-      .flatMap((peer) => (this.nodeState(peer)?.addrs ?? []).map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)));
-    return [...own, ...others].slice(0, JOIN_STRING_ADDRS_MAX);
+  /** Why `peer` may not join with `grant` now, or undefined when it may. */
+  #redeemRefusal(fleet: FleetView, grant: StoredGrant, peer: PeerId, name: string, now: number): JoinRefusal | undefined {
+    const problem = grantProblem(fleet, grant);
+    if (problem !== undefined) return { reason: 'bad-grant', message: `${problem}: ask an operator for a new one` };
+    if (grant.expiresAt <= now) return { reason: 'expired', message: `that join token expired at ${new Date(grant.expiresAt).toISOString()}: ask an operator for a new one` };
+    if (grant.name !== undefined && grant.name !== name) return { reason: 'name-mismatch', message: `that join token is for a node named ${grant.name}` };
+    for (const id of this.store.ids()) {
+      if (!id.startsWith('node/')) continue;
+      const used = this.nodeState(id.slice('node/'.length))?.admissions.find((a) => a.tokenHash === grant.tokenHash);
+      if (used !== undefined && used.peerId !== peer) {
+        return { reason: 'used', message: `that join token was already used by ${used.peerId}: ask an operator for a new one` };
+      }
+    }
+    return undefined;
   }
 
   async #serveJoin(stream: FrameStream): Promise<void> {
@@ -472,19 +588,31 @@ export class FleetNode {
         await reply({ type: 'refused', body: { reason: 'wrong-fleet', message: `this node belongs to fleet ${fleet.fleetId}, not ${request.body.fleetId}` } });
         return;
       }
-      const hash = sha256Hex(request.body.token);
+      const { token, name, grant: presented } = request.body;
+      const grant: StoredGrant = {
+        fleetId: request.body.fleetId,
+        tokenHash: sha256Hex(token),
+        expiresAt: presented.expiresAt,
+        operator: presented.operator,
+        signature: presented.signature,
+        ...(presented.name === undefined ? {} : { name: presented.name }),
+      };
       const now = clock.now();
-      const check = checkRedeem(fleet, { hash, peerId: peer, name: request.body.name, now });
-      if (!check.ok) {
-        this.penalties.record(peer, `join:${check.reason}`);
-        log.warn('refused a join request', { peer, reason: check.reason });
-        await reply({ type: 'refused', body: { reason: check.reason, message: check.message } });
+      const refusal = this.#redeemRefusal(fleet, grant, peer, name, now);
+      if (refusal !== undefined) {
+        this.penalties.record(peer, `join:${refusal.reason}`);
+        log.warn('refused a join request', { peer, reason: refusal.reason });
+        await reply({ type: 'refused', body: refusal });
         return;
       }
-      await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => redeemToken(draft, { hash, peerId: peer, name: request.body.name, now }), {
-        durable: true,
-      });
-      log.info('a node joined the fleet', { peer, name: request.body.name });
+      // No await between the check above and this change: two redemptions of one token on this
+      // node cannot both pass. Across a partition, deriveMembership picks one winner.
+      await this.store.change<NodeStateDocument>(
+        nodeDocId(this.peer),
+        (draft) => recordAdmission(draft, { tokenHash: grant.tokenHash, peerId: peer, name, admittedAt: now, grant }),
+        { durable: true, signer: this.#ports.identity },
+      );
+      log.info('a node joined the fleet', { peer, name });
       await reply({ type: 'welcome', body: { fleetId: fleet.fleetId, fleetName: fleet.name } });
     } catch (error) {
       const name = (error as Error).name;
@@ -495,6 +623,8 @@ export class FleetNode {
     }
   }
 }
+
+type JoinRefusal = { reason: 'bad-grant' | 'expired' | 'used' | 'name-mismatch'; message: string };
 
 async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
   for await (const frame of stream) return frame;
@@ -512,7 +642,13 @@ async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Prom
     try {
       await transport.dial(peer, [address]);
       stream = await transport.openStream(peer, joinProtocol.id, { maxFrameBytes: joinProtocol.maxFrameBytes });
-      await stream.send(encodeMessage(joinProtocol, { type: 'redeem', body: { fleetId: join.fleetId, token: join.token, name } }));
+      const grant = {
+        expiresAt: join.grant.expiresAt,
+        operator: join.grant.operator,
+        signature: join.grant.signature,
+        ...(join.grant.name === undefined ? {} : { name: join.grant.name }),
+      };
+      await stream.send(encodeMessage(joinProtocol, { type: 'redeem', body: { fleetId: join.fleetId, token: join.token, name, grant } }));
       const answer = decodeMessage(joinProtocol, await withTimeout(clock, firstFrame(stream), JOIN_TIMEOUT_MS, 'waiting for the join answer'));
       await stream.close();
       if (answer.type === 'welcome') {

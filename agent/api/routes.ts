@@ -2,7 +2,6 @@ import { InvalidLabelError, UnknownMemberError, checkLabelKey } from '../../crdt
 import { AUTH_HEADERS, AuthError, type Clock, type FleetNode, OperationRefusedError, RequestVerifier, s } from '../../mesh/index.ts';
 import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
 
-const tokenRequest = s.object({ ttlMs: s.optional(s.uint()), name: s.optional(s.string({ min: 1, max: 63 })) });
 const labelRequest = s.object({
   node: s.string({ min: 1, max: 128 }),
   set: s.optional(s.record(s.string({ max: 63 }), s.string({ max: 256 }), { maxKeys: 64 })),
@@ -82,11 +81,6 @@ async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse>
   switch (key) {
     case 'GET /api/v1/status':
       return ok({ ...node.status(), process: processFacts() });
-    case 'POST /api/v1/tokens': {
-      const body = parseBody(request, tokenRequest);
-      if ('status' in body) return body;
-      return ok(await node.createToken({ ...(body.ttlMs === undefined ? {} : { ttlMs: body.ttlMs }), ...(body.name === undefined ? {} : { name: body.name }) }));
-    }
     case 'POST /api/v1/labels': {
       const body = parseBody(request, labelRequest);
       if ('status' in body) return body;

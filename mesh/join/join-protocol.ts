@@ -6,10 +6,20 @@ export const joinProtocol = defineProtocol({
   version: 1,
   maxFrameBytes: 64 * 1024,
   messages: {
-    redeem: s.object({ fleetId: s.string({ min: 1, max: 64 }), token: s.bytes({ min: 32, max: 32 }), name: s.string({ min: 1, max: 63 }) }),
+    redeem: s.object({
+      fleetId: s.string({ min: 1, max: 64 }),
+      token: s.bytes({ min: 32, max: 32 }),
+      name: s.string({ min: 1, max: 63 }),
+      grant: s.object({
+        expiresAt: s.uint(),
+        name: s.optional(s.string({ min: 1, max: 63 })),
+        operator: s.string({ min: 1, max: 100 }),
+        signature: s.string({ min: 1, max: 200 }),
+      }),
+    }),
     welcome: s.object({ fleetId: s.string({ min: 1, max: 64 }), fleetName: s.string({ max: 200 }) }),
     refused: s.object({
-      reason: s.oneOf(['unknown-token', 'expired', 'used', 'name-mismatch', 'wrong-fleet', 'already-member', 'not-ready', 'bad-request'] as const),
+      reason: s.oneOf(['bad-grant', 'expired', 'used', 'name-mismatch', 'wrong-fleet', 'not-ready', 'bad-request'] as const),
       message: s.string({ max: 1000 }),
     }),
   },

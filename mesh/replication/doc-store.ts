@@ -92,6 +92,8 @@ const seqKey = (seq: number): string => seq.toString().padStart(SEQ_DIGITS, '0')
 export class DocStore {
   readonly #init: DocStoreInit;
   readonly #entries = new Map<DocId, Entry>();
+  /** `ids()` as last computed; dropped when a document is added or removed. */
+  #sortedIds: DocId[] | undefined;
   readonly #problems = new Map<string, DocProblem>();
   readonly #changed = new Listeners<DocChanged>();
   readonly #repairs = new Map<DocId, TimerId>();
@@ -154,6 +156,7 @@ export class DocStore {
       if (A.getMissingDeps(doc, []).length > 0) throw new Error('changes are missing from its history');
       checkSchema(docId, parsed.kind, doc);
       const lastSeq = group.increments.at(-1)?.seq ?? 0;
+      this.#sortedIds = undefined;
       this.#entries.set(docId as DocId, {
         doc,
         savedHeads: A.getHeads(doc),
@@ -196,7 +199,8 @@ export class DocStore {
 
   /** Ids of the documents held, sorted. */
   ids(): DocId[] {
-    return [...this.#entries.keys()].sort();
+    this.#sortedIds ??= [...this.#entries.keys()].sort();
+    return [...this.#sortedIds];
   }
 
   get(docId: DocId): AnyDoc | undefined {
@@ -308,6 +312,7 @@ export class DocStore {
         seals: new Map(),
         queue: Promise.resolve(),
       };
+      if (!this.#entries.has(docId)) this.#sortedIds = undefined;
       this.#entries.set(docId, entry);
     }
     return entry;
@@ -317,7 +322,10 @@ export class DocStore {
     // Everything up to the enqueue is synchronous, so increments are cut in change order.
     const increment = A.saveSince(next, entry.savedHeads);
     if (entry.snapshotBytes + entry.incrementBytes + increment.length > MAX_DOC_BYTES) {
-      if (entry.incrementCount === 0 && entry.snapshotBytes === 0) this.#entries.delete(docId);
+      if (entry.incrementCount === 0 && entry.snapshotBytes === 0) {
+        this.#entries.delete(docId);
+        this.#sortedIds = undefined;
+      }
       throw new DocTooLargeError(`document ${docId} would exceed ${MAX_DOC_BYTES} bytes`);
     }
     const seq = entry.nextSeq++;

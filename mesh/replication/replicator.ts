@@ -11,7 +11,7 @@ import { RefusedChangeError, verifyIncoming } from './authority.ts';
 import { coveredBySeals, sealAuthority } from './seal-coverage.ts';
 import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
 import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
-import { type SyncMessage, syncProtocol } from './sync-protocol.ts';
+import { MAX_WANT_PER_MESSAGE, type SyncMessage, syncProtocol } from './sync-protocol.ts';
 
 export interface ReplicatorInit {
   readonly transport: Transport;
@@ -50,6 +50,8 @@ export interface SessionStats {
 
 /** Pending outgoing messages per peer before the session is dropped as too slow. */
 const MAX_PENDING_SENDS = 20_000;
+/** Messages decoded ahead of handling; the reader waits beyond this. */
+const MAX_INBOX = 256;
 const OPEN_RETRY_MS = [250, 1_000, 4_000] as const;
 /** How soon a session that ended while its peer is still connected is opened again (doubling). */
 const REOPEN_DELAY_MS = 1_000;
@@ -128,6 +130,11 @@ export class Replicator {
       this.#init.log.error('opening a sync session failed', { peer, error: String(error) });
       session.close();
     });
+  }
+
+  /** Sends every session's summary again now (e.g. after new members became known). */
+  resendSummaries(): void {
+    for (const session of this.#sessions.values()) session.resendSummary();
   }
 
   /** Re-checks every connected peer, e.g. after the member list changed. */
@@ -238,6 +245,10 @@ class Session {
   #pendingSends = 0;
   #closed = false;
   #theirSummary: Summary | undefined;
+  /** Decoded messages waiting to be handled, in arrival order. */
+  #inbox: SyncMessage[] = [];
+  #inboxWaiters: Array<() => void> = [];
+  #working = false;
   #stats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, snapshotsIn: 0, refusedIn: 0, lastMessageAt: undefined as number | undefined };
 
   readonly #sealVerifier: SealVerifier;
@@ -299,6 +310,8 @@ class Session {
     this.#inbound?.abort(new Error('session closed'));
     this.#syncStates.clear();
     this.#beforeOpen = [];
+    this.#inbox = [];
+    this.#releaseReader();
     this.#owner.sessionClosed(this.peer, this);
   }
 
@@ -312,7 +325,12 @@ class Session {
     }
   }
 
-  /** Reads the peer's stream until it ends; every message is handled in order. */
+  /**
+   * Reads the peer's stream until it ends. Messages are handled one at a time, in order, from a
+   * short inbox; while one is handled the reader goes on decoding, and the seals of what waits are
+   * queued for verification so they are checked as one batch (bounded: the reader pauses when the
+   * inbox is full, which pushes back on the peer through the stream).
+   */
   async readFrom(stream: FrameStream): Promise<void> {
     this.#inbound?.abort(new Error('replaced by a newer stream'));
     this.#inbound = stream;
@@ -339,6 +357,28 @@ class Session {
           greeted = true;
           continue;
         }
+        if ((message.type === 'snapshot' || message.type === 'sync') && message.body.seals !== undefined) {
+          const authorized = sealAuthority(message.body.docId as DocId);
+          if (authorized !== undefined) this.#sealVerifier.prefetch(fromWire(message.body.docId, message.body.seals).filter((seal) => authorized(seal.signer)));
+        }
+        this.#inbox.push(message);
+        void this.#work();
+        if (this.#inbox.length >= MAX_INBOX) await new Promise<void>((resolve) => this.#inboxWaiters.push(resolve));
+      }
+    } catch (error) {
+      if ((error as Error).name === 'FrameTooLargeError') this.#init.penalties.record(this.peer, 'oversized');
+      this.#init.log.debug('sync stream ended', { peer: this.peer, error: String(error) });
+    }
+  }
+
+  /** Handles the inbox in order; one worker at a time. */
+  async #work(): Promise<void> {
+    if (this.#working) return;
+    this.#working = true;
+    try {
+      while (this.#inbox.length > 0 && !this.#closed) {
+        const message = this.#inbox.shift()!;
+        if (this.#inbox.length < MAX_INBOX) this.#releaseReader();
         try {
           await this.#handle(message);
         } catch (error) {
@@ -346,13 +386,18 @@ class Session {
           // now unknown: close it; both sides open a fresh one and compare summaries again.
           this.#init.log.error('handling a sync message failed; restarting the session', { peer: this.peer, type: message.type, error: String(error) });
           this.close();
-          return;
         }
       }
-    } catch (error) {
-      if ((error as Error).name === 'FrameTooLargeError') this.#init.penalties.record(this.peer, 'oversized');
-      this.#init.log.debug('sync stream ended', { peer: this.peer, error: String(error) });
+    } finally {
+      this.#working = false;
+      this.#releaseReader();
     }
+  }
+
+  #releaseReader(): void {
+    const waiters = this.#inboxWaiters;
+    this.#inboxWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #refuseStream(stream: FrameStream, error: unknown): void {
@@ -373,6 +418,8 @@ class Session {
         return this.#onSummary({ count: message.body.count, root: message.body.root, buckets: message.body.buckets });
       case 'entries':
         return this.#onEntries(message.body.bucket, message.body.entries);
+      case 'want':
+        return this.#onWant(message.body.docIds);
       case 'snapshot':
         return this.#onSnapshot(message.body.docId, message.body.bytes, fromWire(message.body.docId, message.body.seals));
       case 'sync':
@@ -393,20 +440,37 @@ class Session {
     }
   }
 
+  /**
+   * Their documents in a bucket that differs: what both hold but differently goes through
+   * Automerge sync; what we lack and would take in, we ask for (`want`). Transfer is pulled, so a
+   * summary sent again (anti-entropy, new members) always completes the exchange.
+   */
   #onEntries(bucket: number, theirs: ReadonlyArray<readonly [string, string]>): void {
     const { store } = this.#init;
-    const theirDigests = new Map(theirs);
+    const wanted: string[] = [];
     for (const [docId, digest] of theirs) {
       const id = docId as DocId;
-      if (bucketOf(docId) !== bucket) continue;
+      if (bucketOf(docId) !== bucket || this.#refused.has(docId)) continue;
       if (this.#peerDigests.size >= MAX_DOCS_PER_SESSION) this.#peerDigests.clear();
       this.#peerDigests.set(id, digest);
       const ours = store.digest(id);
-      // What we lack, they send as a snapshot when they read our entries; we only sync what both hold.
-      if (ours !== undefined && ours !== digest) this.#sendSync(id);
+      if (ours === undefined) {
+        if (parseDocId(docId) !== undefined && !store.isLocked(id) && this.#init.acceptsDocument?.(id) !== false) wanted.push(docId);
+      } else if (ours !== digest) {
+        this.#sendSync(id);
+      }
     }
-    for (const [docId] of this.#entriesIn(bucket)) {
-      if (theirDigests.has(docId)) continue;
+    for (let i = 0; i < wanted.length; i += MAX_WANT_PER_MESSAGE) {
+      this.#send({ type: 'want', body: { docIds: wanted.slice(i, i + MAX_WANT_PER_MESSAGE) } });
+    }
+  }
+
+  /** The peer lacks these documents: send the ones we hold, with their seals. */
+  #onWant(docIds: readonly string[]): void {
+    const { store } = this.#init;
+    // The fleet document first: a joining node is ready once it holds it.
+    const ordered = [...docIds].sort((a, b) => Number(b === FLEET_DOC_ID) - Number(a === FLEET_DOC_ID));
+    for (const docId of ordered) {
       const doc = store.get(docId as DocId);
       if (doc !== undefined) this.#send({ type: 'snapshot', body: { docId, bytes: A.save(doc), ...this.#sealsFor(docId as DocId) } });
     }
@@ -466,10 +530,13 @@ class Session {
       this.#init.log.debug('ignored a document this node does not take in (yet)', { peer: this.peer, docId });
       return false;
     }
-    const before = store.get(id) ?? store.empty();
+    const held = store.get(id);
+    const before = held ?? store.empty();
     let after: AnyDoc;
     try {
-      after = apply(A.clone(before, { actor: A.getActorId(before) }));
+      // A document not held yet is built on a fresh empty one; a held one on a clone, so a refused
+      // change leaves it untouched.
+      after = apply(held === undefined ? store.empty() : A.clone(held, { actor: A.getActorId(held) }));
     } catch (error) {
       this.#init.penalties.record(this.peer, 'bad-document');
       this.#init.log.warn('a peer sent document bytes that do not apply', { peer: this.peer, docId, error: (error as Error).message });

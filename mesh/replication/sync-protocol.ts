@@ -5,6 +5,7 @@ import { SUMMARY_BUCKETS } from './summary.ts';
 // snapshot or a sync message with all its changes — stays under 6 MiB, inside the 8 MiB frame.
 const MAX_DOC_MESSAGE_BYTES = 6 * 1024 * 1024;
 const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+export const MAX_WANT_PER_MESSAGE = 5_000;
 const docId = s.string({ min: 1, max: 128, pattern: /^[A-Za-z0-9/_-]+$/ });
 const digest = s.string({ min: 16, max: 16, pattern: /^[0-9a-f]{16}$/ });
 /** Seals that authenticate a document's changes (docs/SECURITY.md §Write authority). */
@@ -35,6 +36,8 @@ export const syncProtocol = defineProtocol({
       buckets: s.bytes({ min: SUMMARY_BUCKETS * 8, max: SUMMARY_BUCKETS * 8 }),
     }),
     entries: s.object({ bucket: s.uint(SUMMARY_BUCKETS - 1), entries: s.array(s.tuple([docId, digest]), { max: 200_000 }) }),
+    /** Documents the sender lacks and would take in; the receiver answers with snapshots. */
+    want: s.object({ docIds: s.array(docId, { min: 1, max: MAX_WANT_PER_MESSAGE }) }),
     snapshot: s.object({ docId, bytes: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }), seals }),
     sync: s.object({ docId, message: s.bytes({ min: 1, max: MAX_DOC_MESSAGE_BYTES }), seals }),
     refused: s.object({ docId, reason: s.string({ max: 1000 }) }),

@@ -1,4 +1,5 @@
 import type { FleetView } from '../../crdt-schema/index.ts';
+import type { SignatureCheck } from '../ports/signature-verifier.ts';
 import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
 import { isCertifiedOperator } from './operator-auth.ts';
 
@@ -30,15 +31,27 @@ export function signGrant(operatorSeed: Uint8Array, grant: Omit<Grant, 'signatur
 
 /** Why a grant does not hold; undefined when it does (expiry is the caller's to check, with its clock). */
 export function grantProblem(fleet: FleetView, grant: Grant): string | undefined {
+  const authority = grantAuthorityProblem(fleet, grant);
+  if (authority !== undefined) return authority;
+  const check = grantSignatureCheck(grant);
+  if (check === undefined) return 'the join token is malformed';
+  if (!verifyBytes(check.publicKey, check.message, check.signature)) return 'the join token was not issued by an operator of this fleet (its signature does not verify)';
+  return undefined;
+}
+
+/** What {@link grantProblem} checks besides the signature: the fleet, and that the signer is a certified operator. */
+export function grantAuthorityProblem(fleet: FleetView, grant: Grant): string | undefined {
   if (grant.fleetId !== fleet.fleetId) return `the join token is for fleet ${grant.fleetId}, not ${fleet.fleetId}`;
   const operator = fleet.operators.find((o) => o.publicKey === grant.operator);
   if (operator === undefined || !isCertifiedOperator(fleet, operator)) return 'the join token was not issued by an operator of this fleet';
-  try {
-    if (!verifyBytes(fromBase64Url(grant.operator), grantStatement(grant), fromBase64Url(grant.signature))) {
-      return 'the join token was not issued by an operator of this fleet (its signature does not verify)';
-    }
-  } catch {
-    return 'the join token is malformed';
-  }
   return undefined;
+}
+
+/** The grant's signature as a check for a signature-verifier batch; undefined if malformed. */
+export function grantSignatureCheck(grant: Grant): SignatureCheck | undefined {
+  try {
+    return { publicKey: fromBase64Url(grant.operator), message: grantStatement(grant), signature: fromBase64Url(grant.signature) };
+  } catch {
+    return undefined;
+  }
 }

@@ -141,7 +141,7 @@ describe('a fleet of real node processes', () => {
     };
     expect(results.expired).toMatchObject({ code: 1 });
     expect(results.expired.stderr).toMatch(/join token expired at/);
-    expect(results.forged.stderr).toMatch(/never issued that join token/);
+    expect(results.forged.stderr).toMatch(/not issued by an operator of this fleet/);
     expect(results.wrongFleet.stderr).toMatch(/belongs to fleet [0-9a-f]{32}, not f{32}/);
     expect(results.damaged.stderr).toMatch(/join string is damaged/);
     for (const result of Object.values(results)) expect(result.code).toBe(1);

@@ -7,6 +7,7 @@ import {
   MemoryStorage,
   SealVerifier,
   SeededRandom,
+  type SignatureCheck,
   actorPrefixFor,
   generateKeyPair,
   signSeal,
@@ -36,6 +37,34 @@ describe('seals over heads', () => {
     const malformed = { ...seal, heads: ['not-a-hash'] };
     expect(await verifier.verify([otherSigner, moreHeads, otherDoc, malformed])).toEqual([false, false, false, false]);
     expect(otherFleet).toEqual([false]);
+  });
+
+  it('checks prefetched seals as one batch when first asked, and does not remember a verdict the verifier could not give', async () => {
+    const batches: number[] = [];
+    let failing = false;
+    const counting = {
+      verifyBatch: async (checks: readonly SignatureCheck[]) => {
+        batches.push(checks.length);
+        if (failing) throw new Error('worker crashed');
+        return new InProcessVerifier().verifyBatch(checks);
+      },
+      close: async () => {},
+    };
+    const verifier = new SealVerifier(counting, FLEET);
+    const seals = [1, 2, 3, 4, 5].map((n) => signSeal(FLEET, `node/${n}`, [head(n)], writer));
+    verifier.prefetch(seals.slice(0, 4));
+    verifier.prefetch([seals[0]!]); // already queued: not checked twice
+    expect(batches).toEqual([]);
+    expect(await verifier.verify([seals[0]!])).toEqual([true]);
+    expect(batches).toEqual([4]);
+    expect(await verifier.verify(seals.slice(1, 4))).toEqual([true, true, true]);
+    expect(batches).toEqual([4]);
+
+    failing = true;
+    expect(await verifier.verify([seals[4]!])).toEqual([false]);
+    failing = false;
+    expect(await verifier.verify([seals[4]!])).toEqual([true]);
+    expect(batches).toEqual([4, 1, 1]);
   });
 
   it('refuses to sign malformed heads', () => {

@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { type FleetId, type NodeStateDocument, admissionRank, nodeDocId, recordAdmission, toHex } from '../../crdt-schema/index.ts';
+import {
+  FleetNode,
+  type JoinInfo,
+  ManualClock,
+  MemoryLogger,
+  MemoryNetwork,
+  MemoryStorage,
+  SeededRandom,
+  certifyOperator,
+  foundFleetInStorage,
+  generateKeyPair,
+  sha256Hex,
+  signGrant,
+  toBase64Url,
+} from '../../mesh/index.ts';
+import { settle, testIdentity } from '../helpers/mini-fleet.ts';
+
+/** FleetNodes on one in-memory network and virtual clock, as the simulator will run them. */
+class Fleet {
+  readonly clock = new ManualClock();
+  readonly network = new MemoryNetwork();
+  readonly random = new SeededRandom(99);
+  readonly fleetId = toHex(new SeededRandom(1).bytes(16)) as FleetId;
+  readonly root = generateKeyPair(this.random);
+  readonly operatorKeys = generateKeyPair(this.random);
+  readonly operator = certifyOperator(this.root.seed, this.fleetId, { publicKey: toBase64Url(this.operatorKeys.publicKey), name: 'ops', addedAt: 0 });
+  readonly nodes = new Map<number, FleetNode>();
+
+  ports(index: number) {
+    const identity = testIdentity(index);
+    return {
+      identity,
+      transport: this.network.createTransport(identity.peerId),
+      storage: new MemoryStorage(),
+      clock: this.clock,
+      random: new SeededRandom(index),
+      log: new MemoryLogger(),
+      host: { hostname: `host-${index}`, arch: 'x64', platform: 'linux', versions: {} },
+    };
+  }
+
+  async found(index: number): Promise<FleetNode> {
+    const ports = this.ports(index);
+    await foundFleetInStorage(ports, ports.identity.peerId, {
+      fleetId: this.fleetId,
+      name: 'test',
+      createdAt: this.clock.now(),
+      rootKey: toBase64Url(this.root.publicKey),
+      operator: this.operator,
+      founder: { peerId: ports.identity.peerId, name: `n${index}` },
+    });
+    return this.#start(index, FleetNode.open(ports));
+  }
+
+  /** A token and its operator grant, as `powernode token create` makes them. */
+  token(seed: string): { token: Uint8Array; grant: JoinInfo['grant'] } {
+    const token = new Uint8Array(createHash('sha256').update(seed).digest());
+    const grant = signGrant(this.operatorKeys.seed, {
+      fleetId: this.fleetId,
+      tokenHash: sha256Hex(token),
+      expiresAt: this.clock.now() + 3_600_000,
+      operator: toBase64Url(this.operatorKeys.publicKey),
+    });
+    return { token, grant };
+  }
+
+  async join(index: number, via: number, tokenSeed: string): Promise<FleetNode> {
+    const bootstrap = testIdentity(via).peerId;
+    const join: JoinInfo = { fleetId: this.fleetId, addrs: [`/memory/${bootstrap}/p2p/${bootstrap}`], ...this.token(tokenSeed) };
+    return this.#start(index, FleetNode.join(this.ports(index), join, `n${index}`));
+  }
+
+  async #start(index: number, opening: Promise<FleetNode>): Promise<FleetNode> {
+    const node = await this.pumpUntil(opening);
+    await node.start();
+    await this.pumpUntil(node.waitForFleet());
+    this.nodes.set(index, node);
+    return node;
+  }
+
+  async pumpUntil<T>(promise: Promise<T>): Promise<T> {
+    let done = false;
+    let result: { value: T } | { error: unknown } | undefined;
+    promise.then((value) => (result = { value }), (error: unknown) => (result = { error })).finally(() => (done = true));
+    for (let i = 0; i < 5_000 && !done; i++) await this.clock.advanceAsync(10, settle);
+    if (result === undefined) throw new Error('operation did not finish in 50 s of virtual time');
+    if ('error' in result) throw result.error;
+    return result.value;
+  }
+
+  async run(ms: number): Promise<void> {
+    for (let t = 0; t < ms; t += 10) await this.clock.advanceAsync(10, settle);
+  }
+
+  partition(left: number[], right: number[]): void {
+    for (const a of left) for (const b of right) this.network.block(testIdentity(a).peerId, testIdentity(b).peerId);
+  }
+
+  heal(left: number[], right: number[]): void {
+    for (const a of left) for (const b of right) this.network.unblock(testIdentity(a).peerId, testIdentity(b).peerId);
+  }
+}
+
+const memberIds = (node: FleetNode): string[] => node.members().map((m) => m.peerId).sort();
+
+describe('joining through admission records', () => {
+  it('admits nodes through members with operator grants, and refuses a token used twice on one side', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    await fleet.join(1, 0, 'token-a');
+    await fleet.join(2, 1, 'token-b'); // admitted by a non-founder member
+    await fleet.run(3_000);
+    const expected = [0, 1, 2].map((i) => testIdentity(i).peerId).sort();
+    for (const node of fleet.nodes.values()) expect(memberIds(node)).toEqual(expected);
+    await expect(fleet.join(3, 0, 'token-a')).rejects.toThrow(/already used by/);
+    expect(memberIds(founder)).toEqual(expected);
+  });
+
+  it('lets exactly one of two nodes that redeemed one token on opposite sides of a partition stay a member, and tells the other why', async () => {
+    const fleet = new Fleet();
+    await fleet.found(0);
+    await fleet.join(1, 0, 'token-m');
+    await fleet.run(3_000);
+    // Two sides, {0, 2} and {1, 3}, cut before the joiners exist.
+    fleet.partition([0, 2], [1, 3]);
+    await fleet.run(1_000);
+    // Node 2 redeems the token with the founder, node 3 the same token with member 1.
+    await fleet.join(2, 0, 'shared');
+    await fleet.join(3, 1, 'shared');
+    await fleet.run(2_000);
+    expect(memberIds(fleet.nodes.get(1)!)).toContain(testIdentity(3).peerId);
+    expect(memberIds(fleet.nodes.get(0)!)).toContain(testIdentity(2).peerId);
+    fleet.heal([0, 2], [1, 3]);
+    await fleet.run(40_000);
+
+    const tokenHash = sha256Hex(fleet.token('shared').token);
+    const [p2, p3] = [testIdentity(2).peerId, testIdentity(3).peerId];
+    const winner = admissionRank(tokenHash, p2) < admissionRank(tokenHash, p3) ? p2 : p3;
+    const loser = winner === p2 ? p3 : p2;
+    const expected = [testIdentity(0).peerId, testIdentity(1).peerId, winner].sort();
+    for (const [index, node] of fleet.nodes) {
+      if (node.peer === loser) continue;
+      expect(memberIds(node), `members on node ${index}`).toEqual(expected);
+    }
+    const loserNode = [...fleet.nodes.values()].find((n) => n.peer === loser)!;
+    const self = loserNode.status()['self'] as { lostAdmission?: { reason: string; winner: string } };
+    expect(self.lostAdmission?.winner).toBe(winner);
+    expect(self.lostAdmission?.reason).toMatch(/used by .* on the other side of a partition: ask an operator for a new token/);
+    // Members do not replicate with the loser.
+    expect(fleet.nodes.get(0)!.isPeerAllowed(loser as never)).toBe(false);
+  });
+
+  it('counts no admission whose grant is forged, tampered with or from a key that is not an operator', async () => {
+    const fleet = new Fleet();
+    await fleet.found(0);
+    const member = await fleet.join(1, 0, 'token-a');
+    await fleet.run(2_000);
+    // A compromised member writes admissions into its own (validly sealed) document.
+    const rogue = generateKeyPair(fleet.random);
+    const valid = fleet.token('token-valid').grant;
+    const tampered = { ...fleet.token('token-tampered').grant, expiresAt: fleet.clock.now() + 99 * 3_600_000 };
+    const unsigned = signGrant(rogue.seed, { ...fleet.token('token-rogue').grant, operator: toBase64Url(rogue.publicKey) });
+    const claimed = [
+      [5, valid],
+      [6, tampered],
+      [7, unsigned],
+    ] as const;
+    await member.store.change<NodeStateDocument>(
+      nodeDocId(member.peer),
+      (draft) => {
+        for (const [index, grant] of claimed) recordAdmission(draft, { tokenHash: grant.tokenHash, peerId: testIdentity(index).peerId, name: `n${index}`, admittedAt: fleet.clock.now(), grant });
+      },
+      { signer: testIdentity(1) },
+    );
+    await fleet.run(2_000);
+    const expected = [0, 1, 5].map((i) => testIdentity(i).peerId).sort();
+    for (const node of fleet.nodes.values()) expect(memberIds(node)).toEqual(expected);
+  });
+});
