@@ -31,6 +31,8 @@ import type { Storage } from './ports/storage.ts';
 import { type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
 import type { SignatureVerifier } from './ports/signature-verifier.ts';
 import { DocStore, Replicator, type SealSigner, type SessionStats, actorPrefixFor } from './replication/index.ts';
+import { Admission, storeCredentialChain } from './trust/admission.ts';
+import type { Credential } from './trust/credentials.ts';
 import { InProcessVerifier } from './trust/in-process-verifier.ts';
 import { SealVerifier } from './trust/seal-verifier.ts';
 import { sha256Hex } from './trust/keys.ts';
@@ -166,6 +168,8 @@ export class FleetNode {
   /** What membership was last derived from (fleet and admitting documents' digests). */
   #membershipInputs: string | undefined;
   readonly #membershipDirty = new Set<string>();
+  /** Credentials presented on each connection (docs/SECURITY.md §Admission). */
+  readonly admission: Admission;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
   #membershipTimer: TimerId | undefined;
   #lostLogged = false;
@@ -213,6 +217,23 @@ export class FleetNode {
       log: ports.log,
       candidates: () => this.#dialCandidates(),
     });
+    this.admission = new Admission({
+      transport: ports.transport,
+      clock: ports.clock,
+      log: ports.log,
+      storage: ports.storage,
+      penalties: this.penalties,
+      identity: ports.identity,
+      fleetId: config.fleetId,
+      policy: {
+        isMember: (peer) => this.#members.has(peer),
+        isFounder: (peer) => this.fleet()?.founder.peerId === peer,
+        barredReason: (peer) => this.#barredReason(peer),
+        trustedUntilRecords: (peer) => this.#trustedUntilRecords(peer),
+        onAdmitted: () => this.replicator.refreshPeers(),
+        hasRecords: () => this.#hasOwnRecords(),
+      },
+    });
     this.#refreshMembership();
   }
 
@@ -243,7 +264,8 @@ export class FleetNode {
       ports.log.info('already a member of this fleet; ignoring the join string');
       return FleetNode.open(ports);
     }
-    const bootstrapPeer = await redeem(ports, join, name);
+    const { peer: bootstrapPeer, chain } = await redeem(ports, join, name);
+    await storeCredentialChain(ports.storage, chain);
     await writeConfig(ports.storage, { fleetId: join.fleetId, bootstrapPeer, bootstrapAddrs: join.addrs });
     return FleetNode.open(ports);
   }
@@ -256,6 +278,12 @@ export class FleetNode {
     // Membership as the stored admissions say, before any peer is let in.
     await this.#verifyingGrants;
     this.#refreshMembership();
+    await this.admission.load();
+    transport.setAccessPolicy({
+      isDenied: () => false,
+      whenAdmitted: (peer) => this.admission.whenAdmitted(peer),
+    });
+    this.admission.start();
     this.replicator.start();
     transport.handle(joinProtocol.id, (stream) => void this.#serveJoin(stream), { maxFrameBytes: joinProtocol.maxFrameBytes });
     this.#unsubscribe.push(
@@ -272,6 +300,7 @@ export class FleetNode {
 
   async stop(): Promise<void> {
     this.#keeper.stop();
+    this.admission.stop();
     if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#ports.transport.unhandle(joinProtocol.id);
@@ -324,7 +353,29 @@ export class FleetNode {
    * records that prove its membership, it is who can send them).
    */
   isPeerAllowed(peer: PeerId): boolean {
-    return this.#members.has(peer) || peer === this.#config.bootstrapPeer;
+    return this.admission.isAdmitted(peer) || this.#trustedUntilRecords(peer);
+  }
+
+  /**
+   * The member this node joined through, until this node holds the records that make itself a
+   * member (the fleet document and the admissions up to its own): until then it cannot check
+   * anyone's credential, and that peer is the one it chose from its join string.
+   */
+  #trustedUntilRecords(peer: string): boolean {
+    return peer === this.#config.bootstrapPeer && !this.#hasOwnRecords();
+  }
+
+  #hasOwnRecords(): boolean {
+    return this.store.has(FLEET_DOC_ID) && this.#members.has(this.peer);
+  }
+
+  /** Why `peer` may not be admitted whatever vouches for it, or undefined. */
+  #barredReason(peer: string): string | undefined {
+    const lost = this.#membership.lost.find((l) => l.peerId === peer);
+    if (lost !== undefined && !this.#members.has(peer)) {
+      return `the join token of ${peer} was used by ${lost.winner} on the other side of a partition: ${peer} must ask an operator for a new token`;
+    }
+    return undefined;
   }
 
   /**
@@ -397,6 +448,7 @@ export class FleetNode {
         startedAt: this.#startedAt,
         versions: this.#ports.host.versions,
         ...this.#lostAdmission(),
+        credential: this.#credentialStatus(),
       },
       members: this.members(),
       docs: this.store.ids().map((id) => ({ id, heads: this.store.heads(id), digest: this.store.digest(id) })),
@@ -433,6 +485,7 @@ export class FleetNode {
         const shrank = [...before].some((peer) => !this.#members.has(peer));
         // New members: documents ignored while their admission was unknown can come now.
         if (grew) this.replicator.resendSummaries();
+        if (grew || shrank || this.#membership.lost.length > 0) this.admission.recheck();
         if (grew || shrank) this.replicator.refreshPeers();
         const connected = new Set<string>(this.#ports.transport.connectedPeers());
         const unreached = dirty.some((id) => {
@@ -532,6 +585,13 @@ export class FleetNode {
       );
   }
 
+  #credentialStatus(): { issuer: string; expiresAt: number; refusedBy?: Record<string, string> } | null {
+    const own = this.admission.chain()[0];
+    const refusals = this.admission.refusals();
+    if (own === undefined) return null;
+    return { issuer: own.issuer, expiresAt: own.expiresAt, ...(Object.keys(refusals).length > 0 ? { refusedBy: refusals } : {}) };
+  }
+
   #lostAdmission(): { lostAdmission?: { reason: string; winner: string } } {
     const lost = this.#membership.lost.find((l) => l.peerId === this.peer);
     if (lost === undefined) return {};
@@ -598,6 +658,7 @@ export class FleetNode {
         ...(presented.name === undefined ? {} : { name: presented.name }),
       };
       const now = clock.now();
+      this.admission.extendDeadline(peer);
       const refusal = this.#redeemRefusal(fleet, grant, peer, name, now);
       if (refusal !== undefined) {
         this.penalties.record(peer, `join:${refusal.reason}`);
@@ -613,7 +674,7 @@ export class FleetNode {
         { durable: true, signer: this.#ports.identity },
       );
       log.info('a node joined the fleet', { peer, name });
-      await reply({ type: 'welcome', body: { fleetId: fleet.fleetId, fleetName: fleet.name } });
+      await reply({ type: 'welcome', body: { fleetId: fleet.fleetId, fleetName: fleet.name, chain: this.admission.issueFor(peer) } });
     } catch (error) {
       const name = (error as Error).name;
       const code = error instanceof WireError ? error.code : error instanceof TimeoutError ? 'timeout' : name === 'FrameTooLargeError' ? 'oversized' : 'stream';
@@ -632,7 +693,7 @@ async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
 }
 
 /** Dials the bootstrap addresses in turn and redeems the token with the first that answers. */
-async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Promise<string> {
+async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Promise<{ peer: string; chain: readonly Credential[] }> {
   const { transport, clock, log } = ports;
   let lastError: Error = new OperationRefusedError('the join string names no reachable bootstrap address');
   for (const address of join.addrs) {
@@ -653,7 +714,7 @@ async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Prom
       await stream.close();
       if (answer.type === 'welcome') {
         log.info('joined the fleet', { fleetId: answer.body.fleetId, fleetName: answer.body.fleetName, via: peer });
-        return peer;
+        return { peer, chain: answer.body.chain };
       }
       if (answer.type === 'refused') {
         if (answer.body.reason === 'not-ready') {

@@ -9,6 +9,7 @@ import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { type Libp2p, createLibp2p } from 'libp2p';
 import {
+  type AccessPolicy,
   FrameDecoder,
   type FrameStream,
   Listeners,
@@ -36,20 +37,89 @@ export interface Libp2pTransportInit {
 const DEFAULT_MAX_CONNECTIONS = 128;
 const DIAL_TIMEOUT_MS = 5_000;
 
+/**
+ * Access decisions the libp2p node consults. Until the core sets a policy, nothing is denied and
+ * the gated services (DHT, identify) serve no one: a node starts closed.
+ */
+class PolicyHolder {
+  policy: AccessPolicy | undefined;
+
+  isDenied(peer: string): boolean {
+    return this.policy?.isDenied(peer as PeerId) === true;
+  }
+
+  async admitted(peer: string): Promise<boolean> {
+    return this.policy === undefined ? false : this.policy.whenAdmitted(peer as PeerId);
+  }
+}
+
+/**
+ * libp2p's components with a registrar that admits only admitted peers to the handlers and
+ * topologies a service registers. Used for the DHT and identify, whose handlers live in libp2p.
+ * (libp2p 3's stream middleware is not used: in 3.3 the registrar keeps appending the handler
+ * to a protocol's middleware list on every incoming stream; js-libp2p PR #3534.)
+ */
+function withGatedRegistrar<C extends object>(components: C, gate: PolicyHolder): C {
+  const registrar = (components as unknown as { registrar: Record<string | symbol, unknown> }).registrar;
+  const gated = new Proxy(registrar, {
+    get(target, property) {
+      if (property === 'handle') {
+        return (protocol: string, handler: (stream: Stream, connection: Connection) => unknown, options?: unknown) =>
+          (target['handle'] as (...args: unknown[]) => unknown).call(
+            target,
+            protocol,
+            async (stream: Stream, connection: Connection) => {
+              if (await gate.admitted(connection.remotePeer.toString())) return handler(stream, connection);
+              stream.abort(new Error('not admitted to this fleet'));
+            },
+            options,
+          );
+      }
+      if (property === 'register') {
+        return (protocol: string, topology: { onConnect?: (peer: unknown, connection: Connection) => void }) =>
+          (target['register'] as (...args: unknown[]) => unknown).call(target, protocol, {
+            ...topology,
+            onConnect:
+              topology.onConnect === undefined
+                ? undefined
+                : (peer: { toString(): string }, connection: Connection) => {
+                    void gate.admitted(peer.toString()).then((ok) => ok && topology.onConnect!(peer, connection));
+                  },
+          });
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return new Proxy(components, {
+    get: (target, property) => (property === 'registrar' ? gated : Reflect.get(target, property, target)),
+  });
+}
+
 /** The Transport port on libp2p 3: TCP, Noise, Yamux, identify, ping and a fleet-scoped kad-dht. */
 export class Libp2pTransport implements Transport {
   readonly localPeer: PeerId;
   readonly #node: Libp2p;
+  readonly #gate: PolicyHolder;
   readonly #events = { 'peer:connect': new Listeners<PeerId>(), 'peer:disconnect': new Listeners<PeerId>() };
 
-  private constructor(node: Libp2p) {
+  private constructor(node: Libp2p, gate: PolicyHolder) {
     this.#node = node;
+    this.#gate = gate;
     this.localPeer = node.peerId.toString() as PeerId;
     node.addEventListener('peer:connect', (event) => this.#events['peer:connect'].emit(event.detail.toString() as PeerId));
     node.addEventListener('peer:disconnect', (event) => this.#events['peer:disconnect'].emit(event.detail.toString() as PeerId));
   }
 
   static async create(init: Libp2pTransportInit): Promise<Libp2pTransport> {
+    const gate = new PolicyHolder();
+    const dht = kadDHT({
+      protocol: `/powernode/${init.fleetId}/kad/1.0.0`,
+      clientMode: false,
+      // Fleets run on private networks and loopback too; keep every address a peer reports.
+      peerInfoMapper: passthroughMapper,
+    });
+    const identifyService = identify();
     const node = await createLibp2p({
       privateKey: init.privateKey,
       addresses: { listen: [...init.listen] },
@@ -57,18 +127,19 @@ export class Libp2pTransport implements Transport {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionManager: { maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS, dialTimeout: DIAL_TIMEOUT_MS },
+      // Revoked peers are refused at the dial and right after the Noise handshake.
+      connectionGater: {
+        denyDialPeer: (peer) => gate.isDenied(peer.toString()),
+        denyInboundEncryptedConnection: (peer) => gate.isDenied(peer.toString()),
+        denyOutboundEncryptedConnection: (peer) => gate.isDenied(peer.toString()),
+      },
       services: {
-        identify: identify(),
+        identify: (components: Parameters<typeof identifyService>[0]) => identifyService(withGatedRegistrar(components, gate)),
         ping: ping(),
-        dht: kadDHT({
-          protocol: `/powernode/${init.fleetId}/kad/1.0.0`,
-          clientMode: false,
-          // Fleets run on private networks and loopback too; keep every address a peer reports.
-          peerInfoMapper: passthroughMapper,
-        }),
+        dht: (components: Parameters<typeof dht>[0]) => dht(withGatedRegistrar(components, gate)),
       },
     });
-    return new Libp2pTransport(node);
+    return new Libp2pTransport(node, gate);
   }
 
   listenAddresses(): string[] {
@@ -135,6 +206,11 @@ export class Libp2pTransport implements Transport {
 
   on(event: TransportEvent, listener: (peer: PeerId) => void): () => void {
     return this.#events[event].add(listener);
+  }
+
+  setAccessPolicy(policy: AccessPolicy): void {
+    this.#gate.policy = policy;
+    for (const peer of this.connectedPeers()) if (policy.isDenied(peer)) void this.hangUp(peer);
   }
 
   async stop(): Promise<void> {

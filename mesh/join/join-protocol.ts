@@ -1,3 +1,4 @@
+import { credentialChainShape } from '../trust/credentials.ts';
 import { defineProtocol, type MessageOf, s } from '../wire/index.ts';
 
 /** Redeeming a join token with a member (docs/ARCHITECTURE.md §Join). */
@@ -17,7 +18,7 @@ export const joinProtocol = defineProtocol({
         signature: s.string({ min: 1, max: 200 }),
       }),
     }),
-    welcome: s.object({ fleetId: s.string({ min: 1, max: 64 }), fleetName: s.string({ max: 200 }) }),
+    welcome: s.object({ fleetId: s.string({ min: 1, max: 64 }), fleetName: s.string({ max: 200 }), chain: credentialChainShape }),
     refused: s.object({
       reason: s.oneOf(['bad-grant', 'expired', 'used', 'name-mismatch', 'wrong-fleet', 'not-ready', 'bad-request'] as const),
       message: s.string({ max: 1000 }),

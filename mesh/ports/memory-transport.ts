@@ -1,5 +1,6 @@
 import { FrameQueue } from './frame-queue.ts';
 import {
+  type AccessPolicy,
   type FrameStream,
   FrameTooLargeError,
   Listeners,
@@ -74,6 +75,7 @@ export class MemoryTransport implements Transport {
   readonly #connections = new Map<PeerId, Set<MemoryStream>>();
   readonly #events = { 'peer:connect': new Listeners<PeerId>(), 'peer:disconnect': new Listeners<PeerId>() };
   #stopped = false;
+  #policy: AccessPolicy | undefined;
 
   constructor(network: MemoryNetwork, peer: PeerId) {
     this.#network = network;
@@ -97,6 +99,9 @@ export class MemoryTransport implements Transport {
     options?.signal?.throwIfAborted();
     if (this.#connections.has(peer)) return;
     const remote = this.#reachable(peer);
+    if (this.#policy?.isDenied(peer) === true || remote.#policy?.isDenied(this.localPeer) === true) {
+      throw new PeerUnreachableError(`the connection to ${peer} was refused`);
+    }
     this.#connections.set(peer, new Set());
     remote.#connections.set(this.localPeer, new Set());
     this.#events['peer:connect'].emit(peer);
@@ -120,6 +125,11 @@ export class MemoryTransport implements Transport {
 
   async hangUp(peer: PeerId): Promise<void> {
     this.dropConnection(peer);
+  }
+
+  setAccessPolicy(policy: AccessPolicy): void {
+    this.#policy = policy;
+    for (const peer of this.connectedPeers()) if (policy.isDenied(peer)) this.dropConnection(peer);
   }
 
   /** @internal Closes the connection on both ends and resets its streams. */

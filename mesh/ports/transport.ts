@@ -31,6 +31,14 @@ export type StreamHandler = (stream: FrameStream) => void;
 
 export type TransportEvent = 'peer:connect' | 'peer:disconnect';
 
+/** Who may connect, and who may use what the transport serves by itself (routing, identify). */
+export interface AccessPolicy {
+  /** Refused at the connection, both ways (revoked peers): no connection to it is kept. */
+  isDenied(peer: PeerId): boolean;
+  /** Whether `peer` is (or becomes, within the admission timeout) admitted to the fleet's protocols. */
+  whenAdmitted(peer: PeerId): Promise<boolean>;
+}
+
 /**
  * Connections and framed streams between peers. The real adapter is libp2p (TCP, Noise, Yamux);
  * the in-memory one connects transports registered on a {@link MemoryNetwork}.
@@ -50,6 +58,11 @@ export interface Transport {
   /** Remote addresses of the current connections to `peer`. */
   remoteAddresses(peer: PeerId): string[];
   on(event: TransportEvent, listener: (peer: PeerId) => void): () => void;
+  /**
+   * Applies `policy` from now on: denied peers are refused and dropped, and the protocols the
+   * transport runs itself (a DHT, identify) serve only admitted peers.
+   */
+  setAccessPolicy(policy: AccessPolicy): void;
   stop(): Promise<void>;
 }
 

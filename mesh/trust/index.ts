@@ -5,3 +5,5 @@ export * from './seals.ts';
 export * from './seal-verifier.ts';
 export * from './peer-keys.ts';
 export * from './grants.ts';
+export * from './credentials.ts';
+export * from './admission.ts';

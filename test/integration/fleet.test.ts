@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LevelStorage } from '../../agent/adapters/level-storage.ts';
 import { Libp2pTransport } from '../../agent/adapters/libp2p-transport.ts';
 import type { ApiClient } from '../../agent/api-client.ts';
-import { type PeerId, decodeJoinString, encodeJoinString, joinProtocol } from '../../mesh/index.ts';
+import { type PeerId, decodeJoinString, encodeJoinString, encodeMessage, joinProtocol, syncProtocol } from '../../mesh/index.ts';
 import { type NodeProcess as NodeProcessType, NodeProcess, type Status, cli, eventually } from '../helpers/cli-fleet.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -191,6 +191,50 @@ describe('a fleet of real node processes', () => {
     const target = nodes[1]!.ready.peerId;
     await cli(['label', 'set', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--node', target, 'after=attack']);
     await eventually(async () => ((await status(1)).members.find((m) => m.peerId === target)?.labels['after'] === 'attack' ? true : undefined), 5_000);
+  });
+
+  it('gives a libp2p peer without a credential no fleet data (sync, DHT, identify) and disconnects it within seconds', async () => {
+    const outsider = await Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], fleetId });
+    const received: string[] = [];
+    // Anything the node would send on its own sync stream to us lands here.
+    outsider.handle(syncProtocol.id, (stream) => void (async () => {
+      for await (const _ of stream) received.push('sync');
+    })().catch(() => {}), { maxFrameBytes: syncProtocol.maxFrameBytes });
+    const target = nodes[0]!.ready;
+    const target_ = target.peerId as PeerId;
+    const readAll = async (protocol: string, request: Uint8Array): Promise<string> => {
+      try {
+        const stream = await outsider.openStream(target_, protocol, { maxFrameBytes: 1 << 20 });
+        await stream.send(request);
+        for await (const _ of stream) received.push(protocol);
+        return 'ended';
+      } catch (error) {
+        return (error as Error).name;
+      }
+    };
+    try {
+      const started = Date.now();
+      await outsider.dial(target_, target.addrs);
+      const sync = await outsider.openStream(target_, syncProtocol.id, { maxFrameBytes: syncProtocol.maxFrameBytes });
+      // The node resets the stream at once; whether the hello still goes out is a race.
+      await sync.send(encodeMessage(syncProtocol, { type: 'hello', body: { fleetId } })).catch(() => {});
+      const syncAnswer = (async () => {
+        for await (const _ of sync) received.push('sync-answer');
+      })().catch(() => {});
+      // A kad FIND_NODE for the node itself (protobuf: type 4, key), and an identify request.
+      const findNode = new Uint8Array([0x08, 0x04, 0x12, 0x02, 0x00, 0x01]);
+      const [dht, ident] = await Promise.all([readAll(`/powernode/${fleetId}/kad/1.0.0`, findNode), readAll('/ipfs/id/1.0.0', new Uint8Array(0))]);
+      await syncAnswer;
+      const gone = await eventually(async () => (outsider.connectedPeers().includes(target_) ? undefined : Date.now() - started), 10_000, 'the outsider disconnected', 100);
+      expect(received).toEqual([]);
+      // Both streams were refused or ended without a byte (the received list above is empty).
+      expect([dht, ident].every((outcome) => outcome === 'ended' || outcome === 'StreamResetError' || outcome === 'PeerUnreachableError')).toBe(true);
+      expect(gone).toBeLessThan(7_000);
+      const counted = (await status(0)).wireErrors.byPeer[outsider.localPeer];
+      expect(counted).toMatchObject({ 'admission:timeout': 1, 'sync:not-member': 1 });
+    } finally {
+      await outsider.stop();
+    }
   });
 
   it('names a damaged stored document, recovers it from peers and loses nothing else', async () => {

@@ -24,6 +24,17 @@ export function runClockSuite(name: string, create: () => { clock: Clock; advanc
       expect(fired).toBe(false);
     });
 
+    it('holds a timer longer than 24.8 days (more than a Node timer can hold) until it is due', async () => {
+      const { clock, advance } = create();
+      let fired = false;
+      const id = clock.setTimeout(() => {
+        fired = true;
+      }, 90 * 24 * 3_600_000);
+      await advance(30);
+      expect(fired).toBe(false);
+      clock.clearTimeout(id);
+    });
+
     it('moves now() forward as time passes', async () => {
       const { clock, advance } = create();
       const before = clock.now();
