@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseLabelAssignment } from '../crdt-schema/index.ts';
+import { type DecisionBody, type DecisionKind, parseLabelAssignment } from '../crdt-schema/index.ts';
 import type { MemberStatus } from '../mesh/index.ts';
 import { ApiClient } from './api-client.ts';
 import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
 import { dataDir } from './data-dir.ts';
+import { type DecisionResult, decide } from './decisions.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
 import { readOperatorKeyFile } from './key-files.ts';
@@ -23,6 +24,7 @@ const USAGE = `usage: powernode <command> [flags]
   status       --api URL --key KEYFILE [--json]
   label set    --api URL --key KEYFILE --node PEERID key=value...
   label rm     --api URL --key KEYFILE --node PEERID key...
+  node revoke  --api URL --key KEYFILE [--reason TEXT] PEERID  cut a node off the fleet, for good
 
 Exit codes: 0 done, 1 refused (the message says what to do), 2 wrong usage.`;
 
@@ -83,13 +85,21 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
         const { key, value } = parseLabelAssignment(text);
         set[key] = value;
       }
-      return printLabels(flags, await (await apiClient(flags)).post('/api/v1/labels', { node: String(flags['node']), set }));
+      return printLabels(flags, await decideFromFlags(flags, 'labels', { node: String(flags['node']), set, remove: [] }));
     },
   },
   'label rm': {
     spec: { flags: { ...API_FLAGS, node: 'string' }, required: ['api', 'key', 'node'], positional: { min: 1, max: 64, name: 'label key' } },
-    run: async ({ flags, positional }) =>
-      printLabels(flags, await (await apiClient(flags)).post('/api/v1/labels', { node: String(flags['node']), remove: [...positional] })),
+    run: async ({ flags, positional }) => printLabels(flags, await decideFromFlags(flags, 'labels', { node: String(flags['node']), set: {}, remove: [...positional] })),
+  },
+  'node revoke': {
+    spec: { flags: { ...API_FLAGS, reason: 'string' }, required: ['api', 'key'], positional: { min: 1, max: 1, name: 'peer id' } },
+    run: async ({ flags, positional }) => {
+      const result = await decideFromFlags(flags, 'revoke-node', { node: positional[0]!, reason: String(flags['reason'] ?? '') });
+      if (flags['json'] === true) print(result);
+      else process.stdout.write(`${result.node}: revoked; every node disconnects it as the decision reaches it\n`);
+      return 0;
+    },
   },
 };
 
@@ -117,7 +127,7 @@ export function reportError(error: unknown): number {
     return 2;
   }
   const known = ['TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
-    'InvalidLabelError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
+    'InvalidLabelError', 'InvalidDecisionError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
   const err = error as Error;
   process.stderr.write(known.includes(err.name) ? `powernode: ${err.message}\n` : `powernode: unexpected error: ${err.stack ?? String(error)}\n`);
   return 1;
@@ -181,15 +191,19 @@ async function up(given: ParsedArgs['flags']): Promise<number> {
   return runNodeUntilSignal(running);
 }
 
+async function decideFromFlags<K extends DecisionKind>(flags: ParsedArgs['flags'], kind: K, content: DecisionBody<K>): Promise<DecisionResult> {
+  return decide(await apiClient(flags), await readOperatorKeyFile(String(flags['key'])), kind, content);
+}
+
 async function apiClient(flags: ParsedArgs['flags']): Promise<ApiClient> {
   const api = String(flags['api']);
   if (!/^https?:\/\/[^/]+\/?$/.test(api)) throw new UsageError(`--api takes the node's URL, e.g. http://127.0.0.1:7420, not ${JSON.stringify(api)}`);
   return ApiClient.create(api, String(flags['key']));
 }
 
-function printLabels(flags: ParsedArgs['flags'], result: unknown): number {
+function printLabels(flags: ParsedArgs['flags'], result: DecisionResult): number {
   if (flags['json'] === true) {
-    print(result);
+    print({ node: result.node, labels: result.labels });
   } else {
     const { node, labels } = result as { node: string; labels: Record<string, string> };
     const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ');

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { type NodeStateDocument, nodeDocId, recordAdmission } from '../crdt-schema/index.ts';
 import { readOperatorKeyFile } from '../agent/key-files.ts';
+import { decide } from '../agent/decisions.ts';
 import { signGrant } from '../mesh/index.ts';
 import { DocStore, MemoryLogger, type PeerId, SystemClockForBench, actorPrefixFor } from './bench-support.ts';
 import { NodeProcess, type Status, cli, eventually } from '../test/helpers/cli-fleet.ts';
@@ -40,6 +41,7 @@ async function tenNodeFleet(root: string): Promise<Record<string, unknown>> {
       nodes.push(await NodeProcess.start(join(root, `n${i}`), ['--join', token, '--name', `n${i}`]));
     }
     const clients = await Promise.all(nodes.map((n) => n.client(init.operatorKey)));
+    const operator = await readOperatorKeyFile(init.operatorKey);
     await Promise.all(
       clients.map((client) =>
         eventually(async () => {
@@ -77,7 +79,7 @@ async function tenNodeFleet(root: string): Promise<Record<string, unknown>> {
           }),
       );
       const started = performance.now();
-      await clients[0]!.post('/api/v1/labels', { node: target, set: { bench: String(change) } });
+      await decide(clients[0]!, operator, 'labels', { node: target, set: { bench: String(change) }, remove: [] });
       const arrivals = await Promise.all(seen);
       latencies.push(...arrivals.map((t) => t - started));
       // Confirm through status on every node that the value really is there.

@@ -1,6 +1,6 @@
 import { ImmutableString } from '@automerge/automerge';
-import { type FleetId, PEER_ID_PATTERN } from './ids.ts';
-import { InvalidLabelError, LABELS_PER_NODE_MAX, checkLabelKey, checkLabelValue } from './labels.ts';
+import { type DecisionsMap, type Revocation, foldLabels, foldRevocations, readDecisions } from './decisions.ts';
+import type { FleetId } from './ids.ts';
 import { toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
@@ -29,8 +29,11 @@ export interface FleetView {
   readonly rootKey: string;
   readonly operators: readonly OperatorView[];
   readonly founder: FounderView;
-  /** Operator-set labels by member peer id. Membership itself comes from admission records. */
+  /** Operator-set labels by node peer id, from the labels decisions. Membership itself comes from admission records. */
   readonly labels: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Revoked nodes, from the revoke decisions. */
+  readonly revoked: Readonly<Record<string, Revocation>>;
+  readonly decisionCount: number;
 }
 
 /** The fleet document as Automerge holds it (what change callbacks receive). */
@@ -42,7 +45,8 @@ export interface FleetDocument {
   rootKey: ImmutableString;
   operators: Record<string, { name: ImmutableString; addedAt: number; certificate: ImmutableString }>;
   founder: { peerId: ImmutableString; name: ImmutableString; at: number };
-  labels: Record<string, Record<string, ImmutableString>>;
+  /** Operator decisions by signature; after founding, the only thing the document gains. */
+  decisions: DecisionsMap;
 }
 
 export interface FleetFounding {
@@ -64,7 +68,7 @@ export function foundFleet(draft: FleetDocument, founding: FleetFounding): void 
   draft.createdAt = founding.createdAt;
   draft.rootKey = str(founding.rootKey);
   draft.operators = {};
-  draft.labels = {};
+  draft.decisions = {};
   addOperator(draft, founding.operator);
   draft.founder = { peerId: str(founding.founder.peerId), name: str(founding.founder.name), at: founding.createdAt };
 }
@@ -77,31 +81,9 @@ export function addOperator(draft: FleetDocument, operator: OperatorView): void 
   };
 }
 
-/** Thrown when a label change names a peer that is not a member. */
+/** Thrown when a decision names a peer that is not a member. */
 export class UnknownMemberError extends Error {
   override name = 'UnknownMemberError';
-}
-
-/**
- * Sets and removes labels on a member (the caller checks membership, which admission records
- * decide). Validates everything before changing anything.
- */
-export function setLabels(draft: FleetDocument, peerId: string, set: Readonly<Record<string, string>>, remove: readonly string[]): void {
-  if (draft.labels === undefined) draft.labels = {};
-  if (draft.labels[peerId] === undefined) draft.labels[peerId] = {};
-  const member = { labels: draft.labels[peerId]! };
-  for (const [key, value] of Object.entries(set)) {
-    checkLabelKey(key);
-    checkLabelValue(key, value);
-  }
-  for (const key of remove) checkLabelKey(key);
-  const after = new Set([...Object.keys(member.labels), ...Object.keys(set)]);
-  for (const key of remove) after.delete(key);
-  if (after.size > LABELS_PER_NODE_MAX) throw new InvalidLabelError(`a node can carry at most ${LABELS_PER_NODE_MAX} labels`);
-  for (const [key, value] of Object.entries(set)) {
-    if (String(member.labels[key] ?? '') !== value || member.labels[key] === undefined) member.labels[key] = str(value);
-  }
-  for (const key of remove) delete member.labels[key];
 }
 
 /** Reads the fleet document into plain data, leaving out entries that do not have the right shape. */
@@ -109,6 +91,7 @@ export function readFleet(doc: unknown): FleetView | undefined {
   if (typeof doc !== 'object' || doc === null) return undefined;
   const root = toPlain(doc) as Record<string, unknown>;
   if (typeof root['fleetId'] !== 'string' || typeof root['schema'] !== 'number') return undefined;
+  const decisions = readDecisions(root['decisions']);
   return {
     schema: root['schema'],
     fleetId: root['fleetId'] as FleetId,
@@ -121,7 +104,9 @@ export function readFleet(doc: unknown): FleetView | undefined {
         : [],
     ),
     founder: readFounder(root['founder']),
-    labels: Object.fromEntries(entries(root['labels']).flatMap(([peerId, v]) => (PEER_ID_PATTERN.test(peerId) ? [[peerId, stringMap(v)]] : []))),
+    labels: foldLabels(decisions),
+    revoked: foldRevocations(decisions),
+    decisionCount: decisions.length,
   };
 }
 

@@ -5,3 +5,4 @@ export * from './labels.ts';
 export * from './fleet-doc.ts';
 export * from './node-doc.ts';
 export * from './membership.ts';
+export * from './decisions.ts';

@@ -10,7 +10,8 @@ import {
   nodeDocId,
   readFleet,
   readNodeState,
-  setLabels,
+  type Decision,
+  recordDecision,
   writeObservation,
   type AdmissionRecord,
   type LostAdmission,
@@ -21,6 +22,7 @@ import {
   recordAdmission,
 } from '../crdt-schema/index.ts';
 import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
+import { DecisionVerifier, decisionProblem, fleetChangeProblem } from './trust/decisions.ts';
 import { isCertifiedOperator } from './trust/operator-auth.ts';
 import { type JoinInfo, type JoinMessage, JoinRefusedError, joinProtocol, peerIdOfAddress } from './join/index.ts';
 import { ConnectionKeeper } from './keeper.ts';
@@ -28,7 +30,7 @@ import type { Logger } from './logger.ts';
 import { type Clock, type TimerId, TimeoutError, withTimeout } from './ports/clock.ts';
 import type { Random } from './ports/random.ts';
 import type { Storage } from './ports/storage.ts';
-import { type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
+import { type AccessPolicy, type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
 import type { SignatureVerifier } from './ports/signature-verifier.ts';
 import { DocStore, Replicator, type SealSigner, type SessionStats, actorPrefixFor } from './replication/index.ts';
 import { Admission, storeCredentialChain } from './trust/admission.ts';
@@ -77,6 +79,8 @@ const JOIN_TIMEOUT_MS = 10_000;
 /** Membership is derived again at most this often while documents stream in. */
 const MEMBERSHIP_COALESCE_MS = 20;
 const GRANT_RETRY_MS = 1_000;
+/** How far in the future (operator clock ahead of this node's) a decision may be dated. */
+const MAX_DECISION_SKEW_MS = 5 * 60_000;
 
 /** Thrown when a data directory has no fleet yet and no join string was given. */
 export class NotInFleetError extends Error {
@@ -168,6 +172,9 @@ export class FleetNode {
   /** What membership was last derived from (fleet and admitting documents' digests). */
   #membershipInputs: string | undefined;
   readonly #membershipDirty = new Set<string>();
+  readonly #decisions = new DecisionVerifier();
+  /** Revoked peers as last applied to admission and the transport. */
+  #revoked = new Set<string>();
   /** Credentials presented on each connection (docs/SECURITY.md §Admission). */
   readonly admission: Admission;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
@@ -209,6 +216,7 @@ export class FleetNode {
       isPeerAllowed: (peer) => this.isPeerAllowed(peer),
       acceptsDocument: (docId) => this.#acceptsDocument(docId),
       sealVerifier: new SealVerifier(this.#verifier, config.fleetId),
+      authorize: (docId, before, after) => (docId === FLEET_DOC_ID ? fleetChangeProblem(before, after, readFleet(after), this.#decisions) : undefined),
     });
     this.#keeper = new ConnectionKeeper({
       transport: ports.transport,
@@ -279,10 +287,8 @@ export class FleetNode {
     await this.#verifyingGrants;
     this.#refreshMembership();
     await this.admission.load();
-    transport.setAccessPolicy({
-      isDenied: () => false,
-      whenAdmitted: (peer) => this.admission.whenAdmitted(peer),
-    });
+    this.#revoked = new Set(Object.keys(this.fleet()?.revoked ?? {}));
+    transport.setAccessPolicy(this.#accessPolicy());
     this.admission.start();
     this.replicator.start();
     transport.handle(joinProtocol.id, (stream) => void this.#serveJoin(stream), { maxFrameBytes: joinProtocol.maxFrameBytes });
@@ -356,13 +362,32 @@ export class FleetNode {
     return this.admission.isAdmitted(peer) || this.#trustedUntilRecords(peer);
   }
 
+  #accessPolicy(): AccessPolicy {
+    return { isDenied: (peer) => this.#revoked.has(peer), whenAdmitted: (peer) => this.admission.whenAdmitted(peer) };
+  }
+
+  /**
+   * Applies new revocations: the revoked are barred from admission (and so hung up on), refused
+   * by the transport from now on, and their documents take no more changes.
+   */
+  #applyRevocations(): void {
+    const revoked = new Set(Object.keys(this.fleet()?.revoked ?? {}));
+    if ([...revoked].every((peer) => this.#revoked.has(peer))) return;
+    const added = [...revoked].filter((peer) => !this.#revoked.has(peer));
+    this.#revoked = revoked;
+    this.#ports.log.warn('operators revoked nodes; disconnecting them', { peers: added });
+    this.admission.recheck();
+    this.#ports.transport.setAccessPolicy(this.#accessPolicy());
+    this.replicator.refreshPeers();
+  }
+
   /**
    * The member this node joined through, until this node holds the records that make itself a
    * member (the fleet document and the admissions up to its own): until then it cannot check
    * anyone's credential, and that peer is the one it chose from its join string.
    */
   #trustedUntilRecords(peer: string): boolean {
-    return peer === this.#config.bootstrapPeer && !this.#hasOwnRecords();
+    return peer === this.#config.bootstrapPeer && !this.#hasOwnRecords() && this.fleet()?.revoked[this.peer] === undefined;
   }
 
   #hasOwnRecords(): boolean {
@@ -371,6 +396,8 @@ export class FleetNode {
 
   /** Why `peer` may not be admitted whatever vouches for it, or undefined. */
   #barredReason(peer: string): string | undefined {
+    const revoked = this.fleet()?.revoked[peer];
+    if (revoked !== undefined) return `${peer} was revoked by an operator at ${new Date(revoked.at).toISOString()}${revoked.reason === '' ? '' : `: ${revoked.reason}`}`;
     const lost = this.#membership.lost.find((l) => l.peerId === peer);
     if (lost !== undefined && !this.#members.has(peer)) {
       return `the join token of ${peer} was used by ${lost.winner} on the other side of a partition: ${peer} must ask an operator for a new token`;
@@ -387,6 +414,7 @@ export class FleetNode {
   #acceptsDocument(docId: string): boolean {
     if (!docId.startsWith('node/')) return true;
     const peer = docId.slice('node/'.length);
+    if (this.#revoked.has(peer)) return false;
     if (peer === this.peer || peer === this.#config.bootstrapPeer) return true;
     // Without the fleet document, the members known are the nodes whose documents are held.
     return this.#members.has(peer);
@@ -404,11 +432,21 @@ export class FleetNode {
     await this.store.change<NodeStateDocument>(nodeDocId(this.peer), (draft) => writeObservation(draft, observation), { signer: this.#ports.identity });
   }
 
-  /** Sets and removes labels on a member; resolves once the change is stored durably. */
-  async setLabels(peer: string, set: Readonly<Record<string, string>>, remove: readonly string[]): Promise<void> {
-    this.#requireFleet();
-    if (!this.#members.has(peer)) throw new UnknownMemberError(`${peer} is not a member of this fleet`);
-    await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => setLabels(draft, peer, set, remove), { durable: true });
+  /**
+   * Records an operator decision (signed where the operator key is) in the fleet document;
+   * resolves once it is stored durably. Refused with a message when it is not valid here.
+   */
+  async decide(decision: Decision): Promise<void> {
+    const fleet = this.#requireFleet();
+    const problem = decisionProblem(fleet, decision, (d) => this.#decisions.signatureValid(fleet.fleetId, d));
+    if (problem !== undefined) throw new OperationRefusedError(problem);
+    if (decision.at > this.#ports.clock.now() + MAX_DECISION_SKEW_MS) {
+      throw new OperationRefusedError(`the decision is dated ${new Date(decision.at).toISOString()}, in the future: check the operator machine's clock`);
+    }
+    const { node } = JSON.parse(decision.body) as { node: string };
+    if (fleet.revoked[node] !== undefined) throw new OperationRefusedError(`${node} is revoked`);
+    if (decision.kind === 'labels' && !this.#members.has(node)) throw new UnknownMemberError(`${node} is not a member of this fleet`);
+    await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => recordDecision(draft, decision), { durable: true });
   }
 
   /** Members as this node sees them, sorted by peer id. */
@@ -449,6 +487,7 @@ export class FleetNode {
         versions: this.#ports.host.versions,
         ...this.#lostAdmission(),
         credential: this.#credentialStatus(),
+        ...(fleet?.revoked[this.peer] === undefined ? {} : { revoked: fleet.revoked[this.peer] }),
       },
       members: this.members(),
       docs: this.store.ids().map((id) => ({ id, heads: this.store.heads(id), digest: this.store.digest(id) })),
@@ -479,6 +518,7 @@ export class FleetNode {
       const dirty = [...this.#membershipDirty];
       this.#membershipDirty.clear();
       try {
+        if (dirty.includes(FLEET_DOC_ID)) this.#applyRevocations();
         const before = this.#members;
         this.#refreshMembership();
         const grew = [...this.#members].some((peer) => !before.has(peer));
@@ -544,6 +584,7 @@ export class FleetNode {
       const grant = grants.get(`${a.admittedBy}/${a.tokenHash}`);
       return grant !== undefined && this.#grantHolds(fleet.fleetId, operators, grant, a);
     });
+    this.#membership = { ...this.#membership, members: this.#membership.members.filter((m) => fleet.revoked[m.peerId] === undefined) };
     this.#members = new Set(this.#membership.members.map((m) => m.peerId));
     const lost = this.#membership.lost.find((l) => l.peerId === this.peer);
     if (lost !== undefined && !this.#lostLogged) {
@@ -613,6 +654,7 @@ export class FleetNode {
 
   /** Why `peer` may not join with `grant` now, or undefined when it may. */
   #redeemRefusal(fleet: FleetView, grant: StoredGrant, peer: PeerId, name: string, now: number): JoinRefusal | undefined {
+    if (fleet.revoked[peer] !== undefined) return { reason: 'revoked', message: `this node (${peer}) was revoked by an operator and cannot join again; a machine rejoins with a new data directory and a new token` };
     const problem = grantProblem(fleet, grant);
     if (problem !== undefined) return { reason: 'bad-grant', message: `${problem}: ask an operator for a new one` };
     if (grant.expiresAt <= now) return { reason: 'expired', message: `that join token expired at ${new Date(grant.expiresAt).toISOString()}: ask an operator for a new one` };
@@ -685,7 +727,7 @@ export class FleetNode {
   }
 }
 
-type JoinRefusal = { reason: 'bad-grant' | 'expired' | 'used' | 'name-mismatch'; message: string };
+type JoinRefusal = { reason: 'bad-grant' | 'expired' | 'used' | 'name-mismatch' | 'revoked'; message: string };
 
 async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
   for await (const frame of stream) return frame;

@@ -1,11 +1,13 @@
-import { InvalidLabelError, UnknownMemberError, checkLabelKey } from '../../crdt-schema/index.ts';
+import { DECISION_KINDS, InvalidDecisionError, InvalidLabelError, UnknownMemberError } from '../../crdt-schema/index.ts';
 import { AUTH_HEADERS, AuthError, type Clock, type FleetNode, OperationRefusedError, RequestVerifier, s } from '../../mesh/index.ts';
 import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
 
-const labelRequest = s.object({
-  node: s.string({ min: 1, max: 128 }),
-  set: s.optional(s.record(s.string({ max: 63 }), s.string({ max: 256 }), { maxKeys: 64 })),
-  remove: s.optional(s.array(s.string({ max: 63 }), { max: 64 })),
+const decisionRequest = s.object({
+  kind: s.oneOf(DECISION_KINDS),
+  at: s.uint(),
+  body: s.string({ min: 2, max: 8_192 }),
+  operator: s.string({ min: 1, max: 100 }),
+  signature: s.string({ min: 1, max: 200 }),
 });
 
 export const WS_PATH = '/api/v1/ws';
@@ -47,7 +49,7 @@ export function apiHandlers(getNode: () => FleetNode | undefined, clock: Clock):
       try {
         return await route(node, request);
       } catch (error) {
-        if (error instanceof OperationRefusedError || error instanceof InvalidLabelError) return fail(400, error.message);
+        if (error instanceof OperationRefusedError || error instanceof InvalidLabelError || error instanceof InvalidDecisionError) return fail(400, error.message);
         if (error instanceof UnknownMemberError) return fail(404, error.message);
         throw error;
       }
@@ -81,13 +83,13 @@ async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse>
   switch (key) {
     case 'GET /api/v1/status':
       return ok({ ...node.status(), process: processFacts() });
-    case 'POST /api/v1/labels': {
-      const body = parseBody(request, labelRequest);
-      if ('status' in body) return body;
-      for (const k of body.remove ?? []) checkLabelKey(k);
-      await node.setLabels(body.node, body.set ?? {}, body.remove ?? []);
-      const member = node.members().find((m) => m.peerId === body.node);
-      return ok({ node: body.node, labels: member?.labels ?? {} });
+    case 'POST /api/v1/decisions': {
+      const decision = parseBody(request, decisionRequest);
+      if ('status' in decision) return decision;
+      await node.decide(decision);
+      const { node: peer } = JSON.parse(decision.body) as { node: string };
+      const fleet = node.fleet();
+      return ok({ decision: decision.signature, node: peer, labels: fleet?.labels[peer] ?? {}, revoked: fleet?.revoked[peer] ?? null });
     }
     default:
       return fail(404, `no such endpoint: ${key}`);

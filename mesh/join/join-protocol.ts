@@ -20,7 +20,7 @@ export const joinProtocol = defineProtocol({
     }),
     welcome: s.object({ fleetId: s.string({ min: 1, max: 64 }), fleetName: s.string({ max: 200 }), chain: credentialChainShape }),
     refused: s.object({
-      reason: s.oneOf(['bad-grant', 'expired', 'used', 'name-mismatch', 'wrong-fleet', 'not-ready', 'bad-request'] as const),
+      reason: s.oneOf(['bad-grant', 'expired', 'used', 'name-mismatch', 'revoked', 'wrong-fleet', 'not-ready', 'bad-request'] as const),
       message: s.string({ max: 1000 }),
     }),
   },

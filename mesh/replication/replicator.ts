@@ -33,6 +33,11 @@ export interface ReplicatorInit {
   readonly acceptsDocument?: (docId: DocId) => boolean;
   /** Checks seals (signed heads); in-process by default. */
   readonly sealVerifier?: SealVerifier;
+  /**
+   * Write authority beyond seals: why the received change that turns `before` into `after` may
+   * not be adopted (e.g. a fleet-document change that is not a valid operator decision).
+   */
+  readonly authorize?: (docId: DocId, before: AnyDoc, after: AnyDoc) => string | undefined;
 }
 
 /** Traffic and state of the replication session with one peer. */
@@ -547,6 +552,11 @@ class Session {
     } catch (error) {
       if (!(error instanceof RefusedChangeError)) throw error;
       this.#refuseDoc(docId, error);
+      return false;
+    }
+    const unauthorized = this.#init.authorize?.(id, before, after);
+    if (unauthorized !== undefined) {
+      this.#refuseDoc(docId, new RefusedChangeError('not-authorized', `refused a change to ${docId}: ${unauthorized}`));
       return false;
     }
     const validSeals = await this.#checkSeals(id, before, after, seals);

@@ -7,3 +7,4 @@ export * from './peer-keys.ts';
 export * from './grants.ts';
 export * from './credentials.ts';
 export * from './admission.ts';
+export * from './decisions.ts';

@@ -128,4 +128,5 @@ export interface Status {
   docs: Array<{ id: string; digest: string }>;
   docProblems: Array<{ docId: string; problem: string }>;
   wireErrors: { total: number; byPeer: Record<string, Record<string, number>> };
+  connectedPeers: string[];
 }

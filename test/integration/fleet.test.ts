@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LevelStorage } from '../../agent/adapters/level-storage.ts';
 import { Libp2pTransport } from '../../agent/adapters/libp2p-transport.ts';
 import type { ApiClient } from '../../agent/api-client.ts';
+import { decide } from '../../agent/decisions.ts';
+import { readOperatorKeyFile } from '../../agent/key-files.ts';
 import { type PeerId, decodeJoinString, encodeJoinString, encodeMessage, joinProtocol, syncProtocol } from '../../mesh/index.ts';
 import { type NodeProcess as NodeProcessType, NodeProcess, type Status, cli, eventually } from '../helpers/cli-fleet.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -274,13 +276,14 @@ describe('kill -9 during acknowledged writes', () => {
       const init = JSON.parse((await cli(['fleet', 'init', '--data', dir])).stdout) as { peerId: string; operatorKey: string };
       node = await NodeProcess.start(dir);
       const client = await node.client(init.operatorKey);
+      const key = await readOperatorKeyFile(init.operatorKey);
       let acknowledged = -1;
       let inFlight = 0;
       const writer = (async () => {
         for (let i = 0; i < 10_000; i++) {
           inFlight = i;
           try {
-            await client.post('/api/v1/labels', { node: init.peerId, set: { seq: String(i) } });
+            await decide(client, key, 'labels', { node: init.peerId, set: { seq: String(i) }, remove: [] });
           } catch {
             return;
           }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type FleetId, type NodeStateDocument, admissionRank, nodeDocId, recordAdmission, toHex } from '../../crdt-schema/index.ts';
+import { FLEET_DOC_ID, type FleetDocument, type FleetId, type NodeStateDocument, admissionRank, nodeDocId, recordAdmission, recordDecision, toHex } from '../../crdt-schema/index.ts';
 import {
   FleetNode,
   type JoinInfo,
@@ -8,11 +8,13 @@ import {
   MemoryLogger,
   MemoryNetwork,
   MemoryStorage,
+  type PeerId,
   SeededRandom,
   certifyOperator,
   foundFleetInStorage,
   generateKeyPair,
   sha256Hex,
+  signDecision,
   signGrant,
   toBase64Url,
 } from '../../mesh/index.ts';
@@ -178,5 +180,77 @@ describe('joining through admission records', () => {
     await fleet.run(2_000);
     const expected = [0, 1, 5].map((i) => testIdentity(i).peerId).sort();
     for (const node of fleet.nodes.values()) expect(memberIds(node)).toEqual(expected);
+  });
+});
+
+describe('operator decisions and revocation', () => {
+  const decide = (fleet: Fleet, kind: 'labels' | 'revoke-node', content: never, at?: number) =>
+    signDecision({ seed: fleet.operatorKeys.seed, publicKey: toBase64Url(fleet.operatorKeys.publicKey) }, fleet.fleetId, kind, content, at ?? fleet.clock.now());
+
+  it('refuses on every other node a member\'s direct edit of the fleet document and a forged or tampered decision', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    const rogue = await fleet.join(1, 0, 'token-a');
+    const honest = await fleet.join(2, 0, 'token-b');
+    await fleet.run(2_000);
+    const target = testIdentity(2).peerId;
+    await founder.decide(decide(fleet, 'labels', { node: target, set: { role: 'db' }, remove: [] } as never));
+    await fleet.run(1_000);
+    const before = honest.store.digest(FLEET_DOC_ID);
+    expect(honest.fleet()?.labels[target]).toEqual({ role: 'db' });
+
+    const stranger = generateKeyPair(fleet.random);
+    const forged = signDecision({ seed: stranger.seed, publicKey: toBase64Url(stranger.publicKey) }, fleet.fleetId, 'labels', { node: target, set: { role: 'owned' }, remove: [] }, fleet.clock.now());
+    const genuine = decide(fleet, 'labels', { node: target, set: { role: 'web' }, remove: [] } as never);
+    const tampered = { ...genuine, body: genuine.body.replace('web', 'pwn') };
+    for (const edit of [
+      (d: FleetDocument) => recordDecision(d, forged),
+      (d: FleetDocument) => recordDecision(d, tampered),
+      (d: FleetDocument) => void ((d as unknown as Record<string, unknown>)['rootKey'] = 'attacker'),
+    ]) {
+      // The rogue member writes into its own copy, as a compromised node would, and it syncs out.
+      await rogue.store.change<FleetDocument>(FLEET_DOC_ID, edit);
+      await fleet.run(1_000);
+    }
+    for (const node of [founder, honest]) {
+      expect(node.store.digest(FLEET_DOC_ID)).toBe(before);
+      expect(node.fleet()?.labels[target]).toEqual({ role: 'db' });
+      expect(node.penalties.snapshot().byPeer[rogue.peer]?.['refused:not-authorized']).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('revokes a node: every member drops it within seconds, refuses its connections, documents and a new join', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    await fleet.join(1, 0, 'token-a');
+    const victim = await fleet.join(2, 1, 'token-b');
+    await fleet.join(3, 1, 'token-c');
+    await fleet.run(3_000);
+    const revoked = testIdentity(2).peerId as PeerId;
+    for (const node of fleet.nodes.values()) if (node !== victim) expect(fleet.network.lookup(node.peer)!.connectedPeers()).toContain(revoked);
+
+    await founder.decide(decide(fleet, 'revoke-node', { node: revoked, reason: 'stolen laptop' } as never));
+    const started = fleet.clock.now();
+    await fleet.run(5_000);
+    for (const [index, node] of fleet.nodes) {
+      if (node === victim) continue;
+      expect(fleet.network.lookup(node.peer)!.connectedPeers(), `connections of node ${index}`).not.toContain(revoked);
+      expect(node.isPeerAllowed(revoked)).toBe(false);
+      expect(memberIds(node)).not.toContain(revoked);
+    }
+    expect(fleet.clock.now() - started).toBeLessThanOrEqual(5_000);
+    // It cannot connect again, and what it writes is not taken in.
+    await expect(fleet.network.lookup(revoked)!.dial(founder.peer, [])).rejects.toThrow(/refused/);
+    const digest = founder.store.digest(nodeDocId(revoked));
+    await victim.publishObservation();
+    await fleet.run(2_000);
+    expect(founder.store.digest(nodeDocId(revoked))).toBe(digest);
+    // A new token does not bring the same peer back (its connections are refused before the join is heard).
+    await victim.stop();
+    await fleet.network.lookup(revoked)!.stop();
+    const ports = fleet.ports(2);
+    const token = fleet.token('token-again');
+    const bootstrap = testIdentity(0).peerId;
+    await expect(fleet.pumpUntil(FleetNode.join(ports, { fleetId: fleet.fleetId, addrs: [`/memory/${bootstrap}/p2p/${bootstrap}`], ...token }, 'n2'))).rejects.toThrow(/refused/);
   });
 });

@@ -7,7 +7,7 @@ const root = generateKeyPair(random);
 const operatorKeys = generateKeyPair(random);
 const fleetId = 'ab'.repeat(16) as FleetId;
 const operator = certifyOperator(root.seed, fleetId, { publicKey: toBase64Url(operatorKeys.publicKey), name: 'ops', addedAt: 1 });
-const fleet: FleetView = { schema: 1, fleetId, name: 'f', createdAt: 1, rootKey: toBase64Url(root.publicKey), operators: [operator], founder: { peerId: 'F', name: 'f', at: 1 }, labels: {} };
+const fleet: FleetView = { schema: 1, fleetId, name: 'f', createdAt: 1, rootKey: toBase64Url(root.publicKey), operators: [operator], founder: { peerId: 'F', name: 'f', at: 1 }, labels: {}, revoked: {}, decisionCount: 0 };
 const NOW = 1_800_000_000_000;
 
 function signed(body = '{"a":1}', overrides: { timeMs?: number; nonce?: string; seed?: Uint8Array; key?: string } = {}) {

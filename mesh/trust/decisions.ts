@@ -1,0 +1,106 @@
+import {
+  type Decision,
+  type DecisionBody,
+  type DecisionKind,
+  type FleetView,
+  InvalidDecisionError,
+  decisionBody,
+  decisionStatement,
+  parseDecisionBody,
+  readDecisions,
+  toPlain,
+} from '../../crdt-schema/index.ts';
+import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
+import { isCertifiedOperator } from './operator-auth.ts';
+
+/** Makes and signs a decision where the operator key is (CLI, console, tests). */
+export function signDecision<K extends DecisionKind>(
+  operator: { readonly seed: Uint8Array; readonly publicKey: string },
+  fleetId: string,
+  kind: K,
+  content: DecisionBody<K>,
+  at: number,
+): Decision {
+  const unsigned = { kind, at, body: decisionBody(kind, content), operator: operator.publicKey };
+  return { ...unsigned, signature: toBase64Url(signBytes(operator.seed, decisionStatement(fleetId, unsigned))) };
+}
+
+/**
+ * Why `decision` is not a valid operator decision of `fleet`, or undefined: its body must parse
+ * for its kind and it must be signed by an operator the fleet's root key certified.
+ */
+export function decisionProblem(fleet: FleetView, decision: Decision, signatureValid = checkSignature(fleet.fleetId)): string | undefined {
+  try {
+    parseDecisionBody(decision.kind, decision.body);
+  } catch (error) {
+    if (error instanceof InvalidDecisionError) return error.message;
+    throw error;
+  }
+  const operator = fleet.operators.find((o) => o.publicKey === decision.operator);
+  if (operator === undefined || !isCertifiedOperator(fleet, operator)) return 'the decision is not signed by an operator of this fleet';
+  if (!signatureValid(decision)) return 'the decision\'s signature does not verify';
+  return undefined;
+}
+
+function checkSignature(fleetId: string): (decision: Decision) => boolean {
+  return (decision) => {
+    try {
+      const { signature, ...unsigned } = decision;
+      return verifyBytes(fromBase64Url(decision.operator), decisionStatement(fleetId, unsigned), fromBase64Url(signature));
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** Caches signature verdicts of decisions (by signature), bounded. */
+export class DecisionVerifier {
+  readonly #verdicts = new Map<string, boolean>();
+
+  signatureValid(fleetId: string, decision: Decision): boolean {
+    const key = `${fleetId}/${decision.signature}`;
+    let verdict = this.#verdicts.get(key);
+    if (verdict === undefined) {
+      verdict = checkSignature(fleetId)(decision);
+      if (this.#verdicts.size >= 100_000) this.#verdicts.delete(this.#verdicts.keys().next().value!);
+      this.#verdicts.set(key, verdict);
+    }
+    return verdict;
+  }
+}
+
+const FOUNDING_FIELDS = ['schema', 'fleetId', 'name', 'createdAt', 'rootKey', 'operators', 'founder'] as const;
+
+/**
+ * Why the change from `before` to `after` of the fleet document may not be adopted, or undefined.
+ * After founding, the document only gains decisions: founding fields stay as they are, no other
+ * field appears, no decision changes or disappears, and each new one is a valid operator decision.
+ * A first copy (nothing held before) is taken as its bootstrap sends it, with every decision checked.
+ */
+export function fleetChangeProblem(before: unknown, after: unknown, view: FleetView | undefined, verifier: DecisionVerifier): string | undefined {
+  const old = toPlain(before) as Record<string, unknown>;
+  const now = toPlain(after) as Record<string, unknown>;
+  if (view === undefined) return 'the fleet document is malformed';
+  const founded = typeof old['fleetId'] === 'string';
+  if (founded) {
+    for (const field of FOUNDING_FIELDS) {
+      if (JSON.stringify(old[field]) !== JSON.stringify(now[field])) return `the fleet document's ${field} may not change`;
+    }
+  }
+  for (const key of Object.keys(now)) {
+    if (!(FOUNDING_FIELDS as readonly string[]).includes(key) && key !== 'decisions') return `the fleet document has no field ${key}`;
+  }
+  const oldDecisions = (old['decisions'] ?? {}) as Record<string, unknown>;
+  const newDecisions = (now['decisions'] ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(oldDecisions)) {
+    if (JSON.stringify(newDecisions[key]) !== JSON.stringify(value)) return 'an operator decision may not change or disappear';
+  }
+  const added = Object.fromEntries(Object.entries(newDecisions).filter(([key]) => !(key in oldDecisions)));
+  const parsed = readDecisions(added);
+  if (parsed.length !== Object.keys(added).length) return 'a malformed operator decision';
+  for (const decision of parsed) {
+    const problem = decisionProblem(view, decision, (d) => verifier.signatureValid(view.fleetId, d));
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}

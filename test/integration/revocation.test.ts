@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient } from '../../agent/api-client.ts';
+import { type NodeProcess as NodeProcessType, NodeProcess, type Status, cli, eventually } from '../helpers/cli-fleet.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+/** Five real node processes on 127.0.0.1; one is revoked through the CLI. */
+describe('revoking a node in a five-process fleet', () => {
+  let root: { path: string; remove: () => Promise<void> };
+  let operatorKey: string;
+  const nodes: NodeProcessType[] = [];
+  const clients: ApiClient[] = [];
+
+  beforeAll(async () => {
+    root = await tempDir('powernode-revoke-');
+    const init = JSON.parse((await cli(['fleet', 'init', '--data', join(root.path, 'n0')])).stdout) as { operatorKey: string };
+    operatorKey = init.operatorKey;
+    nodes.push(await NodeProcess.start(join(root.path, 'n0')));
+    for (let i = 1; i < 5; i++) {
+      const token = (await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey])).stdout.trim();
+      nodes.push(await NodeProcess.start(join(root.path, `n${i}`), ['--join', token, '--name', `n${i}`]));
+    }
+    for (const node of nodes) clients.push(await node.client(operatorKey));
+    // Everyone connected to everyone (the keeper's target degree is above four).
+    for (let i = 0; i < 5; i++) {
+      await eventually(async () => ((await clients[i]!.get<Status>('/api/v1/status')).connectedPeers.length === 4 ? true : undefined), 20_000, `node ${i} connected to all`);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const node of nodes) await node.kill9();
+    await root?.remove();
+  });
+
+  it('disconnects the revoked node everywhere within 5 s, and keeps it out after it restarts', async () => {
+    const revoked = nodes[4]!.ready.peerId;
+    const started = Date.now();
+    const result = await cli(['node', 'revoke', '--api', nodes[1]!.ready.api, '--key', operatorKey, '--reason', 'decommissioned', revoked]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/revoked/);
+    const cutOff = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        eventually(
+          async () => {
+            const s = await clients[i]!.get<Status>('/api/v1/status');
+            return s.connectedPeers.includes(revoked) || s.members.some((m) => m.peerId === revoked) ? undefined : Date.now() - started;
+          },
+          10_000,
+          `node ${i} dropped the revoked node`,
+          50,
+        ),
+      ),
+    );
+    if (process.env['SHOW_FIGURES'] !== undefined) process.stderr.write(`revocation cut-off per node (ms from the CLI call): ${cutOff.join(', ')}\n`);
+    expect(Math.max(...cutOff)).toBeLessThanOrEqual(5_000);
+
+    // Restarted with its old credential and data, it reaches no one.
+    await nodes[4]!.stop();
+    nodes[4] = await NodeProcess.start(join(root.path, 'n4')).catch((error: unknown) => {
+      throw new Error(`the revoked node should still start (and stay alone): ${String(error)}`);
+    });
+    clients[4] = await nodes[4].client(operatorKey);
+    // For 3 s: no member holds a connection to it (its dials are refused right after Noise), it
+    // receives no sync byte, and its own status says it was revoked.
+    for (let sample = 0; sample < 15; sample++) {
+      for (let i = 0; i < 4; i++) expect((await clients[i]!.get<Status>('/api/v1/status')).connectedPeers).not.toContain(revoked);
+      const own = await clients[4].get<Status & { peers: Array<{ bytesIn: number }>; self: { revoked?: { reason: string } } }>('/api/v1/status');
+      expect(own.peers.reduce((sum, p) => sum + p.bytesIn, 0)).toBe(0);
+      expect(own.self.revoked?.reason).toBe('decommissioned');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    // Operators see why; a second revocation of it is refused with a message.
+    const again = await cli(['node', 'revoke', '--api', nodes[0]!.ready.api, '--key', operatorKey, revoked]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/is revoked/);
+    const bad = await cli(['node', 'revoke', '--api', nodes[0]!.ready.api, '--key', operatorKey, 'not-a-peer']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/peer id/);
+  }, 60_000);
+});
