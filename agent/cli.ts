@@ -5,10 +5,10 @@ import type { MemberStatus } from '../mesh/index.ts';
 import { ApiClient } from './api-client.ts';
 import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
 import { dataDir } from './data-dir.ts';
-import { type DecisionResult, decide } from './decisions.ts';
+import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
-import { readOperatorKeyFile } from './key-files.ts';
+import { readOperatorKeyFile, readRootKeyFile } from './key-files.ts';
 import { type RunningNode, startNode } from './node-process.ts';
 import { StderrLogger } from './stderr-logger.ts';
 
@@ -25,6 +25,8 @@ const USAGE = `usage: powernode <command> [flags]
   label set    --api URL --key KEYFILE --node PEERID key=value...
   label rm     --api URL --key KEYFILE --node PEERID key...
   node revoke  --api URL --key KEYFILE [--reason TEXT] PEERID  cut a node off the fleet, for good
+  operator add    --api URL --key KEYFILE --root ROOTKEY --name NAME --out NEWKEYFILE
+  operator revoke --api URL --key KEYFILE --root ROOTKEY [--reason TEXT] PUBLICKEY
 
 Exit codes: 0 done, 1 refused (the message says what to do), 2 wrong usage.`;
 
@@ -91,6 +93,32 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
   'label rm': {
     spec: { flags: { ...API_FLAGS, node: 'string' }, required: ['api', 'key', 'node'], positional: { min: 1, max: 64, name: 'label key' } },
     run: async ({ flags, positional }) => printLabels(flags, await decideFromFlags(flags, 'labels', { node: String(flags['node']), set: {}, remove: [...positional] })),
+  },
+  'operator add': {
+    spec: { flags: { ...API_FLAGS, root: 'string', name: 'string', out: 'string' }, required: ['api', 'key', 'root', 'name', 'out'], positional: { min: 0, max: 0, name: '' } },
+    run: async ({ flags }) => {
+      const out = resolve(String(flags['out']));
+      if (existsSync(out)) throw new UsageError(`${out} already exists: choose another --out`);
+      const result = await addOperator(await apiClient(flags), await readOperatorKeyFile(String(flags['key'])), await readRootKeyFile(String(flags['root'])), {
+        name: String(flags['name']),
+        out,
+      });
+      if (flags['json'] === true) print(result);
+      else process.stdout.write(`operator ${result.name} added (${result.publicKey}); its key is in ${result.keyFile}\n`);
+      return 0;
+    },
+  },
+  'operator revoke': {
+    spec: { flags: { ...API_FLAGS, root: 'string', reason: 'string' }, required: ['api', 'key', 'root'], positional: { min: 1, max: 1, name: 'operator public key' } },
+    run: async ({ flags, positional }) => {
+      await revokeOperator(await apiClient(flags), await readOperatorKeyFile(String(flags['key'])), await readRootKeyFile(String(flags['root'])), {
+        publicKey: positional[0]!,
+        reason: String(flags['reason'] ?? ''),
+      });
+      if (flags['json'] === true) print({ revoked: positional[0] });
+      else process.stdout.write(`operator ${positional[0]} revoked: nodes refuse its requests and decisions from now on\n`);
+      return 0;
+    },
   },
   'node revoke': {
     spec: { flags: { ...API_FLAGS, reason: 'string' }, required: ['api', 'key'], positional: { min: 1, max: 1, name: 'peer id' } },

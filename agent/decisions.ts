@@ -1,7 +1,9 @@
 import type { DecisionBody, DecisionKind, Revocation } from '../crdt-schema/index.ts';
-import { signDecision } from '../mesh/index.ts';
+import { certifyOperator, generateKeyPair, signDecision, signOperatorRevocation, toBase64Url } from '../mesh/index.ts';
+import { CryptoRandom } from './adapters/crypto-random.ts';
 import type { ApiClient } from './api-client.ts';
-import type { OperatorKeyFile } from './key-files.ts';
+import { KeyFileError } from './data-dir.ts';
+import { type OperatorKeyFile, type RootKeyFile, writeOperatorKeyFile } from './key-files.ts';
 
 /** What a node answers to a decision: the node it concerns, as the fleet now sees it. */
 export interface DecisionResult {
@@ -27,4 +29,34 @@ export async function decide<K extends DecisionKind>(
   lastAt = Math.max(Date.now(), lastAt + 1);
   const decision = signDecision({ seed: key.seed, publicKey: key.publicKey }, key.fleetId, kind, content, lastAt);
   return client.post<DecisionResult>('/api/v1/decisions', decision);
+}
+
+/**
+ * Certifies a new operator key with the fleet root key, writes its key file (0600, never
+ * overwriting), and records the operator-add decision through the node `client` names.
+ */
+export async function addOperator(
+  client: ApiClient,
+  key: OperatorKeyFile & { readonly seed: Uint8Array },
+  root: RootKeyFile & { readonly seed: Uint8Array },
+  options: { readonly name: string; readonly out: string },
+): Promise<{ publicKey: string; name: string; keyFile: string }> {
+  if (root.fleetId !== key.fleetId) throw new KeyFileError(`the root key is for fleet ${root.fleetId}, the operator key for ${key.fleetId}`);
+  const keys = generateKeyPair(new CryptoRandom());
+  const operator = certifyOperator(root.seed, root.fleetId, { publicKey: toBase64Url(keys.publicKey), name: options.name, addedAt: Date.now() });
+  await writeOperatorKeyFile(options.out, root.fleetId, keys, operator);
+  await decide(client, key, 'operator-add', { publicKey: operator.publicKey, name: operator.name, addedAt: operator.addedAt, certificate: operator.certificate });
+  return { publicKey: operator.publicKey, name: operator.name, keyFile: options.out };
+}
+
+/** Revokes an operator key with the fleet root key's signature, from now on. */
+export async function revokeOperator(
+  client: ApiClient,
+  key: OperatorKeyFile & { readonly seed: Uint8Array },
+  root: RootKeyFile & { readonly seed: Uint8Array },
+  options: { readonly publicKey: string; readonly reason: string },
+): Promise<DecisionResult> {
+  if (root.fleetId !== key.fleetId) throw new KeyFileError(`the root key is for fleet ${root.fleetId}, the operator key for ${key.fleetId}`);
+  const revocation = signOperatorRevocation(root.seed, root.fleetId, { publicKey: options.publicKey, effectiveAt: Date.now(), reason: options.reason });
+  return decide(client, key, 'operator-revoke', revocation);
 }

@@ -55,25 +55,46 @@ export async function writeRootKeyFile(path: string, fleetId: string, keys: Ed25
   await writeSecretFile(path, `${JSON.stringify(file, null, 2)}\n`);
 }
 
+const rootShape = s.object({
+  kind: s.literal('powernode-root-key'),
+  version: s.literal(1),
+  fleetId: s.string({ min: 32, max: 32 }),
+  publicKey: b64,
+  privateKey: b64,
+});
+
+/** Reads and checks the fleet root key file: private mode, right shape, key pair consistent. */
+export async function readRootKeyFile(path: string): Promise<RootKeyFile & { readonly seed: Uint8Array }> {
+  const file = await readKeyFile(path, 'root', (value) => rootShape.check(value) as RootKeyFile);
+  return { ...file, seed: checkedSeed(path, file.privateKey, file.publicKey) };
+}
+
 /** Reads and checks an operator key file: private mode, right shape, key pair consistent. */
 export async function readOperatorKeyFile(path: string): Promise<OperatorKeyFile & { readonly seed: Uint8Array }> {
+  const file = await readKeyFile(path, 'operator', (value) => operatorShape.check(value) as OperatorKeyFile);
+  return { ...file, seed: checkedSeed(path, file.privateKey, file.publicKey) };
+}
+
+async function readKeyFile<T>(path: string, what: string, check: (value: unknown) => T): Promise<T> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new KeyFileError(`cannot read the operator key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new KeyFileError(`cannot read the ${what} key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   await assertPrivate(path);
-  let file: OperatorKeyFile;
   try {
-    file = operatorShape.check(JSON.parse(text)) as OperatorKeyFile;
+    return check(JSON.parse(text));
   } catch (error) {
-    throw new KeyFileError(`${path} is not a powernode operator key (${(error as Error).message})`);
+    throw new KeyFileError(`${path} is not a powernode ${what} key (${(error as Error).message})`);
   }
+}
+
+function checkedSeed(path: string, privateKey: string, publicKey: string): Uint8Array {
   try {
-    const seed = fromBase64Url(file.privateKey);
-    if (toBase64Url(keyPairFromSeed(seed).publicKey) !== file.publicKey) throw new InvalidKeyError('public and private key do not match');
-    return { ...file, seed };
+    const seed = fromBase64Url(privateKey);
+    if (toBase64Url(keyPairFromSeed(seed).publicKey) !== publicKey) throw new InvalidKeyError('public and private key do not match');
+    return seed;
   } catch (error) {
     throw new KeyFileError(`${path} is damaged: ${(error as Error).message}`);
   }

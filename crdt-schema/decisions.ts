@@ -19,7 +19,7 @@ export interface Decision {
   readonly signature: string;
 }
 
-export const DECISION_KINDS = ['labels', 'revoke-node'] as const;
+export const DECISION_KINDS = ['labels', 'revoke-node', 'operator-add', 'operator-revoke'] as const;
 export type DecisionKind = (typeof DECISION_KINDS)[number];
 
 /** Set and remove labels on a node. */
@@ -35,7 +35,37 @@ export interface RevokeDecision {
   readonly reason: string;
 }
 
-export type DecisionBody<K extends DecisionKind> = K extends 'labels' ? LabelsDecision : RevokeDecision;
+/** Add an operator: its key with the certificate the fleet root key signed (operator-auth.ts). */
+export interface OperatorAddDecision {
+  readonly publicKey: string;
+  readonly name: string;
+  readonly addedAt: number;
+  readonly certificate: string;
+}
+
+/**
+ * Revoke an operator from `effectiveAt` on: its decisions dated from then are not applied and it
+ * may no longer act. Only the fleet root key can: `rootSignature` covers key, time and reason.
+ */
+export interface OperatorRevokeDecision {
+  readonly publicKey: string;
+  readonly effectiveAt: number;
+  readonly reason: string;
+  readonly rootSignature: string;
+}
+
+export type DecisionBody<K extends DecisionKind> = K extends 'labels'
+  ? LabelsDecision
+  : K extends 'revoke-node'
+    ? RevokeDecision
+    : K extends 'operator-add'
+      ? OperatorAddDecision
+      : OperatorRevokeDecision;
+
+/** What the root key signs to revoke an operator. */
+export function operatorRevocationStatement(fleetId: string, revocation: Omit<OperatorRevokeDecision, 'rootSignature'>): Uint8Array {
+  return encoder.encode(`powernode-operator-revocation/v1\n${fleetId}\n${revocation.publicKey}\n${revocation.effectiveAt}\n${revocation.reason}`);
+}
 
 /** Thrown when a decision's content is not what its kind requires. */
 export class InvalidDecisionError extends Error {
@@ -52,8 +82,7 @@ export function decisionStatement(fleetId: string, decision: Omit<Decision, 'sig
 
 /** The canonical body for a decision (keys sorted), as the signer and every checker see it. */
 export function decisionBody<K extends DecisionKind>(kind: K, content: DecisionBody<K>): string {
-  const body = kind === 'labels' ? labelsBody(content as LabelsDecision) : revokeBody(content as RevokeDecision);
-  return JSON.stringify(body);
+  return JSON.stringify(checkBody(kind, content));
 }
 
 /** Parses and checks a decision's body for its kind; throws {@link InvalidDecisionError}. */
@@ -66,9 +95,42 @@ export function parseDecisionBody<K extends DecisionKind>(kind: K, body: string)
     throw new InvalidDecisionError('a decision body must be JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidDecisionError('a decision body must be an object');
-  const parsed = kind === 'labels' ? labelsBody(value as LabelsDecision) : revokeBody(value as RevokeDecision);
+  const parsed = checkBody(kind, value as DecisionBody<K>);
   if (JSON.stringify(parsed) !== body) throw new InvalidDecisionError('a decision body must be in canonical form');
   return parsed as DecisionBody<K>;
+}
+
+function checkBody<K extends DecisionKind>(kind: K, content: DecisionBody<K>): DecisionBody<K> {
+  switch (kind) {
+    case 'labels':
+      return labelsBody(content as LabelsDecision) as DecisionBody<K>;
+    case 'revoke-node':
+      return revokeBody(content as RevokeDecision) as DecisionBody<K>;
+    case 'operator-add':
+      return operatorAddBody(content as OperatorAddDecision) as DecisionBody<K>;
+    default:
+      return operatorRevokeBody(content as OperatorRevokeDecision) as DecisionBody<K>;
+  }
+}
+
+const KEY_PATTERN = /^[A-Za-z0-9_-]{1,200}$/;
+
+function key(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !KEY_PATTERN.test(value)) throw new InvalidDecisionError(`${what} must be base64url`);
+  return value;
+}
+
+function operatorAddBody(value: OperatorAddDecision): OperatorAddDecision {
+  if (typeof value.name !== 'string' || value.name.length === 0 || value.name.length > 200) throw new InvalidDecisionError('an operator has a name of 1 to 200 characters');
+  if (typeof value.addedAt !== 'number' || !Number.isSafeInteger(value.addedAt) || value.addedAt < 0) throw new InvalidDecisionError('addedAt is a time in ms');
+  return { addedAt: value.addedAt, certificate: key(value.certificate, 'the certificate'), name: value.name, publicKey: key(value.publicKey, 'the public key') };
+}
+
+function operatorRevokeBody(value: OperatorRevokeDecision): OperatorRevokeDecision {
+  const reason = value.reason ?? '';
+  if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) throw new InvalidDecisionError(`a revocation reason is text of at most ${MAX_REASON_CHARS} characters`);
+  if (typeof value.effectiveAt !== 'number' || !Number.isSafeInteger(value.effectiveAt) || value.effectiveAt < 0) throw new InvalidDecisionError('effectiveAt is a time in ms');
+  return { effectiveAt: value.effectiveAt, publicKey: key(value.publicKey, 'the public key'), reason, rootSignature: key(value.rootSignature, 'the root signature') };
 }
 
 function node(value: unknown): string {
@@ -139,6 +201,35 @@ export function readDecisions(value: unknown): Decision[] {
 /** Decisions apply in this order: by time, then signature (the same on every node). */
 export function decisionOrder(a: Decision, b: Decision): number {
   return a.at - b.at || (a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0);
+}
+
+/**
+ * Operators added by decisions, and revocations of operators (the root signature of each was
+ * checked before the decision was taken in). Decisions by a revoked operator dated from its
+ * revocation on are not applied ({@link effectiveDecisions}).
+ */
+export function foldOperators(decisions: readonly Decision[]): { added: OperatorAddDecision[]; revokedAt: Record<string, number> } {
+  const added = new Map<string, OperatorAddDecision>();
+  const revokedAt: Record<string, number> = {};
+  for (const decision of decisions) {
+    try {
+      if (decision.kind === 'operator-add') {
+        const body = parseDecisionBody('operator-add', decision.body);
+        if (!added.has(body.publicKey)) added.set(body.publicKey, body);
+      } else if (decision.kind === 'operator-revoke') {
+        const body = parseDecisionBody('operator-revoke', decision.body);
+        revokedAt[body.publicKey] = Math.min(revokedAt[body.publicKey] ?? Number.MAX_SAFE_INTEGER, body.effectiveAt);
+      }
+    } catch {
+      // Not applied.
+    }
+  }
+  return { added: [...added.values()], revokedAt };
+}
+
+/** The decisions that apply: all but those an operator made on or after its revocation. */
+export function effectiveDecisions(decisions: readonly Decision[], revokedAt: Readonly<Record<string, number>>): Decision[] {
+  return decisions.filter((d) => d.kind === 'operator-revoke' || revokedAt[d.operator] === undefined || d.at < revokedAt[d.operator]!);
 }
 
 /** Labels by node after applying the labels decisions in order (a later decision wins per key). */

@@ -1,5 +1,5 @@
 import { ImmutableString } from '@automerge/automerge';
-import { type DecisionsMap, type Revocation, foldLabels, foldRevocations, readDecisions } from './decisions.ts';
+import { type DecisionsMap, type Revocation, effectiveDecisions, foldLabels, foldOperators, foldRevocations, readDecisions } from './decisions.ts';
 import type { FleetId } from './ids.ts';
 import { toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
@@ -11,6 +11,8 @@ export interface OperatorView {
   readonly addedAt: number;
   /** Root signature over the operator certificate statement (base64url). */
   readonly certificate: string;
+  /** Set when the root key revoked it: it may not act from this time on. */
+  readonly revokedAt?: number;
 }
 
 /** The node that created the fleet: the first member, admitted by the root key at `fleet init`. */
@@ -91,18 +93,24 @@ export function readFleet(doc: unknown): FleetView | undefined {
   if (typeof doc !== 'object' || doc === null) return undefined;
   const root = toPlain(doc) as Record<string, unknown>;
   if (typeof root['fleetId'] !== 'string' || typeof root['schema'] !== 'number') return undefined;
-  const decisions = readDecisions(root['decisions']);
+  const all = readDecisions(root['decisions']);
+  const { added, revokedAt } = foldOperators(all);
+  const decisions = effectiveDecisions(all, revokedAt);
+  const founding = entries(root['operators']).flatMap(([publicKey, v]) =>
+    typeof v['name'] === 'string' && typeof v['certificate'] === 'string'
+      ? [{ publicKey, name: v['name'], addedAt: numberOr(v['addedAt'], 0), certificate: v['certificate'] }]
+      : [],
+  );
+  const operators = [...founding, ...added.filter((a) => !founding.some((f) => f.publicKey === a.publicKey))].map((operator) =>
+    revokedAt[operator.publicKey] === undefined ? operator : { ...operator, revokedAt: revokedAt[operator.publicKey]! },
+  );
   return {
     schema: root['schema'],
     fleetId: root['fleetId'] as FleetId,
     name: stringOr(root['name'], ''),
     createdAt: numberOr(root['createdAt'], 0),
     rootKey: stringOr(root['rootKey'], ''),
-    operators: entries(root['operators']).flatMap(([publicKey, v]) =>
-      typeof v['name'] === 'string' && typeof v['certificate'] === 'string'
-        ? [{ publicKey, name: v['name'], addedAt: numberOr(v['addedAt'], 0), certificate: v['certificate'] }]
-        : [],
-    ),
+    operators,
     founder: readFounder(root['founder']),
     labels: foldLabels(decisions),
     revoked: foldRevocations(decisions),

@@ -438,14 +438,19 @@ export class FleetNode {
    */
   async decide(decision: Decision): Promise<void> {
     const fleet = this.#requireFleet();
-    const problem = decisionProblem(fleet, decision, (d) => this.#decisions.signatureValid(fleet.fleetId, d));
+    const now = this.#ports.clock.now();
+    const problem = decisionProblem(fleet, decision, (d) => this.#decisions.signatureValid(fleet.fleetId, d), { activeAt: now });
     if (problem !== undefined) throw new OperationRefusedError(problem);
     if (decision.at > this.#ports.clock.now() + MAX_DECISION_SKEW_MS) {
       throw new OperationRefusedError(`the decision is dated ${new Date(decision.at).toISOString()}, in the future: check the operator machine's clock`);
     }
-    const { node } = JSON.parse(decision.body) as { node: string };
-    if (fleet.revoked[node] !== undefined) throw new OperationRefusedError(`${node} is revoked`);
-    if (decision.kind === 'labels' && !this.#members.has(node)) throw new UnknownMemberError(`${node} is not a member of this fleet`);
+    const { node, publicKey } = JSON.parse(decision.body) as { node?: string; publicKey?: string };
+    if (node !== undefined && fleet.revoked[node] !== undefined) throw new OperationRefusedError(`${node} is revoked`);
+    if (decision.kind === 'labels' && !this.#members.has(node!)) throw new UnknownMemberError(`${node} is not a member of this fleet`);
+    const operator = fleet.operators.find((o) => o.publicKey === publicKey);
+    if (decision.kind === 'operator-add' && operator !== undefined) throw new OperationRefusedError('that key is already an operator of this fleet');
+    if (decision.kind === 'operator-revoke' && operator === undefined) throw new OperationRefusedError('that key is not an operator of this fleet');
+    if (decision.kind === 'operator-revoke' && operator?.revokedAt !== undefined) throw new OperationRefusedError('that operator is already revoked');
     await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => recordDecision(draft, decision), { durable: true });
   }
 
@@ -578,8 +583,9 @@ export class FleetNode {
       return;
     }
     this.#membershipInputs = inputKey;
-    // Operators certified by the fleet root key, checked once here rather than once per admission.
-    const operators = new Set(fleet.operators.filter((operator) => isCertifiedOperator(fleet, operator)).map((operator) => operator.publicKey));
+    // Operators certified by the fleet root key (checked once here rather than once per
+    // admission), with the time each was revoked from, if it was.
+    const operators = new Map(fleet.operators.filter((operator) => isCertifiedOperator(fleet, operator)).map((operator) => [operator.publicKey, operator.revokedAt ?? Number.MAX_SAFE_INTEGER]));
     this.#membership = deriveMembership(fleet.founder, admissions, (a) => {
       const grant = grants.get(`${a.admittedBy}/${a.tokenHash}`);
       return grant !== undefined && this.#grantHolds(fleet.fleetId, operators, grant, a);
@@ -594,8 +600,8 @@ export class FleetNode {
   }
 
   /** A stored grant admits `admission`: signed by a certified operator, for its token, name and time. */
-  #grantHolds(fleetId: string, operators: ReadonlySet<string>, grant: StoredGrant, admission: AdmissionRecord): boolean {
-    if (grant.fleetId !== fleetId || !operators.has(grant.operator)) return false;
+  #grantHolds(fleetId: string, operators: ReadonlyMap<string, number>, grant: StoredGrant, admission: AdmissionRecord): boolean {
+    if (grant.fleetId !== fleetId || !(admission.admittedAt < (operators.get(grant.operator) ?? 0))) return false;
     if (grant.tokenHash !== admission.tokenHash || admission.admittedAt > grant.expiresAt) return false;
     if (grant.name !== undefined && grant.name !== admission.name) return false;
     return this.#grantSignatures.get(grant.signature) === true;
@@ -655,7 +661,7 @@ export class FleetNode {
   /** Why `peer` may not join with `grant` now, or undefined when it may. */
   #redeemRefusal(fleet: FleetView, grant: StoredGrant, peer: PeerId, name: string, now: number): JoinRefusal | undefined {
     if (fleet.revoked[peer] !== undefined) return { reason: 'revoked', message: `this node (${peer}) was revoked by an operator and cannot join again; a machine rejoins with a new data directory and a new token` };
-    const problem = grantProblem(fleet, grant);
+    const problem = grantProblem(fleet, grant, now);
     if (problem !== undefined) return { reason: 'bad-grant', message: `${problem}: ask an operator for a new one` };
     if (grant.expiresAt <= now) return { reason: 'expired', message: `that join token expired at ${new Date(grant.expiresAt).toISOString()}: ask an operator for a new one` };
     if (grant.name !== undefined && grant.name !== name) return { reason: 'name-mismatch', message: `that join token is for a node named ${grant.name}` };

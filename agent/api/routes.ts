@@ -87,8 +87,9 @@ async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse>
       const decision = parseBody(request, decisionRequest);
       if ('status' in decision) return decision;
       await node.decide(decision);
-      const { node: peer } = JSON.parse(decision.body) as { node: string };
+      const { node: peer, publicKey } = JSON.parse(decision.body) as { node?: string; publicKey?: string };
       const fleet = node.fleet();
+      if (peer === undefined) return ok({ decision: decision.signature, operator: fleet?.operators.find((o) => o.publicKey === publicKey) ?? null });
       return ok({ decision: decision.signature, node: peer, labels: fleet?.labels[peer] ?? {}, revoked: fleet?.revoked[peer] ?? null });
     }
     default:

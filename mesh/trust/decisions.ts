@@ -1,4 +1,7 @@
 import {
+  type OperatorAddDecision,
+  type OperatorRevokeDecision,
+  operatorRevocationStatement,
   type Decision,
   type DecisionBody,
   type DecisionKind,
@@ -11,7 +14,7 @@ import {
   toPlain,
 } from '../../crdt-schema/index.ts';
 import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
-import { isCertifiedOperator } from './operator-auth.ts';
+import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
 
 /** Makes and signs a decision where the operator key is (CLI, console, tests). */
 export function signDecision<K extends DecisionKind>(
@@ -29,17 +32,46 @@ export function signDecision<K extends DecisionKind>(
  * Why `decision` is not a valid operator decision of `fleet`, or undefined: its body must parse
  * for its kind and it must be signed by an operator the fleet's root key certified.
  */
-export function decisionProblem(fleet: FleetView, decision: Decision, signatureValid = checkSignature(fleet.fleetId)): string | undefined {
+export function decisionProblem(
+  fleet: FleetView,
+  decision: Decision,
+  signatureValid = checkSignature(fleet.fleetId),
+  options: { readonly activeAt?: number } = {},
+): string | undefined {
+  let body: DecisionBody<DecisionKind>;
   try {
-    parseDecisionBody(decision.kind, decision.body);
+    body = parseDecisionBody(decision.kind, decision.body);
   } catch (error) {
     if (error instanceof InvalidDecisionError) return error.message;
     throw error;
   }
   const operator = fleet.operators.find((o) => o.publicKey === decision.operator);
   if (operator === undefined || !isCertifiedOperator(fleet, operator)) return 'the decision is not signed by an operator of this fleet';
+  // Revocation is checked where a decision is made (the API), not where one is relayed: replicas
+  // that learn of a revocation at different times must still take in the same changes.
+  if (options.activeAt !== undefined && !isActiveOperator(fleet, operator, options.activeAt)) return 'that operator key was revoked by the fleet root key';
   if (!signatureValid(decision)) return 'the decision\'s signature does not verify';
+  if (decision.kind === 'operator-add') {
+    const added = body as OperatorAddDecision;
+    if (!isCertifiedOperator(fleet, added)) return 'the new operator\'s certificate is not signed by the fleet root key';
+  }
+  if (decision.kind === 'operator-revoke') {
+    const revocation = body as OperatorRevokeDecision;
+    const { rootSignature, ...statement } = revocation;
+    let rooted = false;
+    try {
+      rooted = verifyBytes(fromBase64Url(fleet.rootKey), operatorRevocationStatement(fleet.fleetId, statement), fromBase64Url(rootSignature));
+    } catch {
+      rooted = false;
+    }
+    if (!rooted) return 'an operator revocation must be signed by the fleet root key';
+  }
   return undefined;
+}
+
+/** The root key's signature for revoking an operator (made where the root key is, the CLI). */
+export function signOperatorRevocation(rootSeed: Uint8Array, fleetId: string, revocation: Omit<OperatorRevokeDecision, 'rootSignature'>): OperatorRevokeDecision {
+  return { ...revocation, rootSignature: toBase64Url(signBytes(rootSeed, operatorRevocationStatement(fleetId, revocation))) };
 }
 
 function checkSignature(fleetId: string): (decision: Decision) => boolean {

@@ -1,7 +1,7 @@
 import type { FleetView } from '../../crdt-schema/index.ts';
 import type { SignatureCheck } from '../ports/signature-verifier.ts';
 import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
-import { isCertifiedOperator } from './operator-auth.ts';
+import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
 
 /**
  * An operator's permission for one node to join: whoever holds the token whose SHA-256 is
@@ -30,8 +30,8 @@ export function signGrant(operatorSeed: Uint8Array, grant: Omit<Grant, 'signatur
 }
 
 /** Why a grant does not hold; undefined when it does (expiry is the caller's to check, with its clock). */
-export function grantProblem(fleet: FleetView, grant: Grant): string | undefined {
-  const authority = grantAuthorityProblem(fleet, grant);
+export function grantProblem(fleet: FleetView, grant: Grant, atMs?: number): string | undefined {
+  const authority = grantAuthorityProblem(fleet, grant, atMs);
   if (authority !== undefined) return authority;
   const check = grantSignatureCheck(grant);
   if (check === undefined) return 'the join token is malformed';
@@ -40,10 +40,11 @@ export function grantProblem(fleet: FleetView, grant: Grant): string | undefined
 }
 
 /** What {@link grantProblem} checks besides the signature: the fleet, and that the signer is a certified operator. */
-export function grantAuthorityProblem(fleet: FleetView, grant: Grant): string | undefined {
+export function grantAuthorityProblem(fleet: FleetView, grant: Grant, atMs?: number): string | undefined {
   if (grant.fleetId !== fleet.fleetId) return `the join token is for fleet ${grant.fleetId}, not ${fleet.fleetId}`;
   const operator = fleet.operators.find((o) => o.publicKey === grant.operator);
   if (operator === undefined || !isCertifiedOperator(fleet, operator)) return 'the join token was not issued by an operator of this fleet';
+  if (atMs !== undefined && !isActiveOperator(fleet, operator, atMs)) return 'the join token was issued by an operator key the fleet root key has revoked';
   return undefined;
 }
 

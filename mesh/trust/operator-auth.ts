@@ -23,6 +23,11 @@ export function isCertifiedOperator(fleet: FleetView, operator: OperatorView): b
   }
 }
 
+/** Certified, and not revoked by the root key as of `atMs`. */
+export function isActiveOperator(fleet: FleetView, operator: OperatorView, atMs: number): boolean {
+  return (operator.revokedAt === undefined || atMs < operator.revokedAt) && isCertifiedOperator(fleet, operator);
+}
+
 /** The parts of an HTTP request that an operator signs. */
 export interface SignedRequestParts {
   readonly method: string;
@@ -86,6 +91,7 @@ export class RequestVerifier {
     if (operator === undefined || !isCertifiedOperator(fleet, operator)) {
       throw new AuthError('that key is not a certified operator of this fleet');
     }
+    if (!isActiveOperator(fleet, operator, nowMs)) throw new AuthError('that operator key was revoked by the fleet root key');
     const timeMs = Number(time);
     if (!Number.isSafeInteger(timeMs) || Math.abs(nowMs - timeMs) > REQUEST_SKEW_MS) {
       throw new AuthError('the request time is more than 60 s away from this node’s clock: check both clocks');

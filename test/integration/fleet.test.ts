@@ -239,6 +239,34 @@ describe('a fleet of real node processes', () => {
     }
   });
 
+  it('adds an operator with the root key, whose key then works on every node, and revokes it', async () => {
+    const aliceKey = join(root.path, 'alice.key');
+    const rootKey = join(dirs[0]!, 'root.key');
+    const added = await cli(['operator', 'add', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--root', rootKey, '--name', 'alice', '--out', aliceKey, '--json']);
+    expect(added.code).toBe(0);
+    const alice = JSON.parse(added.stdout) as { publicKey: string; name: string };
+    expect(alice.name).toBe('alice');
+    const target = nodes[1]!.ready.peerId;
+    // Alice's key is accepted by another node once the decision reached it.
+    await eventually(async () => ((await cli(['label', 'set', '--api', nodes[2]!.ready.api, '--key', aliceKey, '--node', target, 'owner=alice'])).code === 0 ? true : undefined), 5_000, 'alice acts through node 2');
+    await eventually(async () => ((await status(1)).members.find((m) => m.peerId === target)?.labels['owner'] === 'alice' ? true : undefined), 5_000);
+
+    // Without the root key, an operator cannot add another.
+    const forgedRoot = await cli(['operator', 'add', '--api', nodes[0]!.ready.api, '--key', aliceKey, '--root', aliceKey, '--name', 'mallory', '--out', join(root.path, 'mallory.key')]);
+    expect(forgedRoot.code).toBe(1);
+    expect(forgedRoot.stderr).toMatch(/not a powernode root key/);
+
+    const revoked = await cli(['operator', 'revoke', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--root', rootKey, '--reason', 'left the team', alice.publicKey]);
+    expect(revoked.code).toBe(0);
+    const refused = await eventually(async () => {
+      const attempt = await cli(['status', '--api', nodes[2]!.ready.api, '--key', aliceKey]);
+      return attempt.code === 1 ? attempt.stderr : undefined;
+    }, 5_000, 'alice refused on node 2');
+    expect(refused).toMatch(/revoked by the fleet root key/);
+    // Her earlier decision still stands; the fleet's own operator key still works.
+    expect((await status(2)).members.find((m) => m.peerId === target)?.labels['owner']).toBe('alice');
+  });
+
   it('names a damaged stored document, recovers it from peers and loses nothing else', async () => {
     const victim = nodes[2]!;
     const peerId = victim.ready.peerId;

@@ -16,6 +16,7 @@ import {
   sha256Hex,
   signDecision,
   signGrant,
+  signOperatorRevocation,
   toBase64Url,
 } from '../../mesh/index.ts';
 import { settle, testIdentity } from '../helpers/mini-fleet.ts';
@@ -184,7 +185,7 @@ describe('joining through admission records', () => {
 });
 
 describe('operator decisions and revocation', () => {
-  const decide = (fleet: Fleet, kind: 'labels' | 'revoke-node', content: never, at?: number) =>
+  const decide = (fleet: Fleet, kind: 'labels' | 'revoke-node' | 'operator-add' | 'operator-revoke', content: never, at?: number) =>
     signDecision({ seed: fleet.operatorKeys.seed, publicKey: toBase64Url(fleet.operatorKeys.publicKey) }, fleet.fleetId, kind, content, at ?? fleet.clock.now());
 
   it('refuses on every other node a member\'s direct edit of the fleet document and a forged or tampered decision', async () => {
@@ -252,5 +253,40 @@ describe('operator decisions and revocation', () => {
     const token = fleet.token('token-again');
     const bootstrap = testIdentity(0).peerId;
     await expect(fleet.pumpUntil(FleetNode.join(ports, { fleetId: fleet.fleetId, addrs: [`/memory/${bootstrap}/p2p/${bootstrap}`], ...token }, 'n2'))).rejects.toThrow(/refused/);
+  });
+
+  it('takes an operator revocation only with the root key, and from then on applies none of that operator\'s decisions', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    const other = await fleet.join(1, 0, 'token-a');
+    await fleet.run(2_000);
+    const target = testIdentity(1).peerId;
+    const mallory = generateKeyPair(fleet.random);
+    const malloryKey = { seed: mallory.seed, publicKey: toBase64Url(mallory.publicKey) };
+    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: malloryKey.publicKey, name: 'mallory', addedAt: fleet.clock.now() });
+    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name: 'mallory', addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    await founder.decide(signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-before' }, remove: [] }, fleet.clock.now()));
+    await fleet.run(1_000);
+    expect(other.fleet()?.labels[target]).toEqual({ by: 'mallory-before' });
+
+    // Mallory (an operator, without the root key) cannot revoke the fleet's first operator.
+    const fake = signOperatorRevocation(mallory.seed, fleet.fleetId, { publicKey: toBase64Url(fleet.operatorKeys.publicKey), effectiveAt: fleet.clock.now(), reason: '' });
+    await expect(founder.decide(signDecision(malloryKey, fleet.fleetId, 'operator-revoke', fake, fleet.clock.now()))).rejects.toThrow(/root key/);
+
+    const effectiveAt = fleet.clock.now() + 1;
+    const revocation = signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: malloryKey.publicKey, effectiveAt, reason: 'stolen' });
+    await founder.decide(decide(fleet, 'operator-revoke', revocation as never));
+    await fleet.run(1_000);
+    // A decision she dates after her revocation is refused where it is made, and, relayed by a
+    // compromised member, taken in (replicas must agree) but not applied.
+    const late = signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-after' }, remove: [] }, effectiveAt + 10);
+    await expect(founder.decide(late)).rejects.toThrow(/revoked/);
+    await other.store.change<FleetDocument>(FLEET_DOC_ID, (d) => recordDecision(d, late));
+    await fleet.run(1_000);
+    for (const node of [founder, other]) {
+      expect(node.store.digest(FLEET_DOC_ID)).toBe(other.store.digest(FLEET_DOC_ID));
+      expect(node.fleet()?.labels[target]).toEqual({ by: 'mallory-before' });
+      expect(node.fleet()?.operators.find((o) => o.publicKey === malloryKey.publicKey)?.revokedAt).toBe(effectiveAt);
+    }
   });
 });
