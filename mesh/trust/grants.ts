@@ -1,4 +1,4 @@
-import type { FleetView } from '../../crdt-schema/index.ts';
+import type { FleetView, StoredGrant } from '../../crdt-schema/index.ts';
 import type { SignatureCheck } from '../ports/signature-verifier.ts';
 import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
 import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
@@ -8,16 +8,7 @@ import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
  * `tokenHash` may be admitted once, before `expiresAt`, under `name` if given. Made and signed
  * where the operator key is (CLI, console), never on a node (docs/SECURITY.md §Join tokens).
  */
-export interface Grant {
-  readonly fleetId: string;
-  readonly tokenHash: string;
-  readonly expiresAt: number;
-  readonly name?: string;
-  /** The operator's public key (base64url). */
-  readonly operator: string;
-  /** base64url Ed25519 signature over {@link grantStatement}. */
-  readonly signature: string;
-}
+export type Grant = StoredGrant;
 
 const encoder = new TextEncoder();
 

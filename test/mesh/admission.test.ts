@@ -111,6 +111,19 @@ class Harness {
   }
 }
 
+/** A founder issuing credentials of `lifeMs`, and a member holding one, connected and admitted. */
+async function founderAndMember(lifeMs: number): Promise<{ h: Harness; founder: Admission; member: Admission }> {
+  const h = new Harness();
+  h.members.add(id(0).peerId);
+  h.members.add(id(1).peerId);
+  const founder = await h.add(0, { founder: true, lifeMs });
+  await h.run(100);
+  const member = await h.add(1, { chain: founder.issueFor(id(1).peerId) });
+  await h.network.lookup(id(1).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
+  await h.run(1_000);
+  return { h, founder, member };
+}
+
 describe('admission on a connection', () => {
   it('admits a member that presents its chain, and hangs up on a peer that presents none within 5 s', async () => {
     const h = new Harness();
@@ -159,14 +172,7 @@ describe('admission on a connection', () => {
   });
 
   it('renews its credential with a member at 75 % of its life and stays admitted past the first expiry', async () => {
-    const h = new Harness();
-    h.members.add(id(0).peerId);
-    h.members.add(id(1).peerId);
-    const founder = await h.add(0, { founder: true, lifeMs: 40_000 });
-    await h.run(100);
-    const member = await h.add(1, { chain: founder.issueFor(id(1).peerId) });
-    await h.network.lookup(id(1).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
-    await h.run(1_000);
+    const { h, founder, member } = await founderAndMember(40_000);
     const first = member.chain()[0]!;
     expect(first.expiresAt - first.issuedAt).toBe(40_000);
     await h.run(31_000); // past 75 % of 40 s
@@ -179,15 +185,8 @@ describe('admission on a connection', () => {
   });
 
   it('disconnects a peer whose credential lapses without renewal', async () => {
-    const h = new Harness();
-    h.members.add(id(0).peerId);
-    h.members.add(id(1).peerId);
-    const founder = await h.add(0, { founder: true, lifeMs: 40_000 });
-    await h.run(100);
-    // The member holds a credential that no one will renew (it is not a member to the founder any more).
-    const member = await h.add(1, { chain: founder.issueFor(id(1).peerId) });
-    await h.network.lookup(id(1).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
-    await h.run(1_000);
+    // The member will hold a credential that no one renews (it stops being a member to the founder).
+    const { h, founder, member } = await founderAndMember(40_000);
     expect(founder.isAdmitted(id(1).peerId as PeerId)).toBe(true);
     h.members.delete(id(1).peerId);
     await h.run(40_000);
