@@ -173,6 +173,7 @@ export class FleetNode {
   #membershipInputs: string | undefined;
   readonly #membershipDirty = new Set<string>();
   readonly #decisions = new DecisionVerifier();
+  #fleetView: { digest: string; view: FleetView | undefined } | undefined;
   /** Revoked peers as last applied to admission and the transport. */
   #revoked = new Set<string>();
   /** Credentials presented on each connection (docs/SECURITY.md §Admission). */
@@ -338,8 +339,12 @@ export class FleetNode {
     return this.#events.add(listener);
   }
 
+  /** The fleet document as plain data, read once per version (it folds every decision). */
   fleet(): FleetView | undefined {
-    return readFleet(this.store.get(FLEET_DOC_ID));
+    const digest = this.store.digest(FLEET_DOC_ID);
+    if (digest === undefined) return undefined;
+    if (this.#fleetView?.digest !== digest) this.#fleetView = { digest, view: readFleet(this.store.get(FLEET_DOC_ID)) };
+    return this.#fleetView.view;
   }
 
   /** A member's observed state, read once per version of its document. */

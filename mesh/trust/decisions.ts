@@ -1,3 +1,4 @@
+import * as A from '@automerge/automerge';
 import {
   type OperatorAddDecision,
   type OperatorRevokeDecision,
@@ -13,6 +14,7 @@ import {
   readDecisions,
   toPlain,
 } from '../../crdt-schema/index.ts';
+import type { AnyDoc } from '../replication/doc-store.ts';
 import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
 import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
 
@@ -101,33 +103,35 @@ export class DecisionVerifier {
   }
 }
 
-const FOUNDING_FIELDS = ['schema', 'fleetId', 'name', 'createdAt', 'rootKey', 'operators', 'founder'] as const;
-
 /**
  * Why the change from `before` to `after` of the fleet document may not be adopted, or undefined.
- * After founding, the document only gains decisions: founding fields stay as they are, no other
- * field appears, no decision changes or disappears, and each new one is a valid operator decision.
- * A first copy (nothing held before) is taken as its bootstrap sends it, with every decision checked.
+ * After founding, the document only gains decisions: the net effect of the change (Automerge's
+ * diff between the two versions, so the cost follows the change, not the document) may only
+ * create new entries under `decisions`, each a valid operator decision. A first copy (nothing held
+ * before) is taken as its bootstrap sends it, with every decision checked.
  */
-export function fleetChangeProblem(before: unknown, after: unknown, view: FleetView | undefined, verifier: DecisionVerifier): string | undefined {
-  const old = toPlain(before) as Record<string, unknown>;
-  const now = toPlain(after) as Record<string, unknown>;
+export function fleetChangeProblem(before: AnyDoc, after: AnyDoc, view: FleetView | undefined, verifier: DecisionVerifier): string | undefined {
   if (view === undefined) return 'the fleet document is malformed';
-  const founded = typeof old['fleetId'] === 'string';
-  if (founded) {
-    for (const field of FOUNDING_FIELDS) {
-      if (JSON.stringify(old[field]) !== JSON.stringify(now[field])) return `the fleet document's ${field} may not change`;
+  const held = before as unknown as { fleetId?: unknown; decisions?: Record<string, unknown> };
+  let added: Record<string, unknown>;
+  if (typeof held.fleetId !== 'string') {
+    added = (toPlain(after) as { decisions?: Record<string, unknown> }).decisions ?? {};
+  } else {
+    const created = new Set<string>();
+    for (const patch of A.diff(after, A.getHeads(before), A.getHeads(after))) {
+      const [field, key] = patch.path;
+      if (field !== 'decisions' || typeof key !== 'string') return `the fleet document's ${String(field)} may not change`;
+      if (patch.action !== 'put') return 'an operator decision may not change or disappear';
+      if (patch.path.length === 2) {
+        if (held.decisions?.[key] !== undefined) return 'an operator decision may not change or disappear';
+        created.add(key);
+      } else if (!created.has(key)) {
+        return 'an operator decision may not change or disappear';
+      }
     }
+    const decisions = (after as unknown as { decisions: Record<string, unknown> }).decisions;
+    added = Object.fromEntries([...created].map((key) => [key, toPlain(decisions[key])]));
   }
-  for (const key of Object.keys(now)) {
-    if (!(FOUNDING_FIELDS as readonly string[]).includes(key) && key !== 'decisions') return `the fleet document has no field ${key}`;
-  }
-  const oldDecisions = (old['decisions'] ?? {}) as Record<string, unknown>;
-  const newDecisions = (now['decisions'] ?? {}) as Record<string, unknown>;
-  for (const [key, value] of Object.entries(oldDecisions)) {
-    if (JSON.stringify(newDecisions[key]) !== JSON.stringify(value)) return 'an operator decision may not change or disappear';
-  }
-  const added = Object.fromEntries(Object.entries(newDecisions).filter(([key]) => !(key in oldDecisions)));
   const parsed = readDecisions(added);
   if (parsed.length !== Object.keys(added).length) return 'a malformed operator decision';
   for (const decision of parsed) {
