@@ -251,5 +251,12 @@ function formatStatus(status: Record<string, unknown>): string {
     const labels = Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(',');
     lines.push(`  ${m.self ? '*' : ' '} ${m.peerId}  ${m.state.padEnd(11)} ${(m.hostname ?? '?').padEnd(16)} ${labels}`);
   }
+  const self = status['self'] as { revoked?: { reason: string; at: number } };
+  if (self.revoked !== undefined) lines.push(`this node was revoked by an operator at ${new Date(self.revoked.at).toISOString()}${self.revoked.reason === '' ? '' : `: ${self.revoked.reason}`}`);
+  const events = (status['securityEvents'] ?? []) as Array<{ kind: string; peer: string; docId: string; reason: string; count: number; observedBy: string }>;
+  if (events.length > 0) {
+    lines.push(`security events (${events.length}, newest first):`);
+    for (const e of events.slice(0, 5)) lines.push(`  ${e.kind} from ${e.peer} on ${e.docId} ×${e.count}, seen by ${e.observedBy}: ${e.reason}`);
+  }
   return `${lines.join('\n')}\n`;
 }

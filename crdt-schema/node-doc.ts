@@ -36,7 +36,23 @@ export interface AdmissionView {
 export interface NodeStateView extends NodeObservation {
   readonly schema: number;
   readonly admissions: readonly AdmissionView[];
+  /** What this node refused from peers (forged writes and the like), aggregated per peer and document. */
+  readonly securityEvents: readonly SecurityEventView[];
 }
+
+/** A security event a node observed, e.g. `security.change_refused`: who sent what, and why it was refused. */
+export interface SecurityEventView {
+  readonly kind: string;
+  readonly peer: string;
+  readonly docId: string;
+  readonly reason: string;
+  readonly firstAt: number;
+  readonly lastAt: number;
+  readonly count: number;
+}
+
+/** Distinct (kind, peer, document) events a node keeps; the least recent goes first. */
+export const SECURITY_EVENTS_MAX = 50;
 
 export interface NodeStateDocument {
   schema: number;
@@ -49,6 +65,26 @@ export interface NodeStateDocument {
   api?: ImmutableString;
   startedAt: number;
   admissions?: Record<string, { peerId: ImmutableString; name: ImmutableString; admittedAt: number; grant: Record<string, ImmutableString | number> }>;
+  securityEvents?: Record<string, { kind: ImmutableString; peer: ImmutableString; docId: ImmutableString; reason: ImmutableString; firstAt: number; lastAt: number; count: number }>;
+}
+
+/** Adds `count` occurrences of an event to the node's own document, bounded to {@link SECURITY_EVENTS_MAX}. */
+export function recordSecurityEvent(draft: NodeStateDocument, event: { kind: string; peer: string; docId: string; reason: string; at: number; count: number }): void {
+  if (draft.securityEvents === undefined) draft.securityEvents = {};
+  const key = `${event.kind}|${event.peer}|${event.docId}`;
+  const current = draft.securityEvents[key];
+  if (current !== undefined) {
+    current.count += event.count;
+    current.lastAt = event.at;
+    if (String(current.reason) !== event.reason) current.reason = str(event.reason.slice(0, 500));
+    return;
+  }
+  const keys = Object.keys(draft.securityEvents);
+  if (keys.length >= SECURITY_EVENTS_MAX) {
+    const oldest = keys.reduce((a, b) => (draft.securityEvents![a]!.lastAt <= draft.securityEvents![b]!.lastAt ? a : b));
+    delete draft.securityEvents[oldest];
+  }
+  draft.securityEvents[key] = { kind: str(event.kind), peer: str(event.peer), docId: str(event.docId), reason: str(event.reason.slice(0, 500)), firstAt: event.at, lastAt: event.at, count: event.count };
 }
 
 const str = (value: string): ImmutableString => new ImmutableString(value);
@@ -120,7 +156,21 @@ export function readNodeState(doc: unknown): NodeStateView | undefined {
     ...(typeof root['api'] === 'string' ? { api: root['api'] } : {}),
     startedAt: typeof root['startedAt'] === 'number' ? root['startedAt'] : 0,
     admissions: readAdmissions(root['admissions']),
+    securityEvents: readSecurityEvents(root['securityEvents']),
   };
+}
+
+function readSecurityEvents(value: unknown): SecurityEventView[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const out: SecurityEventView[] = [];
+  for (const raw of Object.values(value as Record<string, unknown>)) {
+    const e = raw as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null) continue;
+    if (typeof e['kind'] !== 'string' || typeof e['peer'] !== 'string' || typeof e['docId'] !== 'string' || typeof e['reason'] !== 'string') continue;
+    if (typeof e['firstAt'] !== 'number' || typeof e['lastAt'] !== 'number' || typeof e['count'] !== 'number') continue;
+    out.push({ kind: e['kind'], peer: e['peer'], docId: e['docId'], reason: e['reason'], firstAt: e['firstAt'], lastAt: e['lastAt'], count: e['count'] });
+  }
+  return out.sort((a, b) => b.lastAt - a.lastAt);
 }
 
 function readAdmissions(value: unknown): AdmissionView[] {

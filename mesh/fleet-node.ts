@@ -20,6 +20,9 @@ import {
   UnknownMemberError,
   deriveMembership,
   recordAdmission,
+  recordSecurityEvent,
+  SECURITY_EVENTS_MAX,
+  type SecurityEventView,
 } from '../crdt-schema/index.ts';
 import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
 import { DecisionVerifier, decisionProblem, fleetChangeProblem } from './trust/decisions.ts';
@@ -79,6 +82,7 @@ const JOIN_TIMEOUT_MS = 10_000;
 /** Membership is derived again at most this often while documents stream in. */
 const MEMBERSHIP_COALESCE_MS = 20;
 const GRANT_RETRY_MS = 1_000;
+const SECURITY_EVENT_FLUSH_MS = 1_000;
 /** How far in the future (operator clock ahead of this node's) a decision may be dated. */
 const MAX_DECISION_SKEW_MS = 5 * 60_000;
 
@@ -174,6 +178,8 @@ export class FleetNode {
   readonly #membershipDirty = new Set<string>();
   readonly #decisions = new DecisionVerifier();
   #fleetView: { digest: string; view: FleetView | undefined } | undefined;
+  readonly #pendingEvents = new Map<string, { kind: string; peer: string; docId: string; reason: string; at: number; count: number }>();
+  #eventsTimer: TimerId | undefined;
   /** Revoked peers as last applied to admission and the transport. */
   #revoked = new Set<string>();
   /** Credentials presented on each connection (docs/SECURITY.md §Admission). */
@@ -217,6 +223,7 @@ export class FleetNode {
       isPeerAllowed: (peer) => this.isPeerAllowed(peer),
       acceptsDocument: (docId) => this.#acceptsDocument(docId),
       sealVerifier: new SealVerifier(this.#verifier, config.fleetId),
+      onRefused: ({ peer, docId, error }) => this.#noteSecurityEvent('security.change_refused', peer, docId, error.message),
       authorize: (docId, before, after) => (docId === FLEET_DOC_ID ? fleetChangeProblem(before, after, readFleet(after), this.#decisions) : undefined),
     });
     this.#keeper = new ConnectionKeeper({
@@ -308,6 +315,7 @@ export class FleetNode {
   async stop(): Promise<void> {
     this.#keeper.stop();
     this.admission.stop();
+    if (this.#eventsTimer !== undefined) this.#ports.clock.clearTimeout(this.#eventsTimer);
     if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#ports.transport.unhandle(joinProtocol.id);
@@ -337,6 +345,41 @@ export class FleetNode {
 
   onEvent(listener: (event: FleetNodeEvent) => void): () => void {
     return this.#events.add(listener);
+  }
+
+  /**
+   * Records what this node refused from a peer in its own document, so every node (and the
+   * operator) sees it. Writes are batched to one per second, so a peer flooding forgeries costs
+   * a counter, not a write per message.
+   */
+  #noteSecurityEvent(kind: string, peer: string, docId: string, reason: string): void {
+    const key = `${kind}|${peer}|${docId}`;
+    const pending = this.#pendingEvents.get(key);
+    if (pending !== undefined) pending.count++;
+    else if (this.#pendingEvents.size < SECURITY_EVENTS_MAX) this.#pendingEvents.set(key, { kind, peer, docId, reason, at: this.#ports.clock.now(), count: 1 });
+    this.#ports.log.warn('recorded a security event', { kind, peer, docId, reason });
+    if (this.#eventsTimer !== undefined) return;
+    this.#eventsTimer = this.#ports.clock.setTimeout(() => {
+      this.#eventsTimer = undefined;
+      const events = [...this.#pendingEvents.values()];
+      this.#pendingEvents.clear();
+      void this.store
+        .change<NodeStateDocument>(nodeDocId(this.peer), (draft) => {
+          for (const event of events) recordSecurityEvent(draft, event);
+        }, { signer: this.#ports.identity })
+        .catch((error: unknown) => this.#ports.log.error('recording security events failed', { error: String(error) }));
+    }, SECURITY_EVENT_FLUSH_MS);
+  }
+
+  /** Security events every node recorded, newest first, each with the node that saw it. */
+  securityEvents(): Array<SecurityEventView & { observedBy: string }> {
+    const events: Array<SecurityEventView & { observedBy: string }> = [];
+    for (const id of this.store.ids()) {
+      if (!id.startsWith('node/')) continue;
+      const observer = id.slice('node/'.length);
+      for (const event of this.nodeState(observer)?.securityEvents ?? []) events.push({ ...event, observedBy: observer });
+    }
+    return events.sort((a, b) => b.lastAt - a.lastAt);
   }
 
   /** The fleet document as plain data, read once per version (it folds every decision). */
@@ -381,8 +424,11 @@ export class FleetNode {
     const added = [...revoked].filter((peer) => !this.#revoked.has(peer));
     this.#revoked = revoked;
     this.#ports.log.warn('operators revoked nodes; disconnecting them', { peers: added });
-    this.admission.recheck();
-    this.#ports.transport.setAccessPolicy(this.#accessPolicy());
+    // Admitted ones are told why and hung up on; connected ones that were never admitted just go.
+    const told = new Set<string>(this.admission.recheck());
+    for (const peer of this.#ports.transport.connectedPeers()) {
+      if (revoked.has(peer) && !told.has(peer)) void this.#ports.transport.hangUp(peer);
+    }
     this.replicator.refreshPeers();
   }
 
@@ -505,6 +551,7 @@ export class FleetNode {
       peers: this.replicator.stats().map((session: SessionStats) => ({ ...session, connected: true })),
       connectedPeers: this.#ports.transport.connectedPeers(),
       wireErrors: this.penalties.snapshot(),
+      securityEvents: this.securityEvents().slice(0, 100),
       dialBackoff: this.#keeper.backoffs(),
     };
   }

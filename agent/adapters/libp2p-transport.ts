@@ -210,7 +210,6 @@ export class Libp2pTransport implements Transport {
 
   setAccessPolicy(policy: AccessPolicy): void {
     this.#gate.policy = policy;
-    for (const peer of this.connectedPeers()) if (policy.isDenied(peer)) void this.hangUp(peer);
   }
 
   async stop(): Promise<void> {

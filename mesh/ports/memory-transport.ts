@@ -129,7 +129,6 @@ export class MemoryTransport implements Transport {
 
   setAccessPolicy(policy: AccessPolicy): void {
     this.#policy = policy;
-    for (const peer of this.connectedPeers()) if (policy.isDenied(peer)) this.dropConnection(peer);
   }
 
   /** @internal Closes the connection on both ends and resets its streams. */

@@ -59,8 +59,9 @@ export interface Transport {
   remoteAddresses(peer: PeerId): string[];
   on(event: TransportEvent, listener: (peer: PeerId) => void): () => void;
   /**
-   * Applies `policy` from now on: denied peers are refused and dropped, and the protocols the
-   * transport runs itself (a DHT, identify) serve only admitted peers.
+   * Applies `policy` to new connections and streams: denied peers are refused, and the protocols
+   * the transport runs itself (a DHT, identify) serve only admitted peers. Connections already
+   * open are the caller's to close (it may first tell the peer why).
    */
   setAccessPolicy(policy: AccessPolicy): void;
   stop(): Promise<void>;

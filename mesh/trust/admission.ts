@@ -219,7 +219,7 @@ export class Admission {
       this.#admitted.delete(peer);
       this.#init.penalties.record(peer, 'admission:withdrawn');
       this.#init.log.warn('a peer is no longer admitted; disconnecting it', { peer, reason: problem.reason });
-      void this.#init.transport.hangUp(peer);
+      void this.#tellThenHangUp(peer, problem.reason);
     }
     for (const [peer, chain] of this.#pending) {
       const problem = this.#problem(peer, chain);
@@ -229,6 +229,22 @@ export class Admission {
       else this.#refuse(peer, problem.reason);
     }
     return dropped;
+  }
+
+  /** Tells a peer why it is being cut off (best effort, briefly), then hangs up. */
+  async #tellThenHangUp(peer: PeerId, reason: string): Promise<void> {
+    const { transport, clock } = this.#init;
+    try {
+      const stream = await transport.openStream(peer, admitProtocol.id, { maxFrameBytes: admitProtocol.maxFrameBytes });
+      const told = (async () => {
+        await stream.send(encodeMessage(admitProtocol, { type: 'refused', body: { reason: reason.slice(0, 1000) } }));
+        await stream.close();
+      })();
+      await Promise.race([told, new Promise((resolve) => clock.setTimeout(() => resolve(undefined), 1_000))]);
+    } catch {
+      // It may already be gone; hanging up is what matters.
+    }
+    await transport.hangUp(peer);
   }
 
   #onConnect(peer: PeerId): void {
@@ -348,6 +364,14 @@ export class Admission {
           await reply({ type: 'refused', body: { reason: problem.reason.slice(0, 1000) } });
           this.#refuse(peer, problem.reason);
         }
+        return;
+      }
+      if (request.type === 'refused') {
+        // A member cutting this node off says why (revoked, token lost in a partition).
+        this.#refusals.set(peer, request.body.reason);
+        this.#acceptedBy.delete(peer);
+        this.#init.log.error('a member cut this node off', { peer, reason: request.body.reason });
+        await stream.close();
         return;
       }
       if (request.type === 'renew') {

@@ -213,11 +213,23 @@ describe('operator decisions and revocation', () => {
       await rogue.store.change<FleetDocument>(FLEET_DOC_ID, edit);
       await fleet.run(1_000);
     }
+    // And a change to another node's document, made under no seal of that node.
+    const honestDoc = nodeDocId(honest.peer);
+    await rogue.store.change<NodeStateDocument>(honestDoc, (d) => void (d.hostname = 'owned' as never));
+    await fleet.run(2_000);
+    expect(founder.nodeState(honest.peer)?.hostname).toBe('host-2');
     for (const node of [founder, honest]) {
       expect(node.store.digest(FLEET_DOC_ID)).toBe(before);
       expect(node.fleet()?.labels[target]).toEqual({ role: 'db' });
       expect(node.penalties.snapshot().byPeer[rogue.peer]?.['refused:not-authorized']).toBeGreaterThanOrEqual(1);
     }
+    // Each refusal is recorded as a security event naming the sender, and every node sees it.
+    for (const node of [founder, honest, rogue]) {
+      const events = node.securityEvents().filter((e) => e.peer === rogue.peer && e.kind === 'security.change_refused');
+      expect(events.map((e) => e.docId)).toEqual(expect.arrayContaining([FLEET_DOC_ID]));
+      expect(new Set(events.map((e) => e.observedBy))).toEqual(new Set([founder.peer, honest.peer]));
+    }
+    expect(founder.securityEvents().some((e) => e.docId === honestDoc && e.peer === rogue.peer)).toBe(true);
   });
 
   it('revokes a node: every member drops it within seconds, refuses its connections, documents and a new join', async () => {
