@@ -29,6 +29,7 @@ import { DecisionVerifier, decisionProblem, fleetChangeProblem } from './trust/d
 import { isCertifiedOperator } from './trust/operator-auth.ts';
 import { type JoinInfo, type JoinMessage, JoinRefusedError, joinProtocol, peerIdOfAddress } from './join/index.ts';
 import { ConnectionKeeper } from './keeper.ts';
+import { type MemberState, Swim } from './membership/swim.ts';
 import type { Logger } from './logger.ts';
 import { type Clock, type TimerId, TimeoutError, withTimeout } from './ports/clock.ts';
 import type { Random } from './ports/random.ts';
@@ -100,7 +101,10 @@ export class OperationRefusedError extends Error {
 export interface MemberStatus {
   readonly peerId: string;
   readonly name: string;
-  readonly state: 'alive' | 'unreachable';
+  /** As failure detection (SWIM) sees it; this node itself is always alive. */
+  readonly state: MemberState;
+  /** Whether this node holds a connection to it now. */
+  readonly connected: boolean;
   readonly self: boolean;
   readonly labels: Readonly<Record<string, string>>;
   readonly joinedAt: number;
@@ -114,7 +118,8 @@ export interface MemberStatus {
 export type FleetNodeEvent =
   | { readonly type: 'doc:changed'; readonly docId: string; readonly origin: string }
   | { readonly type: 'peer:connect'; readonly peerId: string }
-  | { readonly type: 'peer:disconnect'; readonly peerId: string };
+  | { readonly type: 'peer:disconnect'; readonly peerId: string }
+  | { readonly type: 'member:state'; readonly peerId: string; readonly state: MemberState; readonly previous: MemberState | undefined };
 
 /** Reads the node's fleet id from storage, if it belongs to a fleet. */
 export async function readFleetIdFromStorage(storage: Storage): Promise<string | undefined> {
@@ -184,6 +189,8 @@ export class FleetNode {
   #revoked = new Set<string>();
   /** Credentials presented on each connection (docs/SECURITY.md §Admission). */
   readonly admission: Admission;
+  /** Failure detection over the admitted members (docs/PLACEMENT.md). */
+  readonly swim: Swim;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
   #membershipTimer: TimerId | undefined;
   #lostLogged = false;
@@ -250,6 +257,17 @@ export class FleetNode {
         hasRecords: () => this.#hasOwnRecords(),
       },
     });
+    this.swim = new Swim({
+      transport: ports.transport,
+      clock: ports.clock,
+      random: ports.random,
+      log: ports.log,
+      penalties: this.penalties,
+      members: () => [...this.#members],
+      isAdmitted: (peer) => this.admission.isAdmitted(peer),
+      whenAdmitted: (peer) => this.admission.whenAdmitted(peer, 1_000),
+      onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
+    });
     this.#refreshMembership();
   }
 
@@ -310,9 +328,13 @@ export class FleetNode {
     );
     await this.publishObservation();
     this.#keeper.start();
+    this.swim.start();
   }
 
   async stop(): Promise<void> {
+    // Tell the members this node leaves (bounded: one round of pings), then stop probing.
+    await this.swim.leave().catch(() => {});
+    this.swim.stop();
     this.#keeper.stop();
     this.admission.stop();
     if (this.#eventsTimer !== undefined) this.#ports.clock.clearTimeout(this.#eventsTimer);
@@ -516,7 +538,8 @@ export class FleetNode {
       return {
         peerId: member.peerId,
         name: member.name,
-        state: self || connected.has(member.peerId) ? 'alive' : 'unreachable',
+        state: self ? 'alive' : (this.swim.state(member.peerId) ?? 'alive'),
+        connected: connected.has(member.peerId),
         self,
         labels: fleet.labels[member.peerId] ?? {},
         joinedAt: member.joinedAt,
@@ -583,7 +606,10 @@ export class FleetNode {
         // New members: documents ignored while their admission was unknown can come now.
         if (grew) this.replicator.resendSummaries();
         if (grew || shrank || this.#membership.lost.length > 0) this.admission.recheck();
-        if (grew || shrank) this.replicator.refreshPeers();
+        if (grew || shrank) {
+          this.replicator.refreshPeers();
+          this.swim.refreshMembers();
+        }
         const connected = new Set<string>(this.#ports.transport.connectedPeers());
         const unreached = dirty.some((id) => {
           const peer = id.startsWith('node/') ? id.slice('node/'.length) : undefined;

@@ -5,4 +5,5 @@ export * from './replication/index.ts';
 export * from './trust/index.ts';
 export * from './join/index.ts';
 export * from './keeper.ts';
+export * from './membership/index.ts';
 export * from './fleet-node.ts';

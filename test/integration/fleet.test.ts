@@ -87,7 +87,7 @@ describe('a fleet of real node processes', () => {
     const stopped = await nodes[2]!.stop();
     expect(stopped.code).toBe(0);
     expect(stopped.ms).toBeLessThan(5_000);
-    await eventually(async () => ((await status(0)).members.find((m) => m.peerId === before)?.state === 'unreachable' ? true : undefined), 10_000);
+    await eventually(async () => ((await status(0)).members.find((m) => m.peerId === before)?.state === 'left' ? true : undefined), 5_000, 'the stopped node seen as left');
     nodes[2] = await NodeProcess.start(dirs[2]!);
     clients[2] = await nodes[2].client(operatorKey);
     expect(nodes[2].ready.peerId).toBe(before);

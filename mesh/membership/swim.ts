@@ -1,0 +1,413 @@
+import type { Logger } from '../logger.ts';
+import type { Clock, TimerId } from '../ports/clock.ts';
+import { type Random, shuffled } from '../ports/random.ts';
+import type { FrameStream, PeerId, Transport } from '../ports/transport.ts';
+import { type MessageOf, type PeerPenalties, WireError, decodeMessage, defineProtocol, encodeMessage, s } from '../wire/index.ts';
+
+/** A member as failure detection sees it. Liveness lives here, never in documents. */
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+const STATES = ['alive', 'suspect', 'dead', 'left'] as const;
+
+const update = s.object({ peer: s.string({ min: 1, max: 100 }), state: s.oneOf(STATES), incarnation: s.uint() });
+const updates = s.array(update, { max: 32 });
+
+/** SWIM's messages (docs/PLACEMENT.md §Failure detection). */
+export const swimProtocol = defineProtocol({
+  id: '/powernode/swim/1',
+  version: 1,
+  maxFrameBytes: 16 * 1024,
+  messages: {
+    ping: s.object({ seq: s.uint(), inc: s.uint(), updates }),
+    'ping-req': s.object({ seq: s.uint(), inc: s.uint(), target: s.string({ min: 1, max: 100 }), updates }),
+    ack: s.object({ seq: s.uint(), inc: s.uint(), updates }),
+    nack: s.object({ seq: s.uint(), inc: s.uint(), updates }),
+  },
+});
+type SwimMessage = MessageOf<typeof swimProtocol>;
+type Update = { readonly peer: string; readonly state: MemberState; readonly incarnation: number };
+
+export interface SwimConfig {
+  /** One probe per period. */
+  readonly periodMs: number;
+  /** Time for a direct ack before asking others. */
+  readonly ackTimeoutMs: number;
+  /** How many members are asked to probe indirectly. */
+  readonly indirectProbes: number;
+  /** Suspicion lasts at least this long (reached once enough members confirm it)… */
+  readonly suspicionMinMs: number;
+  /** …and at most this long (nobody confirms). */
+  readonly suspicionMaxMs: number;
+  /** Independent confirmations that bring suspicion down to its minimum. */
+  readonly suspicionConfirmations: number;
+  /** Updates piggybacked per message. */
+  readonly updatesPerMessage: number;
+  /** Each update is sent this many times × log10(members + 1), rounded up. */
+  readonly retransmitMultiplier: number;
+  /** Every this many periods, one dead or left member is probed, so a member that comes back is seen. */
+  readonly deadProbeEvery: number;
+}
+
+/** Defaults, with their reasons in docs/PLACEMENT.md. */
+export const DEFAULT_SWIM_CONFIG: SwimConfig = {
+  periodMs: 500,
+  ackTimeoutMs: 200,
+  indirectProbes: 3,
+  suspicionMinMs: 1_000,
+  suspicionMaxMs: 2_500,
+  suspicionConfirmations: 2,
+  updatesPerMessage: 8,
+  retransmitMultiplier: 4,
+  deadProbeEvery: 4,
+};
+
+/** Local health (Lifeguard): a node that runs late stretches its own timeouts instead of accusing others. */
+const MAX_HEALTH_MULTIPLIER = 8;
+
+export interface SwimInit {
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: Logger;
+  readonly penalties: PeerPenalties;
+  /** The fleet's members as trust derives them (this node included or not: it is skipped). */
+  members(): readonly string[];
+  /** Whether `peer` may use fleet protocols on its connection (admitted). */
+  isAdmitted(peer: PeerId): boolean;
+  /** Resolves whether `peer` is admitted, waiting briefly (its admission may be under way). */
+  whenAdmitted?(peer: PeerId): Promise<boolean>;
+  readonly config?: Partial<SwimConfig>;
+  /** Called when a member's state changes. */
+  onChange?(peer: string, state: MemberState, previous: MemberState | undefined): void;
+}
+
+interface Member {
+  state: MemberState;
+  incarnation: number;
+  since: number;
+  /** While suspect: when it becomes dead unless refuted, and who confirmed the suspicion. */
+  suspicion?: { startedAt: number; timer: TimerId; confirmations: Set<string> };
+}
+
+/**
+ * SWIM failure detection with Lifeguard's suspicion and local health (docs/PLACEMENT.md). Each
+ * period this node probes one member (round robin over a shuffled list), directly, then through
+ * `indirectProbes` others; a member that answers neither is suspected, and declared dead when the
+ * suspicion times out unrefuted. Updates travel piggybacked on every message.
+ */
+export class Swim {
+  readonly #init: SwimInit;
+  readonly #config: SwimConfig;
+  readonly #self: PeerId;
+  readonly #members = new Map<string, Member>();
+  /** Updates to disseminate, with how often each has been sent. */
+  readonly #broadcasts = new Map<string, { update: Update; sent: number }>();
+  #incarnation: number;
+  #seq = 0;
+  #ticks = 0;
+  #probeOrder: string[] = [];
+  #timer: TimerId | undefined;
+  #expectedTickAt = 0;
+  #health = 1;
+  #stopped = true;
+  #unsubscribe: Array<() => void> = [];
+
+  constructor(init: SwimInit) {
+    this.#init = init;
+    this.#config = { ...DEFAULT_SWIM_CONFIG, ...init.config };
+    this.#self = init.transport.localPeer;
+    // Starting above any earlier run's incarnation: a restarted node is never taken for its old, dead self.
+    this.#incarnation = init.clock.now();
+  }
+
+  start(): void {
+    this.#stopped = false;
+    const { transport } = this.#init;
+    transport.handle(swimProtocol.id, (stream) => void this.#serve(stream), { maxFrameBytes: swimProtocol.maxFrameBytes });
+    this.#unsubscribe.push(
+      transport.on('peer:disconnect', (peer) => {
+        // A closed connection (a kill -9 closes it at once) is a hint, never a verdict: probe now.
+        if (this.#members.get(peer)?.state === 'alive') void this.#probe(peer);
+      }),
+    );
+    this.#sync();
+    this.#enqueue({ peer: this.#self, state: 'alive', incarnation: this.#incarnation });
+    this.#schedule(this.#config.periodMs);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    for (const member of this.#members.values()) if (member.suspicion !== undefined) this.#init.clock.clearTimeout(member.suspicion.timer);
+    for (const off of this.#unsubscribe) off();
+    this.#unsubscribe = [];
+    this.#init.transport.unhandle(swimProtocol.id);
+  }
+
+  /** Tells the members this node leaves (graceful shutdown), as far as one round of pings reaches. */
+  async leave(): Promise<void> {
+    this.#incarnation++;
+    this.#enqueue({ peer: this.#self, state: 'left', incarnation: this.#incarnation });
+    const targets = [...this.#members].filter(([, m]) => m.state === 'alive' || m.state === 'suspect').map(([peer]) => peer as PeerId);
+    await Promise.all(targets.slice(0, 8).map((peer) => this.#request(peer, this.#message('ping', this.#piggyback(true)), this.#config.ackTimeoutMs * 2)));
+  }
+
+  /** The state of every member this node knows, itself included as alive. */
+  states(): Map<string, { state: MemberState; incarnation: number; since: number }> {
+    const out = new Map<string, { state: MemberState; incarnation: number; since: number }>();
+    for (const [peer, member] of this.#members) out.set(peer, { state: member.state, incarnation: member.incarnation, since: member.since });
+    return out;
+  }
+
+  state(peer: string): MemberState | undefined {
+    return peer === this.#self ? 'alive' : this.#members.get(peer)?.state;
+  }
+
+  /** The local health multiplier (1 = healthy; up to 8 when this node's own timers run late). */
+  get health(): number {
+    return this.#health;
+  }
+
+  /** Takes in the current member list (call when membership changes). */
+  refreshMembers(): void {
+    this.#sync();
+  }
+
+  #sync(): void {
+    const now = this.#init.clock.now();
+    const members = new Set(this.#init.members());
+    members.delete(this.#self);
+    for (const peer of members) {
+      if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: now });
+    }
+    for (const [peer, member] of this.#members) {
+      if (members.has(peer)) continue;
+      // No longer a member (revoked): no longer probed or reported.
+      if (member.suspicion !== undefined) this.#init.clock.clearTimeout(member.suspicion.timer);
+      this.#members.delete(peer);
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#expectedTickAt = this.#init.clock.now() + delayMs;
+    this.#timer = this.#init.clock.setTimeout(() => this.#tick(), delayMs);
+  }
+
+  #tick(): void {
+    const { clock } = this.#init;
+    // Lifeguard's local health: a timer that fires late means this node is starved, not its peers.
+    const lateMs = clock.now() - this.#expectedTickAt;
+    if (lateMs > this.#config.periodMs / 2) this.#health = Math.min(MAX_HEALTH_MULTIPLIER, this.#health + 1);
+    else if (this.#health > 1) this.#health--;
+    this.#sync();
+    const target = this.#nextTarget();
+    if (target !== undefined) void this.#probe(target as PeerId);
+    if (++this.#ticks % this.#config.deadProbeEvery === 0) this.#probeOneGone();
+    this.#schedule(this.#config.periodMs);
+  }
+
+  /** Pings one dead or left member: if it is back (restarted, or a partition healed), it answers. */
+  #probeOneGone(): void {
+    const gone = [...this.#members].filter(([, m]) => m.state === 'dead' || m.state === 'left').map(([peer]) => peer as PeerId);
+    if (gone.length === 0) return;
+    const peer = gone[this.#init.random.int(gone.length)]!;
+    void this.#request(peer, this.#message('ping', this.#piggyback()), this.#config.ackTimeoutMs);
+  }
+
+  #message<T extends 'ping' | 'ack' | 'nack'>(type: T, piggyback: Update[], seq = ++this.#seq): SwimMessage {
+    return { type, body: { seq, inc: this.#incarnation, updates: piggyback } } as SwimMessage;
+  }
+
+  /**
+   * Every message names its sender's incarnation: a higher one than this node holds means the
+   * sender is alive (it restarted, or refuted); the same one for a member held dead means it does
+   * not know, so it is told (and will refute).
+   */
+  #heard(peer: string, incarnation: number): void {
+    const member = this.#members.get(peer);
+    if (member === undefined) return;
+    if (incarnation > member.incarnation) this.#set(peer, member, 'alive', incarnation);
+    else if (member.state === 'dead' || member.state === 'suspect') this.#enqueue({ peer, state: member.state, incarnation: member.incarnation });
+  }
+
+  #nextTarget(): string | undefined {
+    const probeable = (peer: string) => {
+      const state = this.#members.get(peer)?.state;
+      return state === 'alive' || state === 'suspect';
+    };
+    this.#probeOrder = this.#probeOrder.filter(probeable);
+    if (this.#probeOrder.length === 0) this.#probeOrder = shuffled(this.#init.random, [...this.#members.keys()].filter(probeable));
+    return this.#probeOrder.shift();
+  }
+
+  /** Probes `peer`: directly, then through others; suspects it if neither answers. */
+  async #probe(peer: PeerId): Promise<void> {
+    const timeoutMs = this.#config.ackTimeoutMs * this.#health;
+    const direct = await this.#request(peer, this.#message('ping', this.#piggyback()), timeoutMs);
+    if (direct?.type === 'ack') return;
+    const helpers = shuffled(
+      this.#init.random,
+      [...this.#members].filter(([p, m]) => p !== peer && m.state === 'alive' && this.#init.isAdmitted(p as PeerId)).map(([p]) => p as PeerId),
+    ).slice(0, this.#config.indirectProbes);
+    const remainingMs = Math.max(timeoutMs, this.#config.periodMs * this.#health - timeoutMs);
+    const answers = await Promise.all(
+      helpers.map((helper) => this.#request(helper, { type: 'ping-req', body: { seq: ++this.#seq, inc: this.#incarnation, target: peer, updates: this.#piggyback() } }, remainingMs)),
+    );
+    if (answers.some((answer) => answer?.type === 'ack')) return;
+    if (this.#stopped) return;
+    const member = this.#members.get(peer);
+    if (member === undefined || member.state !== 'alive') return;
+    this.#suspect(peer, member.incarnation, this.#self);
+  }
+
+  /** One request, one answer; undefined when none came in time. */
+  async #request(peer: PeerId, message: SwimMessage, timeoutMs: number): Promise<SwimMessage | undefined> {
+    const { transport, clock } = this.#init;
+    const controller = new AbortController();
+    const timer = clock.setTimeout(() => controller.abort(new Error('probe timed out')), timeoutMs);
+    let stream: FrameStream | undefined;
+    try {
+      stream = await transport.openStream(peer, swimProtocol.id, { maxFrameBytes: swimProtocol.maxFrameBytes, signal: controller.signal });
+      const opened = stream;
+      await opened.send(encodeMessage(swimProtocol, message));
+      const frame = await new Promise<Uint8Array | undefined>((resolve, reject) => {
+        controller.signal.addEventListener('abort', () => resolve(undefined), { once: true });
+        firstFrame(opened).then(resolve, reject);
+      });
+      if (frame === undefined) {
+        opened.abort(new Error('probe timed out'));
+        return undefined;
+      }
+      await opened.close();
+      const answer = decodeMessage(swimProtocol, frame);
+      if (answer.type !== 'ack' && answer.type !== 'nack') throw new WireError('protocol', `unexpected ${answer.type} as an answer`);
+      this.#apply(answer.body.updates, peer);
+      // A nack comes from a helper that could not reach the target: the helper itself is alive.
+      this.#heard(peer, answer.body.inc);
+      return answer;
+    } catch (error) {
+      stream?.abort(error as Error);
+      return undefined;
+    } finally {
+      clock.clearTimeout(timer);
+    }
+  }
+
+  async #serve(stream: FrameStream): Promise<void> {
+    const peer = stream.remotePeer;
+    try {
+      const admitted = this.#init.isAdmitted(peer) || (await this.#init.whenAdmitted?.(peer)) === true;
+      if (!admitted) {
+        // Not a wire fault: a new connection's admission may lose the race. Nothing is served.
+        stream.abort(new Error('not admitted to this fleet'));
+        return;
+      }
+      const request = decodeMessage(swimProtocol, await firstFrame(stream));
+      if (request.type === 'ack' || request.type === 'nack') throw new WireError('protocol', `unexpected ${request.type}`);
+      this.#apply(request.body.updates, peer);
+      this.#heard(peer, request.body.inc);
+      if (request.type === 'ping') {
+        await stream.send(encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(), request.body.seq)));
+      } else {
+        // Probe the target for the asker, within what is left of its period.
+        const answer = await this.#request(request.body.target as PeerId, this.#message('ping', this.#piggyback()), this.#config.ackTimeoutMs * this.#health);
+        await stream.send(encodeMessage(swimProtocol, this.#message(answer?.type === 'ack' ? 'ack' : 'nack', this.#piggyback(), request.body.seq)));
+      }
+      await stream.close();
+    } catch (error) {
+      const code = error instanceof WireError ? error.code : (error as Error).name === 'FrameTooLargeError' ? 'oversized' : undefined;
+      if (code !== undefined) this.#init.penalties.record(peer, `swim:${code}`);
+      stream.abort(error as Error);
+    }
+  }
+
+  /** Applies updates heard from `from` (SWIM's precedence: higher incarnation, then the worse state). */
+  #apply(received: readonly Update[], from: string): void {
+    for (const u of received) {
+      if (u.peer === this.#self) {
+        // Suspected or declared dead while alive: refute with a higher incarnation.
+        if ((u.state === 'suspect' || u.state === 'dead') && u.incarnation >= this.#incarnation) {
+          this.#incarnation = u.incarnation + 1;
+          this.#enqueue({ peer: this.#self, state: 'alive', incarnation: this.#incarnation });
+        }
+        continue;
+      }
+      const member = this.#members.get(u.peer);
+      if (member === undefined) continue; // Not a member by this node's records: ignored.
+      if (u.state === 'alive') {
+        if (u.incarnation > member.incarnation) this.#set(u.peer, member, 'alive', u.incarnation);
+      } else if (u.state === 'suspect') {
+        if (member.state === 'suspect' && u.incarnation === member.incarnation) this.#confirm(u.peer, member, from);
+        else if ((member.state === 'alive' && u.incarnation >= member.incarnation) || u.incarnation > member.incarnation) this.#suspect(u.peer, u.incarnation, from);
+      } else if (member.state !== 'dead' && member.state !== 'left' && u.incarnation >= member.incarnation) {
+        this.#set(u.peer, member, u.state, u.incarnation);
+      }
+    }
+  }
+
+  #suspect(peer: string, incarnation: number, by: string): void {
+    const member = this.#members.get(peer);
+    if (member === undefined) return;
+    if (member.suspicion !== undefined) this.#init.clock.clearTimeout(member.suspicion.timer);
+    const startedAt = this.#init.clock.now();
+    member.suspicion = { startedAt, timer: this.#suspicionTimer(peer, startedAt, 0), confirmations: new Set(by === this.#self ? [] : [by]) };
+    this.#set(peer, member, 'suspect', incarnation);
+  }
+
+  /** Lifeguard: each independent confirmation brings the deadline closer to its minimum. */
+  #confirm(peer: string, member: Member, by: string): void {
+    const suspicion = member.suspicion;
+    if (suspicion === undefined || suspicion.confirmations.has(by) || by === this.#self) return;
+    suspicion.confirmations.add(by);
+    this.#init.clock.clearTimeout(suspicion.timer);
+    suspicion.timer = this.#suspicionTimer(peer, suspicion.startedAt, suspicion.confirmations.size);
+  }
+
+  #suspicionTimer(peer: string, startedAt: number, confirmations: number): TimerId {
+    const { suspicionMinMs, suspicionMaxMs, suspicionConfirmations } = this.#config;
+    const fraction = Math.log(confirmations + 1) / Math.log(suspicionConfirmations + 1);
+    const timeoutMs = Math.max(suspicionMinMs, suspicionMaxMs - (suspicionMaxMs - suspicionMinMs) * Math.min(1, fraction)) * this.#health;
+    const remaining = Math.max(0, startedAt + timeoutMs - this.#init.clock.now());
+    return this.#init.clock.setTimeout(() => {
+      const member = this.#members.get(peer);
+      if (member === undefined || member.state !== 'suspect') return;
+      this.#set(peer, member, 'dead', member.incarnation);
+    }, remaining);
+  }
+
+  #set(peer: string, member: Member, state: MemberState, incarnation: number): void {
+    const previous = member.state;
+    if (state !== 'suspect' && member.suspicion !== undefined) {
+      this.#init.clock.clearTimeout(member.suspicion.timer);
+      member.suspicion = undefined;
+    }
+    member.incarnation = incarnation;
+    if (previous !== state) {
+      member.state = state;
+      member.since = this.#init.clock.now();
+      this.#init.log.info('member state changed', { peer, state, previous, incarnation });
+      this.#init.onChange?.(peer, state, previous);
+    }
+    this.#enqueue({ peer, state, incarnation });
+  }
+
+  #enqueue(u: Update): void {
+    this.#broadcasts.set(u.peer, { update: u, sent: 0 });
+  }
+
+  /** The updates to piggyback: least sent first; each retired after enough sends. */
+  #piggyback(all = false): Update[] {
+    const limit = Math.ceil(this.#config.retransmitMultiplier * Math.log10(this.#members.size + 2));
+    const chosen = [...this.#broadcasts.values()].sort((a, b) => a.sent - b.sent).slice(0, all ? 32 : this.#config.updatesPerMessage);
+    for (const entry of chosen) {
+      entry.sent++;
+      if (entry.sent >= limit) this.#broadcasts.delete(entry.update.peer);
+    }
+    return chosen.map((entry) => entry.update);
+  }
+}
+
+async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
+  for await (const frame of stream) return frame;
+  throw new WireError('protocol', 'the stream ended before a message arrived');
+}

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock, type MemberState, MemoryLogger, MemoryNetwork, type PeerId, PeerPenalties, SeededRandom, Swim } from '../../mesh/index.ts';
+import { settle, testIdentity } from '../helpers/mini-fleet.ts';
+
+/** N SWIM instances on one in-memory network and virtual clock. */
+class Cluster {
+  readonly clock = new ManualClock();
+  readonly network = new MemoryNetwork();
+  readonly peers: PeerId[];
+  readonly swims: Swim[] = [];
+  readonly changes: Array<{ at: number; observer: number; peer: string; state: MemberState }> = [];
+
+  constructor(size: number) {
+    this.peers = Array.from({ length: size }, (_, i) => testIdentity(i).peerId as PeerId);
+    for (let i = 0; i < size; i++) {
+      const transport = this.network.createTransport(this.peers[i]!);
+      const swim = new Swim({
+        transport,
+        clock: this.clock,
+        random: new SeededRandom(i + 1),
+        log: new MemoryLogger(),
+        penalties: new PeerPenalties({ clock: this.clock, onExceeded: () => {} }),
+        members: () => this.peers,
+        isAdmitted: () => true,
+        onChange: (peer, state) => this.changes.push({ at: this.clock.now(), observer: i, peer, state }),
+      });
+      this.swims.push(swim);
+    }
+    for (const swim of this.swims) swim.start();
+  }
+
+  async run(ms: number, stepMs = 50): Promise<void> {
+    for (let t = 0; t < ms; t += stepMs) await this.clock.advanceAsync(stepMs, settle);
+  }
+
+  /** When every other node first saw `peer` in `state`, as ms after `since`; undefined if one did not. */
+  seenBy(peer: number, state: MemberState, since: number): number[] | undefined {
+    const times: number[] = [];
+    for (let i = 0; i < this.swims.length; i++) {
+      if (i === peer) continue;
+      const change = this.changes.find((c) => c.observer === i && c.peer === this.peers[peer] && c.state === state && c.at >= since);
+      if (change === undefined) return undefined;
+      times.push(change.at - since);
+    }
+    return times;
+  }
+
+  crash(index: number): void {
+    this.swims[index]!.stop();
+    void this.network.lookup(this.peers[index]!)!.stop();
+  }
+
+  isolate(index: number, on: boolean): void {
+    for (let j = 0; j < this.peers.length; j++) {
+      if (j === index) continue;
+      if (on) this.network.block(this.peers[index]!, this.peers[j]!);
+      else this.network.unblock(this.peers[index]!, this.peers[j]!);
+    }
+  }
+}
+
+describe('SWIM failure detection', () => {
+  it('keeps a healthy cluster all alive, with no suspicion at all', async () => {
+    const cluster = new Cluster(6);
+    await cluster.run(20_000);
+    expect(cluster.changes).toEqual([]);
+    for (const swim of cluster.swims) expect([...swim.states().values()].every((m) => m.state === 'alive')).toBe(true);
+  });
+
+  it('marks a crashed member dead on every other member within 3 s', async () => {
+    const cluster = new Cluster(10);
+    await cluster.run(2_000);
+    const crashedAt = cluster.clock.now();
+    cluster.crash(7);
+    await cluster.run(5_000);
+    const times = cluster.seenBy(7, 'dead', crashedAt);
+    expect(times).toBeDefined();
+    if (process.env["SHOW_FIGURES"]) process.stderr.write(`detection ms: ${times!.join(",")}\n`);
+    expect(Math.max(...times!)).toBeLessThanOrEqual(3_000);
+    // Nobody else was suspected on the way.
+    expect(cluster.changes.filter((c) => c.peer !== cluster.peers[7])).toEqual([]);
+  });
+
+  it('finds a silently partitioned member dead, and alive again after the heal (it refutes)', async () => {
+    const cluster = new Cluster(6);
+    await cluster.run(2_000);
+    const cutAt = cluster.clock.now();
+    cluster.isolate(2, true);
+    await cluster.run(6_000);
+    expect(cluster.seenBy(2, 'dead', cutAt)).toBeDefined();
+    const healedAt = cluster.clock.now();
+    cluster.isolate(2, false);
+    await cluster.run(10_000);
+    const back = cluster.seenBy(2, 'alive', healedAt);
+    expect(back).toBeDefined();
+    for (const swim of cluster.swims) expect([...swim.states().values()].every((m) => m.state === 'alive')).toBe(true);
+  });
+
+  it('announces a graceful leave as left, not dead', async () => {
+    const cluster = new Cluster(5);
+    await cluster.run(2_000);
+    const at = cluster.clock.now();
+    await cluster.swims[3]!.leave();
+    cluster.crash(3);
+    await cluster.run(3_000);
+    expect(cluster.seenBy(3, 'left', at)).toBeDefined();
+    expect(cluster.changes.some((c) => c.peer === cluster.peers[3] && c.state === 'dead')).toBe(false);
+  });
+});
