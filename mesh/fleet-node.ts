@@ -42,7 +42,7 @@ import type { Credential } from './trust/credentials.ts';
 import { InProcessVerifier } from './trust/in-process-verifier.ts';
 import { SealVerifier } from './trust/seal-verifier.ts';
 import { sha256Hex } from './trust/keys.ts';
-import { PeerPenalties, WireError, decodeCbor, decodeMessage, encodeCbor, encodeMessage, s } from './wire/index.ts';
+import { PeerPenalties, WireError, decodeCbor, decodeMessage, encodeCbor, encodeMessage, firstFrame, s } from './wire/index.ts';
 
 /** Facts about the machine that the node publishes in its observed-state document. */
 export interface HostFacts {
@@ -812,11 +812,6 @@ export class FleetNode {
 }
 
 type JoinRefusal = { reason: 'bad-grant' | 'expired' | 'used' | 'name-mismatch' | 'revoked'; message: string };
-
-async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
-  for await (const frame of stream) return frame;
-  throw new WireError('protocol', 'the stream ended before a message arrived');
-}
 
 /** Dials the bootstrap addresses in turn and redeems the token with the first that answers. */
 async function redeem(ports: FleetNodePorts, join: JoinInfo, name: string): Promise<{ peer: string; chain: readonly Credential[] }> {

@@ -2,7 +2,7 @@ import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type Random, shuffled } from '../ports/random.ts';
 import type { FrameStream, PeerId, Transport } from '../ports/transport.ts';
-import { type MessageOf, type PeerPenalties, WireError, decodeMessage, defineProtocol, encodeMessage, s } from '../wire/index.ts';
+import { type MessageOf, type PeerPenalties, WireError, decodeMessage, defineProtocol, encodeMessage, exchange, firstFrame, s } from '../wire/index.ts';
 
 /** A member as failure detection sees it. Liveness lives here, never in documents. */
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -260,37 +260,23 @@ export class Swim {
     this.#suspect(peer, member.incarnation, this.#self);
   }
 
-  /** One request, one answer; undefined when none came in time. */
+  /** One request, one answer; undefined when none came in time (or the exchange failed). */
   async #request(peer: PeerId, message: SwimMessage, timeoutMs: number): Promise<SwimMessage | undefined> {
-    const { transport, clock } = this.#init;
-    const controller = new AbortController();
-    const timer = clock.setTimeout(() => controller.abort(new Error('probe timed out')), timeoutMs);
-    let stream: FrameStream | undefined;
+    let answer: SwimMessage | undefined;
     try {
-      stream = await transport.openStream(peer, swimProtocol.id, { maxFrameBytes: swimProtocol.maxFrameBytes, signal: controller.signal });
-      const opened = stream;
-      await opened.send(encodeMessage(swimProtocol, message));
-      const frame = await new Promise<Uint8Array | undefined>((resolve, reject) => {
-        controller.signal.addEventListener('abort', () => resolve(undefined), { once: true });
-        firstFrame(opened).then(resolve, reject);
-      });
-      if (frame === undefined) {
-        opened.abort(new Error('probe timed out'));
-        return undefined;
-      }
-      await opened.close();
-      const answer = decodeMessage(swimProtocol, frame);
-      if (answer.type !== 'ack' && answer.type !== 'nack') throw new WireError('protocol', `unexpected ${answer.type} as an answer`);
-      this.#apply(answer.body.updates, peer);
-      // A nack comes from a helper that could not reach the target: the helper itself is alive.
-      this.#heard(peer, answer.body.inc);
-      return answer;
-    } catch (error) {
-      stream?.abort(error as Error);
+      answer = await exchange(this.#init.transport, this.#init.clock, peer, swimProtocol, message, timeoutMs);
+    } catch {
       return undefined;
-    } finally {
-      clock.clearTimeout(timer);
     }
+    if (answer === undefined) return undefined;
+    if (answer.type !== 'ack' && answer.type !== 'nack') {
+      this.#init.penalties.record(peer, 'swim:protocol');
+      return undefined;
+    }
+    this.#apply(answer.body.updates, peer);
+    // A nack comes from a helper that could not reach the target: the helper itself is alive.
+    this.#heard(peer, answer.body.inc);
+    return answer;
   }
 
   async #serve(stream: FrameStream): Promise<void> {
@@ -405,9 +391,4 @@ export class Swim {
     }
     return chosen.map((entry) => entry.update);
   }
-}
-
-async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
-  for await (const frame of stream) return frame;
-  throw new WireError('protocol', 'the stream ended before a message arrived');
 }

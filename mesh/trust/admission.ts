@@ -2,7 +2,7 @@ import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import type { Storage } from '../ports/storage.ts';
 import type { FrameStream, PeerId, Transport } from '../ports/transport.ts';
-import { type MessageOf, type PeerPenalties, WireError, decodeCbor, decodeMessage, defineProtocol, encodeCbor, encodeMessage, s } from '../wire/index.ts';
+import { type MessageOf, type PeerPenalties, WireError, decodeCbor, decodeMessage, defineProtocol, encodeCbor, encodeMessage, exchange, firstFrame, s } from '../wire/index.ts';
 import {
   CREDENTIAL_LIFE_MS,
   CREDENTIAL_RENEW_AT,
@@ -258,25 +258,32 @@ export class Admission {
     if (this.#deadlines.has(peer)) this.#armDeadline(peer);
   }
 
-  #armDeadline(peer: PeerId): void {
+  /** Replaces `peer`'s timer in `timers` with one that runs `fire` after `delayMs`. */
+  #rearm(timers: Map<PeerId, TimerId>, peer: PeerId, delayMs: number, fire: () => void): void {
     const { clock } = this.#init;
-    const previous = this.#deadlines.get(peer);
+    const previous = timers.get(peer);
     if (previous !== undefined) clock.clearTimeout(previous);
-    this.#deadlines.set(
+    timers.set(
       peer,
       clock.setTimeout(() => {
-        this.#deadlines.delete(peer);
-        if (this.isAdmitted(peer) || this.#init.policy.trustedUntilRecords(peer)) return;
-        // While this node is still taking in the fleet's records it cannot judge chains: wait.
-        if (!this.#init.policy.hasRecords()) {
-          this.#armDeadline(peer);
-          return;
-        }
-        this.#init.penalties.record(peer, 'admission:timeout');
-        this.#init.log.info('a peer presented no valid credential in time; disconnecting it', { peer });
-        void this.#init.transport.hangUp(peer);
-      }, ADMISSION_TIMEOUT_MS),
+        timers.delete(peer);
+        fire();
+      }, delayMs),
     );
+  }
+
+  #armDeadline(peer: PeerId): void {
+    this.#rearm(this.#deadlines, peer, ADMISSION_TIMEOUT_MS, () => {
+      if (this.isAdmitted(peer) || this.#init.policy.trustedUntilRecords(peer)) return;
+      // While this node is still taking in the fleet's records it cannot judge chains: wait.
+      if (!this.#init.policy.hasRecords()) {
+        this.#armDeadline(peer);
+        return;
+      }
+      this.#init.penalties.record(peer, 'admission:timeout');
+      this.#init.log.info('a peer presented no valid credential in time; disconnecting it', { peer });
+      void this.#init.transport.hangUp(peer);
+    });
   }
 
   #forget(peer: PeerId): void {
@@ -313,30 +320,11 @@ export class Admission {
     }
   }
 
-  /** One request, one answer (undefined if the peer does not answer). */
+  /** One request, one answer (undefined if the peer does not answer or the exchange fails). */
   async #ask(peer: PeerId, message: AdmitMessage): Promise<AdmitMessage | undefined> {
-    const { transport, clock } = this.#init;
-    let stream: FrameStream | undefined;
     try {
-      stream = await transport.openStream(peer, admitProtocol.id, { maxFrameBytes: admitProtocol.maxFrameBytes });
-      await stream.send(encodeMessage(admitProtocol, message));
-      const frame = await new Promise<Uint8Array | undefined>((resolve, reject) => {
-        const timer = clock.setTimeout(() => resolve(undefined), ANSWER_TIMEOUT_MS);
-        firstFrame(stream!).then(
-          (f) => {
-            clock.clearTimeout(timer);
-            resolve(f);
-          },
-          (error: unknown) => {
-            clock.clearTimeout(timer);
-            reject(error as Error);
-          },
-        );
-      });
-      await stream.close();
-      return frame === undefined ? undefined : decodeMessage(admitProtocol, frame);
+      return await exchange(this.#init.transport, this.#init.clock, peer, admitProtocol, message, ANSWER_TIMEOUT_MS);
     } catch (error) {
-      stream?.abort(error as Error);
       this.#init.log.debug('admission exchange failed', { peer, type: message.type, error: String(error) });
       return undefined;
     }
@@ -398,19 +386,13 @@ export class Admission {
     const expiresAt = Math.min(...chain.map((c) => c.expiresAt));
     const admitted = { chain, expiresAt };
     this.#admitted.set(peer, admitted);
-    const previous = this.#expiries.get(peer);
-    if (previous !== undefined) clock.clearTimeout(previous);
-    this.#expiries.set(
-      peer,
-      clock.setTimeout(() => {
-        this.#expiries.delete(peer);
-        if (this.#admitted.get(peer) !== admitted) return;
-        this.#admitted.delete(peer);
-        this.#init.penalties.record(peer, 'admission:expired');
-        this.#init.log.warn('a peer\'s credential expired without renewal; disconnecting it', { peer });
-        void this.#init.transport.hangUp(peer);
-      }, Math.max(0, expiresAt - clock.now())),
-    );
+    this.#rearm(this.#expiries, peer, Math.max(0, expiresAt - clock.now()), () => {
+      if (this.#admitted.get(peer) !== admitted) return;
+      this.#admitted.delete(peer);
+      this.#init.penalties.record(peer, 'admission:expired');
+      this.#init.log.warn('a peer\'s credential expired without renewal; disconnecting it', { peer });
+      void this.#init.transport.hangUp(peer);
+    });
     this.#pending.delete(peer);
     const timer = this.#deadlines.get(peer);
     if (timer !== undefined) this.#init.clock.clearTimeout(timer);
@@ -494,11 +476,6 @@ export class Admission {
     // No member could renew it now: try again in a minute (a fresh node may not be connected yet).
     this.#scheduleRenewal(60_000);
   }
-}
-
-async function firstFrame(stream: FrameStream): Promise<Uint8Array> {
-  for await (const frame of stream) return frame;
-  throw new WireError('protocol', 'the stream ended before a message arrived');
 }
 
 /** Stores a node's credential chain where {@link Admission.load} finds it (the joining node, before it opens). */

@@ -22,7 +22,7 @@ export class WireError extends Error {
   }
 }
 
-type MessageShapes = Record<string, Shape<unknown>>;
+export type MessageShapes = Record<string, Shape<unknown>>;
 
 /** A protocol: its id, envelope version, frame cap and one shape per message type. */
 export interface ProtocolDefinition<M extends MessageShapes> {
