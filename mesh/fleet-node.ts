@@ -231,7 +231,8 @@ export class FleetNode {
       acceptsDocument: (docId) => this.#acceptsDocument(docId),
       sealVerifier: new SealVerifier(this.#verifier, config.fleetId),
       onRefused: ({ peer, docId, error }) => this.#noteSecurityEvent('security.change_refused', peer, docId, error.message),
-      authorize: (docId, before, after) => (docId === FLEET_DOC_ID ? fleetChangeProblem(before, after, readFleet(after), this.#decisions) : undefined),
+      // Checked against the fleet as held (cached), or as received for a first copy.
+      authorize: (docId, before, after) => (docId === FLEET_DOC_ID ? fleetChangeProblem(before, after, () => this.fleet() ?? readFleet(after), () => readFleet(after), this.#decisions) : undefined),
     });
     this.#keeper = new ConnectionKeeper({
       transport: ports.transport,

@@ -7,6 +7,7 @@ import {
   type DecisionBody,
   type DecisionKind,
   type FleetView,
+  type OperatorView,
   InvalidDecisionError,
   decisionBody,
   decisionStatement,
@@ -38,8 +39,9 @@ export function decisionProblem(
   fleet: FleetView,
   decision: Decision,
   signatureValid = checkSignature(fleet.fleetId),
-  options: { readonly activeAt?: number } = {},
+  options: { readonly activeAt?: number; readonly certified?: (operator: OperatorView) => boolean } = {},
 ): string | undefined {
+  const certified = options.certified ?? ((operator: OperatorView) => isCertifiedOperator(fleet, operator));
   let body: DecisionBody<DecisionKind>;
   try {
     body = parseDecisionBody(decision.kind, decision.body);
@@ -48,14 +50,14 @@ export function decisionProblem(
     throw error;
   }
   const operator = fleet.operators.find((o) => o.publicKey === decision.operator);
-  if (operator === undefined || !isCertifiedOperator(fleet, operator)) return 'the decision is not signed by an operator of this fleet';
+  if (operator === undefined || !certified(operator)) return 'the decision is not signed by an operator of this fleet';
   // Revocation is checked where a decision is made (the API), not where one is relayed: replicas
   // that learn of a revocation at different times must still take in the same changes.
   if (options.activeAt !== undefined && !isActiveOperator(fleet, operator, options.activeAt)) return 'that operator key was revoked by the fleet root key';
   if (!signatureValid(decision)) return 'the decision\'s signature does not verify';
   if (decision.kind === 'operator-add') {
     const added = body as OperatorAddDecision;
-    if (!isCertifiedOperator(fleet, added)) return 'the new operator\'s certificate is not signed by the fleet root key';
+    if (!certified(added)) return 'the new operator\'s certificate is not signed by the fleet root key';
   }
   if (decision.kind === 'operator-revoke') {
     const revocation = body as OperatorRevokeDecision;
@@ -87,9 +89,22 @@ function checkSignature(fleetId: string): (decision: Decision) => boolean {
   };
 }
 
-/** Caches signature verdicts of decisions (by signature), bounded. */
+/** Caches signature verdicts of decisions and operator certificates (by signature), bounded. */
 export class DecisionVerifier {
   readonly #verdicts = new Map<string, boolean>();
+  readonly #certificates = new Map<string, boolean>();
+
+  /** {@link isCertifiedOperator}, remembered per root key and certificate. */
+  certified(fleet: FleetView, operator: OperatorView): boolean {
+    const key = `${fleet.rootKey}/${operator.publicKey}/${operator.name}/${operator.addedAt}/${operator.certificate}`;
+    let verdict = this.#certificates.get(key);
+    if (verdict === undefined) {
+      verdict = isCertifiedOperator(fleet, operator);
+      if (this.#certificates.size >= 1_000) this.#certificates.delete(this.#certificates.keys().next().value!);
+      this.#certificates.set(key, verdict);
+    }
+    return verdict;
+  }
 
   signatureValid(fleetId: string, decision: Decision): boolean {
     const key = `${fleetId}/${decision.signature}`;
@@ -110,8 +125,13 @@ export class DecisionVerifier {
  * create new entries under `decisions`, each a valid operator decision. A first copy (nothing held
  * before) is taken as its bootstrap sends it, with every decision checked.
  */
-export function fleetChangeProblem(before: AnyDoc, after: AnyDoc, view: FleetView | undefined, verifier: DecisionVerifier): string | undefined {
-  if (view === undefined) return 'the fleet document is malformed';
+export function fleetChangeProblem(
+  before: AnyDoc,
+  after: AnyDoc,
+  heldView: () => FleetView | undefined,
+  receivedView: () => FleetView | undefined,
+  verifier: DecisionVerifier,
+): string | undefined {
   const held = before as unknown as { fleetId?: unknown; decisions?: Record<string, unknown> };
   let added: Record<string, unknown>;
   if (typeof held.fleetId !== 'string') {
@@ -134,8 +154,13 @@ export function fleetChangeProblem(before: AnyDoc, after: AnyDoc, view: FleetVie
   }
   const parsed = readDecisions(added);
   if (parsed.length !== Object.keys(added).length) return 'a malformed operator decision';
+  // The fleet as held knows the operators, except one added in this very change (or a first copy).
+  let view = typeof held.fleetId === 'string' ? heldView() : receivedView();
+  if (view !== undefined && parsed.some((d) => !view!.operators.some((o) => o.publicKey === d.operator))) view = receivedView();
+  if (view === undefined) return 'the fleet document is malformed';
+  const fleet = view;
   for (const decision of parsed) {
-    const problem = decisionProblem(view, decision, (d) => verifier.signatureValid(view.fleetId, d));
+    const problem = decisionProblem(fleet, decision, (d) => verifier.signatureValid(fleet.fleetId, d), { certified: (o) => verifier.certified(fleet, o) });
     if (problem !== undefined) return problem;
   }
   return undefined;
