@@ -41,6 +41,13 @@ export class WorkerPoolVerifier implements SignatureVerifier {
     return results;
   }
 
+  /** Starts the workers now, so their start-up overlaps the transfer instead of delaying its first batch. */
+  prepare(): void {
+    if (this.#closed) return;
+    this.#ensureWorkers();
+    this.#armIdleTimer();
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);

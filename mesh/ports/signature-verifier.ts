@@ -13,5 +13,7 @@ export interface SignatureCheck {
 export interface SignatureVerifier {
   /** One boolean per check, in order; malformed input is `false`, never an exception. */
   verifyBatch(checks: readonly SignatureCheck[]): Promise<boolean[]>;
+  /** A large batch is coming (e.g. a joining node's first transfer): get ready (start workers). Optional. */
+  prepare?(): void;
   close(): Promise<void>;
 }

@@ -57,6 +57,8 @@ export interface SessionStats {
 const MAX_PENDING_SENDS = 20_000;
 /** Messages decoded ahead of handling; the reader waits beyond this. */
 const MAX_INBOX = 256;
+/** Wanting this many documents at once starts the signature verifier's workers ahead of the batch. */
+const PREPARE_VERIFIER_AT = 64;
 const OPEN_RETRY_MS = [250, 1_000, 4_000] as const;
 /** How soon a session that ended while its peer is still connected is opened again (doubling). */
 const REOPEN_DELAY_MS = 1_000;
@@ -465,6 +467,8 @@ class Session {
         this.#sendSync(id);
       }
     }
+    // A large transfer is about to arrive: have the verifier's workers start while it does.
+    if (wanted.length >= PREPARE_VERIFIER_AT) this.#sealVerifier.prepare();
     for (let i = 0; i < wanted.length; i += MAX_WANT_PER_MESSAGE) {
       this.#send({ type: 'want', body: { docIds: wanted.slice(i, i + MAX_WANT_PER_MESSAGE) } });
     }

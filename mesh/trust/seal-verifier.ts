@@ -35,6 +35,11 @@ export class SealVerifier {
     this.#cacheSize = cacheSize;
   }
 
+  /** Many seals are about to arrive: lets the verifier get ready (start its workers). */
+  prepare(): void {
+    this.#verifier.prepare?.();
+  }
+
   /** Queues the checks of seals that will be asked about soon; returns at once. */
   prefetch(seals: readonly Seal[]): void {
     for (const seal of seals) this.#pending(sealId(this.#fleetId, seal), seal);
