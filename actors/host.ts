@@ -1,8 +1,17 @@
-import { AbortedError, type Clock, type Logger, type TimerId } from '../mesh/index.ts';
+import { AbortedError, type Clock, type Logger, type PeerId, type Shape, type TimerId } from '../mesh/index.ts';
+
+/**
+ * Where an actor lives: a node and a path on it. The same ref reaches a local actor or one on
+ * another node (over the actor protocol, actors/remote.ts).
+ */
+export interface ActorRef {
+  readonly node: PeerId;
+  readonly path: string;
+}
 
 /** What a step asks the host to do after it returns (the step itself does no I/O). */
 export type Effect =
-  | { readonly type: 'tell'; readonly to: string; readonly message: unknown }
+  | { readonly type: 'tell'; readonly to: string | ActorRef; readonly message: unknown }
   | { readonly type: 'reply'; readonly value: unknown }
   | { readonly type: 'schedule'; readonly delayMs: number; readonly message: unknown }
   | { readonly type: 'stop' };
@@ -25,6 +34,11 @@ export interface ActorOptions {
   /** Restarts allowed within {@link ActorOptions.restartWindowMs} before escalating. Default 5 in 60 s. */
   readonly maxRestarts?: number;
   readonly restartWindowMs?: number;
+  /**
+   * Messages from other nodes are checked against this shape before they reach the mailbox. An
+   * actor without one cannot be reached from other nodes: what they send it is a dead letter.
+   */
+  readonly remote?: Shape<unknown>;
 }
 
 /** Thrown by `ask` when no reply came in time. */
@@ -40,6 +54,10 @@ export class DeadLetterError extends Error {
 export interface ActorHostInit {
   readonly clock: Clock;
   readonly log: Logger;
+  /** This node, so that refs naming it are delivered here. */
+  readonly self?: PeerId;
+  /** Sends to an actor on another node; false when it cannot be sent (a dead letter there). */
+  sendRemote?(to: ActorRef, message: unknown): boolean;
   /** An actor failed more often than its restart budget allows: it is stopped; its owner decides. */
   onEscalate?(name: string, error: unknown): void;
 }
@@ -55,7 +73,8 @@ interface Envelope {
 interface Cell {
   readonly name: string;
   readonly behavior: Behavior<unknown, unknown>;
-  readonly options: Required<ActorOptions>;
+  readonly options: Required<Omit<ActorOptions, 'remote'>>;
+  readonly remote: Shape<unknown> | undefined;
   state: unknown;
   mailbox: Envelope[];
   running: boolean;
@@ -86,6 +105,7 @@ export class ActorHost {
       name,
       behavior: behavior as Behavior<unknown, unknown>,
       options: { mailbox: options.mailbox ?? 1_000, overflow: options.overflow ?? 'drop-newest', maxRestarts: options.maxRestarts ?? 5, restartWindowMs: options.restartWindowMs ?? 60_000 },
+      remote: options.remote,
       state: behavior.initial(),
       mailbox: [],
       running: false,
@@ -104,9 +124,52 @@ export class ActorHost {
     this.#deadLetters += cell.mailbox.length;
   }
 
+  /** Whether an actor of that name runs here. */
+  has(name: string): boolean {
+    return this.#cells.has(name);
+  }
+
   /** Queues `message` for `name`; false (and a dead letter) when it cannot be delivered. */
   tell(name: string, message: unknown): boolean {
     return this.#deliver(name, { message });
+  }
+
+  /** Sends to a ref: here when it names this node (or no node is set), else through `sendRemote`. */
+  send(to: string | ActorRef, message: unknown): boolean {
+    if (typeof to === 'string' || to.node === this.#init.self || this.#init.self === undefined) return this.tell(typeof to === 'string' ? to : to.path, message);
+    if (this.#init.sendRemote?.(to, message) === true) return true;
+    this.#deadLetters++;
+    return false;
+  }
+
+  /**
+   * Delivers a message that came from another node: checked against the actor's `remote` shape
+   * first. Returns why it was not delivered, or undefined when it was queued. `replyTo` receives
+   * the actor's reply, for an ask.
+   */
+  deliverRemote(name: string, message: unknown, replyTo?: (value: unknown) => void): 'no-such-actor' | 'not-remote' | 'bad-message' | 'mailbox-full' | undefined {
+    const cell = this.#cells.get(name);
+    if (cell === undefined || cell.stopped) {
+      this.#deadLetters++;
+      return 'no-such-actor';
+    }
+    if (cell.remote === undefined) {
+      this.#deadLetters++;
+      return 'not-remote';
+    }
+    let checked: unknown;
+    try {
+      checked = cell.remote.check(message, name);
+    } catch {
+      this.#deadLetters++;
+      return 'bad-message';
+    }
+    return this.#deliver(name, replyTo === undefined ? { message: checked } : { message: checked, replyTo }) ? undefined : 'mailbox-full';
+  }
+
+  /** Counts a message that could not be delivered anywhere (e.g. to a dead node). */
+  countDeadLetter(): void {
+    this.#deadLetters++;
   }
 
   /** Sends `message` and waits for the actor's `reply` effect. */
@@ -189,7 +252,7 @@ export class ActorHost {
   #apply(cell: Cell, effect: Effect, envelope: Envelope): void {
     switch (effect.type) {
       case 'tell':
-        this.tell(effect.to, effect.message);
+        this.send(effect.to, effect.message);
         return;
       case 'reply':
         envelope.replyTo?.(effect.value);
