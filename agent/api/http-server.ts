@@ -1,6 +1,8 @@
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { AUTH_HEADERS } from '../../mesh/index.ts';
+import { ConsoleFiles, findConsoleDir } from './console-files.ts';
 
 /** A request as the API routes see it, whatever server runs underneath. */
 export interface ApiRequest {
@@ -35,6 +37,14 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** Where the API lives; every other path is the console's. */
+export const API_PREFIX = '/api/';
+
+export interface HttpApiOptions {
+  /** The built console to serve at `/`; found beside the sources when not given (console/build). */
+  readonly consoleDir?: string | undefined;
+}
+
 export const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
@@ -43,9 +53,20 @@ export class ApiListenError extends Error {
   override name = 'ApiListenError';
 }
 
-export async function startHttpApi(host: string, port: number, handlers: ApiHandlers): Promise<ApiServer> {
+/**
+ * Serves the API under /api/ (every request signed, see routes.ts) and the console's static files
+ * everywhere else, on one address.
+ */
+export async function startHttpApi(host: string, port: number, handlers: ApiHandlers, options: HttpApiOptions = {}): Promise<ApiServer> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  const server = createServer((req, res) => void serve(req, res, handlers));
+  const files = new ConsoleFiles('consoleDir' in options ? options.consoleDir : findConsoleDir());
+  const server = createServer((req, res) => {
+    if (!(req.url ?? '/').startsWith(API_PREFIX)) {
+      files.serve(req, res).catch(() => res.destroy());
+      return;
+    }
+    void serve(req, res, handlers);
+  });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.on('upgrade', (req, socket, head) => {
@@ -105,7 +126,24 @@ function liveSocket(ws: WebSocket): LiveSocket {
   };
 }
 
+/**
+ * Cross-origin reads are allowed: a console served by one node may call another node's API.
+ * This opens nothing, since no request carries ambient credentials (cookies): each one must bear
+ * an operator's signature, which only a holder of the key can make.
+ */
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST',
+  'access-control-allow-headers': `content-type, ${Object.values(AUTH_HEADERS).join(', ')}`,
+  'access-control-max-age': '600',
+} as const;
+
 async function serve(req: IncomingMessage, res: ServerResponse, handlers: ApiHandlers): Promise<void> {
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, CORS_HEADERS);
+    res.end();
+    return;
+  }
   let response: ApiResponse;
   try {
     const body = await readBody(req);
@@ -114,7 +152,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, handlers: ApiHan
     response = { status: 500, json: { error: 'internal error' } };
   }
   const text = JSON.stringify(response.json);
-  res.writeHead(response.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.writeHead(response.status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'access-control-allow-origin': CORS_HEADERS['access-control-allow-origin'] });
   res.end(text);
 }
 
