@@ -1,7 +1,7 @@
 /** A fleet id: 32 lowercase hex characters (16 random bytes). */
 export type FleetId = string & { readonly __brand: 'FleetId' };
 
-/** The id of a replicated document: `fleet` or `node/<peerId>`. */
+/** The id of a replicated document: `fleet`, `node/<peerId>` or `events/<retention>/<day>/<peerId>`. */
 export type DocId = string & { readonly __brand: 'DocId' };
 
 /** libp2p peer ids in base58btc (Ed25519 ids are 52 characters). */
@@ -10,10 +10,18 @@ export const FLEET_ID_PATTERN = /^[0-9a-f]{32}$/;
 
 export const FLEET_DOC_ID = 'fleet' as DocId;
 
-export type DocKind = 'fleet' | 'node';
+export type DocKind = 'fleet' | 'node' | 'events';
+
+/** How long an event bucket is kept: `routine` (low, medium) or `high` (high, critical). */
+export type RetentionClass = 'routine' | 'high';
 
 /** What a document id names; undefined for an id this node does not know. */
-export type ParsedDocId = { readonly kind: 'fleet' } | { readonly kind: 'node'; readonly peerId: string };
+export type ParsedDocId =
+  | { readonly kind: 'fleet' }
+  | { readonly kind: 'node'; readonly peerId: string }
+  | { readonly kind: 'events'; readonly retention: RetentionClass; readonly day: string; readonly peerId: string };
+
+const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 
 export function parseDocId(id: string): ParsedDocId | undefined {
   if (id === FLEET_DOC_ID) return { kind: 'fleet' };
@@ -21,7 +29,19 @@ export function parseDocId(id: string): ParsedDocId | undefined {
     const peerId = id.slice('node/'.length);
     if (PEER_ID_PATTERN.test(peerId)) return { kind: 'node', peerId };
   }
+  if (id.startsWith('events/')) {
+    const [, retention, day, peerId, ...rest] = id.split('/');
+    if (rest.length === 0 && (retention === 'routine' || retention === 'high') && DAY_PATTERN.test(day ?? '') && PEER_ID_PATTERN.test(peerId ?? '')) {
+      return { kind: 'events', retention, day: day!, peerId: peerId! };
+    }
+  }
   return undefined;
+}
+
+/** The peer whose key must seal a document (its only writer), for node and event documents. */
+export function writerOfDoc(id: string): string | undefined {
+  const parsed = parseDocId(id);
+  return parsed === undefined || parsed.kind === 'fleet' ? undefined : parsed.peerId;
 }
 
 export function nodeDocId(peerId: string): DocId {

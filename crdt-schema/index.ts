@@ -6,3 +6,4 @@ export * from './fleet-doc.ts';
 export * from './node-doc.ts';
 export * from './membership.ts';
 export * from './decisions.ts';
+export * from './events.ts';

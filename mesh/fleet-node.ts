@@ -23,7 +23,10 @@ import {
   recordSecurityEvent,
   SECURITY_EVENTS_MAX,
   type SecurityEventView,
+  type FleetEvent,
+  dayOf,
 } from '../crdt-schema/index.ts';
+import { EventLog, eventIdOf } from './events/event-log.ts';
 import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
 import { DecisionVerifier, decisionProblem, fleetChangeProblem } from './trust/decisions.ts';
 import { isCertifiedOperator } from './trust/operator-auth.ts';
@@ -119,7 +122,8 @@ export type FleetNodeEvent =
   | { readonly type: 'doc:changed'; readonly docId: string; readonly origin: string }
   | { readonly type: 'peer:connect'; readonly peerId: string }
   | { readonly type: 'peer:disconnect'; readonly peerId: string }
-  | { readonly type: 'member:state'; readonly peerId: string; readonly state: MemberState; readonly previous: MemberState | undefined };
+  | { readonly type: 'member:state'; readonly peerId: string; readonly state: MemberState; readonly previous: MemberState | undefined }
+  | { readonly type: 'event:new'; readonly event: FleetEvent };
 
 /** Reads the node's fleet id from storage, if it belongs to a fleet. */
 export async function readFleetIdFromStorage(storage: Storage): Promise<string | undefined> {
@@ -191,6 +195,8 @@ export class FleetNode {
   readonly admission: Admission;
   /** Failure detection over the admitted members (docs/PLACEMENT.md). */
   readonly swim: Swim;
+  /** The fleet event log: replicated, time-bucketed, retired by age (docs/PLACEMENT.md). */
+  readonly events: EventLog;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
   #membershipTimer: TimerId | undefined;
   #lostLogged = false;
@@ -269,6 +275,15 @@ export class FleetNode {
       whenAdmitted: (peer) => this.admission.whenAdmitted(peer, 1_000),
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });
+    this.events = new EventLog({
+      store,
+      clock: ports.clock,
+      random: ports.random,
+      log: ports.log,
+      self: this.peer,
+      identity: ports.identity,
+      isWriter: (peer) => this.#members.has(peer) && !this.#revoked.has(peer),
+    });
     this.#refreshMembership();
   }
 
@@ -326,7 +341,9 @@ export class FleetNode {
       }),
       transport.on('peer:connect', (peerId) => this.#events.emit({ type: 'peer:connect', peerId })),
       transport.on('peer:disconnect', (peerId) => this.#events.emit({ type: 'peer:disconnect', peerId })),
+      this.events.onEvent((event) => this.#events.emit({ type: 'event:new', event })),
     );
+    this.events.start();
     await this.publishObservation();
     this.#keeper.start();
     this.swim.start();
@@ -338,6 +355,7 @@ export class FleetNode {
     this.swim.stop();
     this.#keeper.stop();
     this.admission.stop();
+    this.events.stop();
     if (this.#eventsTimer !== undefined) this.#ports.clock.clearTimeout(this.#eventsTimer);
     if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
@@ -381,6 +399,13 @@ export class FleetNode {
     if (pending !== undefined) pending.count++;
     else if (this.#pendingEvents.size < SECURITY_EVENTS_MAX) this.#pendingEvents.set(key, { kind, peer, docId, reason, at: this.#ports.clock.now(), count: 1 });
     this.#ports.log.warn('recorded a security event', { kind, peer, docId, reason });
+    // One fleet event per sender, document and day (the per-node record above keeps the counts).
+    const id = eventIdOf(kind, peer, docId, dayOf(this.#ports.clock.now()));
+    if (!this.events.has(id)) {
+      void this.events
+        .emit({ id, kind, severity: 'high', subject: peer, detail: `${peer}: ${reason}`.slice(0, 1_000), payload: { docId } })
+        .catch((error: unknown) => this.#ports.log.error('recording a security event in the event log failed', { error: String(error) }));
+    }
     if (this.#eventsTimer !== undefined) return;
     this.#eventsTimer = this.#ports.clock.setTimeout(() => {
       this.#eventsTimer = undefined;
@@ -486,6 +511,7 @@ export class FleetNode {
    * here comes again once its node's admission is known (membership growth re-sends summaries).
    */
   #acceptsDocument(docId: string): boolean {
+    if (docId.startsWith('events/')) return this.events.accepts(docId);
     if (!docId.startsWith('node/')) return true;
     const peer = docId.slice('node/'.length);
     if (this.#revoked.has(peer)) return false;

@@ -7,3 +7,4 @@ export * from './join/index.ts';
 export * from './keeper.ts';
 export * from './membership/index.ts';
 export * from './fleet-node.ts';
+export * from './events/index.ts';

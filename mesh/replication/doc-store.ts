@@ -413,6 +413,26 @@ export class DocStore {
     this.#repairs.set(docId, timer);
   }
 
+  /**
+   * Forgets a document and deletes its stored bytes and seals (retention: an event bucket past its
+   * age). Writes already queued for it complete first. Every node applies the same retention
+   * rule, and a node takes in no document that rule has retired, so it does not come back.
+   */
+  async remove(docId: DocId): Promise<void> {
+    const entry = this.#entries.get(docId);
+    if (entry === undefined) return;
+    this.#entries.delete(docId);
+    this.#sortedIds = undefined;
+    const timer = this.#repairs.get(docId);
+    if (timer !== undefined) this.#init.clock.clearTimeout(timer);
+    this.#repairs.delete(docId);
+    await entry.queue;
+    const { storage } = this.#init;
+    const keys = [...(await storage.range(['doc', docId])), ...(await storage.range(['seal', docId]))].map(({ key }) => key);
+    await storage.batch(keys.map((key) => ({ type: 'delete' as const, key })), { sync: false });
+    this.#changed.emit({ docId, origin: 'local' });
+  }
+
   /** Stops scheduled repairs; writes already queued still complete. */
   close(): void {
     this.#closed = true;

@@ -613,8 +613,11 @@ class Session {
     if (this.#closed) return;
     // A document we do not hold yet, but that the peer is syncing with us, is answered from an
     // empty document: that answer is what asks the peer for its changes.
-    const doc = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) ? this.#init.store.empty() : undefined);
-    if (doc === undefined) return;
+    const doc = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) && this.#init.acceptsDocument?.(docId) !== false ? this.#init.store.empty() : undefined);
+    if (doc === undefined) {
+      this.#syncStates.delete(docId);
+      return;
+    }
     const [state, message] = A.generateSyncMessage(doc, this.#syncStates.get(docId) ?? A.initSyncState());
     // Automerge records what the state says was sent: keep it only if the message really goes.
     if (message === null || this.#send({ type: 'sync', body: { docId, message, ...this.#sealsFor(docId) } })) this.#syncStates.set(docId, state);

@@ -1,20 +1,20 @@
 import * as A from '@automerge/automerge';
-import { parseDocId } from '../../crdt-schema/index.ts';
+import { writerOfDoc } from '../../crdt-schema/index.ts';
 import type { Seal } from '../trust/seals.ts';
 import { publicKeyFromPeerId } from '../trust/peer-keys.ts';
 import type { AnyDoc } from './doc-store.ts';
 
 /**
- * Who may seal a document, or undefined where seals are not enforced yet. `node/<peer>`: that
- * peer's own key. The fleet document: certified operators, once operator writes are sealed
- * (docs/SECURITY.md, build order step 4); until then it is not enforced.
+ * Who may seal a document, or undefined where seals are not enforced. `node/<peer>` and
+ * `events/…/<peer>`: that peer's own key. The fleet document is not sealed: it only gains
+ * operator-signed decisions, checked change by change (mesh/trust/decisions.ts).
  */
 export function sealAuthority(docId: string): ((signer: Uint8Array) => boolean) | undefined {
-  const parsed = parseDocId(docId);
-  if (parsed?.kind !== 'node') return undefined;
+  const writer = writerOfDoc(docId);
+  if (writer === undefined) return undefined;
   let key: Uint8Array;
   try {
-    key = publicKeyFromPeerId(parsed.peerId);
+    key = publicKeyFromPeerId(writer);
   } catch {
     return () => false;
   }

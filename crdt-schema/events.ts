@@ -1,0 +1,140 @@
+import { ImmutableString } from '@automerge/automerge';
+import { type DocId, PEER_ID_PATTERN, type RetentionClass, parseDocId } from './ids.ts';
+import { toPlain } from './plain.ts';
+import { SCHEMA_VERSIONS } from './schema.ts';
+
+/** How much an event matters (the original's levels). */
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** Days an event bucket is kept: the original's 90 days routine, 365 days high and critical. */
+export const RETENTION_DAYS: Readonly<Record<RetentionClass, number>> = { routine: 90, high: 365 };
+
+/** Events one bucket document holds at most (a writer's events of one day and class). */
+export const EVENTS_PER_BUCKET_MAX = 5_000;
+
+const DAY_MS = 86_400_000;
+const KIND_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/;
+const ID_PATTERN = /^[0-9a-f]{32}$/;
+const MAX_DETAIL_CHARS = 1_000;
+const MAX_PAYLOAD_KEYS = 16;
+const MAX_PAYLOAD_VALUE_CHARS = 200;
+
+/** A fleet event as readers see it. */
+export interface FleetEvent {
+  /** 32 hex characters; emitters derive it from what the event is about, so repeating an emission is harmless. */
+  readonly id: string;
+  /** `area.what`, e.g. `system.instance_silent`. */
+  readonly kind: string;
+  readonly severity: Severity;
+  readonly at: number;
+  /** What the event is about (a member's peer id, a singleton's name), if anything. */
+  readonly subject?: string;
+  readonly detail: string;
+  readonly payload?: Readonly<Record<string, string | number>>;
+  /** Who emitted it: the node, and the singleton and epoch when a control-plane actor did. */
+  readonly source: { readonly peer: string; readonly singleton?: string; readonly epoch?: number };
+}
+
+/** An event bucket as Automerge holds it. */
+export interface EventsDocument {
+  schema: number;
+  events: Record<string, { kind: ImmutableString; severity: ImmutableString; at: number; subject?: ImmutableString; detail: ImmutableString; payload?: Record<string, ImmutableString | number>; singleton?: ImmutableString; epoch?: number }>;
+}
+
+/** Thrown when an event cannot be recorded as given; the message says what is wrong. */
+export class InvalidEventError extends Error {
+  override name = 'InvalidEventError';
+}
+
+/** The retention class of a severity. */
+export function retentionOf(severity: Severity): RetentionClass {
+  return severity === 'high' || severity === 'critical' ? 'high' : 'routine';
+}
+
+/** The UTC day of a time, `yyyy-mm-dd`. */
+export function dayOf(atMs: number): string {
+  return new Date(atMs).toISOString().slice(0, 10);
+}
+
+/** The bucket an event of `severity` emitted by `peer` at `atMs` goes to. */
+export function eventsDocId(peer: string, severity: Severity, atMs: number): DocId {
+  if (!PEER_ID_PATTERN.test(peer)) throw new RangeError(`not a peer id: ${peer}`);
+  return `events/${retentionOf(severity)}/${dayOf(atMs)}/${peer}` as DocId;
+}
+
+/**
+ * True for an event bucket older than its retention at `nowMs`. Every node applies this rule
+ * with its own clock, deletes what it retires, and takes in no retired bucket.
+ */
+export function isRetired(docId: string, nowMs: number): boolean {
+  const parsed = parseDocId(docId);
+  if (parsed?.kind !== 'events') return false;
+  return parsed.day < dayOf(nowMs - RETENTION_DAYS[parsed.retention] * DAY_MS);
+}
+
+/** Checks an event before it is written; throws {@link InvalidEventError}. */
+export function checkEvent(event: FleetEvent): void {
+  if (!ID_PATTERN.test(event.id)) throw new InvalidEventError(`event id ${JSON.stringify(event.id)} is not 32 hex characters`);
+  if (!KIND_PATTERN.test(event.kind) || event.kind.length > 64) throw new InvalidEventError(`event kind ${JSON.stringify(event.kind)} is not of the form area.what (lowercase, at most 64 characters)`);
+  if (!(SEVERITIES as readonly string[]).includes(event.severity)) throw new InvalidEventError(`severity must be one of ${SEVERITIES.join(', ')}`);
+  if (event.detail.length > MAX_DETAIL_CHARS) throw new InvalidEventError(`event detail is over ${MAX_DETAIL_CHARS} characters`);
+  if ((event.subject?.length ?? 0) > 200) throw new InvalidEventError('event subject is over 200 characters');
+  const payload = Object.entries(event.payload ?? {});
+  if (payload.length > MAX_PAYLOAD_KEYS) throw new InvalidEventError(`an event payload has at most ${MAX_PAYLOAD_KEYS} keys`);
+  for (const [key, value] of payload) {
+    if (key.length > 64 || (typeof value === 'string' && value.length > MAX_PAYLOAD_VALUE_CHARS)) throw new InvalidEventError(`event payload entry ${key} is too long`);
+  }
+}
+
+/**
+ * Adds `event` to a bucket. Returns false when the bucket already holds that id (the emission
+ * is a repeat) or is full.
+ */
+export function recordEvent(draft: EventsDocument, event: FleetEvent): boolean {
+  checkEvent(event);
+  if (draft.schema === undefined) draft.schema = SCHEMA_VERSIONS.events;
+  if (draft.events === undefined) draft.events = {};
+  if (draft.events[event.id] !== undefined || Object.keys(draft.events).length >= EVENTS_PER_BUCKET_MAX) return false;
+  const str = (value: string): ImmutableString => new ImmutableString(value);
+  draft.events[event.id] = {
+    kind: str(event.kind),
+    severity: str(event.severity),
+    at: event.at,
+    detail: str(event.detail),
+    ...(event.subject === undefined ? {} : { subject: str(event.subject) }),
+    ...(event.payload === undefined ? {} : { payload: Object.fromEntries(Object.entries(event.payload).map(([k, v]) => [k, typeof v === 'string' ? str(v) : v])) }),
+    ...(event.source.singleton === undefined ? {} : { singleton: str(event.source.singleton) }),
+    ...(event.source.epoch === undefined ? {} : { epoch: event.source.epoch }),
+  };
+  return true;
+}
+
+/** The events of one bucket as plain data; malformed entries (a faulty writer) are left out. */
+export function readEvents(docId: string, doc: unknown): FleetEvent[] {
+  const parsed = parseDocId(docId);
+  if (parsed?.kind !== 'events') return [];
+  const root = toPlain(doc) as { events?: Record<string, Record<string, unknown>> };
+  const out: FleetEvent[] = [];
+  for (const [id, raw] of Object.entries(root.events ?? {})) {
+    const { kind, severity, at, subject, detail, payload, singleton, epoch } = raw;
+    if (typeof kind !== 'string' || typeof severity !== 'string' || typeof at !== 'number' || typeof detail !== 'string') continue;
+    const event: FleetEvent = {
+      id,
+      kind,
+      severity: severity as Severity,
+      at,
+      detail,
+      ...(typeof subject === 'string' ? { subject } : {}),
+      ...(payload !== null && typeof payload === 'object' ? { payload: payload as Record<string, string | number> } : {}),
+      source: { peer: parsed.peerId, ...(typeof singleton === 'string' ? { singleton } : {}), ...(typeof epoch === 'number' ? { epoch } : {}) },
+    };
+    try {
+      checkEvent(event);
+    } catch {
+      continue;
+    }
+    out.push(event);
+  }
+  return out;
+}

@@ -1,0 +1,212 @@
+import {
+  type DocId,
+  type EventsDocument,
+  type FleetEvent,
+  SEVERITIES,
+  type Severity,
+  eventsDocId,
+  isRetired,
+  parseDocId,
+  readEvents,
+  recordEvent,
+  toHex,
+} from '../../crdt-schema/index.ts';
+import type { Logger } from '../logger.ts';
+import type { Clock, TimerId } from '../ports/clock.ts';
+import type { Random } from '../ports/random.ts';
+import { Listeners, type PeerId } from '../ports/transport.ts';
+import type { DocStore, SealSigner } from '../replication/index.ts';
+import { sha256Hex } from '../trust/keys.ts';
+
+/** How often retired buckets are looked for and deleted. */
+const RETENTION_CHECK_MS = 60 * 60_000;
+/** Events a listing returns at most. */
+export const EVENTS_LIST_MAX = 5_000;
+
+/**
+ * A stable event id from what the event is about (kind, subject, the transition): every node
+ * that emits the same fact emits the same id, so a repeat is one event.
+ */
+export function eventIdOf(...parts: ReadonlyArray<string | number>): string {
+  return sha256Hex(new TextEncoder().encode(parts.join('\u0000'))).slice(0, 32);
+}
+
+export interface EventLogInit {
+  readonly store: DocStore;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: Logger;
+  readonly self: PeerId;
+  readonly identity: SealSigner;
+  /** Whether `peer` may write event buckets (a member, not revoked). */
+  isWriter(peer: string): boolean;
+}
+
+/** What an emitter gives; the log adds the time and the source node. */
+export interface EventInput {
+  /** A stable id makes the emission idempotent fleet-wide (see {@link eventIdOf}); random when absent. */
+  readonly id?: string;
+  readonly kind: string;
+  readonly severity: Severity;
+  readonly subject?: string;
+  readonly detail: string;
+  readonly payload?: Readonly<Record<string, string | number>>;
+  readonly singleton?: string;
+  readonly epoch?: number;
+}
+
+/** What a listing keeps. `severity` is a floor: `high` lists high and critical. `kind` is exact, or `area.*`. */
+export interface EventFilter {
+  readonly kind?: string;
+  readonly severity?: Severity;
+  readonly subject?: string;
+  readonly sinceMs?: number;
+  readonly limit?: number;
+}
+
+/**
+ * The fleet event log (docs/PLACEMENT.md §Fleet event log): events live in time-bucketed
+ * documents `events/<routine|high>/<day>/<writer>`, each written and sealed by its one writer,
+ * replicated like every document, and retired by age (90 days routine, 365 days high and
+ * critical) on every node by the same rule. An event id that two nodes both emit (a control-plane
+ * actor repeating an emission after a failover) is one event to readers.
+ */
+export class EventLog {
+  readonly #init: EventLogInit;
+  readonly #byDoc = new Map<DocId, { digest: string; events: FleetEvent[] }>();
+  readonly #known = new Map<string, number>();
+  readonly #listeners = new Listeners<FleetEvent>();
+  #timer: TimerId | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(init: EventLogInit) {
+    this.#init = init;
+  }
+
+  /** Indexes what is held (announcing nothing), then follows changes and applies retention. */
+  start(): void {
+    for (const id of this.#init.store.ids()) this.#index(id, false);
+    this.#unsubscribe = this.#init.store.onChanged(({ docId }) => {
+      if (docId.startsWith('events/')) this.#index(docId, true);
+    });
+    void this.prune();
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Calls `listener` for each event that appears (emitted here or received), once per id. */
+  onEvent(listener: (event: FleetEvent) => void): () => void {
+    return this.#listeners.add(listener);
+  }
+
+  has(id: string): boolean {
+    return this.#known.has(id);
+  }
+
+  /**
+   * Records an event in this node's bucket for its day and class; high and critical ones durably.
+   * Returns the event and whether it was written (false: the log already holds that id).
+   */
+  async emit(input: EventInput): Promise<{ event: FleetEvent; written: boolean }> {
+    const { clock, store, identity, self } = this.#init;
+    const at = clock.now();
+    const event: FleetEvent = {
+      id: input.id ?? toHex(this.#init.random.bytes(16)),
+      kind: input.kind,
+      severity: input.severity,
+      at,
+      detail: input.detail,
+      ...(input.subject === undefined ? {} : { subject: input.subject }),
+      ...(input.payload === undefined ? {} : { payload: input.payload }),
+      source: { peer: self, ...(input.singleton === undefined ? {} : { singleton: input.singleton }), ...(input.epoch === undefined ? {} : { epoch: input.epoch }) },
+    };
+    if (this.#known.has(event.id)) return { event, written: false };
+    let recorded = false;
+    await store.change<EventsDocument>(eventsDocId(self, event.severity, at), (draft) => {
+      recorded = recordEvent(draft, event);
+    }, { durable: retentionIsHigh(event.severity), signer: identity });
+    if (!recorded) this.#init.log.warn('an event was not recorded: its bucket is full or holds it already', { id: event.id, kind: event.kind });
+    return { event, written: recorded };
+  }
+
+  /** Events, newest first, one per id (its earliest emission). */
+  list(filter: EventFilter = {}): FleetEvent[] {
+    const floor = filter.severity === undefined ? 0 : SEVERITIES.indexOf(filter.severity);
+    const prefix = filter.kind?.endsWith('.*') === true ? filter.kind.slice(0, -1) : undefined;
+    const byId = new Map<string, FleetEvent>();
+    for (const { events } of this.#byDoc.values()) {
+      for (const event of events) {
+        if (filter.kind !== undefined && (prefix === undefined ? event.kind !== filter.kind : !event.kind.startsWith(prefix))) continue;
+        if (SEVERITIES.indexOf(event.severity) < floor) continue;
+        if (filter.subject !== undefined && event.subject !== filter.subject) continue;
+        if (filter.sinceMs !== undefined && event.at < filter.sinceMs) continue;
+        const seen = byId.get(event.id);
+        if (seen === undefined || event.at < seen.at) byId.set(event.id, event);
+      }
+    }
+    const sorted = [...byId.values()].sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : 1));
+    return sorted.slice(0, Math.min(filter.limit ?? EVENTS_LIST_MAX, EVENTS_LIST_MAX));
+  }
+
+  /** Whether a received event bucket is taken in: a writer of this fleet, and not retired. */
+  accepts(docId: string): boolean {
+    const parsed = parseDocId(docId);
+    if (parsed?.kind !== 'events') return false;
+    if (isRetired(docId, this.#init.clock.now())) return false;
+    return parsed.peerId === this.#init.self || this.#init.isWriter(parsed.peerId);
+  }
+
+  /** Buckets and distinct events held. */
+  stats(): { buckets: number; events: number } {
+    return { buckets: this.#byDoc.size, events: this.#known.size };
+  }
+
+  /** Deletes retired buckets now, and schedules the next check. */
+  async prune(): Promise<void> {
+    const { store, clock, log } = this.#init;
+    if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
+    this.#timer = clock.setTimeout(() => void this.prune(), RETENTION_CHECK_MS);
+    const retired = store.ids().filter((id) => isRetired(id, clock.now()));
+    for (const id of retired) {
+      try {
+        await store.remove(id);
+      } catch (error) {
+        log.error('deleting a retired event bucket failed; trying again at the next check', { docId: id, error: String(error) });
+      }
+    }
+    if (retired.length > 0) log.info('deleted event buckets past their retention', { count: retired.length });
+  }
+
+  #index(docId: DocId, announce: boolean): void {
+    const digest = this.#init.store.digest(docId);
+    const previous = this.#byDoc.get(docId);
+    if (previous?.digest === digest) return;
+    for (const event of previous?.events ?? []) this.#forget(event.id);
+    if (digest === undefined) {
+      this.#byDoc.delete(docId);
+      return;
+    }
+    const events = readEvents(docId, this.#init.store.get(docId));
+    this.#byDoc.set(docId, { digest, events });
+    for (const event of events) {
+      const count = this.#known.get(event.id) ?? 0;
+      this.#known.set(event.id, count + 1);
+      const wasKnown = count > 0 || previous?.events.some((e) => e.id === event.id) === true;
+      if (announce && !wasKnown) this.#listeners.emit(event);
+    }
+  }
+
+  #forget(id: string): void {
+    const count = this.#known.get(id) ?? 0;
+    if (count <= 1) this.#known.delete(id);
+    else this.#known.set(id, count - 1);
+  }
+}
+
+function retentionIsHigh(severity: Severity): boolean {
+  return severity === 'high' || severity === 'critical';
+}

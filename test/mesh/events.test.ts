@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { type DocId, type EventsDocument, type FleetEvent, eventsDocId, isRetired, recordEvent } from '../../crdt-schema/index.ts';
+import { EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
+import { Fleet } from '../helpers/memory-fleet.ts';
+import { MiniFleet, type MiniNode, testIdentity } from '../helpers/mini-fleet.ts';
+
+const DAY_MS = 86_400_000;
+
+describe('fleet event log', () => {
+  it('replicates events to every node, one per id however many nodes emit it, announcing each once', async () => {
+    const fleet = new Fleet();
+    const nodes = [await fleet.found(0), await fleet.join(1, 0, 'a'), await fleet.join(2, 0, 'b')];
+    await fleet.run(1_000);
+    const announced: FleetEvent[][] = nodes.map(() => []);
+    nodes.forEach((node, i) => node.onEvent((e) => e.type === 'event:new' && announced[i]!.push(e.event)));
+    const id = eventIdOf('system.instance_silent', 'someone', 1);
+    const first = await fleet.pumpUntil(nodes[0]!.events.emit({ id, kind: 'system.instance_silent', severity: 'high', subject: 'someone', detail: 'silent' }));
+    expect(first.written).toBe(true);
+    await fleet.run(500);
+    // Another node repeats the emission (a sensor after a failover): already held, nothing written.
+    expect((await fleet.pumpUntil(nodes[1]!.events.emit({ id, kind: 'system.instance_silent', severity: 'high', subject: 'someone', detail: 'again' }))).written).toBe(false);
+    // One that had not heard of it yet writes its own copy; readers still see one event.
+    await fleet.pumpUntil(nodes[2]!.store.change<EventsDocument>(eventsDocId(nodes[2]!.peer, 'high', fleet.clock.now()), (d) => void recordEvent(d, { ...first.event, at: fleet.clock.now(), source: { peer: nodes[2]!.peer } }), { signer: testIdentity(2) }));
+    await fleet.pumpUntil(nodes[0]!.events.emit({ kind: 'test.routine', severity: 'low', detail: 'routine' }));
+    await fleet.run(500);
+    for (const [i, node] of nodes.entries()) {
+      const silent = node.events.list({ kind: 'system.instance_silent' });
+      expect(silent.map((e) => [e.id, e.source.peer, e.detail])).toEqual([[id, nodes[0]!.peer, 'silent']]);
+      expect(node.events.list({ severity: 'high' }).map((e) => e.kind)).toEqual(['system.instance_silent']);
+      expect(node.events.list({ kind: 'test.*' }).map((e) => e.detail)).toEqual(['routine']);
+      expect(announced[i]!.filter((e) => e.id === id)).toHaveLength(1);
+    }
+  });
+
+  it('refuses an event bucket sealed by anyone but the node it names', async () => {
+    const fleet = new Fleet();
+    const nodes = [await fleet.found(0), await fleet.join(1, 0, 'a'), await fleet.join(2, 0, 'b')];
+    await fleet.run(1_000);
+    const forged: FleetEvent = { id: eventIdOf('forged'), kind: 'system.instance_silent', severity: 'critical', at: fleet.clock.now(), detail: 'forged', source: { peer: nodes[0]!.peer } };
+    // Node 1 writes a bucket that names node 0 as its writer, sealed with its own key.
+    await fleet.pumpUntil(nodes[1]!.store.change<EventsDocument>(eventsDocId(nodes[0]!.peer, 'critical', fleet.clock.now()), (d) => void recordEvent(d, forged), { signer: testIdentity(1) }));
+    await fleet.run(2_000);
+    for (const node of [nodes[0]!, nodes[2]!]) {
+      expect(node.events.list().map((e) => e.detail)).not.toContain('forged');
+      expect(node.securityEvents().some((e) => e.peer === nodes[1]!.peer && e.kind === 'security.change_refused')).toBe(true);
+    }
+    // And the refusal itself is in the event log, where operators look.
+    expect(nodes[2]!.events.list({ kind: 'security.change_refused' }).map((e) => e.subject)).toContain(nodes[1]!.peer);
+  });
+});
+
+describe('event retention', () => {
+  it('deletes routine buckets after 90 days and high ones after 365, and takes no retired bucket back from a peer', async () => {
+    const fleet = new MiniFleet();
+    const logs: EventLog[] = [];
+    const add = async (index: number): Promise<MiniNode> =>
+      fleet.add(index, undefined, { acceptsDocument: (id) => !id.startsWith('events/') || logs[index]!.accepts(id) });
+    const a = await add(0);
+    const b = await add(1);
+    for (const [index, node] of [a, b].entries()) {
+      logs[index] = new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true });
+      logs[index]!.start();
+    }
+    await fleet.connect(a, b);
+    await logs[0]!.emit({ kind: 'test.routine', severity: 'medium', detail: 'routine' });
+    await logs[0]!.emit({ kind: 'test.important', severity: 'critical', detail: 'important' });
+    await fleet.run(200);
+    expect(logs[1]!.list().map((e) => e.detail).sort()).toEqual(['important', 'routine']);
+    const routineDoc = eventsDocId(a.peer, 'medium', fleet.clock.now()) as DocId;
+
+    fleet.clock.jumpTo(fleet.clock.now() + 91 * DAY_MS);
+    expect(isRetired(routineDoc, fleet.clock.now())).toBe(true);
+    await logs[1]!.prune();
+    expect(b.store.has(routineDoc)).toBe(false);
+    expect(await b.storage.range(['doc', routineDoc])).toEqual([]);
+    expect(logs[1]!.list().map((e) => e.detail)).toEqual(['important']);
+    // The peer that has not pruned yet still offers it: not taken back.
+    b.replicator.resendSummaries();
+    a.replicator.resendSummaries();
+    await fleet.run(500);
+    expect(b.store.has(routineDoc)).toBe(false);
+
+    fleet.clock.jumpTo(fleet.clock.now() + 275 * DAY_MS);
+    await logs[0]!.prune();
+    await logs[1]!.prune();
+    expect(logs[0]!.list()).toEqual([]);
+    expect(logs[1]!.stats()).toEqual({ buckets: 0, events: 0 });
+  });
+});
