@@ -1,0 +1,16 @@
+import adapter from '@sveltejs/adapter-static';
+import { sveltekit } from '@sveltejs/kit/vite';
+import { defineConfig } from 'vite';
+
+// The console is a single-page app: every node serves build/ as static files and answers any
+// path without a file extension with index.html (agent/api/console-files.ts).
+export default defineConfig({
+  plugins: [
+    sveltekit({
+      adapter: adapter({ fallback: 'index.html', precompress: true }),
+      // Absolute asset paths: index.html is also the answer for /node/PEERID.
+      paths: { relative: false },
+      output: { bundleStrategy: 'single' },
+    }),
+  ],
+});
