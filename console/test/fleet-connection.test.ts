@@ -167,15 +167,18 @@ describe('the live connection to a node', () => {
     h2.sockets[0]!.send(hello);
     await settle();
     const event = (id: string, kind: string, severity: string): FleetEvent => ({ id, kind, severity, at: 1, subject: 's', detail: null, source: 'n' });
-    h2.sockets[0]!.send({ type: 'event:new', event: event('1', 'member.dead', 'warning') });
-    h2.sockets[0]!.send({ type: 'event:new', event: event('1', 'member.dead', 'warning') });
+    h2.sockets[0]!.send({ type: 'event:new', event: event('1', 'member.dead', 'medium') });
+    h2.sockets[0]!.send({ type: 'event:new', event: event('1', 'member.dead', 'medium') });
     expect(h2.fleet.events?.map((e) => e.id)).toEqual(['1']);
-    h2.fleet.setEventFilter({ kind: '', severity: 'error' });
+    // As the node filters: severity is a floor, a kind ending in * is a prefix.
+    h2.fleet.setEventFilter({ kind: 'system.*', severity: 'high' });
     await settle();
-    expect(h2.calls.at(-1)).toBe('/api/v1/events?severity=error&limit=200');
-    h2.sockets[0]!.send({ type: 'event:new', event: event('2', 'member.dead', 'warning') });
-    h2.sockets[0]!.send({ type: 'event:new', event: event('3', 'disk.full', 'error') });
-    expect(h2.fleet.events?.map((e) => e.id)).toEqual(['3']);
+    expect(h2.calls.at(-1)).toBe('/api/v1/events?kind=system.*&severity=high&limit=200');
+    h2.sockets[0]!.send({ type: 'event:new', event: event('2', 'system.disk_full', 'medium') });
+    h2.sockets[0]!.send({ type: 'event:new', event: event('3', 'member.dead', 'critical') });
+    h2.sockets[0]!.send({ type: 'event:new', event: event('4', 'system.disk_full', 'critical') });
+    h2.sockets[0]!.send({ type: 'event:new', event: event('5', 'system.instance_silent', 'high') });
+    expect(h2.fleet.events?.map((e) => e.id)).toEqual(['5', '4']);
   });
 
   it('ignores messages that are not JSON or have no type', async () => {

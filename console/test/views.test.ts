@@ -45,8 +45,8 @@ describe('the connection indicator', () => {
 
 describe('the event feed', () => {
   const events: FleetEvent[] = [
-    { id: '2', kind: 'member.dead', severity: 'warning', at: 2_000, subject: member(1).peerId, detail: { after: 'suspect' }, source: member(0).peerId },
-    { id: '1', kind: 'singleton.moved', severity: 'info', at: 1_000, subject: 'scheduler', detail: 'to node-0001', source: member(0).peerId },
+    { id: '2', kind: 'member.dead', severity: 'high', at: 2_000, subject: member(1).peerId, detail: { after: 'suspect' }, source: member(0).peerId },
+    { id: '1', kind: 'singleton.moved', severity: 'low', at: 1_000, detail: 'to node-0001', source: { peer: member(0).peerId, singleton: 'scheduler', epoch: 3 } },
   ];
 
   it('shows an empty state when the node has no event feed', () => {
@@ -60,12 +60,13 @@ describe('the event feed', () => {
     const rows = view.target.querySelectorAll('[data-testid=event]');
     expect([...rows].map((r) => r.getAttribute('data-kind'))).toEqual(['member.dead', 'singleton.moved']);
     expect(rows[0]?.textContent).toContain('{"after":"suspect"}');
+    expect(rows[1]?.textContent).toContain('scheduler #3 on');
     const severity = view.target.querySelector('[data-testid=event-severity]') as HTMLSelectElement;
-    severity.value = 'warning';
+    severity.value = 'high';
     severity.dispatchEvent(new Event('change', { bubbles: true }));
     input(view.target.querySelector('[data-testid=event-kind]'), 'member.dead');
     (view.target.querySelector('form') as HTMLFormElement).requestSubmit();
-    expect(filters).toEqual([{ kind: '', severity: 'warning' }, { kind: 'member.dead', severity: '' }]);
+    expect(filters).toEqual([{ kind: '', severity: 'high' }, { kind: 'member.dead', severity: '' }]);
   });
 });
 

@@ -38,10 +38,14 @@ export class NodeProcess {
     this.startMs = startMs;
   }
 
-  /** Starts a node and resolves at its ready line; rejects with its stderr if it exits first. */
+  /**
+   * Starts a node and resolves at its ready line; rejects with its stderr if it exits first. The
+   * API gets a free port unless `extra` names one (`--api 127.0.0.1:PORT`, to restart a node where it was).
+   */
   static async start(dataDir: string, extra: readonly string[] = [], timeoutMs = 20_000): Promise<NodeProcess> {
     const started = Date.now();
-    const child = spawn(process.execPath, [BIN, 'node', 'start', '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...extra], {
+    const api = extra.includes('--api') ? [] : ['--api', '127.0.0.1:0'];
+    const child = spawn(process.execPath, [BIN, 'node', 'start', '--data', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', ...api, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: ROOT,
     });

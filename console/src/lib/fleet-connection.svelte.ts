@@ -1,4 +1,5 @@
 import { NodeApiError, type NodeApi } from './api.ts';
+import { eventMatches } from './format.ts';
 import type { FleetEvent, LiveMessage, Member, MemberState, NodeStatus } from './types.ts';
 
 /** How the console's link to its node stands, for the connection indicator. */
@@ -131,7 +132,7 @@ export class FleetConnection {
       this.#socket = undefined;
       this.#ports.clearTimeout(this.#pollTimer);
       if (!helloed) void this.#diagnose();
-      else this.#retry('the connection to the node closed');
+      else this.#retry(`The connection to the node at ${this.base} closed.`);
     };
     socket.onerror = () => {
       // A close event follows; it decides what to do.
@@ -239,8 +240,7 @@ export class FleetConnection {
   }
 
   #addEvent(event: FleetEvent): void {
-    const { kind, severity } = this.eventFilter;
-    if ((kind !== '' && event.kind !== kind) || (severity !== '' && event.severity !== severity)) return;
+    if (!eventMatches(event, this.eventFilter)) return;
     const current = this.events ?? [];
     if (current.some((e) => e.id === event.id)) return;
     this.events = [event, ...current].slice(0, EVENTS_KEPT_MAX);
@@ -259,7 +259,7 @@ export class FleetConnection {
   async #diagnose(): Promise<void> {
     try {
       await this.#ports.api.get('/api/v1/status');
-      this.#retry('the node refused the live connection');
+      this.#retry(`The node at ${this.base} refused the live connection.`);
     } catch (error) {
       if (error instanceof NodeApiError && error.status === 401) this.#refuse(error.message);
       else this.#retry(error instanceof Error ? error.message : String(error));

@@ -1,3 +1,5 @@
+import { type FleetEvent, SEVERITIES } from './types.ts';
+
 /** Small formatting helpers for the views. */
 
 export function shortPeer(peerId: string): string {
@@ -25,6 +27,28 @@ export function bytes(count: number): string {
 
 export function isoTime(atMs: number): string {
   return new Date(atMs).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** The peer that emitted an event. */
+export function sourcePeer(event: FleetEvent): string {
+  return typeof event.source === 'string' ? event.source : event.source.peer;
+}
+
+/** Who emitted an event, in words: the node, and the singleton and its epoch when one did. */
+export function sourceText(event: FleetEvent): string {
+  if (typeof event.source === 'string') return shortPeer(event.source);
+  const { peer, singleton, epoch } = event.source;
+  return singleton === undefined ? shortPeer(peer) : `${singleton}${epoch === undefined ? '' : ` #${epoch}`} on ${shortPeer(peer)}`;
+}
+
+/** Whether `event` passes a filter as the node applies it: severity is a floor, a kind ending in `*` a prefix. */
+export function eventMatches(event: FleetEvent, filter: { readonly kind: string; readonly severity: string }): boolean {
+  if (filter.severity !== '') {
+    const floor = (SEVERITIES as readonly string[]).indexOf(filter.severity);
+    if ((SEVERITIES as readonly string[]).indexOf(event.severity) < floor) return false;
+  }
+  if (filter.kind === '') return true;
+  return filter.kind.endsWith('*') ? event.kind.startsWith(filter.kind.slice(0, -1)) : event.kind === filter.kind;
 }
 
 /** An event's detail as one line of text. */

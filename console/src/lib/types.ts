@@ -39,15 +39,22 @@ export interface Singleton {
   readonly since: number;
 }
 
+/** Event severities, lowest first (crdt-schema/events.ts); a filter by severity keeps that one and above. */
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+
 /** One fleet event (GET /api/v1/events, WebSocket event:new). */
 export interface FleetEvent {
   readonly id: string;
+  /** `area.what`, e.g. `member.dead`. */
   readonly kind: string;
   readonly severity: string;
   readonly at: number;
-  readonly subject: string;
+  /** What it is about (a member's peer id, a singleton's name), if anything. */
+  readonly subject?: string;
   readonly detail: unknown;
-  readonly source: string;
+  readonly payload?: Readonly<Record<string, string | number>>;
+  /** Who emitted it: a peer id, or the node and the singleton and epoch of a control-plane actor. */
+  readonly source: string | { readonly peer: string; readonly singleton?: string; readonly epoch?: number };
 }
 
 export interface SecurityEvent {

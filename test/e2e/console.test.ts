@@ -1,0 +1,140 @@
+import { createServer } from 'node:net';
+import { join as joinPath } from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeProcess, type Status, cli } from '../helpers/cli-fleet.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { type ConsoleBrowser, launchConsoleBrowser, screenshot, signIn } from './browser.ts';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const row = (page: Page, peerId: string) => page.locator(`[data-testid=member][data-peer="${peerId}"]`);
+
+/**
+ * The console in Debian's Chromium against a real three-node fleet started through the CLI, as
+ * an operator uses it. Steps run in order on one fleet; each leaves a screenshot in
+ * test-artifacts/console-e2e/.
+ */
+describe('the console in a browser, against a real fleet', () => {
+  let root: { path: string; remove: () => Promise<void> };
+  let browser: ConsoleBrowser;
+  let operatorKey: string;
+  let pageA: Page;
+  let pageB: Page;
+  const nodes: NodeProcess[] = [];
+  const dirs: string[] = [];
+  let portB = 0;
+  const outage = { fromMs: 0, toMs: 0 };
+
+  async function join(name: string, extra: string[] = []): Promise<NodeProcess> {
+    const token = await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey]);
+    expect(token.code).toBe(0);
+    dirs.push(joinPath(root.path, name));
+    return NodeProcess.start(dirs.at(-1)!, ['--join', token.stdout.trim(), '--name', name, ...extra]);
+  }
+
+  beforeAll(async () => {
+    [browser, root] = await Promise.all([launchConsoleBrowser(), tempDir('powernode-console-e2e-')]);
+    dirs.push(joinPath(root.path, 'a'));
+    const init = await cli(['fleet', 'init', '--data', dirs[0]!, '--name', 'e2e-fleet']);
+    expect(init.code).toBe(0);
+    operatorKey = (JSON.parse(init.stdout) as { operatorKey: string }).operatorKey;
+    nodes.push(await NodeProcess.start(dirs[0]!, ['--name', 'alpha']));
+    portB = await freePort();
+    nodes.push(await join('bravo', ['--api', `127.0.0.1:${portB}`]));
+    nodes.push(await join('charlie'));
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const node of nodes) await node.kill9();
+    await browser?.close();
+    await root?.remove();
+  });
+
+  it('asks for the operator key, then shows the three members live', async () => {
+    pageA = await browser.newPage('alpha');
+    await pageA.goto(nodes[0]!.ready.api);
+    await pageA.locator('[data-testid=key-file]').waitFor();
+    expect(await pageA.textContent('body')).toContain('operator.key');
+    await screenshot(pageA, '01-sign-in');
+    await signIn(pageA, operatorKey);
+    for (const node of nodes) await row(pageA, node.ready.peerId).and(pageA.locator('[data-state=alive]')).waitFor({ timeout: 15_000 });
+    expect(await pageA.locator('[data-testid=member]').count()).toBe(3);
+    await pageA.locator('[data-testid=connection][data-state=live]').waitFor();
+    await screenshot(pageA, '02-three-members');
+  });
+
+  it('shows a killed node as dead within 5 s, without a reload', async () => {
+    await pageA.evaluate(() => ((window as unknown as { stillThisPage: boolean }).stillThisPage = true));
+    const charlie = nodes[2]!;
+    const killedAt = Date.now();
+    await charlie.kill9();
+    await row(pageA, charlie.ready.peerId).and(pageA.locator('[data-state=dead]')).waitFor({ timeout: 5_000 });
+    const shownMs = Date.now() - killedAt;
+    expect(shownMs).toBeLessThan(5_000);
+    expect(await pageA.evaluate(() => (window as unknown as { stillThisPage?: boolean }).stillThisPage)).toBe(true);
+    expect(await pageA.textContent('[data-testid=count-dead]')).toBe('1');
+    await screenshot(pageA, '03-killed-node-dead');
+  });
+
+  it('sets a label that another node\'s console and powernode status show', async () => {
+    const bravo = nodes[1]!;
+    await row(pageA, bravo.ready.peerId).click();
+    await pageA.locator('[data-testid=node-name]', { hasText: 'bravo' }).waitFor();
+    await pageA.fill('[data-testid=label-key]', 'role');
+    await pageA.fill('[data-testid=label-value]', 'gateway');
+    await pageA.click('[data-testid=label-set]');
+    await pageA.locator('[data-testid=label-row]', { hasText: 'role=gateway' }).waitFor({ timeout: 5_000 });
+    await screenshot(pageA, '04-label-set');
+
+    pageB = await browser.newPage('bravo');
+    await pageB.goto(bravo.ready.api);
+    await signIn(pageB, operatorKey);
+    await row(pageB, bravo.ready.peerId).locator('[data-testid=label]', { hasText: 'role=gateway' }).waitFor({ timeout: 10_000 });
+    await screenshot(pageB, '05-label-on-another-node');
+
+    const status = await cli(['status', '--api', bravo.ready.api, '--key', operatorKey, '--json']);
+    expect(status.code).toBe(0);
+    const member = (JSON.parse(status.stdout) as Status).members.find((m) => m.peerId === bravo.ready.peerId);
+    expect(member?.labels).toEqual({ role: 'gateway' });
+  });
+
+  it('reconnects by itself when its node restarts', async () => {
+    const bravo = nodes[1]!;
+    outage.fromMs = Date.now();
+    await bravo.stop();
+    await pageB.locator('[data-testid=connection][data-state=reconnecting]').waitFor({ timeout: 5_000 });
+    await screenshot(pageB, '06-node-restarting');
+    nodes[1] = await NodeProcess.start(dirs[1]!, ['--api', `127.0.0.1:${portB}`]);
+    await pageB.locator('[data-testid=connection][data-state=live]').waitFor({ timeout: 10_000 });
+    outage.toMs = Date.now();
+    await row(pageB, bravo.ready.peerId).and(pageB.locator('[data-state=alive]')).waitFor({ timeout: 5_000 });
+    await screenshot(pageB, '07-reconnected');
+  });
+
+  it('switches to another node\'s API from the console', async () => {
+    const bravo = nodes[1]!;
+    await pageA.click('[data-testid=node-switcher]');
+    await pageA.fill('[data-testid=node-address]', bravo.ready.api);
+    await pageA.press('[data-testid=node-address]', 'Enter');
+    await pageA.locator('[data-testid=connection][data-state=live]').waitFor({ timeout: 10_000 });
+    await pageA.click('nav a[href="/"]');
+    await row(pageA, bravo.ready.peerId).locator('text=(this node)').waitFor({ timeout: 5_000 });
+    await screenshot(pageA, '08-switched-to-bravo');
+  });
+
+  it('logged no error in the browser', async () => {
+    const expected = (problem: (typeof browser.problems)[number]): boolean =>
+      // A node without the event feed (yet) answers 404 there; the view shows an empty state.
+      (/status of 404/.test(problem.text) && problem.url.includes('/api/v1/events')) ||
+      // While bravo was down on purpose, its console's attempts to reach it failed.
+      (problem.page === 'bravo' && problem.atMs >= outage.fromMs && problem.atMs <= outage.toMs && (problem.url.includes(`:${portB}/`) || problem.text.includes(`:${portB}/`)));
+    expect(browser.problems.filter((p) => !expected(p))).toEqual([]);
+  });
+});
