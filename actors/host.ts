@@ -14,7 +14,18 @@ export type Effect =
   | { readonly type: 'tell'; readonly to: string | ActorRef; readonly message: unknown }
   | { readonly type: 'reply'; readonly value: unknown }
   | { readonly type: 'schedule'; readonly delayMs: number; readonly message: unknown }
-  | { readonly type: 'stop' };
+  | { readonly type: 'stop' }
+  /**
+   * Asks one of the host's ports (I/O the host was given: the event log, storage) to do
+   * something; `then` turns the outcome into a message for this actor.
+   */
+  | { readonly type: 'perform'; readonly port: string; readonly request: unknown; readonly then?: (outcome: PortOutcome) => unknown };
+
+/** What a port answered to a `perform` effect. */
+export type PortOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string };
+
+/** A port the host performs effects on: does I/O, resolves with a plain value. */
+export type EffectPort = (request: unknown) => Promise<unknown>;
 
 /** A typed behaviour: a pure step from state and message to the next state and its effects. */
 export interface Behavior<S, M> {
@@ -58,6 +69,8 @@ export interface ActorHostInit {
   readonly self?: PeerId;
   /** Sends to an actor on another node; false when it cannot be sent (a dead letter there). */
   sendRemote?(to: ActorRef, message: unknown): boolean;
+  /** Ports that `perform` effects name. */
+  readonly ports?: Readonly<Record<string, EffectPort>>;
   /** An actor failed more often than its restart budget allows: it is stopped; its owner decides. */
   onEscalate?(name: string, error: unknown): void;
 }
@@ -263,7 +276,25 @@ export class ActorHost {
       case 'stop':
         this.stop(cell.name);
         return;
+      case 'perform':
+        this.#perform(cell, effect);
+        return;
     }
+  }
+
+  #perform(cell: Cell, effect: Extract<Effect, { type: 'perform' }>): void {
+    const port = this.#init.ports?.[effect.port];
+    const answer = (outcome: PortOutcome): void => {
+      if (effect.then !== undefined && !cell.stopped) this.tell(cell.name, effect.then(outcome));
+    };
+    if (port === undefined) {
+      answer({ ok: false, error: `this host has no port ${effect.port}` });
+      return;
+    }
+    port(effect.request).then(
+      (value) => answer({ ok: true, value }),
+      (error: unknown) => answer({ ok: false, error: error instanceof Error ? error.message : String(error) }),
+    );
   }
 
   /** One-for-one restart from the initial state after a backoff; too many in the window escalate. */

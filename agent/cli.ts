@@ -6,6 +6,7 @@ import { ApiClient } from './api-client.ts';
 import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
 import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
+import { eventsCommand } from './events-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
 import { readOperatorKeyFile, readRootKeyFile } from './key-files.ts';
@@ -22,6 +23,7 @@ const USAGE = `usage: powernode <command> [flags]
   node start   --data DIR [--listen MULTIADDR]... [--api HOST:PORT] [--join JOIN] [--name NAME]
   token create --api URL --key KEYFILE [--ttl 1h] [--name NODE] [--json]
   status       --api URL --key KEYFILE [--json]
+  events       --api URL --key KEYFILE [--json] [--follow] [--kind K|AREA.*] [--severity S] [--subject X] [--limit N]
   label set    --api URL --key KEYFILE --node PEERID key=value...
   label rm     --api URL --key KEYFILE --node PEERID key...
   node revoke  --api URL --key KEYFILE [--reason TEXT] PEERID  cut a node off the fleet, for good
@@ -77,6 +79,20 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
       if (flags['json'] === true) print(status);
       else process.stdout.write(formatStatus(status));
       return 0;
+    },
+  },
+  events: {
+    spec: {
+      flags: { ...API_FLAGS, follow: 'boolean', kind: 'string', severity: 'string', subject: 'string', limit: 'string' },
+      required: ['api', 'key'],
+      positional: { min: 0, max: 0, name: '' },
+    },
+    run: async ({ flags }) => {
+      const text = (name: string): string | undefined => (flags[name] === undefined ? undefined : String(flags[name]));
+      const options = { json: flags['json'] === true, follow: flags['follow'] === true };
+      const filters = { kind: text('kind'), severity: text('severity'), subject: text('subject'), limit: text('limit') };
+      const given = Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined));
+      return eventsCommand(await apiClient(flags), { ...options, ...given });
     },
   },
   'label set': {

@@ -36,6 +36,26 @@ export interface FleetEvent {
   readonly source: { readonly peer: string; readonly singleton?: string; readonly epoch?: number };
 }
 
+/** What a listing keeps. `severity` is a floor: `high` lists high and critical. `kind` is exact, or a prefix ending in `*` (`system.*`). */
+export interface EventFilter {
+  readonly kind?: string;
+  readonly severity?: Severity;
+  readonly subject?: string;
+  readonly sinceMs?: number;
+  readonly limit?: number;
+}
+
+/** Whether `event` passes `filter` (its limit aside). */
+export function eventMatches(event: FleetEvent, filter: EventFilter): boolean {
+  if (filter.severity !== undefined && SEVERITIES.indexOf(event.severity) < SEVERITIES.indexOf(filter.severity)) return false;
+  if (filter.kind !== undefined) {
+    const prefix = filter.kind.endsWith('*') ? filter.kind.slice(0, -1) : undefined;
+    if (prefix === undefined ? event.kind !== filter.kind : !event.kind.startsWith(prefix)) return false;
+  }
+  if (filter.subject !== undefined && event.subject !== filter.subject) return false;
+  return filter.sinceMs === undefined || event.at >= filter.sinceMs;
+}
+
 /** An event bucket as Automerge holds it. */
 export interface EventsDocument {
   schema: number;

@@ -38,6 +38,24 @@ export interface NodeStateView extends NodeObservation {
   readonly admissions: readonly AdmissionView[];
   /** What this node refused from peers (forged writes and the like), aggregated per peer and document. */
   readonly securityEvents: readonly SecurityEventView[];
+  /** This node's activations of control-plane singletons, by singleton name (docs/PLACEMENT.md). */
+  readonly singletons: Readonly<Record<string, ActivationRecord>>;
+}
+
+/**
+ * One node's latest activation of a singleton: its epoch, since when, and whether it still runs.
+ * Written only by that node (its sealed document), so no node can claim another's activation.
+ */
+export interface ActivationRecord {
+  readonly epoch: number;
+  readonly since: number;
+  readonly active: boolean;
+  /** When it stopped, for an inactive record. */
+  readonly until?: number;
+  /** Why it stopped (lost quorum, another owner, failed, shutting down). */
+  readonly reason?: string;
+  /** After a failure past its restart budget, other nodes skip this one as owner until then. */
+  readonly failedUntil?: number;
 }
 
 /** A security event a node observed, e.g. `security.change_refused`: who sent what, and why it was refused. */
@@ -66,6 +84,20 @@ export interface NodeStateDocument {
   startedAt: number;
   admissions?: Record<string, { peerId: ImmutableString; name: ImmutableString; admittedAt: number; grant: Record<string, ImmutableString | number> }>;
   securityEvents?: Record<string, { kind: ImmutableString; peer: ImmutableString; docId: ImmutableString; reason: ImmutableString; firstAt: number; lastAt: number; count: number }>;
+  singletons?: Record<string, { epoch: number; since: number; active: boolean; until?: number; reason?: ImmutableString; failedUntil?: number }>;
+}
+
+/** Records this node's activation (or deactivation) of a singleton in its own document. */
+export function recordActivation(draft: NodeStateDocument, name: string, record: ActivationRecord): void {
+  if (draft.singletons === undefined) draft.singletons = {};
+  draft.singletons[name] = {
+    epoch: record.epoch,
+    since: record.since,
+    active: record.active,
+    ...(record.until === undefined ? {} : { until: record.until }),
+    ...(record.reason === undefined ? {} : { reason: str(record.reason.slice(0, 200)) }),
+    ...(record.failedUntil === undefined ? {} : { failedUntil: record.failedUntil }),
+  };
 }
 
 /** Adds `count` occurrences of an event to the node's own document, bounded to {@link SECURITY_EVENTS_MAX}. */
@@ -157,7 +189,26 @@ export function readNodeState(doc: unknown): NodeStateView | undefined {
     startedAt: typeof root['startedAt'] === 'number' ? root['startedAt'] : 0,
     admissions: readAdmissions(root['admissions']),
     securityEvents: readSecurityEvents(root['securityEvents']),
+    singletons: readActivations(root['singletons']),
   };
+}
+
+function readActivations(value: unknown): Record<string, ActivationRecord> {
+  if (typeof value !== 'object' || value === null) return {};
+  const out: Record<string, ActivationRecord> = {};
+  for (const [name, raw] of Object.entries(value as Record<string, unknown>)) {
+    const r = raw as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null || typeof r['epoch'] !== 'number' || typeof r['since'] !== 'number' || typeof r['active'] !== 'boolean') continue;
+    out[name] = {
+      epoch: r['epoch'],
+      since: r['since'],
+      active: r['active'],
+      ...(typeof r['until'] === 'number' ? { until: r['until'] } : {}),
+      ...(typeof r['reason'] === 'string' ? { reason: r['reason'] } : {}),
+      ...(typeof r['failedUntil'] === 'number' ? { failedUntil: r['failedUntil'] } : {}),
+    };
+  }
+  return out;
 }
 
 function readSecurityEvents(value: unknown): SecurityEventView[] {

@@ -21,6 +21,8 @@ import {
   deriveMembership,
   recordAdmission,
   recordSecurityEvent,
+  recordActivation,
+  type ActivationRecord,
   SECURITY_EVENTS_MAX,
   type SecurityEventView,
   type FleetEvent,
@@ -191,6 +193,8 @@ export class FleetNode {
   #eventsTimer: TimerId | undefined;
   /** Revoked peers as last applied to admission and the transport. */
   #revoked = new Set<string>();
+  /** Peers cut off by fault injection (tests and drills): refused like revoked ones, until healed. */
+  #isolated = new Set<string>();
   /** Credentials presented on each connection (docs/SECURITY.md §Admission). */
   readonly admission: Admission;
   /** Failure detection over the admitted members (docs/PLACEMENT.md). */
@@ -459,7 +463,50 @@ export class FleetNode {
   }
 
   #accessPolicy(): AccessPolicy {
-    return { isDenied: (peer) => this.#revoked.has(peer), whenAdmitted: (peer) => this.admission.whenAdmitted(peer) };
+    return { isDenied: (peer) => this.#revoked.has(peer) || this.#isolated.has(peer), whenAdmitted: (peer) => this.admission.whenAdmitted(peer) };
+  }
+
+  /**
+   * Fault injection: cuts this node off from `peers` at the mesh level (connections refused both
+   * ways, current ones closed), as a network partition would, until {@link FleetNode.heal}.
+   */
+  async isolate(peers: readonly string[]): Promise<void> {
+    for (const peer of peers) if (peer !== this.peer) this.#isolated.add(peer);
+    await Promise.all(peers.map((peer) => this.#ports.transport.hangUp(peer as PeerId).catch(() => {})));
+    this.#ports.log.warn('fault injection: isolated this node from peers', { peers });
+  }
+
+  /** Ends fault-injected isolation from `peers` (all when omitted); the keeper reconnects. */
+  heal(peers?: readonly string[]): void {
+    if (peers === undefined) this.#isolated.clear();
+    else for (const peer of peers) this.#isolated.delete(peer);
+    this.#keeper.poke();
+    this.#ports.log.warn('fault injection: healed', { peers: peers ?? 'all' });
+  }
+
+  /** Peers isolated by fault injection. */
+  isolated(): string[] {
+    return [...this.#isolated].sort();
+  }
+
+  /** Records this node's activation (or stop) of a control-plane singleton, durably and sealed. */
+  async recordActivation(name: string, record: ActivationRecord): Promise<void> {
+    await this.store.change<NodeStateDocument>(nodeDocId(this.peer), (draft) => recordActivation(draft, name, record), { durable: true, signer: this.#ports.identity });
+  }
+
+  /** Every member's singleton activation records, by peer id (this node's included). */
+  activationRecords(): Map<string, Readonly<Record<string, ActivationRecord>>> {
+    const out = new Map<string, Readonly<Record<string, ActivationRecord>>>();
+    for (const peer of [...this.#members, this.peer]) {
+      const singletons = this.nodeState(peer)?.singletons;
+      if (singletons !== undefined && Object.keys(singletons).length > 0) out.set(peer, singletons);
+    }
+    return out;
+  }
+
+  /** Member peer ids as trust derives them (revoked ones excluded). */
+  memberIds(): string[] {
+    return [...this.#members].sort();
   }
 
   /**

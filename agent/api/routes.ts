@@ -1,5 +1,5 @@
-import { DECISION_KINDS, InvalidDecisionError, InvalidLabelError, UnknownMemberError } from '../../crdt-schema/index.ts';
-import { AUTH_HEADERS, AuthError, type Clock, type FleetNode, OperationRefusedError, RequestVerifier, s } from '../../mesh/index.ts';
+import { DECISION_KINDS, type EventFilter, InvalidDecisionError, InvalidLabelError, SEVERITIES, UnknownMemberError } from '../../crdt-schema/index.ts';
+import { AUTH_HEADERS, AuthError, type Clock, EVENTS_LIST_MAX, type FleetNode, OperationRefusedError, RequestVerifier, s } from '../../mesh/index.ts';
 import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
 
 const decisionRequest = s.object({
@@ -77,12 +77,45 @@ export function apiHandlers(getNode: () => FleetNode | undefined, clock: Clock):
   };
 }
 
+const eventQuery = s.object({
+  kind: s.optional(s.string({ min: 1, max: 66 })),
+  severity: s.optional(s.oneOf(SEVERITIES)),
+  subject: s.optional(s.string({ min: 1, max: 200 })),
+  since: s.optional(s.string({ min: 1, max: 16 })),
+  limit: s.optional(s.string({ min: 1, max: 6 })),
+});
+
+/** `GET /api/v1/events?kind=K&severity=S&subject=X&since=MS&limit=N`, newest first. */
+function listEvents(node: FleetNode, url: URL): ApiResponse {
+  let query: ReturnType<typeof eventQuery.check>;
+  try {
+    query = eventQuery.check(Object.fromEntries(url.searchParams), 'query');
+  } catch (error) {
+    return fail(400, (error as Error).message);
+  }
+  const since = query.since === undefined ? undefined : Number(query.since);
+  const limit = query.limit === undefined ? undefined : Number(query.limit);
+  if (since !== undefined && !Number.isSafeInteger(since)) return fail(400, 'since is a time in milliseconds since 1970');
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1 && limit <= EVENTS_LIST_MAX)) return fail(400, `limit is a number from 1 to ${EVENTS_LIST_MAX}`);
+  const filter: EventFilter = {
+    ...(query.kind === undefined ? {} : { kind: query.kind }),
+    ...(query.severity === undefined ? {} : { severity: query.severity }),
+    ...(query.subject === undefined ? {} : { subject: query.subject }),
+    ...(since === undefined ? {} : { sinceMs: since }),
+    ...(limit === undefined ? {} : { limit }),
+  };
+  return ok({ events: node.events.list(filter) });
+}
+
 async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse> {
-  const path = new URL(request.url, 'http://node').pathname;
+  const url = new URL(request.url, 'http://node');
+  const path = url.pathname;
   const key = `${request.method} ${path}`;
   switch (key) {
     case 'GET /api/v1/status':
       return ok({ ...node.status(), process: processFacts() });
+    case 'GET /api/v1/events':
+      return listEvents(node, url);
     case 'POST /api/v1/decisions': {
       const decision = parseBody(request, decisionRequest);
       if ('status' in decision) return decision;

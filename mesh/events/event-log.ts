@@ -1,9 +1,10 @@
 import {
   type DocId,
+  type EventFilter,
   type EventsDocument,
   type FleetEvent,
-  SEVERITIES,
   type Severity,
+  eventMatches,
   eventsDocId,
   isRetired,
   parseDocId,
@@ -55,15 +56,6 @@ export interface EventInput {
   readonly epoch?: number;
 }
 
-/** What a listing keeps. `severity` is a floor: `high` lists high and critical. `kind` is exact, or `area.*`. */
-export interface EventFilter {
-  readonly kind?: string;
-  readonly severity?: Severity;
-  readonly subject?: string;
-  readonly sinceMs?: number;
-  readonly limit?: number;
-}
-
 /**
  * The fleet event log (docs/PLACEMENT.md §Fleet event log): events live in time-bucketed
  * documents `events/<routine|high>/<day>/<writer>`, each written and sealed by its one writer,
@@ -74,7 +66,8 @@ export interface EventFilter {
 export class EventLog {
   readonly #init: EventLogInit;
   readonly #byDoc = new Map<DocId, { digest: string; events: FleetEvent[] }>();
-  readonly #known = new Map<string, number>();
+  /** Each event id held, with its earliest emission and how many buckets hold it. */
+  readonly #known = new Map<string, { event: FleetEvent; count: number }>();
   readonly #listeners = new Listeners<FleetEvent>();
   #timer: TimerId | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -107,9 +100,15 @@ export class EventLog {
     return this.#known.has(id);
   }
 
+  /** The event of that id (its earliest emission), if held. */
+  get(id: string): FleetEvent | undefined {
+    return this.#known.get(id)?.event;
+  }
+
   /**
    * Records an event in this node's bucket for its day and class; high and critical ones durably.
-   * Returns the event and whether it was written (false: the log already holds that id).
+   * Returns the event and whether it was written; when the log already holds that id, the event
+   * it holds (its first emission) and false.
    */
   async emit(input: EventInput): Promise<{ event: FleetEvent; written: boolean }> {
     const { clock, store, identity, self } = this.#init;
@@ -124,7 +123,8 @@ export class EventLog {
       ...(input.payload === undefined ? {} : { payload: input.payload }),
       source: { peer: self, ...(input.singleton === undefined ? {} : { singleton: input.singleton }), ...(input.epoch === undefined ? {} : { epoch: input.epoch }) },
     };
-    if (this.#known.has(event.id)) return { event, written: false };
+    const held = this.#known.get(event.id);
+    if (held !== undefined) return { event: held.event, written: false };
     let recorded = false;
     await store.change<EventsDocument>(eventsDocId(self, event.severity, at), (draft) => {
       recorded = recordEvent(draft, event);
@@ -135,15 +135,10 @@ export class EventLog {
 
   /** Events, newest first, one per id (its earliest emission). */
   list(filter: EventFilter = {}): FleetEvent[] {
-    const floor = filter.severity === undefined ? 0 : SEVERITIES.indexOf(filter.severity);
-    const prefix = filter.kind?.endsWith('.*') === true ? filter.kind.slice(0, -1) : undefined;
     const byId = new Map<string, FleetEvent>();
     for (const { events } of this.#byDoc.values()) {
       for (const event of events) {
-        if (filter.kind !== undefined && (prefix === undefined ? event.kind !== filter.kind : !event.kind.startsWith(prefix))) continue;
-        if (SEVERITIES.indexOf(event.severity) < floor) continue;
-        if (filter.subject !== undefined && event.subject !== filter.subject) continue;
-        if (filter.sinceMs !== undefined && event.at < filter.sinceMs) continue;
+        if (!eventMatches(event, filter)) continue;
         const seen = byId.get(event.id);
         if (seen === undefined || event.at < seen.at) byId.set(event.id, event);
       }
@@ -193,17 +188,19 @@ export class EventLog {
     const events = readEvents(docId, this.#init.store.get(docId));
     this.#byDoc.set(docId, { digest, events });
     for (const event of events) {
-      const count = this.#known.get(event.id) ?? 0;
-      this.#known.set(event.id, count + 1);
-      const wasKnown = count > 0 || previous?.events.some((e) => e.id === event.id) === true;
+      const held = this.#known.get(event.id);
+      if (held === undefined) this.#known.set(event.id, { event, count: 1 });
+      else this.#known.set(event.id, { event: event.at < held.event.at ? event : held.event, count: held.count + 1 });
+      const wasKnown = held !== undefined || previous?.events.some((e) => e.id === event.id) === true;
       if (announce && !wasKnown) this.#listeners.emit(event);
     }
   }
 
   #forget(id: string): void {
-    const count = this.#known.get(id) ?? 0;
-    if (count <= 1) this.#known.delete(id);
-    else this.#known.set(id, count - 1);
+    const held = this.#known.get(id);
+    if (held === undefined) return;
+    if (held.count <= 1) this.#known.delete(id);
+    else this.#known.set(id, { event: held.event, count: held.count - 1 });
   }
 }
 

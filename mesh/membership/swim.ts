@@ -211,7 +211,7 @@ export class Swim {
     const gone = [...this.#members].filter(([, m]) => m.state === 'dead' || m.state === 'left').map(([peer]) => peer as PeerId);
     if (gone.length === 0) return;
     const peer = gone[this.#init.random.int(gone.length)]!;
-    void this.#request(peer, this.#message('ping', this.#piggyback()), this.#config.ackTimeoutMs);
+    void this.#request(peer, this.#message('ping', this.#piggyback(false, peer)), this.#config.ackTimeoutMs);
   }
 
   #message<T extends 'ping' | 'ack' | 'nack'>(type: T, piggyback: Update[], seq = ++this.#seq): SwimMessage {
@@ -243,7 +243,7 @@ export class Swim {
   /** Probes `peer`: directly, then through others; suspects it if neither answers. */
   async #probe(peer: PeerId): Promise<void> {
     const timeoutMs = this.#config.ackTimeoutMs * this.#health;
-    const direct = await this.#request(peer, this.#message('ping', this.#piggyback()), timeoutMs);
+    const direct = await this.#request(peer, this.#message('ping', this.#piggyback(false, peer)), timeoutMs);
     if (direct?.type === 'ack') return;
     const helpers = shuffled(
       this.#init.random,
@@ -293,10 +293,10 @@ export class Swim {
       this.#apply(request.body.updates, peer);
       this.#heard(peer, request.body.inc);
       if (request.type === 'ping') {
-        await stream.send(encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(), request.body.seq)));
+        await stream.send(encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(false, peer), request.body.seq)));
       } else {
         // Probe the target for the asker, within what is left of its period.
-        const answer = await this.#request(request.body.target as PeerId, this.#message('ping', this.#piggyback()), this.#config.ackTimeoutMs * this.#health);
+        const answer = await this.#request(request.body.target as PeerId, this.#message('ping', this.#piggyback(false, request.body.target)), this.#config.ackTimeoutMs * this.#health);
         await stream.send(encodeMessage(swimProtocol, this.#message(answer?.type === 'ack' ? 'ack' : 'nack', this.#piggyback(), request.body.seq)));
       }
       await stream.close();
@@ -325,6 +325,13 @@ export class Swim {
       } else if (u.state === 'suspect') {
         if (member.state === 'suspect' && u.incarnation === member.incarnation) this.#confirm(u.peer, member, from);
         else if ((member.state === 'alive' && u.incarnation >= member.incarnation) || u.incarnation > member.incarnation) this.#suspect(u.peer, u.incarnation, from);
+      } else if (u.state === 'dead') {
+        // Another member's verdict is a suspicion here, with a confirmation: only this node's own
+        // suspicion timeout declares a member dead. A node back from a partition holds everyone
+        // dead and says so; this way the members it names refute before anyone holds them dead.
+        if (member.state === 'dead' || member.state === 'left' || u.incarnation < member.incarnation) continue;
+        if (member.state === 'suspect' && u.incarnation === member.incarnation) this.#confirm(u.peer, member, from);
+        else this.#suspect(u.peer, u.incarnation, from);
       } else if (member.state !== 'dead' && member.state !== 'left' && u.incarnation >= member.incarnation) {
         this.#set(u.peer, member, u.state, u.incarnation);
       }
@@ -338,6 +345,8 @@ export class Swim {
     const startedAt = this.#init.clock.now();
     member.suspicion = { startedAt, timer: this.#suspicionTimer(peer, startedAt, 0), confirmations: new Set(by === this.#self ? [] : [by]) };
     this.#set(peer, member, 'suspect', incarnation);
+    // Suspected on another member's word: ask it directly, telling it so; a live member refutes.
+    if (by !== this.#self && !this.#stopped) void this.#request(peer as PeerId, this.#message('ping', this.#piggyback(false, peer)), this.#config.ackTimeoutMs * this.#health);
   }
 
   /** Lifeguard: each independent confirmation brings the deadline closer to its minimum. */
@@ -381,8 +390,19 @@ export class Swim {
     this.#broadcasts.set(u.peer, { update: u, sent: 0 });
   }
 
-  /** The updates to piggyback: least sent first; each retired after enough sends. */
-  #piggyback(all = false): Update[] {
+  /**
+   * The updates to piggyback: least sent first; each retired after enough sends. A message to a
+   * member this node suspects (or holds dead) leads with that verdict, so the member learns of it
+   * at once and refutes (Lifeguard's buddy system).
+   */
+  #piggyback(all = false, to?: string): Update[] {
+    const member = to === undefined ? undefined : this.#members.get(to);
+    const told: Update | undefined = member !== undefined && (member.state === 'suspect' || member.state === 'dead') ? { peer: to!, state: member.state, incarnation: member.incarnation } : undefined;
+    const rest = this.#gossip(all);
+    return told === undefined ? rest : [told, ...rest.filter((u) => u.peer !== to)].slice(0, all ? 32 : this.#config.updatesPerMessage);
+  }
+
+  #gossip(all: boolean): Update[] {
     const limit = Math.ceil(this.#config.retransmitMultiplier * Math.log10(this.#members.size + 2));
     const chosen = [...this.#broadcasts.values()].sort((a, b) => a.sent - b.sent).slice(0, all ? 32 : this.#config.updatesPerMessage);
     for (const entry of chosen) {

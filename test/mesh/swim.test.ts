@@ -96,6 +96,21 @@ describe('SWIM failure detection', () => {
     for (const swim of cluster.swims) expect([...swim.states().values()].every((m) => m.state === 'alive')).toBe(true);
   });
 
+  it('does not let a member back from a partition make the others hold live members dead', async () => {
+    const cluster = new Cluster(8);
+    await cluster.run(2_000);
+    cluster.isolate(0, true);
+    await cluster.run(8_000);
+    // Node 0 holds everyone dead, and its dead verdicts wait to be gossiped.
+    expect([...cluster.swims[0]!.states().values()].every((m) => m.state === 'dead')).toBe(true);
+    const healedAt = cluster.clock.now();
+    cluster.isolate(0, false);
+    await cluster.run(10_000);
+    const falseDeaths = cluster.changes.filter((c) => c.at >= healedAt && c.observer !== 0 && c.state === 'dead');
+    expect(falseDeaths).toEqual([]);
+    for (const swim of cluster.swims) expect([...swim.states().values()].every((m) => m.state === 'alive')).toBe(true);
+  });
+
   it('announces a graceful leave as left, not dead', async () => {
     const cluster = new Cluster(5);
     await cluster.run(2_000);

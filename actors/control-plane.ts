@@ -1,0 +1,225 @@
+import type { EventFilter } from '../crdt-schema/index.ts';
+import { type Clock, type EventInput, type FleetNode, type Logger, type PeerId, type Transport, s } from '../mesh/index.ts';
+import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
+import { ActorHost, type Behavior } from './host.ts';
+import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
+import { type LeaseConfig, QuorumLease } from './lease.ts';
+import { Placement, type PlacementConfig, type PlacementMember, type SingletonSpec } from './placement.ts';
+import { RemoteActors } from './remote.ts';
+
+export const LEASE_ACTOR = 'sys/lease';
+export const ORDERS_ACTOR = 'sys/orders';
+
+/** An order from a singleton to an executor on some node, stamped with the activation that issued it. */
+export interface Order {
+  readonly type: 'order';
+  readonly singleton: string;
+  readonly epoch: number;
+  readonly owner: string;
+  /** Which executor runs it. */
+  readonly kind: string;
+  readonly body: string;
+}
+
+/** What an executor answers. */
+export type OrderAnswer = { readonly accepted: true; readonly result: unknown } | ({ readonly accepted: false } & (FenceRefusal | { readonly reason: 'unknown-kind' | 'failed'; readonly detail: string }));
+
+/** Runs one kind of order on this node; returns a plain result. */
+export type OrderExecutor = (body: string, stamp: EpochStamp) => unknown;
+
+const orderShape = s.object({
+  type: s.literal('order'),
+  singleton: s.string({ min: 1, max: 100 }),
+  epoch: s.uint(),
+  owner: s.string({ min: 1, max: 100 }),
+  kind: s.string({ min: 1, max: 64 }),
+  body: s.string({ max: 64 * 1024 }),
+});
+const pingShape = s.object({ type: s.literal('ping'), watch: s.array(s.string({ min: 1, max: 100 }), { max: 64 }) });
+
+export interface ControlPlaneInit {
+  readonly node: FleetNode;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** When a silent member escalates to critical (the original: 33 minutes). */
+  readonly silenceCriticalAfterMs?: number;
+  readonly lease?: Partial<LeaseConfig>;
+  readonly placement?: Partial<PlacementConfig>;
+  /** Singletons beyond the built-in ones (tests, later capabilities). */
+  readonly singletons?: readonly SingletonSpec[];
+}
+
+/**
+ * The node's control plane (docs/PLACEMENT.md): an actor host reachable from other nodes, a quorum
+ * lease, placement of singletons with epochs, an epoch fence in front of the order executors, and
+ * the built-in singletons (the instance-silence sensor). Built on a {@link FleetNode}'s ports, so
+ * the simulator runs it as is.
+ */
+export class ControlPlane {
+  readonly host: ActorHost;
+  readonly remote: RemoteActors;
+  readonly lease: QuorumLease;
+  readonly placement: Placement;
+  readonly fence = new EpochFence();
+  readonly #init: ControlPlaneInit;
+  readonly #executors = new Map<string, OrderExecutor>([['noop', () => ({ done: true })]]);
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(init: ControlPlaneInit) {
+    this.#init = init;
+    const { node, clock, log, transport } = init;
+    const self = node.peer;
+    this.host = new ActorHost({
+      clock,
+      log,
+      self,
+      sendRemote: (to, message) => this.remote.tell(to, message),
+      onEscalate: (name) => this.placement.failed(name),
+      ports: {
+        'events.emit': (request) => node.events.emit(request as EventInput),
+        'events.list': async (filter) => node.events.list(filter as EventFilter),
+      },
+    });
+    this.remote = new RemoteActors({
+      transport,
+      clock,
+      log,
+      penalties: node.penalties,
+      host: this.host,
+      isAdmitted: (peer) => node.admission.isAdmitted(peer),
+      isReachable: (peer) => this.#reachable(peer),
+    });
+    this.lease = new QuorumLease({
+      clock,
+      self,
+      members: () => node.memberIds(),
+      reachable: (peer) => this.#reachable(peer),
+      ping: (peer, watch, timeoutMs) =>
+        this.remote.ask<{ alive: string[] }>({ node: peer as PeerId, path: LEASE_ACTOR }, { type: 'ping', watch: [...watch] }, { timeoutMs }).then(
+          (answer) => answer.alive,
+          () => undefined,
+        ),
+      onGained: () => this.placement.poke(),
+      ...(init.lease === undefined ? {} : { config: init.lease }),
+    });
+    this.placement = new Placement({
+      clock,
+      log,
+      self,
+      host: this.host,
+      lease: this.lease,
+      fence: this.fence,
+      members: () => this.members(),
+      records: () => node.activationRecords(),
+      write: (name, record) => node.recordActivation(name, record),
+      emit: (event) => node.events.emit(event),
+      ...(init.placement === undefined ? {} : { config: init.placement }),
+    });
+    this.placement.register(instanceSilenceSpec(init.silenceCriticalAfterMs ?? DEFAULT_CRITICAL_AFTER_MS));
+    for (const spec of init.singletons ?? []) this.placement.register(spec);
+    this.host.spawn(LEASE_ACTOR, this.#leaseBehavior(), { remote: pingShape as s.Shape<unknown>, mailbox: 10_000 });
+    this.host.spawn(ORDERS_ACTOR, this.#ordersBehavior(), { remote: orderShape as s.Shape<unknown>, mailbox: 10_000 });
+  }
+
+  /** Adds an executor for orders of `kind`. */
+  registerExecutor(kind: string, executor: OrderExecutor): void {
+    this.#executors.set(kind, executor);
+  }
+
+  async start(): Promise<void> {
+    const { node } = this.#init;
+    this.remote.start();
+    this.#unsubscribe = node.onEvent((event) => {
+      if (event.type === 'member:state') {
+        if (event.state === 'dead' || event.state === 'left') this.remote.peerDown(event.peerId as PeerId);
+        this.placement.membersChanged();
+        this.placement.poke();
+      } else if (event.type === 'doc:changed' && (event.docId === 'fleet' || event.docId.startsWith('node/'))) {
+        this.placement.poke();
+      }
+    });
+    await this.placement.start();
+  }
+
+  /** Hands over every singleton running here (recorded), then stops messaging. */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    await this.placement.stop();
+    this.remote.stop();
+  }
+
+  /** Sends an order to `to`'s executors, stamped as `stamp` of `singleton` would, and returns the answer. */
+  async order(to: PeerId, singleton: string, stamp: EpochStamp, kind: string, body = '', timeoutMs = 5_000): Promise<OrderAnswer> {
+    const order: Order = { type: 'order', singleton, epoch: stamp.epoch, owner: stamp.owner, kind, body };
+    if (to === this.#init.node.peer) return this.host.ask<OrderAnswer>(ORDERS_ACTOR, order, { timeoutMs });
+    return this.remote.ask<OrderAnswer>({ node: to, path: ORDERS_ACTOR }, order, { timeoutMs });
+  }
+
+  /** Members as placement sees them: trust's members, failure detection's states, operators' labels. */
+  members(): PlacementMember[] {
+    const states = this.#init.node.swim.states();
+    return this.#init.node.members().map((m) => {
+      const swim = states.get(m.peerId);
+      return { peerId: m.peerId, name: m.name, state: m.state, stateSince: swim?.since ?? 0, incarnation: swim?.incarnation ?? 0, labels: m.labels };
+    });
+  }
+
+  /** What `status` shows of the control plane. */
+  status(): Record<string, unknown> {
+    const hostStats = this.host.stats();
+    const validUntil = this.lease.validUntil();
+    return {
+      singletons: this.placement.view(),
+      actors: { count: hostStats.actors.length, deadLetters: hostStats.deadLetters + this.remote.stats().deadLetters, mailboxes: hostStats.actors },
+      remote: this.remote.stats(),
+      fencing: this.fence.stats(),
+      lease: { valid: this.lease.valid(), validUntil: Number.isFinite(validUntil) ? validUntil : validUntil > 0 ? 'unbounded' : null },
+    };
+  }
+
+  #reachable(peer: string): boolean {
+    const state = this.#init.node.swim.state(peer);
+    return state !== undefined && state !== 'dead' && state !== 'left';
+  }
+
+  /** Acknowledges lease rounds, saying which of the watched peers this node holds alive. */
+  #leaseBehavior(): Behavior<null, { type: 'ping'; watch: readonly string[] }> {
+    return {
+      initial: () => null,
+      step: (state, ping) => ({ state, effects: [{ type: 'reply', value: { alive: ping.watch.filter((peer) => peer === this.#init.node.peer || this.#reachable(peer)) } }] }),
+    };
+  }
+
+  /**
+   * The executor side of fencing: an order from an activation older than the newest this node
+   * has seen (in records or orders) is refused with the newer stamp.
+   */
+  #ordersBehavior(): Behavior<null, Order> {
+    return {
+      initial: () => null,
+      step: (state, order) => {
+        const stamp = { epoch: order.epoch, owner: order.owner };
+        const refusal = this.fence.admit(order.singleton, stamp);
+        let answer: OrderAnswer;
+        if (refusal !== undefined) {
+          this.#init.log.warn('refused an order from a superseded activation', { singleton: order.singleton, epoch: order.epoch, owner: order.owner, current: refusal.current });
+          answer = { accepted: false, ...refusal };
+        } else {
+          const executor = this.#executors.get(order.kind);
+          answer = executor === undefined ? { accepted: false, reason: 'unknown-kind', detail: `no executor for ${order.kind} on this node` } : run(executor, order.body, stamp);
+        }
+        return { state, effects: [{ type: 'reply', value: answer }] };
+      },
+    };
+  }
+}
+
+function run(executor: OrderExecutor, body: string, stamp: EpochStamp): OrderAnswer {
+  try {
+    return { accepted: true, result: executor(body, stamp) ?? null };
+  } catch (error) {
+    return { accepted: false, reason: 'failed', detail: error instanceof Error ? error.message : String(error) };
+  }
+}
+

@@ -1,0 +1,158 @@
+import type { Clock, TimerId } from '../mesh/index.ts';
+
+export interface LeaseConfig {
+  /** How often the lease is renewed while wanted. */
+  readonly renewMs: number;
+  /** How long an acknowledgement counts, from when its request was sent. */
+  readonly leaseMs: number;
+  /** Members asked per round beyond the number needed (fleets larger than {@link LeaseConfig.askAllUpTo}). */
+  readonly spare: number;
+  /** Fleets up to this size ask every reachable member each round. */
+  readonly askAllUpTo: number;
+}
+
+/** Defaults, with their reasons in docs/PLACEMENT.md §Placement. */
+export const DEFAULT_LEASE_CONFIG: LeaseConfig = { renewMs: 250, leaseMs: 1_000, spare: 16, askAllUpTo: 64 };
+
+export interface QuorumLeaseInit {
+  readonly clock: Clock;
+  readonly self: string;
+  /** The fleet's members as trust derives them (this node included). */
+  members(): readonly string[];
+  /** Whether `peer` is worth asking (failure detection does not hold it dead or gone). */
+  reachable(peer: string): boolean;
+  /**
+   * Asks `peer` to acknowledge, and which of `watch` it holds alive; resolves with those (an
+   * acknowledgement), or undefined when it did not answer within `timeoutMs`.
+   */
+  ping(peer: string, watch: readonly string[], timeoutMs: number): Promise<readonly string[] | undefined>;
+  /** Called when the lease became valid after not being valid. */
+  onGained?(): void;
+  readonly config?: Partial<LeaseConfig>;
+}
+
+/**
+ * "This node sees a majority of the known members", as a lease: the node holds it while a
+ * majority (itself included) acknowledged a request this node sent within the last `leaseMs`.
+ * Counting from the send time makes the lease end no later than the partition that cuts the
+ * node off from its majority, plus `leaseMs`: the bound a new owner waits out before it
+ * activates what a dead owner held.
+ */
+export class QuorumLease {
+  readonly #init: QuorumLeaseInit;
+  readonly #config: LeaseConfig;
+  /**
+   * Per member: the send time of its latest acknowledged request (with what it was asked to
+   * watch and which of those it held alive), and of its latest failed one.
+   */
+  readonly #acks = new Map<string, { ackedSentAt: number; failedAt: number; watched: ReadonlySet<string>; alive: ReadonlySet<string> }>();
+  #watch: string[] = [];
+  readonly #inFlight = new Set<string>();
+  #timer: TimerId | undefined;
+  #wanted = false;
+  #wasValid = false;
+
+  constructor(init: QuorumLeaseInit) {
+    this.#init = init;
+    this.#config = { ...DEFAULT_LEASE_CONFIG, ...init.config };
+  }
+
+  get config(): LeaseConfig {
+    return this.#config;
+  }
+
+  /** Renews the lease while wanted (this node owns or is about to own a singleton). */
+  want(wanted: boolean): void {
+    if (wanted === this.#wanted) return;
+    this.#wanted = wanted;
+    if (wanted) this.#round();
+    else if (this.#timer !== undefined) {
+      this.#init.clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  stop(): void {
+    this.want(false);
+  }
+
+  /** Until when the lease holds (−∞ when it does not; +∞ in a fleet of one). */
+  validUntil(): number {
+    const others = this.#init.members().filter((peer) => peer !== this.#init.self);
+    const needed = Math.floor((others.length + 1) / 2);
+    if (needed === 0) return Number.POSITIVE_INFINITY;
+    const sentTimes = others.map((peer) => this.#acks.get(peer)?.ackedSentAt ?? Number.NEGATIVE_INFINITY).sort((a, b) => b - a);
+    return sentTimes[needed - 1]! + this.#config.leaseMs;
+  }
+
+  valid(nowMs = this.#init.clock.now()): boolean {
+    return nowMs < this.validUntil();
+  }
+
+  /** Peers the next rounds ask the members about (holders of singletons this node may take over). */
+  watch(peers: readonly string[]): void {
+    this.#watch = [...peers].sort();
+  }
+
+  /**
+   * Whether a majority (this node included) agrees that `peer` is gone: enough members answered,
+   * within the lease, a round that asked about it without holding it alive, and none that
+   * answered within the lease holds it alive. A node whose own view is stale (it was cut off, and
+   * still holds everyone dead) so cannot take over from an owner the others see alive.
+   */
+  quorumAgreesGone(peer: string, nowMs = this.#init.clock.now()): boolean {
+    const others = this.#init.members().filter((p) => p !== this.#init.self && p !== peer);
+    const needed = Math.floor((this.#init.members().length) / 2);
+    let agreeing = 0;
+    for (const other of others) {
+      const ack = this.#acks.get(other);
+      if (ack === undefined || nowMs - ack.ackedSentAt >= this.#config.leaseMs) continue;
+      if (ack.alive.has(peer)) return false;
+      if (ack.watched.has(peer)) agreeing++;
+    }
+    return agreeing >= needed;
+  }
+
+  #round(): void {
+    const { clock } = this.#init;
+    if (!this.#wanted) return;
+    this.#timer = clock.setTimeout(() => this.#round(), this.#config.renewMs);
+    const sentAt = clock.now();
+    const watch = this.#watch;
+    for (const peer of this.#targets()) {
+      this.#inFlight.add(peer);
+      this.#init.ping(peer, watch, this.#config.renewMs * 2).then(
+        (alive) => this.#answered(peer, sentAt, watch, alive),
+        () => this.#answered(peer, sentAt, watch, undefined),
+      );
+    }
+  }
+
+  /** Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to answer. */
+  #targets(): string[] {
+    const others = this.#init.members().filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer));
+    if (others.length <= this.#config.askAllUpTo) return others;
+    const needed = Math.floor((this.#init.members().length) / 2);
+    const rank = (peer: string): number => {
+      const ack = this.#acks.get(peer);
+      return ack === undefined ? 0 : ack.failedAt > ack.ackedSentAt ? -1 : ack.ackedSentAt;
+    };
+    return others.sort((a, b) => rank(b) - rank(a) || (a < b ? -1 : 1)).slice(0, needed + this.#config.spare);
+  }
+
+  #answered(peer: string, sentAt: number, watched: readonly string[], alive: readonly string[] | undefined): void {
+    this.#inFlight.delete(peer);
+    const entry = this.#acks.get(peer) ?? { ackedSentAt: Number.NEGATIVE_INFINITY, failedAt: Number.NEGATIVE_INFINITY, watched: new Set<string>(), alive: new Set<string>() };
+    if (alive !== undefined && sentAt >= entry.ackedSentAt) {
+      entry.ackedSentAt = sentAt;
+      entry.watched = new Set(watched);
+      entry.alive = new Set(alive.filter((p) => watched.includes(p)));
+    } else if (alive === undefined) {
+      entry.failedAt = Math.max(entry.failedAt, sentAt);
+    }
+    this.#acks.set(peer, entry);
+    const valid = this.valid();
+    if (valid && !this.#wasValid) this.#init.onGained?.();
+    this.#wasValid = valid;
+  }
+}

@@ -1,0 +1,334 @@
+import type { ActivationRecord } from '../crdt-schema/index.ts';
+import type { Clock, EventInput, Logger, MemberState, TimerId } from '../mesh/index.ts';
+import { eventIdOf } from '../mesh/index.ts';
+import type { ActorHost, ActorOptions, Behavior } from './host.ts';
+import type { EpochFence } from './fence.ts';
+import type { QuorumLease } from './lease.ts';
+import { rendezvousOwner } from './rendezvous.ts';
+
+/** Every member's activation records, by peer and then singleton name. */
+export type RecordsView = ReadonlyMap<string, Readonly<Record<string, ActivationRecord>>>;
+
+/** What a singleton's behaviour is built with: which activation it is. */
+export interface SingletonContext {
+  readonly name: string;
+  readonly epoch: number;
+  readonly owner: string;
+  readonly since: number;
+}
+
+/** A member as placement sees it. */
+export interface PlacementMember {
+  readonly peerId: string;
+  readonly name: string;
+  readonly state: MemberState;
+  /** When failure detection last changed its state (this node's clock). */
+  readonly stateSince: number;
+  readonly incarnation: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** The message an observing singleton gets on activation, on every member change, and every few seconds. */
+export interface MembersMessage {
+  readonly type: 'members';
+  readonly now: number;
+  readonly members: readonly PlacementMember[];
+}
+
+/** A control-plane singleton, registered by name on every node. */
+export interface SingletonSpec {
+  readonly name: string;
+  /** Members carrying this label (and value, if given) are eligible; every member when absent. */
+  readonly eligible?: { readonly key: string; readonly value?: string };
+  behavior(context: SingletonContext): Behavior<unknown, unknown>;
+  readonly options?: ActorOptions;
+  /** Told the members' states ({@link MembersMessage}): for sensors. */
+  readonly observesMembers?: boolean;
+}
+
+export interface PlacementConfig {
+  /** How often placement is evaluated (and sooner on changes). */
+  readonly evaluateMs: number;
+  /** Beyond the lease, how long a new owner waits after the old one is seen dead. */
+  readonly handoverMarginMs: number;
+  /** Two activations seen this long at once are recorded as a duplicate. */
+  readonly duplicateGraceMs: number;
+  /** A singleton that failed past its restart budget skips its node this long. */
+  readonly failedCooldownMs: number;
+  /** Observing singletons are told the members at least this often. */
+  readonly observeTickMs: number;
+}
+
+export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000 };
+
+export interface PlacementInit {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly self: string;
+  readonly host: ActorHost;
+  readonly lease: QuorumLease;
+  readonly fence: EpochFence;
+  /** Members with their states and labels (this node included, as alive). */
+  members(): readonly PlacementMember[];
+  /** Every member's activation records, by peer and singleton name (this node's included). */
+  records(): RecordsView;
+  /** Writes this node's record of a singleton (durably, in its own sealed document). */
+  write(name: string, record: ActivationRecord): Promise<void>;
+  /** Records a fleet event (duplicate activations). */
+  emit(event: EventInput): Promise<unknown>;
+  readonly config?: Partial<PlacementConfig>;
+}
+
+interface Activation {
+  readonly epoch: number;
+  readonly since: number;
+  /** False while its record is being written. */
+  running: boolean;
+}
+
+/** The actor name a singleton runs under on its owner. */
+export const singletonActorName = (name: string): string => `singleton/${name}`;
+
+/**
+ * Places control-plane singletons (docs/PLACEMENT.md §Placement): each runs on the rendezvous
+ * owner among alive, eligible members, and only while that node holds a quorum lease. An
+ * activation takes the next epoch and is recorded in the owner's sealed document before the
+ * actor starts; a new owner waits until the previous one recorded its stop, or was seen dead for
+ * longer than a lease. Two activations alive at once are recorded as a fleet event.
+ */
+export class Placement {
+  readonly #init: PlacementInit;
+  readonly #config: PlacementConfig;
+  readonly #specs = new Map<string, SingletonSpec>();
+  readonly #active = new Map<string, Activation>();
+  readonly #duplicates = new Map<string, number>();
+  #failedUntil = new Map<string, number>();
+  #timer: TimerId | undefined;
+  #lastObserveTick = 0;
+  #stopped = true;
+
+  constructor(init: PlacementInit) {
+    this.#init = init;
+    this.#config = { ...DEFAULT_PLACEMENT_CONFIG, ...init.config };
+  }
+
+  register(spec: SingletonSpec): void {
+    if (this.#specs.has(spec.name)) throw new Error(`a singleton named ${spec.name} is already registered`);
+    this.#specs.set(spec.name, spec);
+  }
+
+  /**
+   * Starts evaluating. Records this node left active from an earlier run (it crashed) are
+   * closed first: nothing of that run is running now.
+   */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    const own = this.#init.records().get(this.#init.self) ?? {};
+    for (const [name, record] of Object.entries(own)) {
+      if (record.active) await this.#init.write(name, { ...record, active: false, until: this.#init.clock.now(), reason: 'the node restarted' });
+    }
+    this.#schedule(0);
+  }
+
+  /** Stops every singleton running here and records that (a graceful shutdown hands over at once). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#init.lease.stop();
+    await Promise.all([...this.#active.keys()].map((name) => this.#deactivate(name, 'the node is shutting down')));
+  }
+
+  /** Evaluates soon (membership, labels or records changed; the lease was gained). */
+  poke(): void {
+    if (!this.#stopped) this.#schedule(0);
+  }
+
+  /** A singleton's actor failed past its restart budget: it stops here and skips this node for a while. */
+  failed(actorName: string): void {
+    const name = [...this.#specs.keys()].find((n) => singletonActorName(n) === actorName);
+    if (name === undefined || !this.#active.has(name)) return;
+    const until = this.#init.clock.now() + this.#config.failedCooldownMs;
+    this.#failedUntil.set(name, until);
+    void this.#deactivate(name, 'it failed past its restart budget', until);
+  }
+
+  /** Whether this node runs `name` now (its record written and its lease valid). */
+  isActive(name: string): boolean {
+    return this.#active.get(name)?.running === true && this.#init.lease.valid();
+  }
+
+  /** The activation `name` runs under here, if it runs here. */
+  activation(name: string): { epoch: number; since: number } | undefined {
+    const active = this.#active.get(name);
+    return active?.running === true ? { epoch: active.epoch, since: active.since } : undefined;
+  }
+
+  /** Each registered singleton as the records show it: the newest activation, and whether it runs. */
+  view(): Array<{ name: string; owner: string | null; epoch: number; since: number | null; active: boolean; ownerState: MemberState | null }> {
+    const records = this.#init.records();
+    const states = new Map(this.#init.members().map((m) => [m.peerId, m.state]));
+    return [...this.#specs.keys()].sort().map((name) => {
+      let newest: { owner: string; record: ActivationRecord } | undefined;
+      for (const [owner, byName] of records) {
+        const record = byName[name];
+        if (record === undefined) continue;
+        if (newest === undefined || record.epoch > newest.record.epoch || (record.epoch === newest.record.epoch && owner > newest.owner)) newest = { owner, record };
+      }
+      if (newest === undefined) return { name, owner: null, epoch: 0, since: null, active: false, ownerState: null };
+      return { name, owner: newest.owner, epoch: newest.record.epoch, since: newest.record.since, active: newest.record.active, ownerState: states.get(newest.owner) ?? null };
+    });
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#timer = this.#init.clock.setTimeout(() => {
+      this.#timer = undefined;
+      try {
+        this.#evaluate();
+      } catch (error) {
+        this.#init.log.error('evaluating placement failed', { error: String(error) });
+      }
+      if (!this.#stopped) this.#schedule(this.#config.evaluateMs);
+    }, delayMs);
+  }
+
+  #evaluate(): void {
+    const now = this.#init.clock.now();
+    const members = this.#init.members();
+    const records = this.#init.records();
+    for (const [peer, byName] of records) for (const [name, record] of Object.entries(byName)) this.#init.fence.observe(name, { epoch: record.epoch, owner: peer });
+    let wanted = false;
+    const watch = new Set<string>();
+    for (const spec of this.#specs.values()) {
+      const owner = rendezvousOwner(spec.name, this.#candidates(spec, members, records, now));
+      const active = this.#active.get(spec.name);
+      if (owner === this.#init.self) wanted = true;
+      if (active !== undefined) {
+        wanted = true;
+        if (!active.running) continue;
+        if (owner !== this.#init.self) void this.#deactivate(spec.name, `${owner ?? 'no member'} is its owner now`);
+        else if (!this.#init.lease.valid(now)) void this.#deactivate(spec.name, 'this node lost its quorum lease (it sees no majority of the members)');
+      } else if (owner === this.#init.self && this.#init.lease.valid(now) && this.#handoverClear(spec.name, members, records, now, watch)) {
+        void this.#activate(spec, records);
+      }
+    }
+    this.#init.lease.watch([...watch]);
+    this.#init.lease.want(wanted);
+    this.#checkDuplicates(members, records, now);
+    if (now - this.#lastObserveTick >= this.#config.observeTickMs) this.membersChanged();
+  }
+
+  /** Tells running observers the members now. */
+  membersChanged(): void {
+    const now = this.#init.clock.now();
+    this.#lastObserveTick = now;
+    let message: MembersMessage | undefined;
+    for (const spec of this.#specs.values()) {
+      if (spec.observesMembers !== true || this.#active.get(spec.name)?.running !== true) continue;
+      message ??= { type: 'members', now, members: this.#init.members() };
+      this.#init.host.tell(singletonActorName(spec.name), message);
+    }
+  }
+
+  #candidates(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string[] {
+    return members
+      .filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self)
+      .filter((m) => spec.eligible === undefined || (spec.eligible.value === undefined ? m.labels[spec.eligible.key] !== undefined : m.labels[spec.eligible.key] === spec.eligible.value))
+      .filter((m) => {
+        const failedUntil = m.peerId === this.#init.self ? (this.#failedUntil.get(spec.name) ?? 0) : (records.get(m.peerId)?.[spec.name]?.failedUntil ?? 0);
+        return failedUntil <= now;
+      })
+      .map((m) => m.peerId);
+  }
+
+  /**
+   * Whether no other node may still run `name`: each one whose record says it runs it has
+   * recorded its stop, or has been dead (or gone) for longer than a lease lasts, as a majority
+   * of the members agrees (their answers to the lease's rounds, which `watch` asks about).
+   */
+  #handoverClear(name: string, members: readonly PlacementMember[], records: RecordsView, now: number, watch: Set<string>): boolean {
+    const byPeer = new Map(members.map((m) => [m.peerId, m]));
+    const waitMs = this.#init.lease.config.leaseMs + this.#config.handoverMarginMs;
+    let clear = true;
+    for (const [peer, byName] of records) {
+      if (peer === this.#init.self || byName[name]?.active !== true) continue;
+      const member = byPeer.get(peer);
+      if (member === undefined) continue; // No longer a member (revoked): cut off, and fenced.
+      if (member.state === 'alive' || member.state === 'suspect') return false;
+      watch.add(peer);
+      if (now - member.stateSince < waitMs || !this.#init.lease.quorumAgreesGone(peer, now)) clear = false;
+    }
+    return clear;
+  }
+
+  async #activate(spec: SingletonSpec, records: RecordsView): Promise<void> {
+    const { clock, log, host, self } = this.#init;
+    let epoch = 1;
+    for (const byName of records.values()) epoch = Math.max(epoch, (byName[spec.name]?.epoch ?? 0) + 1);
+    const since = clock.now();
+    const activation: Activation = { epoch, since, running: false };
+    this.#active.set(spec.name, activation);
+    try {
+      await this.#init.write(spec.name, { epoch, since, active: true });
+    } catch (error) {
+      this.#active.delete(spec.name);
+      log.error('recording a singleton activation failed; not starting it', { singleton: spec.name, error: String(error) });
+      return;
+    }
+    if (this.#active.get(spec.name) !== activation) return;
+    this.#init.fence.observe(spec.name, { epoch, owner: self });
+    const inner = spec.behavior({ name: spec.name, epoch, owner: self, since });
+    host.spawn(singletonActorName(spec.name), this.#gated(inner, spec.name), spec.options ?? {});
+    activation.running = true;
+    log.info('activated a singleton', { singleton: spec.name, epoch });
+    if (spec.observesMembers === true) host.tell(singletonActorName(spec.name), { type: 'members', now: clock.now(), members: this.#init.members() } satisfies MembersMessage);
+  }
+
+  /** A behaviour whose effects are dropped once the lease has lapsed: a stale owner issues nothing. */
+  #gated(inner: Behavior<unknown, unknown>, name: string): Behavior<unknown, unknown> {
+    return {
+      initial: () => inner.initial(),
+      step: (state, message) => {
+        const result = inner.step(state, message);
+        if (this.#init.lease.valid()) return result;
+        this.poke();
+        this.#init.log.warn('a singleton acted after its lease lapsed; its effects are dropped', { singleton: name });
+        return { state: result.state };
+      },
+    };
+  }
+
+  async #deactivate(name: string, reason: string, failedUntil?: number): Promise<void> {
+    const active = this.#active.get(name);
+    if (active === undefined) return;
+    this.#active.delete(name);
+    this.#init.host.stop(singletonActorName(name));
+    this.#init.log.info('deactivated a singleton', { singleton: name, epoch: active.epoch, reason });
+    try {
+      await this.#init.write(name, { epoch: active.epoch, since: active.since, active: false, until: this.#init.clock.now(), reason, ...(failedUntil === undefined ? {} : { failedUntil }) });
+    } catch (error) {
+      this.#init.log.error('recording a singleton deactivation failed', { singleton: name, error: String(error) });
+    }
+    this.poke();
+  }
+
+  /** Two live members whose records both run a singleton, for longer than the grace: a fleet event. */
+  #checkDuplicates(members: readonly PlacementMember[], records: RecordsView, now: number): void {
+    const live = new Set(members.filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self).map((m) => m.peerId));
+    const seen = new Set<string>();
+    for (const name of this.#specs.keys()) {
+      const holders = [...records].filter(([peer, byName]) => live.has(peer) && byName[name]?.active === true).map(([peer, byName]) => `${peer}:${byName[name]!.epoch}`).sort();
+      if (holders.length < 2) continue;
+      const key = `${name}|${holders.join(',')}`;
+      seen.add(key);
+      const firstSeen = this.#duplicates.get(key) ?? now;
+      this.#duplicates.set(key, firstSeen);
+      if (firstSeen < 0 || now - firstSeen < this.#config.duplicateGraceMs) continue;
+      this.#duplicates.set(key, -1); // Reported.
+      void this.#init
+        .emit({ id: eventIdOf('placement.duplicate_activation', key), kind: 'placement.duplicate_activation', severity: 'high', subject: name, detail: `${name} runs on ${holders.length} nodes at once: ${holders.join(', ')}`, payload: { holders: holders.join(',') } })
+        .catch((error: unknown) => this.#init.log.error('recording a duplicate activation failed', { error: String(error) }));
+    }
+    for (const key of this.#duplicates.keys()) if (!seen.has(key)) this.#duplicates.delete(key);
+  }
+}

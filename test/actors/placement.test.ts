@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { ControlPlane, INSTANCE_SILENCE_SINGLETON, RECOVERED_KIND, SILENT_KIND } from '../../actors/index.ts';
+import { type FleetNode, MemoryLogger, type PeerId } from '../../mesh/index.ts';
+import { Fleet } from '../helpers/memory-fleet.ts';
+import { testIdentity } from '../helpers/mini-fleet.ts';
+
+const SENSOR = INSTANCE_SILENCE_SINGLETON;
+
+/** An in-memory fleet whose nodes each run a control plane. */
+async function controlFleet(size: number, options: { silenceCriticalAfterMs?: number } = {}) {
+  const fleet = new Fleet();
+  const nodes: FleetNode[] = [await fleet.found(0)];
+  for (let i = 1; i < size; i++) nodes.push(await fleet.join(i, 0, `token-${i}`));
+  const planes = nodes.map(
+    (node) => new ControlPlane({ node, transport: fleet.network.lookup(node.peer)!, clock: fleet.clock, log: new MemoryLogger(), ...(options.silenceCriticalAfterMs === undefined ? {} : { silenceCriticalAfterMs: options.silenceCriticalAfterMs }) }),
+  );
+  await fleet.run(2_000);
+  for (const plane of planes) await fleet.pumpUntil(plane.start());
+  const alive = new Set(nodes.map((_, i) => i));
+  return {
+    fleet,
+    nodes,
+    planes,
+    alive,
+    /** Indexes of the nodes where the sensor runs now. */
+    running: () => [...alive].filter((i) => planes[i]!.placement.isActive(SENSOR)),
+    view: (i: number) => planes[i]!.placement.view().find((v) => v.name === SENSOR)!,
+    /** Cuts a node off from everyone for good, as a crash does (nothing of it is written after). */
+    crash: async (i: number) => {
+      alive.delete(i);
+      await fleet.network.lookup(nodes[i]!.peer)!.stop();
+    },
+  };
+}
+
+describe('control-plane placement', () => {
+  it('runs each singleton on exactly one node, the one every node names', async () => {
+    const { fleet, running, view, alive } = await controlFleet(5);
+    await fleet.run(2_000);
+    expect(running()).toHaveLength(1);
+    const owner = testIdentity(running()[0]!).peerId;
+    for (const i of alive) expect(view(i)).toMatchObject({ owner, epoch: 1, active: true, ownerState: 'alive' });
+    await fleet.run(5_000);
+    expect(running()).toHaveLength(1);
+  });
+
+  it('moves a singleton off a dead owner with a higher epoch, and the sensor reports the death once', async () => {
+    const { fleet, nodes, running, view, alive, crash } = await controlFleet(5);
+    await fleet.run(2_000);
+    const [first] = running();
+    const crashedAt = fleet.clock.now();
+    await crash(first!);
+    let movedAt = 0;
+    for (let t = 0; t < 10_000 && movedAt === 0; t += 50) {
+      await fleet.run(50);
+      if ([...alive].every((i) => view(i).epoch === 2 && view(i).active && view(i).owner !== nodes[first!]!.peer)) movedAt = fleet.clock.now();
+    }
+    expect(movedAt).toBeGreaterThan(0);
+    // Detection (~1–2.5 s), then the lease the dead owner may still have held (1.25 s).
+    expect(movedAt - crashedAt).toBeLessThan(5_000);
+    expect(running()).toHaveLength(1);
+    await fleet.run(2_000);
+    for (const i of alive) {
+      const silent = nodes[i]!.events.list({ kind: SILENT_KIND });
+      expect(silent.map((e) => [e.subject, e.severity, e.source.singleton, e.source.epoch])).toEqual([[nodes[first!]!.peer, 'high', SENSOR, 2]]);
+    }
+  });
+
+  it('deactivates on the minority side of a partition; the majority takes over with a higher epoch; after the heal one owner remains and old-epoch orders are refused', async () => {
+    const { fleet, nodes, planes, running, view } = await controlFleet(5);
+    await fleet.run(2_000);
+    const [owner] = running();
+    const others = [0, 1, 2, 3, 4].filter((i) => i !== owner);
+    const minority = [owner!, others[0]!];
+    const majority = others.slice(1);
+    const oldStamp = { epoch: view(owner!).epoch, owner: nodes[owner!]!.peer };
+    fleet.partition(minority, majority);
+    const cutAt = fleet.clock.now();
+    let minorityStoppedAt = 0;
+    let mostAtOnce = 0;
+    for (let t = 0; t < 10_000 && (minorityStoppedAt === 0 || !majority.some((i) => planes[i]!.placement.isActive(SENSOR))); t += 50) {
+      await fleet.run(50);
+      mostAtOnce = Math.max(mostAtOnce, running().length);
+      if (minorityStoppedAt === 0 && !planes[owner!]!.placement.isActive(SENSOR)) minorityStoppedAt = fleet.clock.now();
+    }
+    // Never two at once, on either side: the majority waits out the lease the old owner held.
+    expect(mostAtOnce).toBe(1);
+    // The old owner stops within a lease of the cut, before the majority may start.
+    expect(minorityStoppedAt - cutAt).toBeLessThanOrEqual(1_300);
+    const newOwner = majority.find((i) => planes[i]!.placement.isActive(SENSOR))!;
+    expect(newOwner).toBeDefined();
+    expect(view(newOwner).epoch).toBe(oldStamp.epoch + 1);
+    expect(minority.some((i) => planes[i]!.placement.isActive(SENSOR))).toBe(false);
+
+    fleet.heal(minority, majority);
+    for (let t = 0; t < 8_000; t += 50) {
+      await fleet.run(50);
+      expect(running().length).toBeLessThanOrEqual(1);
+    }
+    // One owner: the rendezvous owner of all five again (it may move back, handing over cleanly).
+    expect(running()).toHaveLength(1);
+    const final = view(running()[0]!);
+    expect(final.epoch).toBeGreaterThanOrEqual(oldStamp.epoch + 1);
+    for (const i of [0, 1, 2, 3, 4]) expect(view(i)).toMatchObject({ owner: final.owner, epoch: final.epoch, active: true });
+    // Orders stamped with the old epoch are refused everywhere; the current epoch's are not.
+    for (const i of [0, 1, 2, 3, 4]) {
+      const from = planes[(i + 1) % 5]!;
+      const stale = await fleet.pumpUntil(from.order(nodes[i]!.peer as PeerId, SENSOR, oldStamp, 'noop'));
+      expect(stale).toMatchObject({ accepted: false, reason: 'superseded', current: { epoch: final.epoch, owner: final.owner } });
+      const current = await fleet.pumpUntil(from.order(nodes[i]!.peer as PeerId, SENSOR, { epoch: final.epoch, owner: final.owner! }, 'noop'));
+      expect(current).toMatchObject({ accepted: true });
+    }
+    // No duplicate was ever seen.
+    expect(nodes[0]!.events.list({ kind: 'placement.duplicate_activation' })).toEqual([]);
+  });
+
+  it('emits exactly one silence per dead member across a failover of the sensor, escalates once, and reports the recovery once', async () => {
+    const { fleet, nodes, running, alive, crash } = await controlFleet(5, { silenceCriticalAfterMs: 6_000 });
+    await fleet.run(2_000);
+    const [owner] = running();
+    const victim = [0, 1, 2, 3, 4].find((i) => i !== owner && i !== 0)!;
+    const rest = [0, 1, 2, 3, 4].filter((i) => i !== victim);
+    fleet.partition([victim], rest);
+    await fleet.run(4_000);
+    await crash(owner!);
+    await fleet.run(12_000);
+    expect(running()).toHaveLength(1);
+    const watchers = [...alive].filter((i) => i !== victim);
+    for (const i of watchers) {
+      const events = nodes[i]!.events.list({ kind: SILENT_KIND });
+      const bySubject = (peer: string, severity: string) => events.filter((e) => e.subject === peer && e.severity === severity);
+      expect(bySubject(nodes[victim]!.peer, 'high')).toHaveLength(1);
+      expect(bySubject(nodes[owner!]!.peer, 'high')).toHaveLength(1);
+      // Escalated once each (6 s window), by the first sensor or its successor, never twice.
+      expect(bySubject(nodes[victim]!.peer, 'critical')).toHaveLength(1);
+      expect(bySubject(nodes[owner!]!.peer, 'critical')).toHaveLength(1);
+      expect(events).toHaveLength(4);
+    }
+    // The isolated member comes back: one recovery, and no new silence.
+    fleet.heal([victim], rest);
+    await fleet.run(6_000);
+    for (const i of watchers) {
+      expect(nodes[i]!.events.list({ kind: RECOVERED_KIND }).map((e) => e.subject)).toEqual([nodes[victim]!.peer]);
+      expect(nodes[i]!.events.list({ kind: SILENT_KIND })).toHaveLength(4);
+    }
+  });
+
+  it('records two activations alive at once as a fleet event', async () => {
+    const { fleet, nodes, running, view } = await controlFleet(3);
+    await fleet.run(2_000);
+    const [owner] = running();
+    const other = [0, 1, 2].find((i) => i !== owner)!;
+    // A faulty node claims the singleton while the owner still runs it.
+    await fleet.pumpUntil(nodes[other]!.recordActivation(SENSOR, { epoch: view(owner!).epoch, since: fleet.clock.now(), active: true }));
+    await fleet.run(3_000);
+    const duplicates = nodes[0]!.events.list({ kind: 'placement.duplicate_activation' });
+    expect(duplicates).toHaveLength(1);
+    expect(duplicates[0]!.subject).toBe(SENSOR);
+    expect(duplicates[0]!.detail).toContain(nodes[other]!.peer);
+  });
+});
