@@ -7,3 +7,4 @@ export * from './node-doc.ts';
 export * from './membership.ts';
 export * from './decisions.ts';
 export * from './events.ts';
+export * from './catalog/index.ts';

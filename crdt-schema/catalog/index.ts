@@ -1,0 +1,15 @@
+// The fleet catalog's pure domain logic (issue 7): modules, versions and trust, composition,
+// templates and assignments, instance and task lifecycles, pools. No I/O; docs/CATALOG.md.
+export * from './limits.ts';
+// The input helpers (objectOf, nameOf…) and ordering helpers stay internal to the catalog.
+export { CatalogInputError, NAME_PATTERN, NODE_PATTERN } from './input.ts';
+export * from './config.ts';
+export * from './spec-lines.ts';
+export * from './manifest.ts';
+export * from './module.ts';
+export * from './catalog.ts';
+export * from './version.ts';
+export * from './trust.ts';
+export * from './promotion.ts';
+export * from './state-machine.ts';
+export * from './instance.ts';
