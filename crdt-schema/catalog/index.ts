@@ -22,3 +22,6 @@ export * from './preview.ts';
 export * from './assignments.ts';
 export * from './state-machine.ts';
 export * from './instance.ts';
+export * from './task.ts';
+export * from './pool.ts';
+export * from './pool-reaper.ts';
