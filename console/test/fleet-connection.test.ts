@@ -71,6 +71,16 @@ function harness(answers: { status?: () => Promise<NodeStatus>; events?: () => P
 
 const hello = { type: 'hello', fleetId: 'ab'.repeat(16), peerId: member(0).peerId };
 
+/** A harness whose connection has opened its socket and had the node's hello. */
+async function live(answers: Parameters<typeof harness>[0] = {}): Promise<ReturnType<typeof harness>> {
+  const h = harness(answers);
+  h.fleet.start();
+  await settle();
+  h.sockets[0]!.send(hello);
+  await settle();
+  return h;
+}
+
 describe('the live connection to a node', () => {
   it('goes live at the node\'s hello and reads status and events', async () => {
     const h = harness();
@@ -87,11 +97,7 @@ describe('the live connection to a node', () => {
   });
 
   it('shows a member\'s new state at once, and keeps it over a status read that began before it', async () => {
-    const h = harness();
-    h.fleet.start();
-    await settle();
-    h.sockets[0]!.send(hello);
-    await settle();
+    const h = await live();
     const dead = (): string | undefined => h.fleet.status?.members.find((m) => m.peerId === member(1).peerId)?.state;
     // This read starts first and answers what the node knew before the change.
     h.fleet.handle({ type: 'doc:changed', docId: 'fleet', origin: 'x' });
@@ -106,11 +112,7 @@ describe('the live connection to a node', () => {
   });
 
   it('reads status again on document changes, coalescing a burst', async () => {
-    const h = harness();
-    h.fleet.start();
-    await settle();
-    h.sockets[0]!.send(hello);
-    await settle();
+    const h = await live();
     const before = h.calls.filter((c) => c === '/api/v1/status').length;
     for (let i = 0; i < 50; i++) h.fleet.handle({ type: 'doc:changed', docId: `node/${i}`, origin: 'x' });
     await settle();
@@ -121,11 +123,7 @@ describe('the live connection to a node', () => {
   });
 
   it('reconnects by itself with growing delays when the node goes away, and resets once back', async () => {
-    const h = harness();
-    h.fleet.start();
-    await settle();
-    h.sockets[0]!.send(hello);
-    await settle();
+    const h = await live();
     h.sockets[0]!.drop();
     expect(h.fleet.connection).toMatchObject({ kind: 'reconnecting', attempt: 1, retryInMs: 250 });
     h.runTimer(250);
@@ -154,18 +152,10 @@ describe('the live connection to a node', () => {
   });
 
   it('marks the event feed unsupported on a node without it, and adds live events that match the filter', async () => {
-    const h = harness({ events: () => Promise.reject(new NodeApiError(404, 'no', 'no such endpoint: GET /api/v1/events')) });
-    h.fleet.start();
-    await settle();
-    h.sockets[0]!.send(hello);
-    await settle();
+    const h = await live({ events: () => Promise.reject(new NodeApiError(404, 'no', 'no such endpoint: GET /api/v1/events')) });
     expect(h.fleet.events).toBeNull();
 
-    const h2 = harness();
-    h2.fleet.start();
-    await settle();
-    h2.sockets[0]!.send(hello);
-    await settle();
+    const h2 = await live();
     const event = (id: string, kind: string, severity: string): FleetEvent => ({ id, kind, severity, at: 1, subject: 's', detail: null, source: 'n' });
     h2.sockets[0]!.send({ type: 'event:new', event: event('1', 'member.dead', 'medium') });
     h2.sockets[0]!.send({ type: 'event:new', event: event('1', 'member.dead', 'medium') });

@@ -4,9 +4,12 @@ import { describe, expect, it } from 'vitest';
 import type { FleetId, FleetView } from '../../crdt-schema/index.ts';
 import { decisionBody as schemaDecisionBody } from '../../crdt-schema/index.ts';
 import { writeOperatorKeyFile, writeRootKeyFile } from '../../agent/key-files.ts';
-import { RequestVerifier, SeededRandom, certifyOperator, decisionProblem, generateKeyPair, requestStatement as meshStatement, signDecision as meshSignDecision, toBase64Url } from '../../mesh/index.ts';
+import type { FleetEvent as NodeFleetEvent } from '../../crdt-schema/index.ts';
+import type { MemberStatus, SessionStats } from '../../mesh/index.ts';
+import { AUTH_HEADERS as NODE_AUTH_HEADERS, RequestVerifier, SeededRandom, certifyOperator, decisionProblem, generateKeyPair, requestStatement as meshStatement, signDecision as meshSignDecision, toBase64Url } from '../../mesh/index.ts';
+import type { FleetEvent, Member, PeerSession } from '../../console/src/lib/types.ts';
 import { KeyImportError, importOperatorKey, parseOperatorKeyFile } from '../../console/src/lib/operator-key.ts';
-import { decisionBody, requestStatement, signDecision, signRequest } from '../../console/src/lib/signing.ts';
+import { AUTH_HEADERS, decisionBody, requestStatement, signDecision, signRequest } from '../../console/src/lib/signing.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /**
@@ -32,7 +35,19 @@ async function keyFileText(): Promise<string> {
   }
 }
 
+// The console keeps its own copy of the API's shapes (it talks to nodes only through the API);
+// these compile only while what a node sends still fits what the console reads.
+export const nodeShapesFitTheConsole = {
+  member: (m: MemberStatus): Member => m,
+  session: (p: SessionStats & { connected: boolean }): PeerSession => p,
+  event: (e: NodeFleetEvent): FleetEvent => e,
+};
+
 describe('signing in the browser, as the CLI signs', () => {
+  it('sends the signature in the headers the node reads', () => {
+    expect(AUTH_HEADERS).toEqual(NODE_AUTH_HEADERS);
+  });
+
   it('imports the CLI\'s operator key file as a non-extractable key', async () => {
     const signer = await importOperatorKey(parseOperatorKeyFile(await keyFileText()));
     expect(signer.publicKey).toBe(operator.publicKey);

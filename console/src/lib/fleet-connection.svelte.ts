@@ -83,6 +83,8 @@ export class FleetConnection {
 
   start(): void {
     this.#stopped = false;
+    // Status is read at once, beside the socket's handshake, so the first screen does not wait for hello.
+    this.refresh();
     void this.#connect();
   }
 
