@@ -11,6 +11,21 @@ export default defineConfig({
       // Absolute asset paths: index.html is also the answer for /node/PEERID.
       paths: { relative: false },
       output: { bundleStrategy: 'single' },
+      // The page holds a signing key: only its own scripts may run (SvelteKit hashes its boot
+      // script into the policy). It may call any node's API, since the operator can switch nodes.
+      csp: {
+        mode: 'hash',
+        directives: {
+          'default-src': ['self'],
+          'script-src': ['self'],
+          'style-src': ['self', 'unsafe-inline'],
+          'img-src': ['self', 'data:'],
+          'connect-src': ['self', 'http:', 'https:', 'ws:', 'wss:'],
+          'object-src': ['none'],
+          'base-uri': ['none'],
+          'form-action': ['self'],
+        },
+      },
     }),
   ],
 });
