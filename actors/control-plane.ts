@@ -1,5 +1,5 @@
 import type { EventFilter } from '../crdt-schema/index.ts';
-import { type Clock, type EventInput, type FleetNode, type Logger, type PeerId, type Transport, s } from '../mesh/index.ts';
+import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type Transport, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
@@ -37,6 +37,12 @@ const orderShape = s.object({
 });
 const pingShape = s.object({ type: s.literal('ping'), watch: s.array(s.string({ min: 1, max: 100 }), { max: 64 }) });
 
+/** Announced (over the API's WebSocket too) when a singleton's owner, epoch or activity changes. */
+export interface SingletonsChanged {
+  readonly type: 'singleton:changed';
+  readonly singletons: ReturnType<Placement['view']>;
+}
+
 export interface ControlPlaneInit {
   readonly node: FleetNode;
   readonly transport: Transport;
@@ -65,6 +71,8 @@ export class ControlPlane {
   readonly #init: ControlPlaneInit;
   readonly #executors = new Map<string, OrderExecutor>([['noop', () => ({ done: true })]]);
   #unsubscribe: (() => void) | undefined;
+  readonly #singletonListeners = new Listeners<SingletonsChanged>();
+  #lastView = '';
 
   constructor(init: ControlPlaneInit) {
     this.#init = init;
@@ -137,6 +145,7 @@ export class ControlPlane {
         this.placement.poke();
       } else if (event.type === 'doc:changed' && (event.docId === 'fleet' || event.docId.startsWith('node/'))) {
         this.placement.poke();
+        this.#announceView();
       }
     });
     await this.placement.start();
@@ -147,6 +156,19 @@ export class ControlPlane {
     this.#unsubscribe?.();
     await this.placement.stop();
     this.remote.stop();
+  }
+
+  /** Calls `listener` with every singleton whenever where one runs (owner, epoch, active) changes. */
+  onSingletonsChanged(listener: (event: SingletonsChanged) => void): () => void {
+    return this.#singletonListeners.add(listener);
+  }
+
+  #announceView(): void {
+    const singletons = this.placement.view();
+    const key = JSON.stringify(singletons.map(({ ownerState: _, ...rest }) => rest));
+    if (key === this.#lastView) return;
+    this.#lastView = key;
+    this.#singletonListeners.emit({ type: 'singleton:changed', singletons });
   }
 
   /** Sends an order to `to`'s executors, stamped as `stamp` of `singleton` would, and returns the answer. */

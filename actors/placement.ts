@@ -57,9 +57,15 @@ export interface PlacementConfig {
   readonly failedCooldownMs: number;
   /** Observing singletons are told the members at least this often. */
   readonly observeTickMs: number;
+  /**
+   * A member alive again (restarted, or back from a partition) takes over a singleton from a
+   * running owner only after being alive this long, so views that converge after a heal move
+   * each singleton once, not once per change.
+   */
+  readonly stableMs: number;
 }
 
-export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000 };
+export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000 };
 
 export interface PlacementInit {
   readonly clock: Clock;
@@ -231,14 +237,16 @@ export class Placement {
   }
 
   #candidates(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string[] {
-    return members
+    const eligible = members
       .filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self)
       .filter((m) => spec.eligible === undefined || (spec.eligible.value === undefined ? m.labels[spec.eligible.key] !== undefined : m.labels[spec.eligible.key] === spec.eligible.value))
       .filter((m) => {
         const failedUntil = m.peerId === this.#init.self ? (this.#failedUntil.get(spec.name) ?? 0) : (records.get(m.peerId)?.[spec.name]?.failedUntil ?? 0);
         return failedUntil <= now;
-      })
-      .map((m) => m.peerId);
+      });
+    // Members alive again only recently wait, unless they already hold it or nobody else can.
+    const stable = eligible.filter((m) => now - m.stateSince >= this.#config.stableMs || records.get(m.peerId)?.[spec.name]?.active === true);
+    return (stable.length > 0 ? stable : eligible).map((m) => m.peerId);
   }
 
   /**

@@ -191,6 +191,7 @@ export async function startFromFlags(flags: ParsedArgs['flags']): Promise<Runnin
     ...(flags['join'] === undefined ? {} : { join: String(flags['join']) }),
     ...(flags['name'] === undefined ? {} : { name: String(flags['name']) }),
     log: new StderrLogger(),
+    faultInjection: process.env['POWERNODE_FAULT_INJECTION'] === '1',
   });
 }
 
@@ -266,6 +267,11 @@ function formatStatus(status: Record<string, unknown>): string {
   for (const m of members) {
     const labels = Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(',');
     lines.push(`  ${m.self ? '*' : ' '} ${m.peerId}  ${m.state.padEnd(11)} ${(m.hostname ?? '?').padEnd(16)} ${labels}`);
+  }
+  const singletons = (status['singletons'] ?? []) as Array<{ name: string; owner: string | null; epoch: number; since: number | null; active: boolean; ownerState: string | null }>;
+  for (const s of singletons) {
+    const where = s.owner === null ? 'not placed yet' : `${s.active ? 'runs on' : 'last ran on'} ${s.owner} (${s.ownerState ?? 'unknown'}), epoch ${s.epoch}${s.since === null ? '' : ` since ${new Date(s.since).toISOString()}`}`;
+    lines.push(`singleton ${s.name}: ${where}`);
   }
   const self = status['self'] as { revoked?: { reason: string; at: number } };
   if (self.revoked !== undefined) lines.push(`this node was revoked by an operator at ${new Date(self.revoked.at).toISOString()}${self.revoked.reason === '' ? '' : `: ${self.revoked.reason}`}`);

@@ -8,6 +8,7 @@ import {
   decodeJoinString,
   readFleetIdFromStorage,
 } from '../mesh/index.ts';
+import { ControlPlane } from '../actors/index.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
 import { Libp2pTransport } from './adapters/libp2p-transport.ts';
@@ -26,11 +27,14 @@ export interface NodeStartOptions {
   readonly join?: string;
   readonly name?: string;
   readonly log: Logger;
+  /** Serves the fault-injection endpoints (tests and drills: partitions, stale orders). */
+  readonly faultInjection?: boolean;
 }
 
 /** A running node process: the core plus its real adapters and API server. */
 export interface RunningNode {
   readonly node: FleetNode;
+  readonly controlPlane: ControlPlane;
   readonly api: ApiServer;
   readonly ready: { peerId: string; addrs: string[]; api: string };
   stop(): Promise<void>;
@@ -68,9 +72,9 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
     if (fleetId === undefined) throw new NotInFleetError(`${dir.root} belongs to no fleet: run "powernode fleet init --data ${dir.root}" or start with --join`);
     const transport = await Libp2pTransport.create({ privateKey, listen: options.listen, fleetId });
     cleanups.push(() => transport.stop());
-    let node: FleetNode | undefined;
+    let runtime: { node: FleetNode; controlPlane: ControlPlane } | undefined;
     const clock = new SystemClock();
-    const api = await startHttpApi(options.apiHost, options.apiPort, apiHandlers(() => node, clock));
+    const api = await startHttpApi(options.apiHost, options.apiPort, apiHandlers(() => runtime, clock, { faultInjection: options.faultInjection === true }));
     cleanups.push(() => api.close());
     const verifier = new WorkerPoolVerifier();
     const ports: FleetNodePorts = {
@@ -88,9 +92,14 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
     await core.start({ apiUrl: api.url });
     cleanups.push(() => core.stop());
     await core.waitForFleet();
-    node = core;
+    const controlPlane = new ControlPlane({ node: core, transport, clock, log });
+    await controlPlane.start();
+    // Stopped before the core: its singletons are handed over (recorded) while the mesh is up.
+    cleanups.push(() => controlPlane.stop());
+    runtime = { node: core, controlPlane };
     return {
       node: core,
+      controlPlane,
       api,
       ready: { peerId, addrs: transport.listenAddresses(), api: api.url },
       stop: cleanup,

@@ -1,5 +1,6 @@
 import { DECISION_KINDS, type EventFilter, InvalidDecisionError, InvalidLabelError, SEVERITIES, UnknownMemberError } from '../../crdt-schema/index.ts';
-import { AUTH_HEADERS, AuthError, type Clock, EVENTS_LIST_MAX, type FleetNode, OperationRefusedError, RequestVerifier, s } from '../../mesh/index.ts';
+import { AskTimeoutError, type ControlPlane, DeadLetterError } from '../../actors/index.ts';
+import { AUTH_HEADERS, AuthError, type Clock, EVENTS_LIST_MAX, type FleetNode, OperationRefusedError, type PeerId, RequestVerifier, s } from '../../mesh/index.ts';
 import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
 
 const decisionRequest = s.object({
@@ -19,8 +20,9 @@ const fail = (status: number, error: string): ApiResponse => ({ status, json: { 
  * The node's API. Every request, reads included, must be signed by a certified operator key;
  * the WebSocket upgrade carries the same signature in its query string.
  */
-export function apiHandlers(getNode: () => FleetNode | undefined, clock: Clock): ApiHandlers {
+export function apiHandlers(getRuntime: () => Runtime | undefined, clock: Clock, options: { readonly faultInjection?: boolean } = {}): ApiHandlers {
   const verifier = new RequestVerifier();
+  const getNode = (): FleetNode | undefined => getRuntime()?.node;
 
   const authenticate = (node: FleetNode, request: ApiRequest, signedPath: string, signature: Record<string, string | undefined>): ApiResponse | undefined => {
     const fleet = node.fleet();
@@ -47,7 +49,7 @@ export function apiHandlers(getNode: () => FleetNode | undefined, clock: Clock):
       const refused = authenticate(node, request, request.url, headers);
       if (refused !== undefined) return refused;
       try {
-        return await route(node, request);
+        return await route(getRuntime()!, request, options.faultInjection === true);
       } catch (error) {
         if (error instanceof OperationRefusedError || error instanceof InvalidLabelError || error instanceof InvalidDecisionError) return fail(400, error.message);
         if (error instanceof UnknownMemberError) return fail(404, error.message);
@@ -71,7 +73,11 @@ export function apiHandlers(getNode: () => FleetNode | undefined, clock: Clock):
       return (socket: LiveSocket) => {
         socket.send({ type: 'hello', fleetId: node.fleetId, peerId: node.peer });
         const unsubscribe = node.onEvent((event) => socket.send(event));
-        socket.onClose(unsubscribe);
+        const unsubscribePlacement = getRuntime()?.controlPlane.onSingletonsChanged((event) => socket.send(event));
+        socket.onClose(() => {
+          unsubscribe();
+          unsubscribePlacement?.();
+        });
       };
     },
   };
@@ -107,13 +113,62 @@ function listEvents(node: FleetNode, url: URL): ApiResponse {
   return ok({ events: node.events.list(filter) });
 }
 
-async function route(node: FleetNode, request: ApiRequest): Promise<ApiResponse> {
+/** What the routes serve: the node's core and its control plane. */
+export interface Runtime {
+  readonly node: FleetNode;
+  readonly controlPlane: ControlPlane;
+}
+
+const peerList = s.object({ peers: s.array(s.string({ min: 1, max: 100 }), { max: 1_000 }) });
+const staleOrder = s.object({ to: s.string({ min: 1, max: 100 }), singleton: s.string({ min: 1, max: 100 }), epoch: s.uint(), owner: s.string({ min: 1, max: 100 }), kind: s.optional(s.string({ min: 1, max: 64 })) });
+
+/**
+ * Fault injection (only with POWERNODE_FAULT_INJECTION=1): isolate this node from peers at the
+ * mesh level and heal, or send an order stamped as any activation (a stale owner's, say).
+ */
+async function faultRoute(runtime: Runtime, request: ApiRequest, key: string): Promise<ApiResponse | undefined> {
+  const { node, controlPlane } = runtime;
+  switch (key) {
+    case 'POST /api/v1/faults/isolate': {
+      const body = parseBody(request, peerList);
+      if ('status' in body) return body;
+      await node.isolate(body.peers);
+      return ok({ isolated: node.isolated() });
+    }
+    case 'POST /api/v1/faults/heal': {
+      const body = parseBody(request, peerList);
+      if ('status' in body) return body;
+      node.heal(body.peers.length === 0 ? undefined : body.peers);
+      return ok({ isolated: node.isolated() });
+    }
+    case 'POST /api/v1/faults/order': {
+      const body = parseBody(request, staleOrder);
+      if ('status' in body) return body;
+      try {
+        return ok(await controlPlane.order(body.to as PeerId, body.singleton, { epoch: body.epoch, owner: body.owner }, body.kind ?? 'noop'));
+      } catch (error) {
+        // Not delivered (dead node, broken stream) or not answered: the order is a dead letter.
+        if (error instanceof DeadLetterError || error instanceof AskTimeoutError) return fail(503, `${error.name}: ${error.message}`);
+        throw error;
+      }
+    }
+    default:
+      return undefined;
+  }
+}
+
+async function route(runtime: Runtime, request: ApiRequest, faultInjection: boolean): Promise<ApiResponse> {
+  const { node, controlPlane } = runtime;
   const url = new URL(request.url, 'http://node');
   const path = url.pathname;
   const key = `${request.method} ${path}`;
+  if (path.startsWith('/api/v1/faults/')) {
+    if (!faultInjection) return fail(404, 'fault injection is off on this node (start it with POWERNODE_FAULT_INJECTION=1)');
+    return (await faultRoute(runtime, request, key)) ?? fail(404, `no such endpoint: ${key}`);
+  }
   switch (key) {
     case 'GET /api/v1/status':
-      return ok({ ...node.status(), process: processFacts() });
+      return ok({ ...node.status(), ...controlPlane.status(), process: processFacts() });
     case 'GET /api/v1/events':
       return listEvents(node, url);
     case 'POST /api/v1/decisions': {

@@ -129,7 +129,7 @@ export class Swim {
         if (this.#members.get(peer)?.state === 'alive') void this.#probe(peer);
       }),
     );
-    this.#sync();
+    this.#sync(0);
     this.#enqueue({ peer: this.#self, state: 'alive', incarnation: this.#incarnation });
     this.#schedule(this.#config.periodMs);
   }
@@ -172,12 +172,15 @@ export class Swim {
     this.#sync();
   }
 
-  #sync(): void {
-    const now = this.#init.clock.now();
+  /**
+   * Takes in the member list. Members known when probing starts are alive "since ever" (0);
+   * members that join later are alive since they were first seen.
+   */
+  #sync(sinceMs = this.#init.clock.now()): void {
     const members = new Set(this.#init.members());
     members.delete(this.#self);
     for (const peer of members) {
-      if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: now });
+      if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: sinceMs });
     }
     for (const [peer, member] of this.#members) {
       if (members.has(peer)) continue;

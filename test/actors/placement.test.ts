@@ -14,7 +14,8 @@ async function controlFleet(size: number, options: { silenceCriticalAfterMs?: nu
   const planes = nodes.map(
     (node) => new ControlPlane({ node, transport: fleet.network.lookup(node.peer)!, clock: fleet.clock, log: new MemoryLogger(), ...(options.silenceCriticalAfterMs === undefined ? {} : { silenceCriticalAfterMs: options.silenceCriticalAfterMs }) }),
   );
-  await fleet.run(2_000);
+  // Joiners count as stable owners 3 s after they were first seen (PlacementConfig.stableMs).
+  await fleet.run(4_000);
   for (const plane of planes) await fleet.pumpUntil(plane.start());
   const alive = new Set(nodes.map((_, i) => i));
   return {

@@ -134,3 +134,44 @@ export interface Status {
   wireErrors: { total: number; byPeer: Record<string, Record<string, number>> };
   connectedPeers: string[];
 }
+
+/** A fleet of real node processes on 127.0.0.1, started through the CLI. */
+export interface CliFleet {
+  readonly root: string;
+  readonly operatorKey: string;
+  readonly nodes: NodeProcess[];
+  readonly clients: ApiClient[];
+  /** Kills every node and removes the data. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Founds a fleet in `n0` under a fresh temporary directory and joins `size - 1` more nodes
+ * through the CLI, then waits until each is connected to all others.
+ */
+export async function startCliFleet(size: number, prefix: string): Promise<CliFleet> {
+  const { tempDir } = await import('./temp-dir.ts');
+  const root = await tempDir(prefix);
+  const init = JSON.parse((await cli(['fleet', 'init', '--data', join(root.path, 'n0')])).stdout) as { operatorKey: string };
+  const nodes: NodeProcess[] = [await NodeProcess.start(join(root.path, 'n0'))];
+  for (let i = 1; i < size; i++) {
+    const token = (await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', init.operatorKey])).stdout.trim();
+    nodes.push(await NodeProcess.start(join(root.path, `n${i}`), ['--join', token, '--name', `n${i}`]));
+  }
+  const clients: ApiClient[] = [];
+  for (const node of nodes) clients.push(await node.client(init.operatorKey));
+  // Everyone connected to everyone (the keeper's target degree is above the fleet size).
+  for (let i = 0; i < size; i++) {
+    await eventually(async () => ((await clients[i]!.get<Status>('/api/v1/status')).connectedPeers.length === size - 1 ? true : undefined), 20_000, `node ${i} connected to all`);
+  }
+  return {
+    root: root.path,
+    operatorKey: init.operatorKey,
+    nodes,
+    clients,
+    stop: async () => {
+      for (const node of nodes) await node.kill9();
+      await root.remove();
+    },
+  };
+}

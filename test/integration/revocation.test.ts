@@ -1,35 +1,24 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../agent/api-client.ts';
-import { type NodeProcess as NodeProcessType, NodeProcess, type Status, cli, eventually } from '../helpers/cli-fleet.ts';
-import { tempDir } from '../helpers/temp-dir.ts';
+import { type CliFleet, type NodeProcess as NodeProcessType, NodeProcess, type Status, cli, eventually, startCliFleet } from '../helpers/cli-fleet.ts';
 
 /** Five real node processes on 127.0.0.1; one is revoked through the CLI. */
 describe('revoking a node in a five-process fleet', () => {
-  let root: { path: string; remove: () => Promise<void> };
+  let fleet: CliFleet;
+  let root: { path: string };
   let operatorKey: string;
-  const nodes: NodeProcessType[] = [];
-  const clients: ApiClient[] = [];
+  let nodes: NodeProcessType[] = [];
+  let clients: ApiClient[] = [];
 
   beforeAll(async () => {
-    root = await tempDir('powernode-revoke-');
-    const init = JSON.parse((await cli(['fleet', 'init', '--data', join(root.path, 'n0')])).stdout) as { operatorKey: string };
-    operatorKey = init.operatorKey;
-    nodes.push(await NodeProcess.start(join(root.path, 'n0')));
-    for (let i = 1; i < 5; i++) {
-      const token = (await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey])).stdout.trim();
-      nodes.push(await NodeProcess.start(join(root.path, `n${i}`), ['--join', token, '--name', `n${i}`]));
-    }
-    for (const node of nodes) clients.push(await node.client(operatorKey));
-    // Everyone connected to everyone (the keeper's target degree is above four).
-    for (let i = 0; i < 5; i++) {
-      await eventually(async () => ((await clients[i]!.get<Status>('/api/v1/status')).connectedPeers.length === 4 ? true : undefined), 20_000, `node ${i} connected to all`);
-    }
+    fleet = await startCliFleet(5, 'powernode-revoke-');
+    ({ operatorKey, nodes, clients } = fleet);
+    root = { path: fleet.root };
   }, 120_000);
 
   afterAll(async () => {
-    for (const node of nodes) await node.kill9();
-    await root?.remove();
+    await fleet?.stop();
   });
 
   it('disconnects the revoked node everywhere within 5 s, and keeps it out after it restarts', async () => {
