@@ -25,12 +25,14 @@ describe('the console in a browser, against a real fleet', () => {
   let root: { path: string; remove: () => Promise<void> };
   let browser: ConsoleBrowser;
   let operatorKey: string;
+  let strangerKey: string;
   let pageA: Page;
   let pageB: Page;
   const nodes: NodeProcess[] = [];
   const dirs: string[] = [];
   let portB = 0;
   const outage = { fromMs: 0, toMs: 0 };
+  const wrongKey = { fromMs: 0, toMs: 0 };
 
   async function join(name: string, extra: string[] = []): Promise<NodeProcess> {
     const token = await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey]);
@@ -45,6 +47,8 @@ describe('the console in a browser, against a real fleet', () => {
     const init = await cli(['fleet', 'init', '--data', dirs[0]!, '--name', 'e2e-fleet']);
     expect(init.code).toBe(0);
     operatorKey = (JSON.parse(init.stdout) as { operatorKey: string }).operatorKey;
+    const stranger = await cli(['fleet', 'init', '--data', joinPath(root.path, 'stranger'), '--name', 'other-fleet']);
+    strangerKey = (JSON.parse(stranger.stdout) as { operatorKey: string }).operatorKey;
     nodes.push(await NodeProcess.start(dirs[0]!, ['--name', 'alpha']));
     portB = await freePort();
     nodes.push(await join('bravo', ['--api', `127.0.0.1:${portB}`]));
@@ -63,6 +67,12 @@ describe('the console in a browser, against a real fleet', () => {
     await pageA.locator('[data-testid=key-file]').waitFor();
     expect(await pageA.textContent('body')).toContain('operator.key');
     await screenshot(pageA, '01-sign-in');
+    // A key of another fleet is refused in words, and not kept.
+    wrongKey.fromMs = Date.now();
+    await signIn(pageA, strangerKey);
+    await pageA.locator('[data-testid=sign-in-error]', { hasText: 'does not know this key' }).waitFor({ timeout: 10_000 });
+    wrongKey.toMs = Date.now();
+    await screenshot(pageA, '01b-wrong-key');
     await signIn(pageA, operatorKey);
     for (const node of nodes) await row(pageA, node.ready.peerId).and(pageA.locator('[data-state=alive]')).waitFor({ timeout: 15_000 });
     expect(await pageA.locator('[data-testid=member]').count()).toBe(3);
@@ -129,10 +139,24 @@ describe('the console in a browser, against a real fleet', () => {
     await screenshot(pageA, '08-switched-to-bravo');
   });
 
+  it('revokes a node after the operator confirms with its name', async () => {
+    const charlie = nodes[2]!;
+    await row(pageA, charlie.ready.peerId).click();
+    await pageA.click('[data-testid=revoke-start]');
+    await pageA.fill('[data-testid=revoke-confirm-name]', 'charlie');
+    await pageA.click('[data-testid=revoke-confirm]');
+    await pageA.locator('[data-testid=revoked]').waitFor({ timeout: 5_000 });
+    await screenshot(pageA, '09-node-revoked');
+    const status = await cli(['status', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--json']);
+    expect((JSON.parse(status.stdout) as Status).members.some((m) => m.peerId === charlie.ready.peerId)).toBe(false);
+  });
+
   it('logged no error in the browser', async () => {
     const expected = (problem: (typeof browser.problems)[number]): boolean =>
       // A node without the event feed (yet) answers 404 there; the view shows an empty state.
       (/status of 404/.test(problem.text) && problem.url.includes('/api/v1/events')) ||
+      // The node refused the other fleet's key (the page then said so).
+      (problem.page === 'alpha' && /status of 401/.test(problem.text) && problem.atMs >= wrongKey.fromMs && problem.atMs <= wrongKey.toMs) ||
       // While bravo was down on purpose, its console's attempts to reach it failed.
       (problem.page === 'bravo' && problem.atMs >= outage.fromMs && problem.atMs <= outage.toMs && (problem.url.includes(`:${portB}/`) || problem.text.includes(`:${portB}/`)));
     expect(browser.problems.filter((p) => !expected(p))).toEqual([]);

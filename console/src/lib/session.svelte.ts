@@ -22,6 +22,8 @@ export class Session {
   ready = $state.raw(false);
   apiBase = $state.raw('');
   fleet = $state.raw<FleetConnection | undefined>(undefined);
+  /** Nodes revoked from this page, so their page can say so once they leave the member list. */
+  revokedHere = $state.raw<Readonly<Record<string, { readonly at: number; readonly reason: string }>>>({});
 
   /** Reads the stored key and the chosen node, and connects when there is a key. */
   async init(): Promise<void> {
@@ -73,7 +75,9 @@ export class Session {
     if (signer === undefined) throw new ActionError('sign in with the operator key first');
     const signed = await signDecision(signer, decision);
     try {
-      return await new NodeApi(this.apiBase, signer).post<DecisionResult>('/api/v1/decisions', signed);
+      const result = await new NodeApi(this.apiBase, signer).post<DecisionResult>('/api/v1/decisions', signed);
+      if (result.revoked !== null) this.revokedHere = { ...this.revokedHere, [result.node]: result.revoked };
+      return result;
     } catch (error) {
       if (error instanceof NodeApiError) throw new ActionError(error.message);
       throw error;
