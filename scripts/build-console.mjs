@@ -43,7 +43,10 @@ export function buildConsole({ force = false } = {}) {
   // SvelteKit 3 needs Node >= 22.17: outside npm scripts the system's Node may be older.
   const node24 = join(root, 'node_modules', 'node', 'bin', 'node');
   const node = Number(process.versions.node.split('.')[0]) < 24 && existsSync(node24) ? node24 : process.execPath;
-  const result = spawnSync(node, [vite, 'build', '--logLevel', 'warn'], { cwd: consoleDir, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  // NODE_ENV=production whatever the caller's (vitest sets "test", which makes Vite build Svelte's
+  // development runtime: a fifth more JavaScript and dev-only checks).
+  const env = { ...process.env, NODE_ENV: 'production' };
+  const result = spawnSync(node, [vite, 'build', '--logLevel', 'warn'], { cwd: consoleDir, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`building the console failed:\n${result.stdout}${result.stderr}`);
   mkdirSync(dirname(manifestFile), { recursive: true });
   writeFileSync(manifestFile, current);
