@@ -115,6 +115,19 @@ describe('the console in a browser, against a real fleet', () => {
     expect(member?.labels).toEqual({ role: 'gateway' });
   });
 
+  it('shows placement, the event feed and replication, or says the node has none yet', async () => {
+    await pageA.click('nav a[href="/placement"]');
+    await pageA.locator('[data-testid=singleton], [data-testid=placement-empty], [data-testid=placement-unsupported]').first().waitFor({ timeout: 5_000 });
+    await screenshot(pageA, '05b-placement');
+    await pageA.click('nav a[href="/events"]');
+    await pageA.locator('[data-testid=event], [data-testid=events-empty], [data-testid=events-unsupported]').first().waitFor({ timeout: 5_000 });
+    await screenshot(pageA, '05c-events');
+    await pageA.click('nav a[href="/replication"]');
+    await pageA.locator(`[data-testid=peer-session][data-peer="${nodes[1]!.ready.peerId}"]`).waitFor({ timeout: 5_000 });
+    await screenshot(pageA, '05d-replication');
+    await pageA.click('nav a[href="/"]');
+  });
+
   it('reconnects by itself when its node restarts', async () => {
     const bravo = nodes[1]!;
     outage.fromMs = Date.now();
