@@ -237,8 +237,10 @@ export class ActorHost {
   #schedule(cell: Cell): void {
     if (cell.running || cell.stopped) return;
     cell.running = true;
-    const delay = Math.max(0, cell.restartingUntil - this.#init.clock.now());
-    this.#init.clock.setTimeout(() => this.#drain(cell), delay);
+    const { clock } = this.#init;
+    const delay = Math.max(0, cell.restartingUntil - clock.now());
+    if (delay === 0 && clock.defer !== undefined) clock.defer(() => this.#drain(cell));
+    else clock.setTimeout(() => this.#drain(cell), delay);
   }
 
   /** Handles waiting messages one at a time, yielding between batches so other actors run. */

@@ -26,6 +26,10 @@ export class SystemClock implements Clock {
     return timer;
   }
 
+  defer(callback: () => void): void {
+    setImmediate(callback);
+  }
+
   clearTimeout(id: TimerId): void {
     clearTimeout((id as LongTimer).current);
   }

@@ -10,6 +10,11 @@ export interface Clock {
   now(): number;
   /** Runs `callback` once after `delayMs`; returns a handle for {@link Clock.clearTimeout}. */
   setTimeout(callback: () => void, delayMs: number): TimerId;
+  /**
+   * Runs `callback` as soon as the current work yields, without the minimum delay a zero-delay
+   * timer has (Node's is 1 ms). Optional: callers fall back to `setTimeout(callback, 0)`.
+   */
+  defer?(callback: () => void): void;
   clearTimeout(id: TimerId): void;
 }
 
