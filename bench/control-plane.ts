@@ -68,7 +68,11 @@ async function settled(fleet: CliFleet): Promise<string> {
     return ok && owner !== null && owner !== undefined ? owner : undefined;
   };
   for (;;) {
-    const owner = await eventually(agreed, 60_000, 'the fleet settled', 200);
+    const owner = await eventually(agreed, 60_000, 'the fleet settled', 200).catch(async (error: unknown) => {
+      const all = await Promise.all(fleet.clients.map(status));
+      const views = all.map((s) => `${s.self.peerId.slice(-6)}: ${s.members.filter((m) => m.state !== 'alive').map((m) => `${m.peerId.slice(-6)}=${m.state}`).join(' ') || 'all alive'}; sensor ${JSON.stringify(sensorOf(s))}`);
+      throw new Error(`${String(error)}\n${views.join('\n')}`);
+    });
     await new Promise((r) => setTimeout(r, 4_000));
     if ((await agreed()) === owner) return owner;
   }

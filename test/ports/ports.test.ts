@@ -17,6 +17,9 @@ import {
   SeededRandom,
 } from '../../mesh/index.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { NodeClock, SimClock } from '../../sim/clock.ts';
+import { SimStorage } from '../../sim/storage.ts';
+import { SimNetwork } from '../../sim/network.ts';
 import { runClockSuite } from './clock.suite.ts';
 import { runProcessRunnerSuite } from './process-runner.suite.ts';
 import { runRandomSuite } from './random.suite.ts';
@@ -30,6 +33,7 @@ afterAll(async () => {
 });
 
 runStorageSuite('MemoryStorage', async () => new MemoryStorage());
+runStorageSuite('SimStorage', async () => new SimStorage(() => 0));
 runStorageSuite('LevelStorage', async () => {
   const dir = await tempDir();
   cleanups.push(dir.remove);
@@ -39,6 +43,15 @@ runStorageSuite('LevelStorage', async () => {
 runClockSuite('ManualClock', () => {
   const clock = new ManualClock();
   return { clock, advance: (ms) => clock.advanceAsync(ms) };
+});
+runClockSuite('NodeClock (simulator)', () => {
+  const sim = new SimClock();
+  const advance = async (ms: number): Promise<void> => {
+    const until = sim.now() + ms;
+    while (sim.step(until) > 0) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+  };
+  return { clock: new NodeClock(sim, 0), advance };
 });
 runClockSuite('SystemClock', () => ({ clock: new SystemClock(), advance: (ms) => new Promise((r) => setTimeout(r, ms)) }));
 
@@ -61,6 +74,41 @@ describe('ManualClock', () => {
     expect(() => clock.jumpTo(999)).toThrow(RangeError);
     expect(() => clock.advance(-1)).toThrow(RangeError);
   });
+});
+
+/** Steps a simulation's clock as fast as the event loop allows, for suites that wait in real time. */
+function autoPump(sim: SimClock): () => void {
+  let running = true;
+  const pump = (): void => {
+    if (!running) return;
+    const next = sim.nextDueMs();
+    if (next !== undefined) sim.step(next);
+    setImmediate(pump);
+  };
+  setImmediate(pump);
+  return () => {
+    running = false;
+  };
+}
+
+let simPeerCounter = 0;
+runTransportSuite('SimTransport', async () => {
+  const sim = new SimClock();
+  const network = new SimNetwork(sim, new SeededRandom(5));
+  const n = simPeerCounter++;
+  const a = network.createTransport(`sim-a-${n}` as PeerId, 0);
+  const b = network.createTransport(`sim-b-${n}` as PeerId, 1);
+  const stopPump = autoPump(sim);
+  return {
+    a,
+    b,
+    stranger: `sim-nobody-${n}` as PeerId,
+    stop: async () => {
+      await a.stop();
+      await b.stop();
+      stopPump();
+    },
+  };
 });
 
 let memoryPeerCounter = 0;

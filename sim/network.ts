@@ -1,0 +1,411 @@
+import {
+  type AccessPolicy,
+  FrameQueue,
+  type FrameStream,
+  FrameTooLargeError,
+  Listeners,
+  type OpenStreamOptions,
+  type PeerId,
+  PeerUnreachableError,
+  ProtocolNotSupportedError,
+  type ProtocolOptions,
+  type Random,
+  type StreamHandler,
+  StreamResetError,
+  type Transport,
+  type TransportEvent,
+} from '../mesh/index.ts';
+import type { SimClock } from './clock.ts';
+
+/** How one direction of a link behaves. */
+export interface LinkConfig {
+  /** One-way delay: at least `minDelayMs`, on average `meanDelayMs`, plus up to `jitterMs` of noise. */
+  readonly minDelayMs: number;
+  readonly meanDelayMs: number;
+  readonly jitterMs: number;
+  /** Probability that a frame is lost; a lost frame resets its stream (docs/SIMULATION.md). */
+  readonly loss: number;
+  /** Bytes per millisecond, or unlimited when absent. */
+  readonly bandwidthBytesPerMs?: number;
+}
+
+/** A LAN-like default: ~0.5 ms one way. */
+export const DEFAULT_LINK: LinkConfig = { minDelayMs: 0.2, meanDelayMs: 0.5, jitterMs: 0.3, loss: 0 };
+
+/** How long a dial into a partition waits before it fails (packets vanish; nothing answers). */
+const DIAL_TIMEOUT_MS = 2_000;
+/** Bytes in flight on one stream direction before `send` waits for deliveries. */
+const IN_FLIGHT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+interface DirectionState {
+  busyUntilMs: number;
+  clogUntilMs: number;
+}
+
+/**
+ * The simulated network: connections and framed streams between simulated nodes, each frame
+ * delivered by a timer on the simulation's clock after its link's delay. Partitions (one way or
+ * both), clogged links, per-link delay, loss and bandwidth are set by scenarios; everything
+ * random comes from the network's seeded source.
+ */
+export class SimNetwork {
+  readonly clock: SimClock;
+  readonly #random: Random;
+  readonly #transports = new Map<PeerId, SimTransport>();
+  readonly #owners = new Map<PeerId, number>();
+  readonly #blocked = new Set<string>();
+  readonly #links = new Map<string, LinkConfig>();
+  readonly #directions = new Map<string, DirectionState>();
+  #defaults: LinkConfig;
+  messages = 0;
+  bytes = 0;
+  dropped = 0;
+
+  constructor(clock: SimClock, random: Random, defaults: LinkConfig = DEFAULT_LINK) {
+    this.clock = clock;
+    this.#random = random;
+    this.#defaults = defaults;
+  }
+
+  /** A transport for `peer`, whose timers (deliveries to it) belong to simulated node `owner`. */
+  createTransport(peer: PeerId, owner: number): SimTransport {
+    if (this.#transports.has(peer)) throw new Error(`peer ${peer} is already on the simulated network`);
+    const transport = new SimTransport(this, peer);
+    this.#transports.set(peer, transport);
+    this.#owners.set(peer, owner);
+    return transport;
+  }
+
+  /** @internal */
+  lookup(peer: PeerId): SimTransport | undefined {
+    return this.#transports.get(peer);
+  }
+
+  /** @internal */
+  remove(peer: PeerId): void {
+    this.#transports.delete(peer);
+  }
+
+  /** @internal The node whose event loop handles what arrives for `peer`. */
+  ownerOf(peer: PeerId): number {
+    return this.#owners.get(peer) ?? -1;
+  }
+
+  /** Sets every link's behaviour (scenarios: lossy, slow). */
+  setDefaults(config: LinkConfig): void {
+    this.#defaults = config;
+  }
+
+  /** Sets the behaviour of the link from `from` to `to`. */
+  setLink(from: PeerId, to: PeerId, config: LinkConfig): void {
+    this.#links.set(`${from}>${to}`, config);
+  }
+
+  /** Drops everything `from` sends `to` (one way); with `both`, the other way too. Connections between them close. */
+  block(from: PeerId, to: PeerId, both = true): void {
+    this.#blocked.add(`${from}>${to}`);
+    if (both) this.#blocked.add(`${to}>${from}`);
+    if (both) this.#transports.get(from)?.dropConnection(to);
+  }
+
+  unblock(from: PeerId, to: PeerId, both = true): void {
+    this.#blocked.delete(`${from}>${to}`);
+    if (both) this.#blocked.delete(`${to}>${from}`);
+  }
+
+  /** Cuts every link between the two sides, both ways. */
+  partition(left: readonly PeerId[], right: readonly PeerId[]): void {
+    for (const a of left) for (const b of right) this.block(a, b);
+  }
+
+  /** Ends every partition and one-way block. */
+  healAll(): void {
+    this.#blocked.clear();
+  }
+
+  /** Holds what `from` sends `to` until `untilMs` (a clogged link), then delivers it in order. */
+  clog(from: PeerId, to: PeerId, untilMs: number): void {
+    this.#direction(from, to).clogUntilMs = untilMs;
+  }
+
+  isBlocked(from: PeerId, to: PeerId): boolean {
+    return this.#blocked.has(`${from}>${to}`);
+  }
+
+  /** @internal When a frame of `bytes` sent now from `from` reaches `to`; undefined when it is lost. */
+  deliveryTime(from: PeerId, to: PeerId, bytes: number): number | undefined {
+    const link = this.#links.get(`${from}>${to}`) ?? this.#defaults;
+    this.messages++;
+    this.bytes += bytes;
+    if (this.isBlocked(from, to) || (link.loss > 0 && this.#random.float() < link.loss)) {
+      this.dropped++;
+      return undefined;
+    }
+    const now = this.clock.now();
+    const direction = this.#direction(from, to);
+    const spread = Math.max(0, link.meanDelayMs - link.minDelayMs);
+    // An exponential tail above the minimum, with the mean the link asks for, plus jitter.
+    const delay = link.minDelayMs + (spread === 0 ? 0 : -spread * Math.log(1 - this.#random.float())) + this.#random.float() * link.jitterMs;
+    const sendAt = Math.max(now, direction.busyUntilMs, direction.clogUntilMs);
+    const transmitMs = link.bandwidthBytesPerMs === undefined ? 0 : bytes / link.bandwidthBytesPerMs;
+    direction.busyUntilMs = sendAt + transmitMs;
+    return sendAt + transmitMs + delay;
+  }
+
+  /** @internal One-way delay for control traffic (dials, stream opening). */
+  controlDelay(from: PeerId, to: PeerId): number | undefined {
+    if (this.isBlocked(from, to) || this.isBlocked(to, from)) return undefined;
+    const link = this.#links.get(`${from}>${to}`) ?? this.#defaults;
+    return link.minDelayMs + this.#random.float() * link.jitterMs;
+  }
+
+  #direction(from: PeerId, to: PeerId): DirectionState {
+    const key = `${from}>${to}`;
+    let state = this.#directions.get(key);
+    if (state === undefined) {
+      state = { busyUntilMs: 0, clogUntilMs: 0 };
+      this.#directions.set(key, state);
+    }
+    return state;
+  }
+}
+
+interface Registration {
+  readonly handler: StreamHandler;
+  readonly options: ProtocolOptions;
+}
+
+/** A node's transport on the {@link SimNetwork}. */
+export class SimTransport implements Transport {
+  readonly localPeer: PeerId;
+  readonly #network: SimNetwork;
+  readonly #handlers = new Map<string, Registration>();
+  readonly #connections = new Map<PeerId, Set<SimStream>>();
+  readonly #events = { 'peer:connect': new Listeners<PeerId>(), 'peer:disconnect': new Listeners<PeerId>() };
+  #policy: AccessPolicy | undefined;
+  #stopped = false;
+
+  constructor(network: SimNetwork, peer: PeerId) {
+    this.#network = network;
+    this.localPeer = peer;
+  }
+
+  listenAddresses(): string[] {
+    return this.#stopped ? [] : [`/sim/${this.localPeer}/p2p/${this.localPeer}`];
+  }
+
+  handle(protocol: string, handler: StreamHandler, options: ProtocolOptions): void {
+    this.#handlers.set(protocol, { handler, options });
+  }
+
+  unhandle(protocol: string): void {
+    this.#handlers.delete(protocol);
+  }
+
+  setAccessPolicy(policy: AccessPolicy): void {
+    this.#policy = policy;
+  }
+
+  async dial(peer: PeerId, _addresses: readonly string[], options?: { readonly signal?: AbortSignal }): Promise<void> {
+    if (this.#connections.has(peer)) return;
+    const remote = this.#network.lookup(peer);
+    const delay = remote === undefined || this.#stopped || peer === this.localPeer ? undefined : this.#network.controlDelay(this.localPeer, peer);
+    // A handshake takes a round trip; into a partition, it takes the dial timeout and fails.
+    await this.#wait(delay === undefined ? DIAL_TIMEOUT_MS : 2 * delay, options?.signal);
+    if (this.#connections.has(peer)) return;
+    const reachable = this.#network.lookup(peer);
+    if (delay === undefined || reachable === undefined || this.#network.controlDelay(this.localPeer, peer) === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
+    if (this.#policy?.isDenied(peer) === true || reachable.#policy?.isDenied(this.localPeer) === true) throw new PeerUnreachableError(`the connection to ${peer} was refused`);
+    this.#connections.set(peer, new Set());
+    reachable.#connections.set(this.localPeer, new Set());
+    this.#events['peer:connect'].emit(peer);
+    reachable.#events['peer:connect'].emit(this.localPeer);
+  }
+
+  async openStream(peer: PeerId, protocol: string, options: OpenStreamOptions): Promise<FrameStream> {
+    await this.dial(peer, [], options);
+    const remote = this.#network.lookup(peer);
+    if (remote === undefined || !this.#connections.has(peer)) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
+    const registration = remote.#handlers.get(protocol);
+    if (registration === undefined) throw new ProtocolNotSupportedError(`peer ${peer} does not handle ${protocol}`);
+    const local = new SimStream(this.#network, this.localPeer, peer, protocol, options.maxFrameBytes);
+    const far = new SimStream(this.#network, peer, this.localPeer, protocol, registration.options.maxFrameBytes);
+    local.link(far);
+    far.link(local);
+    this.#track(peer, local);
+    remote.#track(this.localPeer, far);
+    // The far side learns of the stream with its first frame's delay, before that frame.
+    const at = this.#network.controlDelay(this.localPeer, peer);
+    this.#network.clock.schedule(this.#network.ownerOf(peer), () => registration.handler(far), at ?? 0);
+    return local;
+  }
+
+  async hangUp(peer: PeerId): Promise<void> {
+    this.dropConnection(peer);
+  }
+
+  /** @internal Closes the connection on both ends and resets its streams. */
+  dropConnection(peer: PeerId): void {
+    const streams = this.#connections.get(peer);
+    if (streams === undefined) return;
+    this.#connections.delete(peer);
+    for (const stream of streams) stream.abort(new StreamResetError('connection closed'));
+    this.#events['peer:disconnect'].emit(peer);
+    this.#network.lookup(peer)?.dropConnection(this.localPeer);
+  }
+
+  connectedPeers(): PeerId[] {
+    return [...this.#connections.keys()].sort();
+  }
+
+  remoteAddresses(peer: PeerId): string[] {
+    return this.#connections.has(peer) ? [`/sim/${peer}`] : [];
+  }
+
+  on(event: TransportEvent, listener: (peer: PeerId) => void): () => void {
+    return this.#events[event].add(listener);
+  }
+
+  async stop(): Promise<void> {
+    for (const peer of this.connectedPeers()) this.dropConnection(peer);
+    this.#stopped = true;
+    this.#network.remove(this.localPeer);
+  }
+
+  #wait(delayMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted === true) return reject(signal.reason as Error);
+      const id = this.#network.clock.schedule(this.#network.ownerOf(this.localPeer), () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, delayMs);
+      const onAbort = (): void => {
+        this.#network.clock.cancel(id);
+        reject(signal!.reason as Error);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #track(peer: PeerId, stream: SimStream): void {
+    const streams = this.#connections.get(peer);
+    if (streams === undefined) {
+      stream.abort(new StreamResetError('connection closed'));
+      return;
+    }
+    streams.add(stream);
+    stream.onDone(() => streams.delete(stream));
+  }
+}
+
+/** One end of a simulated stream: reads its own inbox; what it sends reaches the far end after the link's delay. */
+class SimStream implements FrameStream {
+  readonly remotePeer: PeerId;
+  readonly protocol: string;
+  readonly #network: SimNetwork;
+  readonly #local: PeerId;
+  readonly #maxFrameBytes: number;
+  readonly #inbox = new FrameQueue();
+  #far: SimStream | undefined;
+  #writeClosed = false;
+  #lastDeliveryMs = 0;
+  #inFlightBytes = 0;
+  #waiters: Array<() => void> = [];
+  #done: Array<() => void> = [];
+  #aborted = false;
+
+  constructor(network: SimNetwork, local: PeerId, remote: PeerId, protocol: string, maxFrameBytes: number) {
+    this.#network = network;
+    this.#local = local;
+    this.remotePeer = remote;
+    this.protocol = protocol;
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  link(far: SimStream): void {
+    this.#far = far;
+  }
+
+  onDone(callback: () => void): void {
+    this.#done.push(callback);
+  }
+
+  async send(frame: Uint8Array): Promise<void> {
+    if (this.#writeClosed || this.#aborted) throw new StreamResetError('stream is closed for writing');
+    const far = this.#far!;
+    const copy = frame.slice();
+    const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length);
+    if (at === undefined) {
+      // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
+      this.#schedule(this.clockNow(), () => this.abort(new StreamResetError('the connection lost data')));
+      return;
+    }
+    // Frames of one stream arrive in the order they were sent.
+    const deliverAt = Math.max(at, this.#lastDeliveryMs);
+    this.#lastDeliveryMs = deliverAt;
+    this.#inFlightBytes += copy.length;
+    this.#schedule(deliverAt, () => {
+      this.#inFlightBytes -= copy.length;
+      this.#releaseWaiters();
+      if (far.#aborted) return;
+      if (copy.length > far.#maxFrameBytes) {
+        far.#inbox.fail(new FrameTooLargeError(copy.length, far.#maxFrameBytes));
+        this.abort(new StreamResetError('the remote reset the stream'));
+        return;
+      }
+      void far.#inbox.push(copy).catch(() => {});
+    });
+    while (this.#inFlightBytes > IN_FLIGHT_HIGH_WATER_BYTES && !this.#aborted) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.#writeClosed || this.#aborted) return;
+    this.#writeClosed = true;
+    const far = this.#far!;
+    this.#schedule(Math.max(this.clockNow(), this.#lastDeliveryMs), () => {
+      if (!far.#aborted) far.#inbox.end();
+      if (this.#inbox.ended) this.#finish();
+    });
+  }
+
+  abort(reason: Error): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#writeClosed = true;
+    this.#inbox.fail(reason);
+    this.#releaseWaiters();
+    const far = this.#far;
+    if (far !== undefined && !far.#aborted) {
+      far.#aborted = true;
+      far.#writeClosed = true;
+      far.#inbox.fail(new StreamResetError('the remote reset the stream'));
+      far.#releaseWaiters();
+      far.#finish();
+    }
+    this.#finish();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.#inbox[Symbol.asyncIterator]();
+  }
+
+  clockNow(): number {
+    return this.#network.clock.now();
+  }
+
+  #schedule(atMs: number, callback: () => void): void {
+    this.#network.clock.schedule(this.#network.ownerOf(this.remotePeer), callback, atMs - this.clockNow());
+  }
+
+  #releaseWaiters(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #finish(): void {
+    const callbacks = this.#done;
+    this.#done = [];
+    for (const callback of callbacks) callback();
+  }
+}

@@ -1,0 +1,166 @@
+import {
+  type BatchOptions,
+  type Random,
+  type Storage,
+  type StorageEntry,
+  type StorageKey,
+  type StorageOp,
+  StorageClosedError,
+  decodeStorageKey,
+  encodeStorageKey,
+  prefixBounds,
+} from '../mesh/index.ts';
+
+/** How long an unsynced write stays in the operating system's cache before it reaches the disk. */
+const WRITEBACK_MS = 5_000;
+
+interface Undo {
+  readonly key: string;
+  /** The value before the write, or undefined when the key did not exist. */
+  readonly before: Uint8Array | undefined;
+  readonly atMs: number;
+}
+
+/**
+ * A node's disk in the simulator: a sorted in-memory map with a crash model. A process crash
+ * keeps every write whose promise resolved (the operating system holds it); a power loss also
+ * loses writes that were not synced and are younger than the write-back delay, as LevelDB's
+ * log without fsync would. Reads can be made to come back corrupted.
+ */
+export class SimStorage implements Storage {
+  readonly #entries = new Map<string, Uint8Array>();
+  /** Encoded keys in order, for ranges. */
+  readonly #keys: string[] = [];
+  #undo: Undo[] = [];
+  #closed = false;
+  readonly #now: () => number;
+  #corruption: { readonly random: Random; readonly probability: number } | undefined;
+  #corruptedReads = 0;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  /** Reads corrupted so far (by {@link SimStorage.corruptReads}). */
+  get corruptedReads(): number {
+    return this.#corruptedReads;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async get(key: StorageKey): Promise<Uint8Array | undefined> {
+    this.#assertOpen();
+    const value = this.#entries.get(encodeStorageKey(key));
+    return value === undefined ? undefined : this.#read(value);
+  }
+
+  async put(key: StorageKey, value: Uint8Array): Promise<void> {
+    await this.batch([{ type: 'put', key, value }]);
+  }
+
+  async delete(key: StorageKey): Promise<void> {
+    await this.batch([{ type: 'delete', key }]);
+  }
+
+  async batch(ops: readonly StorageOp[], options?: BatchOptions): Promise<void> {
+    this.#assertOpen();
+    const encoded = ops.map((op) => encodeStorageKey(op.key));
+    const now = this.#now();
+    if (options?.sync === true) this.#undo = [];
+    else this.#undo = this.#undo.filter((u) => now - u.atMs < WRITEBACK_MS);
+    ops.forEach((op, i) => {
+      const key = encoded[i]!;
+      if (options?.sync !== true) this.#undo.push({ key, before: this.#entries.get(key), atMs: now });
+      if (op.type === 'put') this.#set(key, op.value.slice());
+      else this.#remove(key);
+    });
+    // A synced batch also makes everything before it durable (one log, fsynced to its end).
+  }
+
+  async range(prefix: StorageKey, options?: { readonly limit?: number }): Promise<StorageEntry[]> {
+    this.#assertOpen();
+    const { gte, lt } = prefixBounds(prefix);
+    const out: StorageEntry[] = [];
+    for (let i = lowerBound(this.#keys, gte); i < this.#keys.length && this.#keys[i]! < lt; i++) {
+      if (options?.limit !== undefined && out.length >= options.limit) break;
+      const key = this.#keys[i]!;
+      out.push({ key: decodeStorageKey(key), value: this.#read(this.#entries.get(key)!) });
+    }
+    return out;
+  }
+
+  async deleteRange(prefix: StorageKey): Promise<void> {
+    const keys = (await this.range(prefix)).map((e) => ({ type: 'delete' as const, key: e.key }));
+    await this.batch(keys);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  /**
+   * The process died: storage closes (a new process opens it again with {@link SimStorage.reopen}).
+   * With `powerLoss`, unsynced writes still in the write-back window are lost too.
+   */
+  crash(options: { readonly powerLoss?: boolean } = {}): void {
+    this.#closed = true;
+    if (options.powerLoss === true) {
+      const now = this.#now();
+      for (const undo of this.#undo.reverse()) {
+        if (now - undo.atMs >= WRITEBACK_MS) continue;
+        if (undo.before === undefined) this.#remove(undo.key);
+        else this.#set(undo.key, undo.before);
+      }
+      this.#undo = [];
+    }
+    // A process crash leaves unsynced writes in the operating system's cache: still at risk.
+  }
+
+  /** Opens the storage again after a crash or close. */
+  reopen(): void {
+    this.#closed = false;
+  }
+
+  /** From now on, each value read comes back with one flipped byte with this probability. */
+  corruptReads(random: Random, probability: number): void {
+    this.#corruption = probability > 0 ? { random, probability } : undefined;
+  }
+
+  #read(value: Uint8Array): Uint8Array {
+    const copy = value.slice();
+    const corruption = this.#corruption;
+    if (corruption !== undefined && copy.length > 0 && corruption.random.float() < corruption.probability) {
+      copy[corruption.random.int(copy.length)]! ^= 0x5a;
+      this.#corruptedReads++;
+    }
+    return copy;
+  }
+
+  #set(key: string, value: Uint8Array): void {
+    if (!this.#entries.has(key)) this.#keys.splice(lowerBound(this.#keys, key), 0, key);
+    this.#entries.set(key, value);
+  }
+
+  #remove(key: string): void {
+    if (!this.#entries.delete(key)) return;
+    this.#keys.splice(lowerBound(this.#keys, key), 1);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StorageClosedError('storage is closed');
+  }
+}
+
+/** The first index whose key is not below `key`. */
+function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
