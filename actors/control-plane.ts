@@ -3,7 +3,7 @@ import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, ty
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
-import { type LeaseConfig, QuorumLease } from './lease.ts';
+import { type Holding, type LeaseAnswer, type LeaseConfig, QuorumLease } from './lease.ts';
 import { Placement, type PlacementConfig, type PlacementMember, type SingletonSpec } from './placement.ts';
 import { RemoteActors } from './remote.ts';
 
@@ -35,7 +35,13 @@ const orderShape = s.object({
   kind: s.string({ min: 1, max: 64 }),
   body: s.string({ max: 64 * 1024 }),
 });
-const pingShape = s.object({ type: s.literal('ping'), watch: s.array(s.string({ min: 1, max: 100 }), { max: 64 }) });
+const pingShape = s.object({
+  type: s.literal('ping'),
+  from: s.string({ min: 1, max: 100 }),
+  watch: s.array(s.string({ min: 1, max: 100 }), { max: 64 }),
+  holds: s.array(s.object({ name: s.string({ min: 1, max: 100 }), epoch: s.uint() }), { max: 64 }),
+});
+type LeasePing = ReturnType<typeof pingShape.check>;
 
 /** Announced (over the API's WebSocket too) when a singleton's owner, epoch or activity changes. */
 export interface SingletonsChanged {
@@ -72,6 +78,8 @@ export class ControlPlane {
   readonly #executors = new Map<string, OrderExecutor>([['noop', () => ({ done: true })]]);
   #unsubscribe: (() => void) | undefined;
   readonly #singletonListeners = new Listeners<SingletonsChanged>();
+  /** What each member's latest lease round said it runs, and when (this node's clock). */
+  readonly #heardHolds = new Map<string, { holds: readonly Holding[]; atMs: number }>();
   #lastView = '';
 
   constructor(init: ControlPlaneInit) {
@@ -103,11 +111,12 @@ export class ControlPlane {
       self,
       members: () => node.memberIds(),
       reachable: (peer) => this.#reachable(peer),
-      ping: (peer, watch, timeoutMs) =>
-        this.remote.ask<{ alive: string[] }>({ node: peer as PeerId, path: LEASE_ACTOR }, { type: 'ping', watch: [...watch] }, { timeoutMs }).then(
-          (answer) => answer.alive,
+      ping: (peer, request, timeoutMs) =>
+        this.remote.ask<LeaseAnswer>({ node: peer as PeerId, path: LEASE_ACTOR }, { type: 'ping', from: self, watch: [...request.watch], holds: [...request.holds] }, { timeoutMs }).then(
+          (answer) => answer,
           () => undefined,
         ),
+      holding: () => this.placement.holding(),
       onGained: () => this.placement.poke(),
       ...(init.lease === undefined ? {} : { config: init.lease }),
     });
@@ -205,11 +214,27 @@ export class ControlPlane {
     return state !== undefined && state !== 'dead' && state !== 'left';
   }
 
-  /** Acknowledges lease rounds, saying which of the watched peers this node holds alive. */
-  #leaseBehavior(): Behavior<null, { type: 'ping'; watch: readonly string[] }> {
+  /**
+   * Acknowledges lease rounds: says which of the watched peers this node holds alive, and who
+   * told it, within a lease, that they run a singleton. (The asker names itself; only admitted
+   * members reach this actor, and a member that lies here can only delay a takeover.)
+   */
+  #leaseBehavior(): Behavior<null, LeasePing> {
     return {
       initial: () => null,
-      step: (state, ping) => ({ state, effects: [{ type: 'reply', value: { alive: ping.watch.filter((peer) => peer === this.#init.node.peer || this.#reachable(peer)) } }] }),
+      step: (state, ping) => {
+        const now = this.#init.clock.now();
+        if (this.#heardHolds.size > 10_000) this.#heardHolds.clear();
+        this.#heardHolds.set(ping.from, { holds: ping.holds, atMs: now });
+        const leaseMs = this.lease.config.leaseMs;
+        const holders: LeaseAnswer['holders'] = [...this.#heardHolds]
+          .filter(([peer, heard]) => peer !== ping.from && now - heard.atMs < leaseMs)
+          .flatMap(([peer, heard]) => heard.holds.map((h) => ({ peer, name: h.name, epoch: h.epoch, agoMs: now - heard.atMs })));
+        const alive = ping.watch.filter((peer) => peer === this.#init.node.peer || this.#reachable(peer));
+        for (const h of ping.holds) this.fence.observe(h.name, { epoch: h.epoch, owner: ping.from });
+        const epochs = Object.fromEntries(Object.entries(this.fence.stats().newest).map(([name, stamp]) => [name, stamp.epoch]));
+        return { state, effects: [{ type: 'reply', value: { alive, holders, epochs } satisfies LeaseAnswer }] };
+      },
     };
   }
 

@@ -14,6 +14,29 @@ export interface LeaseConfig {
 /** Defaults, with their reasons in docs/PLACEMENT.md §Placement. */
 export const DEFAULT_LEASE_CONFIG: LeaseConfig = { renewMs: 250, leaseMs: 1_000, spare: 16, askAllUpTo: 64 };
 
+/** A singleton a node runs, as its lease rounds tell the members. */
+export interface Holding {
+  readonly name: string;
+  readonly epoch: number;
+}
+
+/** What a lease round asks a member, and what it answers. */
+export interface LeaseRequest {
+  /** Peers the asker wants the member's view of (holders it may take over from). */
+  readonly watch: readonly string[];
+  /** What the asker runs now. */
+  readonly holds: readonly Holding[];
+}
+
+export interface LeaseAnswer {
+  /** Which of the watched peers the member holds alive. */
+  readonly alive: readonly string[];
+  /** Who told the member, within a lease, that they run a singleton (the asker left out). */
+  readonly holders: ReadonlyArray<Holding & { readonly peer: string; readonly agoMs: number }>;
+  /** The newest epoch of each singleton the member knows of (records, orders, lease rounds). */
+  readonly epochs: Readonly<Record<string, number>>;
+}
+
 export interface QuorumLeaseInit {
   readonly clock: Clock;
   readonly self: string;
@@ -21,11 +44,10 @@ export interface QuorumLeaseInit {
   members(): readonly string[];
   /** Whether `peer` is worth asking (failure detection does not hold it dead or gone). */
   reachable(peer: string): boolean;
-  /**
-   * Asks `peer` to acknowledge, and which of `watch` it holds alive; resolves with those (an
-   * acknowledgement), or undefined when it did not answer within `timeoutMs`.
-   */
-  ping(peer: string, watch: readonly string[], timeoutMs: number): Promise<readonly string[] | undefined>;
+  /** Asks `peer` to acknowledge; resolves with its answer, or undefined when none came within `timeoutMs`. */
+  ping(peer: string, request: LeaseRequest, timeoutMs: number): Promise<LeaseAnswer | undefined>;
+  /** What this node runs now (told to the members with every round). */
+  holding(): readonly Holding[];
   /** Called when the lease became valid after not being valid. */
   onGained?(): void;
   readonly config?: Partial<LeaseConfig>;
@@ -45,7 +67,7 @@ export class QuorumLease {
    * Per member: the send time of its latest acknowledged request (with what it was asked to
    * watch and which of those it held alive), and of its latest failed one.
    */
-  readonly #acks = new Map<string, { ackedSentAt: number; failedAt: number; watched: ReadonlySet<string>; alive: ReadonlySet<string> }>();
+  readonly #acks = new Map<string, { ackedSentAt: number; failedAt: number; watched: ReadonlySet<string>; alive: ReadonlySet<string>; holders: LeaseAnswer['holders']; epochs: LeaseAnswer['epochs'] }>();
   #watch: string[] = [];
   readonly #inFlight = new Set<string>();
   #timer: TimerId | undefined;
@@ -113,16 +135,44 @@ export class QuorumLease {
     return agreeing >= needed;
   }
 
+  /**
+   * Other nodes that, by the answers to this node's rounds within a lease, run `name` now. Two
+   * majorities share a member, so a node that runs a singleton under its own lease is reported
+   * here by at least one member of any quorum this node holds, even when this node's records of
+   * it are stale (it just restarted).
+   */
+  /** The newest epoch of `name` any member answering within a lease knows of (0 when none). */
+  reportedEpoch(name: string, nowMs = this.#init.clock.now()): number {
+    let epoch = 0;
+    for (const ack of this.#acks.values()) {
+      if (nowMs - ack.ackedSentAt < this.#config.leaseMs) epoch = Math.max(epoch, ack.epochs[name] ?? 0);
+    }
+    return epoch;
+  }
+
+  reportedHolders(name: string, nowMs = this.#init.clock.now()): Holding[] & Array<{ peer: string }> {
+    const out: Array<Holding & { peer: string }> = [];
+    for (const ack of this.#acks.values()) {
+      if (nowMs - ack.ackedSentAt >= this.#config.leaseMs) continue;
+      for (const holder of ack.holders) {
+        if (holder.name !== name || holder.peer === this.#init.self || holder.agoMs >= this.#config.leaseMs) continue;
+        if (!out.some((h) => h.peer === holder.peer && h.epoch === holder.epoch)) out.push({ peer: holder.peer, name: holder.name, epoch: holder.epoch });
+      }
+    }
+    return out;
+  }
+
   #round(): void {
     const { clock } = this.#init;
     if (!this.#wanted) return;
     this.#timer = clock.setTimeout(() => this.#round(), this.#config.renewMs);
     const sentAt = clock.now();
     const watch = this.#watch;
+    const request: LeaseRequest = { watch, holds: this.#init.holding() };
     for (const peer of this.#targets()) {
       this.#inFlight.add(peer);
-      this.#init.ping(peer, watch, this.#config.renewMs * 2).then(
-        (alive) => this.#answered(peer, sentAt, watch, alive),
+      this.#init.ping(peer, request, this.#config.renewMs * 2).then(
+        (answer) => this.#answered(peer, sentAt, watch, answer),
         () => this.#answered(peer, sentAt, watch, undefined),
       );
     }
@@ -140,14 +190,16 @@ export class QuorumLease {
     return others.sort((a, b) => rank(b) - rank(a) || (a < b ? -1 : 1)).slice(0, needed + this.#config.spare);
   }
 
-  #answered(peer: string, sentAt: number, watched: readonly string[], alive: readonly string[] | undefined): void {
+  #answered(peer: string, sentAt: number, watched: readonly string[], answer: LeaseAnswer | undefined): void {
     this.#inFlight.delete(peer);
-    const entry = this.#acks.get(peer) ?? { ackedSentAt: Number.NEGATIVE_INFINITY, failedAt: Number.NEGATIVE_INFINITY, watched: new Set<string>(), alive: new Set<string>() };
-    if (alive !== undefined && sentAt >= entry.ackedSentAt) {
+    const entry = this.#acks.get(peer) ?? { ackedSentAt: Number.NEGATIVE_INFINITY, failedAt: Number.NEGATIVE_INFINITY, watched: new Set<string>(), alive: new Set<string>(), holders: [], epochs: {} };
+    if (answer !== undefined && sentAt >= entry.ackedSentAt) {
       entry.ackedSentAt = sentAt;
       entry.watched = new Set(watched);
-      entry.alive = new Set(alive.filter((p) => watched.includes(p)));
-    } else if (alive === undefined) {
+      entry.alive = new Set(answer.alive.filter((p) => watched.includes(p)));
+      entry.holders = answer.holders;
+      entry.epochs = answer.epochs;
+    } else if (answer === undefined) {
       entry.failedAt = Math.max(entry.failedAt, sentAt);
     }
     this.#acks.set(peer, entry);

@@ -63,9 +63,15 @@ export interface PlacementConfig {
    * each singleton once, not once per change.
    */
   readonly stableMs: number;
+  /**
+   * Test-only fault: ignore the quorum lease and the handover wait, so two owners can run at once
+   * (the simulator uses it to show that its safety invariant catches exactly that). Never set it
+   * on a real node.
+   */
+  readonly unsafeIgnoreQuorum: boolean;
 }
 
-export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000 };
+export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, unsafeIgnoreQuorum: false };
 
 export interface PlacementInit {
   readonly clock: Clock;
@@ -160,7 +166,16 @@ export class Placement {
 
   /** Whether this node runs `name` now (its record written and its lease valid). */
   isActive(name: string): boolean {
-    return this.#active.get(name)?.running === true && this.#init.lease.valid();
+    return this.#active.get(name)?.running === true && this.#leaseValid();
+  }
+
+  #leaseValid(now?: number): boolean {
+    return this.#config.unsafeIgnoreQuorum || this.#init.lease.valid(now);
+  }
+
+  /** What this node runs now, for its lease rounds to tell the members. */
+  holding(): Array<{ name: string; epoch: number }> {
+    return [...this.#active].filter(([, a]) => a.running).map(([name, a]) => ({ name, epoch: a.epoch }));
   }
 
   /** The activation `name` runs under here, if it runs here. */
@@ -213,8 +228,8 @@ export class Placement {
         wanted = true;
         if (!active.running) continue;
         if (owner !== this.#init.self) void this.#deactivate(spec.name, `${owner ?? 'no member'} is its owner now`);
-        else if (!this.#init.lease.valid(now)) void this.#deactivate(spec.name, 'this node lost its quorum lease (it sees no majority of the members)');
-      } else if (owner === this.#init.self && this.#init.lease.valid(now) && this.#handoverClear(spec.name, members, records, now, watch)) {
+        else if (!this.#leaseValid(now)) void this.#deactivate(spec.name, 'this node lost its quorum lease (it sees no majority of the members)');
+      } else if (owner === this.#init.self && this.#leaseValid(now) && (this.#config.unsafeIgnoreQuorum || this.#handoverClear(spec.name, members, records, now, watch))) {
         void this.#activate(spec, records);
       }
     }
@@ -257,6 +272,11 @@ export class Placement {
   #handoverClear(name: string, members: readonly PlacementMember[], records: RecordsView, now: number, watch: Set<string>): boolean {
     const byPeer = new Map(members.map((m) => [m.peerId, m]));
     const waitMs = this.#init.lease.config.leaseMs + this.#config.handoverMarginMs;
+    // Another node runs it by the members' word (its lease rounds), unless its record says it stopped since.
+    for (const holder of this.#init.lease.reportedHolders(name, now)) {
+      const record = records.get(holder.peer)?.[name];
+      if (record === undefined || record.active || record.epoch < holder.epoch) return false;
+    }
     let clear = true;
     for (const [peer, byName] of records) {
       if (peer === this.#init.self || byName[name]?.active !== true) continue;
@@ -273,6 +293,9 @@ export class Placement {
     const { clock, log, host, self } = this.#init;
     let epoch = 1;
     for (const byName of records.values()) epoch = Math.max(epoch, (byName[spec.name]?.epoch ?? 0) + 1);
+    // Epochs the members reported, in case this node's records lag (it just restarted).
+    for (const holder of this.#init.lease.reportedHolders(spec.name)) epoch = Math.max(epoch, holder.epoch + 1);
+    epoch = Math.max(epoch, this.#init.lease.reportedEpoch(spec.name) + 1, (this.#init.fence.newest(spec.name)?.epoch ?? 0) + 1);
     const since = clock.now();
     const activation: Activation = { epoch, since, running: false };
     this.#active.set(spec.name, activation);
@@ -298,7 +321,7 @@ export class Placement {
       initial: () => inner.initial(),
       step: (state, message) => {
         const result = inner.step(state, message);
-        if (this.#init.lease.valid()) return result;
+        if (this.#leaseValid()) return result;
         this.poke();
         this.#init.log.warn('a singleton acted after its lease lapsed; its effects are dropped', { singleton: name });
         return { state: result.state };

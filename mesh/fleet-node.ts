@@ -141,6 +141,15 @@ async function writeConfig(storage: Storage, config: NodeConfig): Promise<void> 
   await storage.batch([{ type: 'put', key: CONFIG_KEY, value: encodeCbor(config) }], { sync: true });
 }
 
+/**
+ * Makes `storage` a member's: its credential chain and the member it joined through. What a
+ * successful join leaves behind (the simulator also builds fleets this way, offline).
+ */
+export async function adoptMembershipInStorage(storage: Storage, membership: { fleetId: string; bootstrapPeer: string; bootstrapAddrs: readonly string[]; chain: readonly Credential[] }): Promise<void> {
+  await storeCredentialChain(storage, membership.chain);
+  await writeConfig(storage, { fleetId: membership.fleetId, bootstrapPeer: membership.bootstrapPeer, bootstrapAddrs: membership.bootstrapAddrs });
+}
+
 /** The Automerge actor of this process: the node's 12-byte prefix plus 4 random bytes. */
 function actorIdFor(peer: PeerId, random: Random): string {
   return actorPrefixFor(peer) + Buffer.from(random.bytes(4)).toString('hex');
@@ -319,8 +328,7 @@ export class FleetNode {
       return FleetNode.open(ports);
     }
     const { peer: bootstrapPeer, chain } = await redeem(ports, join, name);
-    await storeCredentialChain(ports.storage, chain);
-    await writeConfig(ports.storage, { fleetId: join.fleetId, bootstrapPeer, bootstrapAddrs: join.addrs });
+    await adoptMembershipInStorage(ports.storage, { fleetId: join.fleetId, bootstrapPeer, bootstrapAddrs: join.addrs, chain });
     return FleetNode.open(ports);
   }
 

@@ -124,7 +124,7 @@ describe('control-plane placement', () => {
     fleet.partition([victim], rest);
     await fleet.run(4_000);
     await crash(owner!);
-    await fleet.run(12_000);
+    await fleet.run(16_000);
     expect(running()).toHaveLength(1);
     const watchers = [...alive].filter((i) => i !== victim);
     for (const i of watchers) {
