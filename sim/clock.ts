@@ -168,44 +168,59 @@ export class SimClock {
   }
 }
 
+/** A machine's wall-clock offset from true time; it outlives the processes that run on it. */
+export interface Skew {
+  ms: number;
+}
+
 /**
- * One node's view of simulated time: the simulation's clock plus this node's skew. A jump moves
- * the skew (an NTP step); timers count durations, so they fire after their delay whatever the
- * skew does, as a monotonic timer would.
+ * One process's view of simulated time: the simulation's clock plus its machine's skew. A jump
+ * moves the skew (an NTP step); timers count durations, so they fire after their delay whatever
+ * the skew does, as a monotonic timer would. Once its process is killed, nothing it schedules
+ * runs: code of a dead process that is still on the promise queue cannot act.
  */
 export class NodeClock implements Clock {
   readonly #sim: SimClock;
   readonly #owner: number;
-  #skewMs: number;
+  readonly #skew: Skew;
+  #dead = false;
 
-  constructor(sim: SimClock, owner: number, skewMs = 0) {
+  constructor(sim: SimClock, owner: number, skew: Skew = { ms: 0 }) {
     this.#sim = sim;
     this.#owner = owner;
-    this.#skewMs = skewMs;
+    this.#skew = skew;
   }
 
   get skewMs(): number {
-    return this.#skewMs;
+    return this.#skew.ms;
   }
 
   now(): number {
-    return this.#sim.now() + this.#skewMs;
+    return this.#sim.now() + this.#skew.ms;
   }
 
   setTimeout(callback: () => void, delayMs: number): TimerId {
-    return this.#sim.schedule(this.#owner, callback, delayMs);
+    if (this.#dead) return -1;
+    return this.#sim.schedule(this.#owner, () => {
+      if (!this.#dead) callback();
+    }, delayMs);
   }
 
   defer(callback: () => void): void {
-    this.#sim.schedule(this.#owner, callback, 0);
+    this.setTimeout(callback, 0);
   }
 
   clearTimeout(id: TimerId): void {
     this.#sim.cancel(id as number);
   }
 
-  /** Steps this node's wall clock by `deltaMs` (negative: back). */
+  /** Steps the machine's wall clock by `deltaMs` (negative: back). */
   jump(deltaMs: number): void {
-    this.#skewMs += deltaMs;
+    this.#skew.ms += deltaMs;
+  }
+
+  /** The process died: its timers never fire, and it can set no more. */
+  kill(): void {
+    this.#dead = true;
   }
 }

@@ -26,6 +26,10 @@ interface Undo {
  * keeps every write whose promise resolved (the operating system holds it); a power loss also
  * loses writes that were not synced and are younger than the write-back delay, as LevelDB's
  * log without fsync would. Reads can be made to come back corrupted.
+ *
+ * Each process opens its own handle ({@link SimStorage.handle}); a crash kills the handle for
+ * good, so code of the dead process still on the promise queue cannot write to the disk the
+ * next process uses.
  */
 export class SimStorage implements Storage {
   readonly #entries = new Map<string, Uint8Array>();
@@ -39,6 +43,28 @@ export class SimStorage implements Storage {
 
   constructor(now: () => number) {
     this.#now = now;
+  }
+
+  /** A handle for one process: the same disk, closed for good when that process dies. */
+  handle(): Storage & { kill(): void } {
+    let dead = false;
+    const check = (): void => {
+      if (dead) throw new StorageClosedError('the process that opened this storage is dead');
+    };
+    return {
+      get: async (key) => (check(), this.get(key)),
+      put: async (key, value) => (check(), this.put(key, value)),
+      delete: async (key) => (check(), this.delete(key)),
+      batch: async (ops, options) => (check(), this.batch(ops, options)),
+      range: async (prefix, options) => (check(), this.range(prefix, options)),
+      deleteRange: async (prefix) => (check(), this.deleteRange(prefix)),
+      close: async () => {
+        dead = true;
+      },
+      kill: () => {
+        dead = true;
+      },
+    };
   }
 
   /** Reads corrupted so far (by {@link SimStorage.corruptReads}). */

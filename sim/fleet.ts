@@ -1,0 +1,272 @@
+import { ControlPlane, type PlacementConfig } from '../actors/index.ts';
+import { type FleetId, type NodeStateDocument, nodeDocId, recordAdmission, toHex, writeObservation } from '../crdt-schema/index.ts';
+import {
+  CREDENTIAL_LIFE_MS,
+  DocStore,
+  FleetNode,
+  type Logger,
+  type PeerId,
+  SeededRandom,
+  type Storage,
+  type SignatureCheck,
+  type SignatureVerifier,
+  actorPrefixFor,
+  adoptMembershipInStorage,
+  certifyOperator,
+  foundFleetInStorage,
+  generateKeyPair,
+  issueCredential,
+  keyPairFromSeed,
+  peerIdFromPublicKey,
+  sha256Hex,
+  signGrant,
+  toBase64Url,
+  verifyBytes,
+} from '../mesh/index.ts';
+import { NodeClock, SimClock, type Skew } from './clock.ts';
+import { DEFAULT_LINK, type LinkConfig, SimNetwork } from './network.ts';
+import { SimStorage } from './storage.ts';
+
+/** A simulated node: its identity and ports, and the running core while it is up. */
+export interface SimNode {
+  readonly index: number;
+  readonly peer: PeerId;
+  readonly identity: { readonly seed: Uint8Array; readonly publicKey: Uint8Array };
+  readonly storage: SimStorage;
+  /** The running process's clock (a new one each start); the machine's skew outlives it. */
+  clock: NodeClock;
+  readonly skew: Skew;
+  /** The running process's storage handle. */
+  handle: (Storage & { kill(): void }) | undefined;
+  readonly log: SimLogger;
+  node: FleetNode | undefined;
+  plane: ControlPlane | undefined;
+  /** Starts of this node so far (a restart makes a new FleetNode on the same storage). */
+  starts: number;
+}
+
+export interface SimFleetOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly link?: LinkConfig;
+  /** Passed to every node's control plane (tests shorten windows). */
+  readonly silenceCriticalAfterMs?: number;
+  /** Passed to every node's placement (the test-only fault `unsafeIgnoreQuorum`). */
+  readonly placement?: Partial<PlacementConfig>;
+  /** Called for every member-state change and placement change, for the trace and invariants. */
+  readonly observe?: (node: SimNode, event: SimObservation) => void;
+}
+
+/** What the harness watches on each node. */
+export type SimObservation =
+  | { readonly type: 'member'; readonly peer: string; readonly state: string }
+  | { readonly type: 'singletons'; readonly singletons: ReadonlyArray<{ name: string; owner: string | null; epoch: number; active: boolean }> }
+  | { readonly type: 'event'; readonly id: string; readonly kind: string; readonly subject?: string };
+
+/** Keeps warnings and errors (bounded) and counts the rest: a thousand nodes log a lot. */
+export class SimLogger implements Logger {
+  readonly problems: Array<{ level: string; message: string; fields: Readonly<Record<string, unknown>> }> = [];
+  counts = { debug: 0, info: 0, warn: 0, error: 0 };
+
+  debug(): void {
+    this.counts.debug++;
+  }
+  info(): void {
+    this.counts.info++;
+  }
+  warn(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+    this.counts.warn++;
+    this.#keep('warn', message, fields);
+  }
+  error(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+    this.counts.error++;
+    this.#keep('error', message, fields);
+  }
+  #keep(level: string, message: string, fields: Readonly<Record<string, unknown>>): void {
+    if (this.problems.length < 200) this.problems.push({ level, message, fields });
+  }
+}
+
+/**
+ * Checks signatures in-process, remembering every verdict for all simulated nodes: a signature
+ * is a pure function of its bytes, so a thousand nodes checking one seal pay for it once.
+ */
+export class SharedVerifier implements SignatureVerifier {
+  readonly #verdicts = new Map<string, boolean>();
+  checks = 0;
+
+  async verifyBatch(checks: readonly SignatureCheck[]): Promise<boolean[]> {
+    return checks.map((check) => {
+      const key = `${toBase64Url(check.signature)}|${toBase64Url(check.publicKey)}|${sha256Hex(check.message)}`;
+      let verdict = this.#verdicts.get(key);
+      if (verdict === undefined) {
+        this.checks++;
+        verdict = verifyBytes(check.publicKey, check.message, check.signature);
+        if (this.#verdicts.size > 1_000_000) this.#verdicts.clear();
+        this.#verdicts.set(key, verdict);
+      }
+      return verdict;
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+const HOST = { hostname: 'sim', arch: 'x64', platform: 'linux', versions: { powernode: 'sim' } };
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A whole fleet of real `FleetNode` + `ControlPlane` cores on simulated ports, built from one
+ * seed (docs/SIMULATION.md). The fleet is founded offline: the founder's documents hold every
+ * member's admission, each member holds a credential, so the run starts with a formed fleet.
+ */
+export class SimFleet {
+  readonly clock: SimClock;
+  readonly network: SimNetwork;
+  /** The scenario's own random source (faults), apart from the nodes' and the network's. */
+  readonly random: SeededRandom;
+  readonly nodes: SimNode[] = [];
+  readonly verifier = new SharedVerifier();
+  /** The fleet's operator key, so scenarios can record decisions as an operator would. */
+  operatorKey: { readonly seed: Uint8Array; readonly publicKey: Uint8Array } | undefined;
+  fleetId = '';
+  readonly #options: SimFleetOptions;
+
+  private constructor(options: SimFleetOptions) {
+    this.#options = options;
+    this.clock = new SimClock();
+    this.network = new SimNetwork(this.clock, new SeededRandom(options.seed * 7 + 1), options.link ?? DEFAULT_LINK);
+    this.random = new SeededRandom(options.seed * 7 + 2);
+  }
+
+  /** Founds the fleet offline, then starts every node. */
+  static async create(options: SimFleetOptions): Promise<SimFleet> {
+    const fleet = new SimFleet(options);
+    await fleet.#found();
+    for (const node of fleet.nodes) await fleet.start(node.index);
+    return fleet;
+  }
+
+  get options(): SimFleetOptions {
+    return this.#options;
+  }
+
+  async #found(): Promise<void> {
+    const keys = new SeededRandom(this.#options.seed * 7 + 3);
+    const fleetId = toHex(keys.bytes(16)) as FleetId;
+    const root = generateKeyPair(keys);
+    const operator = generateKeyPair(keys);
+    this.operatorKey = operator;
+    this.fleetId = fleetId;
+    for (let index = 0; index < this.#options.nodes; index++) {
+      const identity = keyPairFromSeed(keys.bytes(32));
+      const peer = peerIdFromPublicKey(identity.publicKey) as PeerId;
+      const skew = { ms: 0 };
+      const clock = new NodeClock(this.clock, index, skew);
+      this.nodes.push({ index, peer, identity, storage: new SimStorage(() => this.clock.now()), clock, skew, handle: undefined, log: new SimLogger(), node: undefined, plane: undefined, starts: 0 });
+    }
+    const founder = this.nodes[0]!;
+    const now = this.clock.now();
+    const certified = certifyOperator(root.seed, fleetId, { publicKey: toBase64Url(operator.publicKey), name: 'sim', addedAt: now });
+    const ports = { storage: founder.storage, clock: founder.clock, random: new SeededRandom(keys.int(2 ** 31)), log: founder.log };
+    await foundFleetInStorage(ports, founder.peer, { fleetId, name: 'sim', createdAt: now, rootKey: toBase64Url(root.publicKey), operator: certified, founder: { peerId: founder.peer, name: 'n0' } });
+    // The founder admitted everyone: its document holds each admission with its operator grant.
+    const store = await DocStore.open({ storage: founder.storage, clock: founder.clock, actorId: `${actorPrefixFor(founder.peer)}00000000`, log: founder.log, fleetId });
+    await store.change<NodeStateDocument>(nodeDocId(founder.peer), (draft) => {
+      writeObservation(draft, { peerId: founder.peer, ...HOST, addrs: [], startedAt: now });
+      for (const member of this.nodes.slice(1)) {
+        const tokenHash = sha256Hex(keys.bytes(32));
+        const grant = signGrant(operator.seed, { fleetId, tokenHash, expiresAt: now + 3_600_000, operator: toBase64Url(operator.publicKey) });
+        recordAdmission(draft, { tokenHash, peerId: member.peer, name: `n${member.index}`, admittedAt: now, grant });
+      }
+    }, { durable: true, signer: founder.identity });
+    await store.flush();
+    const held = [...(await founder.storage.range(['doc'])), ...(await founder.storage.range(['seal']))];
+    for (const member of this.nodes.slice(1)) {
+      await member.storage.batch(held.map((e) => ({ type: 'put' as const, key: e.key, value: e.value })));
+      const chain = [issueCredential({ ...founder.identity, peerId: founder.peer }, { fleetId, peerId: member.peer, issuedAt: now, expiresAt: now + CREDENTIAL_LIFE_MS })];
+      await adoptMembershipInStorage(member.storage, { fleetId, bootstrapPeer: founder.peer, bootstrapAddrs: [`/sim/${founder.peer}/p2p/${founder.peer}`], chain });
+    }
+  }
+
+  /** Starts node `index` on its storage (first start, or after a crash). */
+  async start(index: number): Promise<void> {
+    const sim = this.nodes[index]!;
+    if (sim.node !== undefined) throw new Error(`node ${index} is running`);
+    sim.storage.reopen();
+    sim.clock = new NodeClock(this.clock, index, sim.skew);
+    sim.handle = sim.storage.handle();
+    const transport = this.network.createTransport(sim.peer, index);
+    const random = new SeededRandom(this.#options.seed * 100_003 + index * 1_009 + sim.starts);
+    sim.starts++;
+    const node = await this.#settled(FleetNode.open({ identity: sim.identity, signatureVerifier: this.verifier, transport, storage: sim.handle, clock: sim.clock, random, log: sim.log, host: HOST }));
+    await this.#settled(node.start());
+    const plane = new ControlPlane({
+      node,
+      transport,
+      clock: sim.clock,
+      log: sim.log,
+      ...(this.#options.silenceCriticalAfterMs === undefined ? {} : { silenceCriticalAfterMs: this.#options.silenceCriticalAfterMs }),
+      ...(this.#options.placement === undefined ? {} : { placement: this.#options.placement }),
+    });
+    await this.#settled(plane.start());
+    sim.node = node;
+    sim.plane = plane;
+    const observe = this.#options.observe;
+    if (observe !== undefined) {
+      node.onEvent((event) => {
+        if (event.type === 'member:state') observe(sim, { type: 'member', peer: event.peerId, state: event.state });
+        else if (event.type === 'event:new') observe(sim, { type: 'event', id: event.event.id, kind: event.event.kind, ...(event.event.subject === undefined ? {} : { subject: event.event.subject }) });
+      });
+      plane.onSingletonsChanged((event) => observe(sim, { type: 'singletons', singletons: event.singletons }));
+    }
+  }
+
+  /**
+   * Kills node `index` as kill -9 would: its timers never fire, its connections drop, its
+   * storage keeps what was written (with `powerLoss`, loses recent unsynced writes).
+   */
+  async crash(index: number, options: { readonly powerLoss?: boolean } = {}): Promise<void> {
+    const sim = this.nodes[index]!;
+    if (sim.node === undefined) return;
+    sim.clock.kill();
+    sim.handle?.kill();
+    this.clock.cancelAll(index);
+    await this.network.lookup(sim.peer)?.stop();
+    sim.storage.crash(options);
+    sim.node = undefined;
+    sim.plane = undefined;
+  }
+
+  /** Whether node `index` runs (started and not crashed). */
+  isUp(index: number): boolean {
+    return this.nodes[index]!.node !== undefined;
+  }
+
+  /** Runs virtual time forward by `ms`, letting every promise settle between instants. */
+  async run(ms: number, onInstant?: () => void): Promise<void> {
+    const until = this.clock.now() + ms;
+    for (;;) {
+      const fired = this.clock.step(until);
+      await settle();
+      onInstant?.();
+      if (fired === 0) return;
+    }
+  }
+
+  /** Resolves `promise`, running virtual time while it is pending (at most 60 virtual seconds). */
+  async #settled<T>(promise: Promise<T>): Promise<T> {
+    let result: { value: T } | { error: unknown } | undefined;
+    promise.then((value) => (result = { value }), (error: unknown) => (result = { error }));
+    for (let i = 0; i < 60_000 && result === undefined; i++) {
+      await settle();
+      if (result !== undefined) break;
+      const next = this.clock.nextDueMs();
+      if (next === undefined) continue;
+      this.clock.step(next);
+    }
+    if (result === undefined) throw new Error('a simulated operation did not finish within 60,000 steps');
+    if ('error' in result) throw result.error;
+    return result.value;
+  }
+}

@@ -1,0 +1,288 @@
+import { createHash } from 'node:crypto';
+import * as A from '@automerge/automerge';
+import type { PlacementConfig } from '../actors/index.ts';
+import { type DocId, writerOfDoc } from '../crdt-schema/index.ts';
+import { type PeerId, actorPrefixFor, signDecision, toBase64Url } from '../mesh/index.ts';
+import { SimFleet, type SimNode, type SimObservation } from './fleet.ts';
+import { type ScenarioContext, scenarioNamed } from './scenarios/index.ts';
+
+export const SENSOR = 'sensor.instance-silence';
+/** Singleton safety is checked this often (virtual time). */
+const SAFETY_CHECK_MS = 50;
+/** Acknowledged writes (operator decisions) are made this often during a run. */
+const WRITE_EVERY_MS = 10_000;
+
+export interface InvariantResult {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** What `powernode sim run` prints. */
+export interface SimReport {
+  readonly scenario: string;
+  readonly nodes: number;
+  readonly seed: number;
+  readonly simulatedMs: number;
+  readonly wallMs: number;
+  readonly traceHash: string;
+  readonly invariants: readonly InvariantResult[];
+  readonly metrics: {
+    readonly detectionMsP99: number | null;
+    readonly failoverMsP99: number | null;
+    readonly convergenceMsP99: number | null;
+    readonly messages: number;
+    readonly bytes: number;
+  };
+}
+
+export interface SimRunOptions {
+  readonly scenario: string;
+  readonly nodes: number;
+  readonly seed: number;
+  readonly durationMs: number;
+  /** Test-only faults: `allow-duplicate-singletons` turns the quorum lease and handover off. */
+  readonly faults?: readonly string[];
+  /** Called with each trace line (for debugging a seed). */
+  readonly onTrace?: (line: string) => void;
+}
+
+/** Thrown for a scenario name no one knows. */
+export class UnknownScenarioError extends Error {
+  override name = 'UnknownScenarioError';
+}
+
+function p99(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)]!);
+}
+
+/**
+ * Runs one scenario on a simulated fleet and checks the invariants (docs/SIMULATION.md): the same
+ * options always give the same trace hash.
+ */
+export async function runSimulation(options: SimRunOptions): Promise<SimReport> {
+  const scenario = scenarioNamed(options.scenario);
+  if (scenario === undefined) throw new UnknownScenarioError(`no scenario named ${options.scenario}: see powernode sim list`);
+  const wallStart = performance.now();
+  const trace = createHash('sha256');
+  const line = (text: string): void => {
+    trace.update(`${text}\n`);
+    options.onTrace?.(text);
+  };
+  const watch = new Watcher();
+  const placement: Partial<PlacementConfig> = options.faults?.includes('allow-duplicate-singletons') === true ? { unsafeIgnoreQuorum: true } : {};
+  let fleet: SimFleet | undefined;
+  const observe = (node: SimNode, event: SimObservation): void => {
+    const t = fleet === undefined ? 0 : fleet.clock.now() - watch.startMs;
+    line(`${t} ${node.index} ${JSON.stringify(event)}`);
+    watch.observed(t, node, event);
+  };
+  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement });
+  watch.startMs = fleet.clock.now();
+  const startedAt = fleet.clock.now();
+  const context = watch.context(fleet, options.durationMs, line);
+  await scenario.play(context);
+  const simulatedMs = fleet.clock.now() - startedAt;
+  const invariants = [watch.safety(), watch.oneOwnerPerEpoch(fleet), watch.convergence(fleet), watch.membership(fleet), watch.durability(fleet), authority(fleet)];
+  for (const node of fleet.nodes) line(`end ${node.index} ${node.node === undefined ? 'down' : node.node.store.ids().map((id) => `${id}=${node.node!.store.digest(id)}`).join(',')}`);
+  return {
+    scenario: scenario.name,
+    nodes: options.nodes,
+    seed: options.seed,
+    simulatedMs,
+    wallMs: Math.round(performance.now() - wallStart),
+    traceHash: trace.digest('hex'),
+    invariants,
+    metrics: {
+      detectionMsP99: p99(watch.detections),
+      failoverMsP99: p99(watch.failovers),
+      convergenceMsP99: p99(watch.convergences),
+      messages: fleet.network.messages,
+      bytes: fleet.network.bytes,
+    },
+  };
+}
+
+/** Watches a run: faults as they happen, what nodes observe, and the invariants along the way. */
+class Watcher {
+  startMs = 0;
+  readonly detections: number[] = [];
+  readonly failovers: number[] = [];
+  readonly convergences: number[] = [];
+  readonly #crashes = new Map<string, { atMs: number; wasOwner: boolean; seenDead: Set<number>; seenMoved: Set<number> }>();
+  readonly #violations: string[] = [];
+  readonly #acknowledged: Array<{ node: string; key: string; value: string }> = [];
+  #quietAtMs: number | undefined;
+  #lastSafetyMs = -Infinity;
+  #writes = 0;
+
+  observed(t: number, node: SimNode, event: SimObservation): void {
+    if (event.type === 'member' && event.state === 'dead') {
+      const crash = this.#crashes.get(event.peer);
+      if (crash !== undefined && !crash.seenDead.has(node.index)) {
+        crash.seenDead.add(node.index);
+        this.detections.push(t - crash.atMs);
+      }
+    }
+    if (event.type === 'singletons') {
+      const sensor = event.singletons.find((s) => s.name === SENSOR);
+      for (const [peer, crash] of this.#crashes) {
+        if (!crash.wasOwner || crash.seenMoved.has(node.index) || sensor === undefined || !sensor.active || sensor.owner === peer) continue;
+        crash.seenMoved.add(node.index);
+        this.failovers.push(t - crash.atMs);
+      }
+    }
+  }
+
+  context(fleet: SimFleet, durationMs: number, line: (text: string) => void): ScenarioContext {
+    const now = (): number => fleet.clock.now() - this.startMs;
+    return {
+      fleet,
+      durationMs,
+      run: async (ms) => {
+        const until = fleet.clock.now() + ms;
+        while (fleet.clock.now() < until) {
+          const slice = Math.min(WRITE_EVERY_MS, until - fleet.clock.now());
+          await fleet.run(slice, () => this.#checkSafety(fleet, now()));
+          if (this.#quietAtMs === undefined || now() - this.#quietAtMs < 60_000) await this.#write(fleet, now());
+          this.#checkConvergence(fleet, now());
+        }
+      },
+      crash: async (index, crashOptions) => {
+        const sim = fleet.nodes[index]!;
+        const wasOwner = sim.plane?.placement.isActive(SENSOR) === true;
+        line(`${now()} crash ${index}${crashOptions?.powerLoss === true ? ' power-loss' : ''}`);
+        this.#crashes.set(sim.peer, { atMs: now(), wasOwner, seenDead: new Set(), seenMoved: new Set() });
+        await fleet.crash(index, crashOptions);
+      },
+      restart: async (index) => {
+        line(`${now()} restart ${index}`);
+        this.#crashes.delete(fleet.nodes[index]!.peer);
+        await fleet.start(index);
+      },
+      ownerOf: (singleton) => fleet.nodes.find((n) => n.plane?.placement.isActive(singleton) === true)?.index,
+      quiet: () => {
+        this.#quietAtMs = now();
+        line(`${now()} quiet`);
+      },
+    };
+  }
+
+  /** Two nodes that can reach each other both running one singleton: the violation safety forbids. */
+  #checkSafety(fleet: SimFleet, t: number): void {
+    if (t - this.#lastSafetyMs < SAFETY_CHECK_MS) return;
+    this.#lastSafetyMs = t;
+    const running = fleet.nodes.filter((n) => n.plane?.placement.isActive(SENSOR) === true && !fleet.clock.isPaused(n.index));
+    for (let i = 0; i < running.length; i++) {
+      for (let j = i + 1; j < running.length; j++) {
+        const a = running[i]!.peer;
+        const b = running[j]!.peer;
+        if (fleet.network.isBlocked(a, b) && fleet.network.isBlocked(b, a)) continue;
+        if (this.#violations.length < 10) this.#violations.push(`at ${t} ms nodes ${running[i]!.index} and ${running[j]!.index} both ran ${SENSOR}, on the same side`);
+      }
+    }
+  }
+
+  /** An operator decision (a label) through a random up node; acknowledged ones must survive. */
+  async #write(fleet: SimFleet, t: number): Promise<void> {
+    const up = fleet.nodes.filter((n) => n.node !== undefined && n.node.fleet() !== undefined);
+    if (up.length === 0 || fleet.operatorKey === undefined) return;
+    const through = up[fleet.random.int(up.length)]!;
+    const target = up[fleet.random.int(up.length)]!;
+    const key = 'sim.write';
+    const value = `w${this.#writes++}`;
+    const decision = signDecision({ seed: fleet.operatorKey.seed, publicKey: toBase64Url(fleet.operatorKey.publicKey) }, fleet.fleetId, 'labels', { node: target.peer, set: { [key]: value }, remove: [] }, through.clock.now());
+    const writing = through.node!.decide(decision).then(
+      () => this.#acknowledged.push({ node: target.peer, key, value }),
+      () => {},
+    );
+    await fleet.run(200);
+    await writing;
+  }
+
+  #checkConvergence(fleet: SimFleet, t: number): void {
+    if (this.#quietAtMs === undefined || this.convergences.length > 0) return;
+    const up = fleet.nodes.filter((n) => n.node !== undefined);
+    const digest = (n: SimNode): string => n.node!.store.ids().filter((id) => !id.startsWith('events/')).map((id) => `${id}=${n.node!.store.digest(id)}`).join(',');
+    const first = up[0] === undefined ? '' : digest(up[0]);
+    if (up.every((n) => digest(n) === first)) this.convergences.push(t - this.#quietAtMs);
+  }
+
+  safety(): InvariantResult {
+    return { name: 'singleton-safety', ok: this.#violations.length === 0, detail: this.#violations.length === 0 ? 'never two owners on one side' : this.#violations.join('; ') };
+  }
+
+  oneOwnerPerEpoch(fleet: SimFleet): InvariantResult {
+    const owners = new Map<number, Set<string>>();
+    for (const n of fleet.nodes) {
+      if (n.node === undefined) continue;
+      for (const [peer, records] of n.node.activationRecords()) {
+        const record = records[SENSOR];
+        if (record === undefined) continue;
+        const set = owners.get(record.epoch) ?? new Set<string>();
+        set.add(peer);
+        owners.set(record.epoch, set);
+      }
+    }
+    const shared = [...owners].filter(([, set]) => set.size > 1).map(([epoch, set]) => `epoch ${epoch}: ${[...set].join(', ')}`);
+    return { name: 'one-owner-per-epoch', ok: shared.length === 0, detail: shared.length === 0 ? `${owners.size} epochs, one owner each` : shared.join('; ') };
+  }
+
+  convergence(fleet: SimFleet): InvariantResult {
+    const ok = this.convergences.length > 0;
+    const up = fleet.nodes.filter((n) => n.node !== undefined).length;
+    return { name: 'convergence', ok, detail: ok ? `${up} live nodes held the same documents ${this.convergences[0]} ms after the faults stopped` : 'live nodes still hold different documents at the end' };
+  }
+
+  membership(fleet: SimFleet): InvariantResult {
+    const wrong: string[] = [];
+    for (const observer of fleet.nodes) {
+      if (observer.node === undefined) continue;
+      const states = new Map(observer.node.members().map((m) => [m.peerId, m.state]));
+      for (const member of fleet.nodes) {
+        const state = states.get(member.peer);
+        const expected = member.node === undefined ? ['dead', 'left'] : ['alive'];
+        if (state === undefined || !expected.includes(state)) wrong.push(`${observer.index} sees ${member.index} ${state ?? 'missing'}`);
+      }
+    }
+    return { name: 'membership-accurate', ok: wrong.length === 0, detail: wrong.length === 0 ? 'every live node sees the live as alive and the crashed as dead' : wrong.slice(0, 10).join('; ') };
+  }
+
+  durability(fleet: SimFleet): InvariantResult {
+    const missing: string[] = [];
+    for (const n of fleet.nodes) {
+      const view = n.node?.fleet();
+      if (view === undefined) continue;
+      const seen = new Set(Object.values(view.labels).map((labels) => labels['sim.write']));
+      // Later writes to the same node replace earlier ones: only each target's last write must be there.
+      const lastByNode = new Map(this.#acknowledged.map((w) => [w.node, w.value]));
+      for (const [target, value] of lastByNode) if (view.labels[target]?.['sim.write'] !== value && !seen.has(value)) missing.push(`${n.index} lacks ${value} on ${target.slice(-6)}`);
+    }
+    return { name: 'no-acknowledged-write-lost', ok: missing.length === 0, detail: missing.length === 0 ? `${this.#acknowledged.length} acknowledged writes present on every live node` : missing.slice(0, 10).join('; ') };
+  }
+}
+
+/**
+ * No document any live node holds has a change made by anyone but its writer: every change in
+ * `node/<peer>` and `events/…/<peer>` carries that peer's actor prefix (replicas take in only
+ * changes its seals cover, so a forged change would show here).
+ */
+function authority(fleet: SimFleet): InvariantResult {
+  const bad: string[] = [];
+  for (const n of fleet.nodes) {
+    const store = n.node?.store;
+    if (store === undefined) continue;
+    for (const id of store.ids()) {
+      const writer = writerOfDoc(id);
+      if (writer === undefined) continue;
+      const prefix = actorPrefixFor(writer);
+      const foreign = A.getChangesMetaSince(store.get(id as DocId)!, []).filter((change) => !change.actor.startsWith(prefix));
+      if (foreign.length > 0) bad.push(`${n.index} holds ${id} with ${foreign.length} changes by another actor`);
+    }
+  }
+  return { name: 'no-change-without-authority', ok: bad.length === 0, detail: bad.length === 0 ? 'every document held has changes by its writer only' : bad.slice(0, 10).join('; ') };
+}
+
+export type { PeerId };

@@ -1,0 +1,149 @@
+import type { SimFleet } from '../fleet.ts';
+
+/** What a scenario drives: the fleet, its own random source, and marks for the invariants. */
+export interface ScenarioContext {
+  readonly fleet: SimFleet;
+  readonly durationMs: number;
+  /** Runs virtual time forward (with the invariants checked along the way). */
+  run(ms: number): Promise<void>;
+  /** Crashes a node (kill -9), noting when for the detection and failover figures. */
+  crash(index: number, options?: { readonly powerLoss?: boolean }): Promise<void>;
+  restart(index: number): Promise<void>;
+  /** The node running `singleton` now, if one does. */
+  ownerOf(singleton: string): number | undefined;
+  /** Faults stop here: convergence and membership are judged from this point. */
+  quiet(): void;
+}
+
+/** A scenario as code: faults on virtual time, from the context's random source. */
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  play(context: ScenarioContext): Promise<void>;
+}
+
+const SENSOR = 'sensor.instance-silence';
+
+/** Leaves a quiet tail of at least 30 s (or a third of the run) for convergence and membership checks. */
+function faultWindow(context: ScenarioContext): number {
+  return Math.max(0, context.durationMs - Math.max(30_000, context.durationMs / 3));
+}
+
+/** Runs the rest of the duration after `spentMs`, calling `quiet()` first. */
+async function finish(context: ScenarioContext, spentMs: number): Promise<void> {
+  context.quiet();
+  await context.run(Math.max(0, context.durationMs - spentMs));
+}
+
+const steady: Scenario = {
+  name: 'steady',
+  description: 'no faults: the fleet runs, nothing flaps, one owner per singleton',
+  async play(context) {
+    context.quiet();
+    await context.run(context.durationMs);
+  },
+};
+
+const churn: Scenario = {
+  name: 'churn',
+  description: 'random members crash and restart, a minority at a time',
+  async play(context) {
+    const { fleet } = context;
+    const window = faultWindow(context);
+    const down = new Set<number>();
+    const maxDown = Math.max(1, Math.floor((fleet.nodes.length - 1) / 2) - 1);
+    let spent = 0;
+    while (spent < window) {
+      const step = 2_000 + fleet.random.int(6_000);
+      await context.run(step);
+      spent += step;
+      const index = fleet.random.int(fleet.nodes.length);
+      if (down.has(index)) {
+        down.delete(index);
+        await context.restart(index);
+      } else if (down.size < maxDown) {
+        down.add(index);
+        await context.crash(index, { powerLoss: fleet.random.float() < 0.3 });
+      }
+    }
+    for (const index of down) await context.restart(index);
+    await finish(context, spent);
+  },
+};
+
+const partitionHeal: Scenario = {
+  name: 'partition-heal',
+  description: 'random halves are cut apart for 10–20 s, then healed, again and again',
+  async play(context) {
+    const { fleet } = context;
+    const window = faultWindow(context);
+    let spent = 0;
+    while (spent + 30_000 <= window) {
+      const peers = fleet.nodes.map((n) => n.peer);
+      const left = peers.filter(() => fleet.random.float() < 0.5);
+      const right = peers.filter((p) => !left.includes(p));
+      fleet.network.partition(left, right);
+      const cut = 10_000 + fleet.random.int(10_000);
+      await context.run(cut);
+      fleet.network.healAll();
+      await context.run(10_000);
+      spent += cut + 10_000;
+    }
+    await finish(context, spent);
+  },
+};
+
+const leaderKill: Scenario = {
+  name: 'leader-kill',
+  description: "the singleton's owner is killed, again and again, and restarted after a while",
+  async play(context) {
+    const window = faultWindow(context);
+    let spent = 0;
+    while (spent + 12_000 <= window) {
+      await context.run(4_000);
+      const owner = context.ownerOf(SENSOR);
+      if (owner !== undefined) await context.crash(owner);
+      await context.run(8_000);
+      if (owner !== undefined) await context.restart(owner);
+      spent += 12_000;
+    }
+    await finish(context, spent);
+  },
+};
+
+const lossy: Scenario = {
+  name: 'lossy',
+  description: 'every link loses 10 % of frames (a lost frame resets its stream)',
+  async play(context) {
+    const { fleet } = context;
+    const window = faultWindow(context);
+    fleet.network.setDefaults({ minDelayMs: 0.2, meanDelayMs: 1, jitterMs: 1, loss: 0.1 });
+    await context.run(window);
+    fleet.network.setDefaults({ minDelayMs: 0.2, meanDelayMs: 0.5, jitterMs: 0.3, loss: 0 });
+    await finish(context, window);
+  },
+};
+
+const clockSkew: Scenario = {
+  name: 'clock-skew',
+  description: 'wall clocks step forward and back by up to 30 s on random members',
+  async play(context) {
+    const { fleet } = context;
+    const window = faultWindow(context);
+    let spent = 0;
+    while (spent < window) {
+      const step = 3_000 + fleet.random.int(5_000);
+      await context.run(step);
+      spent += step;
+      const node = fleet.nodes[fleet.random.int(fleet.nodes.length)]!;
+      node.clock.jump(fleet.random.int(60_001) - 30_000);
+    }
+    await finish(context, spent);
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, lossy, clockSkew];
+
+export function scenarioNamed(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}
