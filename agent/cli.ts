@@ -7,6 +7,7 @@ import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration
 import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
+import { simList, simRun } from './sim-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
 import { readOperatorKeyFile, readRootKeyFile } from './key-files.ts';
@@ -27,6 +28,8 @@ const USAGE = `usage: powernode <command> [flags]
   label set    --api URL --key KEYFILE --node PEERID key=value...
   label rm     --api URL --key KEYFILE --node PEERID key...
   node revoke  --api URL --key KEYFILE [--reason TEXT] PEERID  cut a node off the fleet, for good
+  sim list     [--json]                                        the simulator's scenarios
+  sim run      SCENARIO [--nodes N] [--seed S | --seeds A..B] [--duration 2m] [--json] [--check-determinism]
   operator add    --api URL --key KEYFILE --root ROOTKEY --name NAME --out NEWKEYFILE
   operator revoke --api URL --key KEYFILE --root ROOTKEY [--reason TEXT] PUBLICKEY
 
@@ -93,6 +96,24 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
       const filters = { kind: text('kind'), severity: text('severity'), subject: text('subject'), limit: text('limit') };
       const given = Object.fromEntries(Object.entries(filters).filter(([, value]) => value !== undefined));
       return eventsCommand(await apiClient(flags), { ...options, ...given });
+    },
+  },
+  'sim list': {
+    spec: { flags: { json: 'boolean' }, positional: { min: 0, max: 0, name: '' } },
+    run: async ({ flags }) => simList(flags['json'] === true, (line) => process.stdout.write(`${line}\n`)),
+  },
+  'sim run': {
+    spec: {
+      flags: { nodes: 'string', seed: 'string', seeds: 'string', duration: 'string', json: 'boolean', 'check-determinism': 'boolean', fault: 'list' },
+      positional: { min: 1, max: 1, name: 'scenario (see powernode sim list)' },
+    },
+    run: async ({ flags, positional }) => {
+      const text = (name: string): Record<string, string> => (flags[name] === undefined ? {} : { [name]: String(flags[name]) });
+      return simRun(
+        { scenario: positional[0]!, ...text('nodes'), ...text('seed'), ...text('seeds'), ...text('duration'), json: flags['json'] === true, checkDeterminism: flags['check-determinism'] === true, faults: (flags['fault'] as string[] | undefined) ?? [] },
+        (line) => process.stdout.write(`${line}\n`),
+        (line) => process.stderr.write(`${line}\n`),
+      );
     },
   },
   'label set': {

@@ -68,8 +68,13 @@ export class SimLogger implements Logger {
   readonly problems: Array<{ level: string; message: string; fields: Readonly<Record<string, unknown>> }> = [];
   counts = { debug: 0, info: 0, warn: 0, error: 0 };
 
-  debug(): void {
+  /** The latest debug records (a ring), for looking into a failing seed. */
+  readonly recent: Array<{ message: string; fields: Readonly<Record<string, unknown>> }> = [];
+
+  debug(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
     this.counts.debug++;
+    this.recent.push({ message, fields });
+    if (this.recent.length > 50) this.recent.shift();
   }
   info(): void {
     this.counts.info++;

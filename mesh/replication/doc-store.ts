@@ -280,6 +280,13 @@ export class DocStore {
   async adopt(docId: DocId, next: AnyDoc, origin: PeerId, seals: readonly Seal[] = []): Promise<void> {
     this.#assertWritable(docId);
     const current = this.#entries.get(docId)?.doc;
+    // Sessions with several peers verify what they received concurrently: `next` may have been
+    // forked from a version this store has since moved past. Taking it as it is would drop those
+    // changes here (while sync states believe they are held, so peers never resend them), so it is
+    // merged with what is held; both sides were verified when they arrived.
+    if (current !== undefined && A.getMissingDeps(next, A.getHeads(current)).length > 0) {
+      next = A.merge(A.clone(next, { actor: A.getActorId(next) }), current);
+    }
     // A sync round that brought nothing new must not create or touch a document.
     if (A.getHeads(next).join() === (current === undefined ? '' : A.getHeads(current).join())) return;
     this.#problems.delete(docId);

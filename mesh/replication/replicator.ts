@@ -50,6 +50,8 @@ export interface SessionStats {
   readonly messagesOut: number;
   readonly snapshotsIn: number;
   readonly refusedIn: number;
+  /** Documents this session started over after sync rounds made no progress. */
+  readonly resyncs: number;
   readonly lastMessageAt: number | undefined;
 }
 
@@ -59,6 +61,8 @@ const MAX_PENDING_SENDS = 20_000;
 const MAX_INBOX = 256;
 /** Wanting this many documents at once starts the signature verifier's workers ahead of the batch. */
 const PREPARE_VERIFIER_AT = 64;
+/** Sync messages on one document that change nothing before a session starts it over. */
+const MAX_IDLE_SYNC_ROUNDS = 12;
 const OPEN_RETRY_MS = [250, 1_000, 4_000] as const;
 /** How soon a session that ended while its peer is still connected is opened again (doubling). */
 const REOPEN_DELAY_MS = 1_000;
@@ -256,7 +260,9 @@ class Session {
   #inbox: SyncMessage[] = [];
   #inboxWaiters: Array<() => void> = [];
   #working = false;
-  #stats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, snapshotsIn: 0, refusedIn: 0, lastMessageAt: undefined as number | undefined };
+  #stats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, snapshotsIn: 0, refusedIn: 0, resyncs: 0, lastMessageAt: undefined as number | undefined };
+  /** Sync messages per document handled in a row without changing it. */
+  readonly #idleRounds = new Map<DocId, { rounds: number; digest: string }>();
 
   readonly #sealVerifier: SealVerifier;
 
@@ -513,7 +519,31 @@ class Session {
       this.#syncStates.delete(id);
       return;
     }
+    if (this.#stalled(id)) return;
     this.#sendSync(id);
+  }
+
+  /**
+   * Sync rounds on one document that change nothing here, again and again, mean the two sync
+   * states no longer describe what each side holds (Automerge does not resend what its state
+   * says it sent). The session then starts that document over: it drops its state and asks for
+   * a full copy, which the store merges. Bounds the traffic such a pair could otherwise exchange.
+   */
+  #stalled(id: DocId): boolean {
+    const digest = this.#init.store.digest(id) ?? '';
+    const idle = this.#idleRounds.get(id);
+    // Any change to the document here (received or local) since the last round is progress.
+    const rounds = idle?.digest === digest ? idle.rounds + 1 : 1;
+    if (rounds < MAX_IDLE_SYNC_ROUNDS) {
+      if (this.#idleRounds.size < MAX_DOCS_PER_SESSION || idle !== undefined) this.#idleRounds.set(id, { rounds, digest });
+      return false;
+    }
+    this.#idleRounds.delete(id);
+    this.#syncStates.delete(id);
+    this.#stats.resyncs++;
+    this.#init.log.warn('sync of a document made no progress; asking the peer for a full copy', { peer: this.peer, docId: id });
+    this.#send({ type: 'want', body: { docIds: [id] } });
+    return true;
   }
 
   /**
