@@ -38,7 +38,7 @@ describe('control plane across real processes', () => {
     await eventually(async () => {
       const views = await Promise.all(fleet.clients.map(sensorOf));
       return views.every((v) => v.active && v.owner === views[0]!.owner) ? true : undefined;
-    }, 15_000, 'the sensor placed');
+    }, 30_000, 'the sensor placed');
   }, 120_000);
 
   afterAll(async () => {
