@@ -1,5 +1,5 @@
 import type { EventFilter } from '../crdt-schema/index.ts';
-import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type Transport, s } from '../mesh/index.ts';
+import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type TimerId, type Transport, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
@@ -8,6 +8,7 @@ import { Placement, type PlacementConfig, type PlacementMember, type SingletonSp
 import { RemoteActors } from './remote.ts';
 
 export const LEASE_ACTOR = 'sys/lease';
+const ANNOUNCE_COALESCE_MS = 50;
 export const ORDERS_ACTOR = 'sys/orders';
 
 /** An order from a singleton to an executor on some node, stamped with the activation that issued it. */
@@ -81,6 +82,7 @@ export class ControlPlane {
   /** What each member's latest lease round said it runs, and when (this node's clock). */
   readonly #heardHolds = new Map<string, { holds: readonly Holding[]; atMs: number }>();
   #lastView = '';
+  #announceTimer: TimerId | undefined;
 
   constructor(init: ControlPlaneInit) {
     this.#init = init;
@@ -110,7 +112,8 @@ export class ControlPlane {
       clock,
       self,
       members: () => node.memberIds(),
-      reachable: (peer) => this.#reachable(peer),
+      // Members never heard from (not started yet, or gone before this node came up) are not asked.
+      reachable: (peer) => this.#reachable(peer) && node.swim.heardFrom(peer),
       ping: (peer, request, timeoutMs) =>
         this.remote.ask<LeaseAnswer>({ node: peer as PeerId, path: LEASE_ACTOR }, { type: 'ping', from: self, watch: [...request.watch], holds: [...request.holds] }, { timeoutMs }).then(
           (answer) => answer,
@@ -128,6 +131,7 @@ export class ControlPlane {
       lease: this.lease,
       fence: this.fence,
       members: () => this.members(),
+      stateOf: (peer) => node.swim.state(peer),
       records: () => node.activationRecords(),
       write: (name, record) => node.recordActivation(name, record),
       emit: (event) => node.events.emit(event),
@@ -151,10 +155,9 @@ export class ControlPlane {
       if (event.type === 'member:state') {
         if (event.state === 'dead' || event.state === 'left') this.remote.peerDown(event.peerId as PeerId);
         this.placement.membersChanged();
-        this.placement.poke();
       } else if (event.type === 'doc:changed' && (event.docId === 'fleet' || event.docId.startsWith('node/'))) {
         this.placement.poke();
-        this.#announceView();
+        this.#scheduleAnnounce();
       }
     });
     await this.placement.start();
@@ -163,6 +166,7 @@ export class ControlPlane {
   /** Hands over every singleton running here (recorded), then stops messaging. */
   async stop(): Promise<void> {
     this.#unsubscribe?.();
+    if (this.#announceTimer !== undefined) this.#init.clock.clearTimeout(this.#announceTimer);
     await this.placement.stop();
     this.remote.stop();
   }
@@ -170,6 +174,15 @@ export class ControlPlane {
   /** Calls `listener` with every singleton whenever where one runs (owner, epoch, active) changes. */
   onSingletonsChanged(listener: (event: SingletonsChanged) => void): () => void {
     return this.#singletonListeners.add(listener);
+  }
+
+  /** Where singletons run is announced at most every 50 ms: document changes come in bursts. */
+  #scheduleAnnounce(): void {
+    if (this.#announceTimer !== undefined) return;
+    this.#announceTimer = this.#init.clock.setTimeout(() => {
+      this.#announceTimer = undefined;
+      this.#announceView();
+    }, ANNOUNCE_COALESCE_MS);
   }
 
   #announceView(): void {

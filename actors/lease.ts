@@ -37,6 +37,9 @@ export interface LeaseAnswer {
   readonly epochs: Readonly<Record<string, number>>;
 }
 
+/** The longest a persistently silent member waits before it is asked again. */
+const RETRY_MAX_MS = 30_000;
+
 export interface QuorumLeaseInit {
   readonly clock: Clock;
   readonly self: string;
@@ -69,6 +72,12 @@ export class QuorumLease {
    */
   readonly #acks = new Map<string, { ackedSentAt: number; failedAt: number; watched: ReadonlySet<string>; alive: ReadonlySet<string>; holders: LeaseAnswer['holders']; epochs: LeaseAnswer['epochs'] }>();
   #watch: string[] = [];
+  /** Consecutive failed rounds per member, and when a persistently silent one is asked again. */
+  readonly #failures = new Map<string, number>();
+  readonly #retryAt = new Map<string, number>();
+  /** Bumped with every answer; with the member list's identity, keys the cached {@link QuorumLease.validUntil}. */
+  #version = 0;
+  #cached: { members: readonly string[]; version: number; until: number } | undefined;
   readonly #inFlight = new Set<string>();
   #timer: TimerId | undefined;
   #wanted = false;
@@ -98,12 +107,30 @@ export class QuorumLease {
     this.want(false);
   }
 
-  /** Until when the lease holds (−∞ when it does not; +∞ in a fleet of one). */
+  /**
+   * Until when the lease holds (−∞ when it does not; +∞ in a fleet of one). Recomputed only when
+   * an answer arrived or the member list changed since: it is read on every singleton step.
+   */
   validUntil(): number {
-    const others = this.#init.members().filter((peer) => peer !== this.#init.self);
-    const needed = Math.floor((others.length + 1) / 2);
+    const members = this.#init.members();
+    if (this.#cached !== undefined && this.#cached.members === members && this.#cached.version === this.#version) return this.#cached.until;
+    const until = this.#computeValidUntil(members);
+    this.#cached = { members, version: this.#version, until };
+    return until;
+  }
+
+  #computeValidUntil(members: readonly string[]): number {
+    const othersCount = members.length - (members.includes(this.#init.self) ? 1 : 0);
+    const needed = Math.floor((othersCount + 1) / 2);
     if (needed === 0) return Number.POSITIVE_INFINITY;
-    const sentTimes = others.map((peer) => this.#acks.get(peer)?.ackedSentAt ?? Number.NEGATIVE_INFINITY).sort((a, b) => b - a);
+    // Only members that ever answered can count; sorting those is enough.
+    const sentTimes: number[] = [];
+    for (const peer of members) {
+      const at = peer === this.#init.self ? undefined : this.#acks.get(peer)?.ackedSentAt;
+      if (at !== undefined && Number.isFinite(at)) sentTimes.push(at);
+    }
+    if (sentTimes.length < needed) return Number.NEGATIVE_INFINITY;
+    sentTimes.sort((a, b) => b - a);
     return sentTimes[needed - 1]! + this.#config.leaseMs;
   }
 
@@ -180,7 +207,8 @@ export class QuorumLease {
 
   /** Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to answer. */
   #targets(): string[] {
-    const others = this.#init.members().filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer));
+    const now = this.#init.clock.now();
+    const others = this.#init.members().filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
     if (others.length <= this.#config.askAllUpTo) return others;
     const needed = Math.floor((this.#init.members().length) / 2);
     const rank = (peer: string): number => {
@@ -188,6 +216,22 @@ export class QuorumLease {
       return ack === undefined ? 0 : ack.failedAt > ack.ackedSentAt ? -1 : ack.ackedSentAt;
     };
     return others.sort((a, b) => rank(b) - rank(a) || (a < b ? -1 : 1)).slice(0, needed + this.#config.spare);
+  }
+
+  /**
+   * A member that failed three rounds in a row (dead, though failure detection may not say so
+   * yet) is asked again after 1 s, doubling to 30 s, so a node does not spend its rounds on it;
+   * one or two misses cost nothing.
+   */
+  #backOff(peer: string, answered: boolean): void {
+    if (answered) {
+      this.#failures.delete(peer);
+      this.#retryAt.delete(peer);
+      return;
+    }
+    const failures = (this.#failures.get(peer) ?? 0) + 1;
+    if (this.#failures.size < 100_000) this.#failures.set(peer, failures);
+    if (failures >= 3) this.#retryAt.set(peer, this.#init.clock.now() + Math.min(RETRY_MAX_MS, 1_000 * 2 ** (failures - 3)));
   }
 
   #answered(peer: string, sentAt: number, watched: readonly string[], answer: LeaseAnswer | undefined): void {
@@ -202,7 +246,10 @@ export class QuorumLease {
     } else if (answer === undefined) {
       entry.failedAt = Math.max(entry.failedAt, sentAt);
     }
+    this.#backOff(peer, answer !== undefined);
     this.#acks.set(peer, entry);
+    if (answer === undefined) return; // A miss never makes the lease valid; it may lapse, which readers see by time.
+    this.#version++;
     const valid = this.valid();
     if (valid && !this.#wasValid) this.#init.onGained?.();
     this.#wasValid = valid;

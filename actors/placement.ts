@@ -71,6 +71,9 @@ export interface PlacementConfig {
   readonly unsafeIgnoreQuorum: boolean;
 }
 
+/** Pokes closer together than this share one evaluation. */
+const POKE_COALESCE_MS = 50;
+
 export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, unsafeIgnoreQuorum: false };
 
 export interface PlacementInit {
@@ -82,6 +85,8 @@ export interface PlacementInit {
   readonly fence: EpochFence;
   /** Members with their states and labels (this node included, as alive). */
   members(): readonly PlacementMember[];
+  /** One member's state, as failure detection sees it (cheaper than {@link PlacementInit.members}). */
+  stateOf(peer: string): MemberState | undefined;
   /** Every member's activation records, by peer and singleton name (this node's included). */
   records(): RecordsView;
   /** Writes this node's record of a singleton (durably, in its own sealed document). */
@@ -116,6 +121,8 @@ export class Placement {
   readonly #duplicates = new Map<string, number>();
   #failedUntil = new Map<string, number>();
   #timer: TimerId | undefined;
+  #timerDueMs = Number.POSITIVE_INFINITY;
+  #membersDirty = false;
   #lastObserveTick = 0;
   #stopped = true;
 
@@ -150,9 +157,14 @@ export class Placement {
     await Promise.all([...this.#active.keys()].map((name) => this.#deactivate(name, 'the node is shutting down')));
   }
 
-  /** Evaluates soon (membership, labels or records changed; the lease was gained). */
+  /**
+   * Evaluates soon (membership, labels or records changed; the lease was gained). Pokes within
+   * {@link POKE_COALESCE_MS} share one evaluation: a joining node takes in a thousand documents
+   * in a second, and each would otherwise cost a pass over every member.
+   */
   poke(): void {
-    if (!this.#stopped) this.#schedule(0);
+    if (this.#stopped || this.#timerDueMs <= this.#init.clock.now() + POKE_COALESCE_MS) return;
+    this.#schedule(POKE_COALESCE_MS);
   }
 
   /** A singleton's actor failed past its restart budget: it stops here and skips this node for a while. */
@@ -187,7 +199,6 @@ export class Placement {
   /** Each registered singleton as the records show it: the newest activation, and whether it runs. */
   view(): Array<{ name: string; owner: string | null; epoch: number; since: number | null; active: boolean; ownerState: MemberState | null }> {
     const records = this.#init.records();
-    const states = new Map(this.#init.members().map((m) => [m.peerId, m.state]));
     return [...this.#specs.keys()].sort().map((name) => {
       let newest: { owner: string; record: ActivationRecord } | undefined;
       for (const [owner, byName] of records) {
@@ -196,14 +207,16 @@ export class Placement {
         if (newest === undefined || record.epoch > newest.record.epoch || (record.epoch === newest.record.epoch && owner > newest.owner)) newest = { owner, record };
       }
       if (newest === undefined) return { name, owner: null, epoch: 0, since: null, active: false, ownerState: null };
-      return { name, owner: newest.owner, epoch: newest.record.epoch, since: newest.record.since, active: newest.record.active, ownerState: states.get(newest.owner) ?? null };
+      return { name, owner: newest.owner, epoch: newest.record.epoch, since: newest.record.since, active: newest.record.active, ownerState: newest.owner === this.#init.self ? 'alive' : (this.#init.stateOf(newest.owner) ?? null) };
     });
   }
 
   #schedule(delayMs: number): void {
     if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#timerDueMs = this.#init.clock.now() + delayMs;
     this.#timer = this.#init.clock.setTimeout(() => {
       this.#timer = undefined;
+      this.#timerDueMs = Number.POSITIVE_INFINITY;
       try {
         this.#evaluate();
       } catch (error) {
@@ -236,11 +249,18 @@ export class Placement {
     this.#init.lease.watch([...watch]);
     this.#init.lease.want(wanted);
     this.#checkDuplicates(members, records, now);
-    if (now - this.#lastObserveTick >= this.#config.observeTickMs) this.membersChanged();
+    if (this.#membersDirty || now - this.#lastObserveTick >= this.#config.observeTickMs) this.#tellObservers();
+  }
+
+  /** Members' states changed: observers are told at the next evaluation (changes coalesce). */
+  membersChanged(): void {
+    this.#membersDirty = true;
+    this.poke();
   }
 
   /** Tells running observers the members now. */
-  membersChanged(): void {
+  #tellObservers(): void {
+    this.#membersDirty = false;
     const now = this.#init.clock.now();
     this.#lastObserveTick = now;
     let message: MembersMessage | undefined;

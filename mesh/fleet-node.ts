@@ -8,6 +8,7 @@ import {
   type NodeStateView,
   foundFleet,
   nodeDocId,
+  type DocId,
   readFleet,
   readNodeState,
   type Decision,
@@ -193,6 +194,7 @@ export class FleetNode {
   readonly #events = new Listeners<FleetNodeEvent>();
   /** Member peer ids as last derived from admission records (recomputed once per tick after changes). */
   #members = new Set<string>();
+  #memberIds: { of: ReadonlySet<string>; ids: readonly string[] } | undefined;
   /** What membership was last derived from (fleet and admitting documents' digests). */
   #membershipInputs: string | undefined;
   readonly #membershipDirty = new Set<string>();
@@ -220,7 +222,7 @@ export class FleetNode {
   #verifyingGrants: Promise<void> | undefined;
   readonly #verifier: SignatureVerifier;
   /** Observed-state views by peer, with the digest they were read at. */
-  readonly #nodeStates = new Map<string, { digest: string; view: NodeStateView | undefined }>();
+  readonly #nodeStates = new Map<string, { docId: DocId; digest: string; view: NodeStateView | undefined }>();
   #apiUrl: string | undefined;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
@@ -452,13 +454,14 @@ export class FleetNode {
 
   /** A member's observed state, read once per version of its document. */
   nodeState(peer: string): NodeStateView | undefined {
-    const docId = nodeDocId(peer);
+    const cached = this.#nodeStates.get(peer);
+    // The document id is checked once per peer (a regular expression), not on every read.
+    const docId = cached?.docId ?? nodeDocId(peer);
     const digest = this.store.digest(docId);
     if (digest === undefined) return undefined;
-    const cached = this.#nodeStates.get(peer);
     if (cached?.digest === digest) return cached.view;
     const view = readNodeState(this.store.get(docId));
-    this.#nodeStates.set(peer, { digest, view });
+    this.#nodeStates.set(peer, { docId, digest, view });
     return view;
   }
 
@@ -512,9 +515,10 @@ export class FleetNode {
     return out;
   }
 
-  /** Member peer ids as trust derives them (revoked ones excluded). */
-  memberIds(): string[] {
-    return [...this.#members].sort();
+  /** Member peer ids as trust derives them (revoked ones excluded), sorted; the same array until membership changes. */
+  memberIds(): readonly string[] {
+    if (this.#memberIds?.of !== this.#members) this.#memberIds = { of: this.#members, ids: [...this.#members].sort() };
+    return this.#memberIds.ids;
   }
 
   /**

@@ -162,6 +162,11 @@ export class Swim {
     return peer === this.#self ? 'alive' : this.#members.get(peer)?.state;
   }
 
+  /** Whether this node has ever heard from `peer` directly or by gossip (it announced an incarnation). */
+  heardFrom(peer: string): boolean {
+    return (this.#members.get(peer)?.incarnation ?? 0) > 0;
+  }
+
   /** The local health multiplier (1 = healthy; up to 8 when this node's own timers run late). */
   get health(): number {
     return this.#health;
