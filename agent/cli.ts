@@ -7,7 +7,6 @@ import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration
 import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
-import { simList, simRun } from './sim-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
 import { readOperatorKeyFile, readRootKeyFile } from './key-files.ts';
@@ -100,7 +99,8 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
   },
   'sim list': {
     spec: { flags: { json: 'boolean' }, positional: { min: 0, max: 0, name: '' } },
-    run: async ({ flags }) => simList(flags['json'] === true, (line) => process.stdout.write(`${line}\n`)),
+    // The simulator is loaded only for its own commands: a node's start does not pay for it.
+    run: async ({ flags }) => (await import('./sim-command.ts')).simList(flags['json'] === true, (line) => process.stdout.write(`${line}\n`)),
   },
   'sim run': {
     spec: {
@@ -109,6 +109,7 @@ const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => P
     },
     run: async ({ flags, positional }) => {
       const text = (name: string): Record<string, string> => (flags[name] === undefined ? {} : { [name]: String(flags[name]) });
+      const { simRun } = await import('./sim-command.ts');
       return simRun(
         { scenario: positional[0]!, ...text('nodes'), ...text('seed'), ...text('seeds'), ...text('duration'), json: flags['json'] === true, checkDeterminism: flags['check-determinism'] === true, faults: (flags['fault'] as string[] | undefined) ?? [] },
         (line) => process.stdout.write(`${line}\n`),
