@@ -92,6 +92,8 @@ const seqKey = (seq: number): string => seq.toString().padStart(SEQ_DIGITS, '0')
 export class DocStore {
   readonly #init: DocStoreInit;
   readonly #entries = new Map<DocId, Entry>();
+  /** Bumped whenever any document changes, is added or removed (keys caches of what is held). */
+  #version = 0;
   /** `ids()` as last computed; dropped when a document is added or removed. */
   #sortedIds: DocId[] | undefined;
   readonly #problems = new Map<string, DocProblem>();
@@ -195,6 +197,11 @@ export class DocStore {
 
   #report(docId: string, problem: DocProblem['problem'], detail: string): void {
     this.#problems.set(docId, { docId, problem, detail, at: this.#init.clock.now() });
+  }
+
+  /** Changes with every change to what the store holds: equal versions mean the same documents and heads. */
+  get version(): number {
+    return this.#version;
   }
 
   /** Ids of the documents held, sorted. */
@@ -351,6 +358,7 @@ export class DocStore {
     }
     const written = entry.queue.then(() => this.#persist(docId, entry, seq, increment, snapshot, durable, seals));
     entry.queue = written.catch((error: unknown) => this.#writeFailed(docId, entry, error));
+    this.#version++;
     this.#changed.emit({ docId, origin });
     await written;
   }
@@ -437,6 +445,7 @@ export class DocStore {
     const { storage } = this.#init;
     const keys = [...(await storage.range(['doc', docId])), ...(await storage.range(['seal', docId]))].map(({ key }) => key);
     await storage.batch(keys.map((key) => ({ type: 'delete' as const, key })), { sync: false });
+    this.#version++;
     this.#changed.emit({ docId, origin: 'local' });
   }
 

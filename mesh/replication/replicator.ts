@@ -102,6 +102,8 @@ export class Replicator {
 
   readonly #sealVerifier: SealVerifier;
 
+  #summaryCache: { version: number; summary: Summary } | undefined;
+
   constructor(init: ReplicatorInit) {
     this.#init = init;
     this.#sealVerifier = init.sealVerifier ?? new SealVerifier(new InProcessVerifier(), init.fleetId);
@@ -141,6 +143,17 @@ export class Replicator {
       this.#init.log.error('opening a sync session failed', { peer, error: String(error) });
       session.close();
     });
+  }
+
+  /** What this node holds, summarized once per store version (every session sends the same). */
+  summary(): Summary {
+    const { store } = this.#init;
+    if (this.#summaryCache?.version === store.version) return this.#summaryCache.summary;
+    const digests = new Map<DocId, string>();
+    for (const docId of store.ids()) digests.set(docId, store.digest(docId)!);
+    const summary = summarize(digests);
+    this.#summaryCache = { version: store.version, summary };
+    return summary;
   }
 
   /** Sends every session's summary again now (e.g. after new members became known). */
@@ -654,10 +667,7 @@ class Session {
   }
 
   #summary(): Summary {
-    const { store } = this.#init;
-    const digests = new Map<DocId, string>();
-    for (const docId of store.ids()) digests.set(docId, store.digest(docId)!);
-    return summarize(digests);
+    return this.#owner.summary();
   }
 
   #entriesIn(bucket: number): Array<[string, string]> {

@@ -21,12 +21,21 @@ export function peerIdFromPublicKey(publicKey: Uint8Array): string {
 }
 
 export function publicKeyFromPeerId(peerId: string): Uint8Array {
+  const cached = publicKeys.get(peerId);
+  if (cached !== undefined) return cached.slice();
   const bytes = base58Decode(peerId);
   if (bytes === undefined || bytes.length !== PREFIX.length + 32 || PREFIX.some((b, i) => bytes[i] !== b)) {
     throw new NotAnEd25519PeerIdError(`${peerId.slice(0, 80)} is not the peer id of an Ed25519 key`);
   }
-  return bytes.subarray(PREFIX.length);
+  const key = bytes.subarray(PREFIX.length);
+  // Decoding base58 is a big-integer loop, and every seal check names its writer: remember a bounded few.
+  if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.clear();
+  publicKeys.set(peerId, key.slice());
+  return key;
 }
+
+const MAX_CACHED_KEYS = 20_000;
+const publicKeys = new Map<string, Uint8Array>();
 
 function base58Encode(bytes: Uint8Array): string {
   let value = 0n;
