@@ -1,7 +1,9 @@
 // Failure detection and singleton failover on real node processes on 127.0.0.1 (issue 4).
 // Run: npm run bench:control-plane                 detection and failover, 10 processes
 //      npm run bench:control-plane -- --soak 10m   no false positives: one process CPU-starved
+//      HOGS=2 npm run bench:control-plane -- --soak 10m   the same with two busy loops loading the machine
 // Prints one JSON object of figures.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { ApiClient } from '../agent/api-client.ts';
@@ -143,6 +145,8 @@ async function soak(fleet: CliFleet, durationMs: number, stopMs: number, runMs: 
       if (m['type'] === 'member:state') changes.push({ observer, peer: String(m['peer'] ?? m['peerId']), state: String(m['state']), atMs: round(performance.now() - startedAt) });
     }),
   );
+  // Optional extra load: busy loops that compete with every node for the two cores.
+  const hogs = Array.from({ length: Number(process.env['HOGS'] ?? 0) }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
   let stopped = false;
   const pid = starved.child.pid!;
   let cycles = 0;
@@ -159,6 +163,7 @@ async function soak(fleet: CliFleet, durationMs: number, stopMs: number, runMs: 
   };
   await cycle().finally(() => {
     if (stopped) process.kill(pid, 'SIGCONT');
+    for (const hog of hogs) hog.kill('SIGKILL');
   });
   await new Promise((r) => setTimeout(r, 3_000));
   for (const ws of sockets) ws.close();
@@ -168,6 +173,7 @@ async function soak(fleet: CliFleet, durationMs: number, stopMs: number, runMs: 
       durationMs,
       starvedNode: starvedPeer,
       dutyCycle: { stopMs, runMs, cycles },
+      hogs: hogs.length,
       falsePositives: deaths.length,
       deaths,
       suspicions: changes.filter((c) => c.state === 'suspect').length,
