@@ -63,6 +63,10 @@ const MAX_INBOX = 256;
 const PREPARE_VERIFIER_AT = 64;
 /** Sync messages on one document that change nothing before a session starts it over. */
 const MAX_IDLE_SYNC_ROUNDS = 12;
+/** Received sync messages one document may keep waiting (their changes lack dependencies) before it is started over. */
+const MAX_WAITING_MESSAGES = 8;
+/** Bytes of waiting sync messages one session keeps, over all documents. */
+const MAX_WAITING_BYTES = 8 * 1024 * 1024;
 const OPEN_RETRY_MS = [250, 1_000, 4_000] as const;
 /** How soon a session that ended while its peer is still connected is opened again (doubling). */
 const REOPEN_DELAY_MS = 1_000;
@@ -276,6 +280,18 @@ class Session {
   #stats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, snapshotsIn: 0, refusedIn: 0, resyncs: 0, lastMessageAt: undefined as number | undefined };
   /** Sync messages per document handled in a row without changing it. */
   readonly #idleRounds = new Map<DocId, { rounds: number; digest: string }>();
+  /**
+   * Received sync messages, per document, with changes that could not be applied yet because a
+   * change they depend on is missing here (Automerge's bloom filter let the peer believe this node
+   * held it), and the seals that came with them. Automerge keeps such changes queued in the
+   * document and asks for the missing ones; here a received change is applied to a clone, and
+   * the store takes only what applied. The peer's sync state counts these changes as sent and
+   * will not send them again, so the session keeps them: it replays them on every later clone
+   * of the document (where they apply once the dependency has come) and generates its messages
+   * from a copy that holds them, so what it asks for is the missing dependency.
+   */
+  readonly #waiting = new Map<DocId, { messages: Uint8Array[]; seals: Seal[]; bytes: number }>();
+  #waitingBytes = 0;
 
   readonly #sealVerifier: SealVerifier;
 
@@ -335,6 +351,8 @@ class Session {
     this.#outbound?.abort(new Error('session closed'));
     this.#inbound?.abort(new Error('session closed'));
     this.#syncStates.clear();
+    this.#waiting.clear();
+    this.#waitingBytes = 0;
     this.#beforeOpen = [];
     this.#inbox = [];
     this.#releaseReader();
@@ -522,25 +540,79 @@ class Session {
       this.close();
       return;
     }
+    const waiting = this.#waiting.get(id);
+    let waits = false;
+    let overflow = false;
     const accepted = await this.#receive(docId, (fork) => {
-      const [next, nextState] = A.receiveSyncMessage(fork, this.#syncStates.get(id) ?? A.initSyncState(), message);
-      // Stored at once, so a push between here and the adoption builds on it.
+      const [next, nextState] = A.receiveSyncMessage(replayWaiting(fork, waiting), this.#syncStates.get(id) ?? A.initSyncState(), message);
+      // Stored at once, so a push between here and the adoption builds on it (the waiting
+      // changes too, so that push asks for the right dependency).
       this.#syncStates.set(id, nextState);
-      return next;
-    }, seals);
+      waits = A.getMissingDeps(next, []).length > 0;
+      if (!waits) return next;
+      if (A.decodeSyncMessage(message).changes.length > 0) overflow = !this.#keepWaiting(id, message, seals);
+      // Changes still waiting for a dependency stay in `#waiting`, not in the store: what is
+      // adopted is exactly what applied (and was verified).
+      const held = this.#init.store.get(id);
+      const clean = held === undefined ? this.#init.store.empty() : A.clone(held, { actor: A.getActorId(held) });
+      const applied = A.saveSince(next, A.getHeads(clean));
+      return applied.length === 0 ? clean : A.loadIncremental(clean, applied);
+    }, waiting === undefined ? seals : [...waiting.seals, ...seals]);
     if (!accepted) {
       this.#syncStates.delete(id);
+      this.#dropWaiting(id);
       return;
     }
+    if (!waits) this.#dropWaiting(id);
+    if (overflow) return this.#startOver(id, 'changes received from the peer wait for too many missing ones; asking the peer for a full copy');
     if (this.#stalled(id)) return;
     this.#sendSync(id);
+  }
+
+  /** Adds a received message to the document's waiting ones; false past the bounds. */
+  #keepWaiting(id: DocId, message: Uint8Array, seals: readonly Seal[]): boolean {
+    const waiting = this.#waiting.get(id) ?? { messages: [], seals: [], bytes: 0 };
+    if (waiting.messages.length >= MAX_WAITING_MESSAGES || this.#waitingBytes + message.length > MAX_WAITING_BYTES) return false;
+    waiting.messages.push(message);
+    waiting.seals.push(...seals);
+    waiting.bytes += message.length;
+    this.#waitingBytes += message.length;
+    this.#waiting.set(id, waiting);
+    return true;
+  }
+
+  #dropWaiting(id: DocId): void {
+    const waiting = this.#waiting.get(id);
+    if (waiting === undefined) return;
+    this.#waitingBytes -= waiting.bytes;
+    this.#waiting.delete(id);
+  }
+
+  /**
+   * The document as this session syncs it: the held one, plus the changes waiting for a missing
+   * dependency while they still wait (Automerge then asks the peer for that dependency). Once the
+   * dependency is held, the waiting changes apply on the next message from the peer, and are
+   * verified and adopted then; until then, they are not announced as held.
+   */
+  #syncedDoc(id: DocId, held: AnyDoc): AnyDoc {
+    const waiting = this.#waiting.get(id);
+    if (waiting === undefined) return held;
+    const withWaiting = replayWaiting(A.clone(held, { actor: A.getActorId(held) }), waiting);
+    if (A.getMissingDeps(withWaiting, []).length === 0 && A.getHeads(withWaiting).join() === A.getHeads(held).join()) {
+      // Everything that waited has reached the store by another way.
+      this.#dropWaiting(id);
+      return held;
+    }
+    return A.getHeads(withWaiting).join() === A.getHeads(held).join() ? withWaiting : held;
   }
 
   /**
    * Sync rounds on one document that change nothing here, again and again, mean the two sync
    * states no longer describe what each side holds (Automerge does not resend what its state
    * says it sent). The session then starts that document over: it drops its state and asks for
-   * a full copy, which the store merges. Bounds the traffic such a pair could otherwise exchange.
+   * a full copy, which the store merges. Defence in depth: the one such drift found (received
+   * changes dropped while they waited for a dependency, see `#waiting`) is fixed at its cause;
+   * this bounds the traffic of any other.
    */
   #stalled(id: DocId): boolean {
     const digest = this.#init.store.digest(id) ?? '';
@@ -552,11 +624,17 @@ class Session {
       return false;
     }
     this.#idleRounds.delete(id);
-    this.#syncStates.delete(id);
-    this.#stats.resyncs++;
-    this.#init.log.warn('sync of a document made no progress; asking the peer for a full copy', { peer: this.peer, docId: id });
-    this.#send({ type: 'want', body: { docIds: [id] } });
+    this.#startOver(id, 'sync of a document made no progress; asking the peer for a full copy');
     return true;
+  }
+
+  /** Drops what this session tracks of a document's sync and asks the peer for a full copy, which the store merges. */
+  #startOver(id: DocId, why: string): void {
+    this.#syncStates.delete(id);
+    this.#dropWaiting(id);
+    this.#stats.resyncs++;
+    this.#init.log.warn(why, { peer: this.peer, docId: id });
+    this.#send({ type: 'want', body: { docIds: [id] } });
   }
 
   /**
@@ -645,6 +723,7 @@ class Session {
   #refuseDoc(docId: string, error: RefusedChangeError): void {
     this.#refused.add(docId);
     this.#syncStates.delete(docId as DocId);
+    this.#dropWaiting(docId as DocId);
     this.#stats.refusedIn++;
     this.#init.penalties.record(this.peer, `refused:${error.reason}`);
     this.#init.log.warn('refused a change from a peer', { peer: this.peer, docId, reason: error.reason, detail: error.message });
@@ -656,11 +735,13 @@ class Session {
     if (this.#closed) return;
     // A document we do not hold yet, but that the peer is syncing with us, is answered from an
     // empty document: that answer is what asks the peer for its changes.
-    const doc = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) && this.#init.acceptsDocument?.(docId) !== false ? this.#init.store.empty() : undefined);
-    if (doc === undefined) {
+    const held = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) && this.#init.acceptsDocument?.(docId) !== false ? this.#init.store.empty() : undefined);
+    if (held === undefined) {
       this.#syncStates.delete(docId);
+      this.#dropWaiting(docId);
       return;
     }
+    const doc = this.#syncedDoc(docId, held);
     const [state, message] = A.generateSyncMessage(doc, this.#syncStates.get(docId) ?? A.initSyncState());
     // Automerge records what the state says was sent: keep it only if the message really goes.
     if (message === null || this.#send({ type: 'sync', body: { docId, message, ...this.#sealsFor(docId) } })) this.#syncStates.set(docId, state);
@@ -744,6 +825,14 @@ class Session {
     }
     if (this.#outbound === stream) this.close();
   }
+}
+
+/** `doc` with the changes of the waiting sync messages applied, or queued where they still lack a dependency. */
+function replayWaiting(doc: AnyDoc, waiting: { readonly messages: readonly Uint8Array[] } | undefined): AnyDoc {
+  if (waiting === undefined) return doc;
+  // A throwaway sync state: only the changes the messages carry matter here.
+  for (const message of waiting.messages) doc = A.receiveSyncMessage(doc, A.initSyncState(), message)[0];
+  return doc;
 }
 
 /** Seals as received on the wire, named with the document they arrived for. */
