@@ -234,8 +234,19 @@ export class Swim {
   #heard(peer: string, incarnation: number): void {
     const member = this.#members.get(peer);
     if (member === undefined) return;
-    if (incarnation > member.incarnation) this.#set(peer, member, 'alive', incarnation);
-    else if (member.state === 'dead' || member.state === 'suspect') this.#enqueue({ peer, state: member.state, incarnation: member.incarnation });
+    if (incarnation > member.incarnation) {
+      this.#set(peer, member, 'alive', incarnation);
+      return;
+    }
+    if (member.state === 'suspect' && member.suspicion !== undefined) {
+      // It just spoke to this node: whatever others say, it is not dead yet. The suspicion starts
+      // over (it ends only after a whole timeout of silence) until the member's refutation
+      // arrives; a starved member that answers late is not declared dead for being slow.
+      this.#init.clock.clearTimeout(member.suspicion.timer);
+      const startedAt = this.#init.clock.now();
+      member.suspicion = { startedAt, timer: this.#suspicionTimer(peer, startedAt, 0), confirmations: new Set() };
+    }
+    if (member.state === 'dead' || member.state === 'suspect') this.#enqueue({ peer, state: member.state, incarnation: member.incarnation });
   }
 
   #nextTarget(): string | undefined {

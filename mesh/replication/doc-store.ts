@@ -306,6 +306,11 @@ export class DocStore {
     }
   }
 
+  /** A document loaded from saved bytes with this node's actor, not yet stored (throws if the bytes are not a document). */
+  load(bytes: Uint8Array): AnyDoc {
+    return A.load<Record<string, unknown>>(bytes, { actor: this.#init.actorId });
+  }
+
   /** An empty document for `docId` with this node's actor, not yet stored. */
   empty(): AnyDoc {
     return A.init<Record<string, unknown>>({ actor: this.#init.actorId });

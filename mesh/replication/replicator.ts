@@ -525,7 +525,9 @@ class Session {
   async #onSnapshot(docId: string, bytes: Uint8Array, seals: readonly Seal[]): Promise<void> {
     this.#stats.snapshotsIn++;
     const before = this.#init.store.digest(docId as DocId);
-    const accepted = await this.#receive(docId, (fork) => A.loadIncremental(fork, bytes), seals);
+    // A document not held yet (an empty fork) loads straight from the bytes: a third of the cost
+    // of an incremental load into an empty document, which a joiner pays a thousand times.
+    const accepted = await this.#receive(docId, (fork) => (A.getHeads(fork).length === 0 ? this.#init.store.load(bytes) : A.loadIncremental(fork, bytes)), seals);
     const id = docId as DocId;
     if (!accepted) return;
     // Without changes of our own, we now hold exactly what they sent; otherwise sync brings them level.
