@@ -251,7 +251,9 @@ async function up(given: ParsedArgs['flags']): Promise<number> {
   const key = dir.operatorKeyFile;
   process.stderr.write(
     `\nNode ${running.ready.peerId} is up${created ? ', founding a new fleet' : ''}. API: ${running.ready.api}\n` +
+      `Console:        ${running.ready.api}/  (sign in with ${key})\n` +
       `Fleet status:   npx powernode status --api ${running.ready.api} --key ${key}\n` +
+      `Fleet events:   npx powernode events --api ${running.ready.api} --key ${key} --follow\n` +
       `Add a node:     npx powernode token create --api ${running.ready.api} --key ${key}\n` +
       `  then on it:   npx powernode node start --data DIR --join <the join string>\n\n`,
   );
