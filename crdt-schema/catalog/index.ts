@@ -25,3 +25,4 @@ export * from './instance.ts';
 export * from './task.ts';
 export * from './pool.ts';
 export * from './pool-reaper.ts';
+export * from './desired.ts';
