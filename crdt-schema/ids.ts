@@ -1,7 +1,7 @@
 /** A fleet id: 32 lowercase hex characters (16 random bytes). */
 export type FleetId = string & { readonly __brand: 'FleetId' };
 
-/** The id of a replicated document: `fleet`, `node/<peerId>` or `events/<retention>/<day>/<peerId>`. */
+/** The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>` or `desired/<area>`. */
 export type DocId = string & { readonly __brand: 'DocId' };
 
 /** libp2p peer ids in base58btc (Ed25519 ids are 52 characters). */
@@ -10,7 +10,11 @@ export const FLEET_ID_PATTERN = /^[0-9a-f]{32}$/;
 
 export const FLEET_DOC_ID = 'fleet' as DocId;
 
-export type DocKind = 'fleet' | 'node' | 'events';
+export type DocKind = 'fleet' | 'node' | 'events' | 'desired';
+
+/** The areas of operator-declared desired state, each its own document `desired/<area>`. */
+export const DESIRED_AREAS = ['catalog'] as const;
+export type DesiredArea = (typeof DESIRED_AREAS)[number];
 
 /** How long an event bucket is kept: `routine` (low, medium) or `high` (high, critical). */
 export type RetentionClass = 'routine' | 'high';
@@ -18,6 +22,7 @@ export type RetentionClass = 'routine' | 'high';
 /** What a document id names; undefined for an id this node does not know. */
 export type ParsedDocId =
   | { readonly kind: 'fleet' }
+  | { readonly kind: 'desired'; readonly area: DesiredArea }
   | { readonly kind: 'node'; readonly peerId: string }
   | { readonly kind: 'events'; readonly retention: RetentionClass; readonly day: string; readonly peerId: string };
 
@@ -25,6 +30,10 @@ const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 
 export function parseDocId(id: string): ParsedDocId | undefined {
   if (id === FLEET_DOC_ID) return { kind: 'fleet' };
+  if (id.startsWith('desired/')) {
+    const area = id.slice('desired/'.length);
+    if ((DESIRED_AREAS as readonly string[]).includes(area)) return { kind: 'desired', area: area as DesiredArea };
+  }
   if (id.startsWith('node/')) {
     const peerId = id.slice('node/'.length);
     if (PEER_ID_PATTERN.test(peerId)) return { kind: 'node', peerId };
@@ -38,10 +47,13 @@ export function parseDocId(id: string): ParsedDocId | undefined {
   return undefined;
 }
 
-/** The peer whose key must seal a document (its only writer), for node and event documents. */
+/**
+ * The peer whose key must seal a document (its only writer), for node and event documents. The
+ * fleet and desired documents have no single writer: they gain operator-signed entries only.
+ */
 export function writerOfDoc(id: string): string | undefined {
   const parsed = parseDocId(id);
-  return parsed === undefined || parsed.kind === 'fleet' ? undefined : parsed.peerId;
+  return parsed === undefined || parsed.kind === 'fleet' || parsed.kind === 'desired' ? undefined : parsed.peerId;
 }
 
 export function nodeDocId(peerId: string): DocId {

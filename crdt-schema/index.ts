@@ -8,3 +8,4 @@ export * from './membership.ts';
 export * from './decisions.ts';
 export * from './events.ts';
 export * from './catalog/index.ts';
+export * from './desired-doc.ts';

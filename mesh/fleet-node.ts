@@ -29,6 +29,8 @@ import {
   type FleetEvent,
   dayOf,
 } from '../crdt-schema/index.ts';
+import { DesiredState } from './catalog/desired-state.ts';
+import { OperationRefusedError } from './errors.ts';
 import { EventLog, eventIdOf } from './events/event-log.ts';
 import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
 import { DecisionVerifier, decisionProblem, fleetChangeProblem } from './trust/decisions.ts';
@@ -98,10 +100,7 @@ export class NotInFleetError extends Error {
   override name = 'NotInFleetError';
 }
 
-/** Thrown when an operation is refused; the message says what to do instead. */
-export class OperationRefusedError extends Error {
-  override name = 'OperationRefusedError';
-}
+export { OperationRefusedError } from './errors.ts';
 
 /** How a member looks from this node. Liveness comes from the mesh, never from documents. */
 export interface MemberStatus {
@@ -212,6 +211,8 @@ export class FleetNode {
   readonly swim: Swim;
   /** The fleet event log: replicated, time-bucketed, retired by age (docs/PLACEMENT.md). */
   readonly events: EventLog;
+  /** The operator-declared catalog (modules, templates, assignments, pools). */
+  readonly desired: DesiredState;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
   #membershipTimer: TimerId | undefined;
   #lostLogged = false;
@@ -253,7 +254,8 @@ export class FleetNode {
       sealVerifier: new SealVerifier(this.#verifier, config.fleetId),
       onRefused: ({ peer, docId, error }) => this.#noteSecurityEvent('security.change_refused', peer, docId, error.message),
       // Checked against the fleet as held (cached), or as received for a first copy.
-      authorize: (docId, before, after) => (docId === FLEET_DOC_ID ? fleetChangeProblem(before, after, () => this.fleet() ?? readFleet(after), () => readFleet(after), this.#decisions) : undefined),
+      authorize: (docId, before, after) =>
+        docId === FLEET_DOC_ID ? fleetChangeProblem(before, after, () => this.fleet() ?? readFleet(after), () => readFleet(after), this.#decisions) : this.desired.authorize(docId, before, after),
     });
     this.#keeper = new ConnectionKeeper({
       transport: ports.transport,
@@ -290,6 +292,7 @@ export class FleetNode {
       whenAdmitted: (peer) => this.admission.whenAdmitted(peer, 1_000),
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });
+    this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
     this.events = new EventLog({
       store,
       clock: ports.clock,
@@ -571,6 +574,7 @@ export class FleetNode {
    */
   #acceptsDocument(docId: string): boolean {
     if (docId.startsWith('events/')) return this.events.accepts(docId);
+    if (docId.startsWith('desired/')) return this.desired.accepts(docId);
     if (!docId.startsWith('node/')) return true;
     const peer = docId.slice('node/'.length);
     if (this.#revoked.has(peer)) return false;

@@ -8,3 +8,4 @@ export * from './keeper.ts';
 export * from './membership/index.ts';
 export * from './fleet-node.ts';
 export * from './events/index.ts';
+export * from './catalog/desired-state.ts';

@@ -102,3 +102,14 @@ function securityOf(value: unknown, path: string): Security {
   );
   return { capabilities: sortedUnique(capabilities), egressAllow: sortedUnique(egress), privileged: booleanOf(raw['privileged'], `${path}.privileged`, false) };
 }
+
+/** A checked manifest in its file format again (snake_case keys): what {@link manifestOf} reads back to the same manifest. */
+export function manifestInput(manifest: Manifest): Record<string, unknown> {
+  const { capabilities, egressAllow, privileged } = manifest.security;
+  return {
+    schema_version: manifest.schemaVersion,
+    dependencies: manifest.dependencies,
+    services: manifest.services,
+    security: { capabilities, egress_allow: egressAllow, privileged },
+  };
+}

@@ -1,7 +1,7 @@
 import { type ConfigObject, configOf } from './config.ts';
 import { booleanOf, fail, integerOf, nameOf, objectOf, oneOf, textOf } from './input.ts';
 import { CATALOG_LIMITS } from './limits.ts';
-import { type Manifest, manifestOf } from './manifest.ts';
+import { type Manifest, manifestInput, manifestOf } from './manifest.ts';
 import { SPEC_FIELDS, specLinesOf } from './spec-lines.ts';
 
 /**
@@ -77,6 +77,11 @@ export function moduleOf(value: unknown): Module {
     protectedSpec: specLinesOf(raw['protectedSpec'], `${path}.protectedSpec`),
   };
   return { ...module, ...optionalFields(raw, path, parent) };
+}
+
+/** A checked module as input again (its manifest in file format): what {@link moduleOf} reads back to the same module. */
+export function moduleInput(module: Module): Record<string, unknown> {
+  return { ...module, manifest: manifestInput(module.manifest) };
 }
 
 function optionalFields(raw: Record<string, unknown>, path: string, parent: string | undefined): Partial<Module> {

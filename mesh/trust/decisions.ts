@@ -16,7 +16,7 @@ import {
   toPlain,
 } from '../../crdt-schema/index.ts';
 import type { AnyDoc } from '../replication/doc-store.ts';
-import { fromBase64Url, signBytes, toBase64Url, verifyBytes } from './keys.ts';
+import { fromBase64Url, sha256Hex, signBytes, toBase64Url, verifyBytes } from './keys.ts';
 import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
 
 /** Makes and signs a decision where the operator key is (CLI, console, tests). */
@@ -107,10 +107,16 @@ export class DecisionVerifier {
   }
 
   signatureValid(fleetId: string, decision: Decision): boolean {
-    const key = `${fleetId}/${decision.signature}`;
+    // Keyed by what was signed as well as the signature: a verdict never covers other content.
+    const { signature, ...unsigned } = decision;
+    return this.verdict(`${sha256Hex(decisionStatement(fleetId, unsigned))}/${signature}`, () => checkSignature(fleetId)(decision));
+  }
+
+  /** The verdict remembered under `key` (a signature with what it is over), else `check()`'s, remembered. */
+  verdict(key: string, check: () => boolean): boolean {
     let verdict = this.#verdicts.get(key);
     if (verdict === undefined) {
-      verdict = checkSignature(fleetId)(decision);
+      verdict = check();
       if (this.#verdicts.size >= 100_000) this.#verdicts.delete(this.#verdicts.keys().next().value!);
       this.#verdicts.set(key, verdict);
     }

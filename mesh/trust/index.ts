@@ -8,3 +8,4 @@ export * from './grants.ts';
 export * from './credentials.ts';
 export * from './admission.ts';
 export * from './decisions.ts';
+export * from './desired.ts';

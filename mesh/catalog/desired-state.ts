@@ -1,0 +1,107 @@
+import {
+  DESIRED_CATALOG_DOC_ID,
+  type DesiredCatalog,
+  type DesiredDocument,
+  type DesiredEntry,
+  type DocId,
+  type FleetView,
+  type SkippedChange,
+  foldDesired,
+  parseDocId,
+  readDesiredEntries,
+  recordDesiredEntry,
+  toPlain,
+} from '../../crdt-schema/index.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { AnyDoc, DocStore } from '../replication/doc-store.ts';
+import { OperationRefusedError } from '../errors.ts';
+import type { DecisionVerifier } from '../trust/decisions.ts';
+import { desiredChangeProblem, desiredEntryProblem } from '../trust/desired.ts';
+
+/** How far in the future (by this node's clock) an entry may be dated. */
+export const MAX_ENTRY_SKEW_MS = 5 * 60_000;
+/** At most this many entries in one request (one fleet apply). */
+export const ENTRIES_PER_REQUEST_MAX = 64;
+
+/** The folded catalog with what it was folded from. */
+export interface DesiredCatalogView {
+  readonly catalog: DesiredCatalog;
+  /** Entries applied (revoked operators' later ones are not). */
+  readonly entries: number;
+  /** Changes that were not applied (an illegal version move, say), the same on every node. */
+  readonly skipped: readonly SkippedChange[];
+  /** The store's digest of the document it was folded from; undefined while none is held. */
+  readonly digest: string | undefined;
+}
+
+/**
+ * The operator-declared desired state on one node: records checked entries, checks received
+ * changes (the replicator's authorize hook), and folds the document into the catalog, once per
+ * version of it.
+ */
+export class DesiredState {
+  readonly #store: DocStore;
+  readonly #clock: Clock;
+  readonly #fleet: () => FleetView | undefined;
+  readonly #verifier: DecisionVerifier;
+  #view: DesiredCatalogView | undefined;
+
+  constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
+    this.#store = init.store;
+    this.#clock = init.clock;
+    this.#fleet = init.fleet;
+    this.#verifier = init.verifier;
+  }
+
+  /** Whether this node takes in desired document `docId` now: only once it holds the fleet document (entries are checked against its root key). */
+  accepts(docId: string): boolean {
+    return parseDocId(docId)?.kind !== 'desired' || this.#fleet() !== undefined;
+  }
+
+  /** The replicator's authority check for desired documents; undefined for other documents and for acceptable changes. */
+  authorize(docId: DocId, before: AnyDoc, after: AnyDoc): string | undefined {
+    if (parseDocId(docId)?.kind !== 'desired') return undefined;
+    return desiredChangeProblem(docId, before, after, this.#fleet(), this.#verifier);
+  }
+
+  /** The catalog as this node holds it. */
+  catalog(): DesiredCatalogView {
+    const digest = this.#store.digest(DESIRED_CATALOG_DOC_ID);
+    if (this.#view !== undefined && this.#view.digest === digest) return this.#view;
+    const doc = this.#store.get(DESIRED_CATALOG_DOC_ID);
+    const fleet = this.#fleet();
+    const revokedAt = (operator: string): number | undefined => fleet?.operators.find((o) => o.publicKey === operator)?.revokedAt;
+    const folded = foldDesired(doc === undefined ? [] : readDesiredEntries(toPlain(doc) as Record<string, unknown>), revokedAt);
+    this.#view = { ...folded, digest };
+    return this.#view;
+  }
+
+  /**
+   * Records `entries` (signed where the operator key is) in the catalog document, all in one
+   * durable change or none: each must be valid for this fleet, by an operator not revoked now,
+   * and not dated in the future. Resolves with the catalog as it now is.
+   */
+  async record(entries: readonly DesiredEntry[]): Promise<DesiredCatalogView> {
+    const fleet = this.#fleet();
+    if (fleet === undefined) throw new OperationRefusedError('this node has not received the fleet document yet: try again shortly');
+    if (entries.length === 0) throw new OperationRefusedError('nothing to record: send at least one entry');
+    if (entries.length > ENTRIES_PER_REQUEST_MAX) throw new OperationRefusedError(`at most ${ENTRIES_PER_REQUEST_MAX} entries in one request (got ${entries.length})`);
+    const now = this.#clock.now();
+    entries.forEach((entry, index) => {
+      const problem = this.#entryProblem(fleet, entry, now);
+      if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
+    });
+    await this.#store.change<DesiredDocument>(DESIRED_CATALOG_DOC_ID, (draft) => {
+      for (const entry of entries) recordDesiredEntry(draft, entry);
+    }, { durable: true });
+    return this.catalog();
+  }
+
+  #entryProblem(fleet: FleetView, entry: DesiredEntry, now: number): string | undefined {
+    const problem = desiredEntryProblem(fleet, DESIRED_CATALOG_DOC_ID, entry, this.#verifier, { activeAt: now });
+    if (problem !== undefined) return problem;
+    if (!fleet.operators.some((o) => o.publicKey === entry.operator.publicKey)) return 'that operator key is not an operator of this fleet';
+    if (entry.at > now + MAX_ENTRY_SKEW_MS) return `the entry is dated ${new Date(entry.at).toISOString()}, in the future: check the operator machine's clock`;
+    return undefined;
+  }
+}
