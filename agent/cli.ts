@@ -7,6 +7,7 @@ import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration
 import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
+import { catalogCommands } from './catalog-cli.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
 import { readOperatorKeyFile, readRootKeyFile } from './key-files.ts';
@@ -29,6 +30,11 @@ const USAGE = `usage: powernode <command> [flags]
   node revoke  --api URL --key KEYFILE [--reason TEXT] PEERID  cut a node off the fleet, for good
   sim list     [--json]                                        the simulator's scenarios
   sim run      SCENARIO [--nodes N] [--seed S | --seeds A..B] [--duration 2m] [--json] [--check-determinism]
+  module put   --api URL --key KEYFILE [--json] FILE...        add or update modules (JSON: one object or a list)
+  module list | show NAME | rm NAME...                       (also: template, pool; each with --api, --key, [--json])
+  template preview NAME                                      closure, conflicts, warnings, filter, fingerprint, footprint
+  template apply NAME --node NODE... [--purge-stale] [--dry-run]   assign the template's modules to nodes
+  assignment list [--node NODE]                              what each node is given
   operator add    --api URL --key KEYFILE --root ROOTKEY --name NAME --out NEWKEYFILE
   operator revoke --api URL --key KEYFILE --root ROOTKEY [--reason TEXT] PUBLICKEY
 
@@ -36,7 +42,10 @@ Exit codes: 0 done, 1 refused (the message says what to do), 2 wrong usage.`;
 
 const API_FLAGS = { api: 'string', key: 'string', json: 'boolean' } as const;
 
-const COMMANDS: Record<string, { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> }> = {
+export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
+
+const COMMANDS: Record<string, Command> = {
+  ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),
   'fleet init': {
     spec: { flags: { data: 'string', name: 'string' }, required: ['data'], positional: { min: 0, max: 0, name: '' } },
     run: async ({ flags }) => {
@@ -192,7 +201,7 @@ export function reportError(error: unknown): number {
     process.stderr.write(`powernode: ${error.message}\n\n${USAGE}\n`);
     return 2;
   }
-  const known = ['TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
+  const known = ['CatalogFileError', 'TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
     'InvalidLabelError', 'InvalidDecisionError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
   const err = error as Error;
   process.stderr.write(known.includes(err.name) ? `powernode: ${err.message}\n` : `powernode: unexpected error: ${err.stack ?? String(error)}\n`);
@@ -264,7 +273,7 @@ async function decideFromFlags<K extends DecisionKind>(flags: ParsedArgs['flags'
   return decide(await apiClient(flags), await readOperatorKeyFile(String(flags['key'])), kind, content);
 }
 
-async function apiClient(flags: ParsedArgs['flags']): Promise<ApiClient> {
+export async function apiClient(flags: ParsedArgs['flags']): Promise<ApiClient> {
   const api = String(flags['api']);
   if (!/^https?:\/\/[^/]+\/?$/.test(api)) throw new UsageError(`--api takes the node's URL, e.g. http://127.0.0.1:7420, not ${JSON.stringify(api)}`);
   return ApiClient.create(api, String(flags['key']));

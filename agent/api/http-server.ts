@@ -46,6 +46,8 @@ export interface HttpApiOptions {
 }
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** Request bodies of the catalog's writes may be this large (a whole fleet.yaml's changes). */
+export const CATALOG_BODY_BYTES_MAX = 4 * 1024 * 1024;
 const MAX_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Thrown when the API address cannot be bound. */
@@ -146,8 +148,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, handlers: ApiHan
   }
   let response: ApiResponse;
   try {
-    const body = await readBody(req);
-    response = body === undefined ? { status: 413, json: { error: `request body over ${MAX_BODY_BYTES} bytes` } } : await handlers.request(toApiRequest(req, body));
+    const limit = bodyLimitFor(req.method, req.url);
+    const body = await readBody(req, limit);
+    response = body === undefined ? { status: 413, json: { error: `request body over ${limit} bytes` } } : await handlers.request(toApiRequest(req, body));
   } catch {
     response = { status: 500, json: { error: 'internal error' } };
   }
@@ -156,12 +159,17 @@ async function serve(req: IncomingMessage, res: ServerResponse, handlers: ApiHan
   res.end(text);
 }
 
-async function readBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
+/** The catalog's writes carry whole fleet.yaml applies; every other request keeps {@link MAX_BODY_BYTES}. */
+function bodyLimitFor(method: string | undefined, url: string | undefined): number {
+  return method === 'POST' && (url ?? '').split('?')[0] === '/api/v1/catalog' ? CATALOG_BODY_BYTES_MAX : MAX_BODY_BYTES;
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
+    if (size > limit) return undefined;
     chunks.push(chunk as Buffer);
   }
   return new Uint8Array(Buffer.concat(chunks));

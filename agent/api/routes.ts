@@ -1,6 +1,7 @@
 import { DECISION_KINDS, type EventFilter, InvalidDecisionError, InvalidLabelError, SEVERITIES, UnknownMemberError } from '../../crdt-schema/index.ts';
 import { AskTimeoutError, type ControlPlane, DeadLetterError } from '../../actors/index.ts';
 import { AUTH_HEADERS, AuthError, type Clock, EVENTS_LIST_MAX, type FleetNode, OperationRefusedError, type PeerId, RequestVerifier, s } from '../../mesh/index.ts';
+import { catalogRoute } from './catalog-routes.ts';
 import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
 
 const decisionRequest = s.object({
@@ -165,6 +166,9 @@ async function route(runtime: Runtime, request: ApiRequest, faultInjection: bool
   if (path.startsWith('/api/v1/faults/')) {
     if (!faultInjection) return fail(404, 'fault injection is off on this node (start it with POWERNODE_FAULT_INJECTION=1)');
     return (await faultRoute(runtime, request, key)) ?? fail(404, `no such endpoint: ${key}`);
+  }
+  if (path === '/api/v1/catalog' || path.startsWith('/api/v1/catalog/')) {
+    return (await catalogRoute(node, request, url, (shape) => parseBody(request, shape))) ?? fail(404, `no such endpoint: ${key}`);
   }
   switch (key) {
     case 'GET /api/v1/status':

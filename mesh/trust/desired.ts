@@ -25,9 +25,10 @@ export interface SigningOperator extends EntryOperator {
 
 /** Signs a batch of desired-state changes for document `docId` (where the operator key is). */
 export function signDesiredEntry(operator: SigningOperator, fleetId: string, docId: string, changes: readonly DesiredChange[], at: number): DesiredEntry {
-  const { seed, ...certificate } = operator;
+  // Only the certificate's fields: whatever else the caller's key object holds stays here.
+  const certificate: EntryOperator = { publicKey: operator.publicKey, name: operator.name, addedAt: operator.addedAt, certificate: operator.certificate };
   const unsigned = { at, body: desiredBody(changes), operator: certificate };
-  return { ...unsigned, signature: toBase64Url(signBytes(seed, desiredStatement(fleetId, docId, unsigned))) };
+  return { ...unsigned, signature: toBase64Url(signBytes(operator.seed, desiredStatement(fleetId, docId, unsigned))) };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LevelStorage } from '../../agent/adapters/level-storage.ts';
@@ -266,6 +267,44 @@ describe('a fleet of real node processes', () => {
     // Her earlier decision still stands; the fleet's own operator key still works.
     expect((await status(2)).members.find((m) => m.peerId === target)?.labels['owner']).toBe('alice');
   });
+
+  it('keeps one catalog for the fleet: modules and templates put through one node, previewed and applied through others', async () => {
+    const api = (i: number): string[] => ['--api', nodes[i]!.ready.api, '--key', operatorKey];
+    const file = async (name: string, value: unknown): Promise<string> => {
+      const path = join(root.path, name);
+      await writeFile(path, JSON.stringify(value));
+      return path;
+    };
+    const modules = await file('modules.json', [
+      { name: 'base', variety: 'subscription', category: { name: 'os', position: 1 }, fileSpec: ['/etc/**'] },
+      { name: 'nginx', variety: 'instance', category: { name: 'web', position: 5 }, manifest: { schema_version: 1, dependencies: { requires: ['base'] } } },
+    ]);
+    expect((await cli(['module', 'put', ...api(0), modules])).code).toBe(0);
+    expect((await cli(['template', 'put', ...api(0), await file('edge.json', { name: 'edge', modules: [{ module: 'nginx' }] })])).code).toBe(0);
+    const target = nodes[2]!.ready.peerId;
+    const preview = await eventually(async () => {
+      const run = await cli(['template', 'preview', 'edge', ...api(1), '--json']);
+      return run.code === 0 ? (JSON.parse(run.stdout) as { ok: boolean; closure: Array<{ module: string }>; fingerprint: string }) : undefined;
+    }, 10_000, 'the template on node 1');
+    expect(preview.ok).toBe(true);
+    expect(preview.closure.map((entry) => entry.module)).toEqual(['nginx', 'base']);
+    const dryRun = await cli(['template', 'apply', 'edge', '--node', target, '--dry-run', '--json', ...api(1)]);
+    expect(JSON.parse(dryRun.stdout)).toEqual({ dryRun: true, changes: [{ type: 'add', kind: 'assignment', key: `${target}:base` }, { type: 'add', kind: 'assignment', key: `${target}:nginx` }] });
+    expect((await cli(['template', 'apply', 'edge', '--node', target, ...api(1)])).code).toBe(0);
+    await eventually(async () => {
+      const listed = JSON.parse((await cli(['assignment', 'list', '--node', target, '--json', ...api(2)])).stdout) as { assignments: Array<{ module: string; template: string }> };
+      return listed.assignments.map((a) => `${a.template}/${a.module}`).join() === 'edge/base,edge/nginx' ? true : undefined;
+    }, 10_000, 'the assignments on node 2');
+    // Applying again changes nothing; a broken file and a template that does not compose are refused, naming why.
+    expect(JSON.parse((await cli(['template', 'apply', 'edge', '--node', target, '--json', ...api(0)])).stdout)).toEqual({ changes: [] });
+    const broken = await cli(['module', 'put', ...api(0), await file('broken.json', { name: 'x', variety: 'sometimes', category: { name: 'os', position: 1 } })]);
+    expect([broken.code, broken.stderr]).toEqual([1, expect.stringMatching(/broken\.json: module "x"\.variety: must be one of config, instance, subscription/)]);
+    const clash = [{ name: 'caddy', variety: 'instance', category: { name: 'web', position: 5 } }];
+    expect((await cli(['module', 'put', ...api(0), await file('caddy.json', clash)])).code).toBe(0);
+    expect((await cli(['template', 'put', ...api(0), await file('clash.json', { name: 'clash', modules: [{ module: 'nginx' }, { module: 'caddy' }] })])).code).toBe(0);
+    const refused = await cli(['template', 'apply', 'clash', '--node', target, ...api(0)]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/does not compose: category web holds 2 instance-variety modules/)]);
+  }, 60_000);
 
   it('names a damaged stored document, recovers it from peers and loses nothing else', async () => {
     const victim = nodes[2]!;

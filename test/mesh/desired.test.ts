@@ -131,6 +131,9 @@ describe('desired catalog entries', () => {
   it('takes an entry only from a certified operator, with its own signature, for this document', () => {
     const verifier = new DecisionVerifier();
     const good = entry([put('module', module('web'))], 1);
+    // What signs an entry is often a whole key file: nothing but the certificate goes into it.
+    const keyFile = { ...ops, privateKey: 'secret', kind: 'powernode-operator-key' } as SigningOperator;
+    expect(Object.keys(signDesiredEntry(keyFile, fleetId, DESIRED_CATALOG_DOC_ID, [put('module', module('web'))], 1).operator).sort()).toEqual(['addedAt', 'certificate', 'name', 'publicKey']);
     expect(desiredEntryProblem(fleet, DESIRED_CATALOG_DOC_ID, good, verifier)).toBeUndefined();
     const stranger = operatorOf('stranger', generateKeyPair(random).seed);
     expect(desiredEntryProblem(fleet, DESIRED_CATALOG_DOC_ID, entry([put('module', module('web'))], 1, stranger), verifier)).toMatch(/not signed by an operator/);
