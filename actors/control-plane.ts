@@ -4,7 +4,7 @@ import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
 import { type Holding, type LeaseAnswer, type LeaseConfig, QuorumLease } from './lease.ts';
-import { Placement, type PlacementConfig, type PlacementMember, type SingletonSpec } from './placement.ts';
+import { Placement, type PlacementConfig, type PlacementMember, type RecordsView, type SingletonSpec } from './placement.ts';
 import { RemoteActors } from './remote.ts';
 
 export const LEASE_ACTOR = 'sys/lease';
@@ -81,6 +81,9 @@ export class ControlPlane {
   readonly #singletonListeners = new Listeners<SingletonsChanged>();
   /** What each member's latest lease round said it runs, and when (this node's clock). */
   readonly #heardHolds = new Map<string, { holds: readonly Holding[]; atMs: number }>();
+  /** `members()` and the activation records as last built, with what they were built from. */
+  #membersCache: { ids: readonly string[]; fleet: unknown; swim: number; members: PlacementMember[] } | undefined;
+  #recordsCache: { ids: readonly string[]; version: number; records: RecordsView } | undefined;
   #lastView = '';
   #announceTimer: TimerId | undefined;
 
@@ -132,7 +135,7 @@ export class ControlPlane {
       fence: this.fence,
       members: () => this.members(),
       stateOf: (peer) => node.swim.state(peer),
-      records: () => node.activationRecords(),
+      records: () => this.#records(),
       write: (name, record) => node.recordActivation(name, record),
       emit: (event) => node.events.emit(event),
       ...(init.placement === undefined ? {} : { config: init.placement }),
@@ -202,11 +205,33 @@ export class ControlPlane {
 
   /** Members as placement sees them: trust's members, failure detection's states, operators' labels. */
   members(): PlacementMember[] {
-    const states = this.#init.node.swim.states();
-    return this.#init.node.members().map((m) => {
+    const { node } = this.#init;
+    // Placement reads this ten times a second; it is built again only when membership, the
+    // fleet document (labels) or a member's state changed, so the same array comes back meanwhile.
+    const ids = node.memberIds();
+    const fleet = node.fleet();
+    const swimVersion = node.swim.version;
+    const cached = this.#membersCache;
+    if (cached !== undefined && cached.ids === ids && cached.fleet === fleet && cached.swim === swimVersion) return cached.members;
+    const states = node.swim.states();
+    const members = node.members().map((m) => {
       const swim = states.get(m.peerId);
       return { peerId: m.peerId, name: m.name, state: m.state, stateSince: swim?.since ?? 0, incarnation: swim?.incarnation ?? 0, labels: m.labels };
     });
+    this.#membersCache = { ids, fleet, swim: swimVersion, members };
+    return members;
+  }
+
+  /** Every member's activation records, built again only when a document or membership changed. */
+  #records(): RecordsView {
+    const { node } = this.#init;
+    const ids = node.memberIds();
+    const version = node.store.version;
+    const cached = this.#recordsCache;
+    if (cached !== undefined && cached.ids === ids && cached.version === version) return cached.records;
+    const records = node.activationRecords();
+    this.#recordsCache = { ids, version, records };
+    return records;
   }
 
   /** What `status` shows of the control plane. */

@@ -120,6 +120,13 @@ export class Placement {
   readonly #active = new Map<string, Activation>();
   readonly #duplicates = new Map<string, number>();
   #failedUntil = new Map<string, number>();
+  /** Bumped when `#failedUntil` changes (it is an input of the cached owners). */
+  #failedVersion = 0;
+  /** Each singleton's owner as last computed, with its inputs and until when it holds. */
+  readonly #owners = new Map<string, { members: readonly PlacementMember[]; records: RecordsView; failedVersion: number; validUntilMs: number; owner: string | undefined }>();
+  #observedRecords: RecordsView | undefined;
+  /** The inputs of the last duplicate check that found no singleton held twice. */
+  #noDuplicatesIn: { members: readonly PlacementMember[]; records: RecordsView } | undefined;
   #timer: TimerId | undefined;
   #timerDueMs = Number.POSITIVE_INFINITY;
   #membersDirty = false;
@@ -173,6 +180,7 @@ export class Placement {
     if (name === undefined || !this.#active.has(name)) return;
     const until = this.#init.clock.now() + this.#config.failedCooldownMs;
     this.#failedUntil.set(name, until);
+    this.#failedVersion++;
     void this.#deactivate(name, 'it failed past its restart budget', until);
   }
 
@@ -230,11 +238,16 @@ export class Placement {
     const now = this.#init.clock.now();
     const members = this.#init.members();
     const records = this.#init.records();
-    for (const [peer, byName] of records) for (const [name, record] of Object.entries(byName)) this.#init.fence.observe(name, { epoch: record.epoch, owner: peer });
+    // The same records (the control plane hands back the same map until a document changes)
+    // were observed already: the fence keeps the newest stamp, so observing again changes nothing.
+    if (records !== this.#observedRecords) {
+      for (const [peer, byName] of records) for (const [name, record] of Object.entries(byName)) this.#init.fence.observe(name, { epoch: record.epoch, owner: peer });
+      this.#observedRecords = records;
+    }
     let wanted = false;
     const watch = new Set<string>();
     for (const spec of this.#specs.values()) {
-      const owner = rendezvousOwner(spec.name, this.#candidates(spec, members, records, now));
+      const owner = this.#owner(spec, members, records, now);
       const active = this.#active.get(spec.name);
       if (owner === this.#init.self) wanted = true;
       if (active !== undefined) {
@@ -271,17 +284,39 @@ export class Placement {
     }
   }
 
-  #candidates(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string[] {
+  /**
+   * The rendezvous owner of `spec` among its candidates. Placement runs ten times a second on
+   * every node, and the candidates change only with the members, the records, this node's own
+   * failures, or when a waiting member becomes stable or a failed one's cooldown ends: the owner
+   * is kept until one of those happens (the earliest such time is computed with it).
+   */
+  #owner(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string | undefined {
+    const cached = this.#owners.get(spec.name);
+    if (cached !== undefined && cached.members === members && cached.records === records && cached.failedVersion === this.#failedVersion && now < cached.validUntilMs) return cached.owner;
+    const { candidates, validUntilMs } = this.#candidatesUntil(spec, members, records, now);
+    const owner = rendezvousOwner(spec.name, candidates);
+    this.#owners.set(spec.name, { members, records, failedVersion: this.#failedVersion, validUntilMs, owner });
+    return owner;
+  }
+
+  /** The candidates, and the earliest time they could change with the same inputs. */
+  #candidatesUntil(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): { candidates: string[]; validUntilMs: number } {
+    let validUntilMs = Number.POSITIVE_INFINITY;
     const eligible = members
       .filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self)
       .filter((m) => spec.eligible === undefined || (spec.eligible.value === undefined ? m.labels[spec.eligible.key] !== undefined : m.labels[spec.eligible.key] === spec.eligible.value))
       .filter((m) => {
         const failedUntil = m.peerId === this.#init.self ? (this.#failedUntil.get(spec.name) ?? 0) : (records.get(m.peerId)?.[spec.name]?.failedUntil ?? 0);
+        if (failedUntil > now) validUntilMs = Math.min(validUntilMs, failedUntil);
         return failedUntil <= now;
       });
     // Members alive again only recently wait, unless they already hold it or nobody else can.
-    const stable = eligible.filter((m) => now - m.stateSince >= this.#config.stableMs || records.get(m.peerId)?.[spec.name]?.active === true);
-    return (stable.length > 0 ? stable : eligible).map((m) => m.peerId);
+    const stable = eligible.filter((m) => {
+      if (now - m.stateSince >= this.#config.stableMs || records.get(m.peerId)?.[spec.name]?.active === true) return true;
+      validUntilMs = Math.min(validUntilMs, m.stateSince + this.#config.stableMs);
+      return false;
+    });
+    return { candidates: (stable.length > 0 ? stable : eligible).map((m) => m.peerId), validUntilMs };
   }
 
   /**
@@ -365,6 +400,9 @@ export class Placement {
 
   /** Two live members whose records both run a singleton, for longer than the grace: a fleet event. */
   #checkDuplicates(members: readonly PlacementMember[], records: RecordsView, now: number): void {
+    // Nothing held twice in these very inputs last time, and nothing pending: nothing can be now.
+    if (this.#duplicates.size === 0 && this.#noDuplicatesIn?.members === members && this.#noDuplicatesIn.records === records) return;
+    this.#noDuplicatesIn = undefined;
     const live = new Set(members.filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self).map((m) => m.peerId));
     const seen = new Set<string>();
     for (const name of this.#specs.keys()) {
@@ -381,5 +419,6 @@ export class Placement {
         .catch((error: unknown) => this.#init.log.error('recording a duplicate activation failed', { error: String(error) }));
     }
     for (const key of this.#duplicates.keys()) if (!seen.has(key)) this.#duplicates.delete(key);
+    if (seen.size === 0) this.#noDuplicatesIn = { members, records };
   }
 }

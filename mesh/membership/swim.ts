@@ -69,7 +69,10 @@ export interface SwimInit {
   readonly random: Random;
   readonly log: Logger;
   readonly penalties: PeerPenalties;
-  /** The fleet's members as trust derives them (this node included or not: it is skipped). */
+  /**
+   * The fleet's members as trust derives them (this node included or not: it is skipped). A list
+   * equal to the last one (same members, same order) is not taken in again.
+   */
   members(): readonly string[];
   /** Whether `peer` may use fleet protocols on its connection (admitted). */
   isAdmitted(peer: PeerId): boolean;
@@ -78,6 +81,13 @@ export interface SwimInit {
   readonly config?: Partial<SwimConfig>;
   /** Called when a member's state changes. */
   onChange?(peer: string, state: MemberState, previous: MemberState | undefined): void;
+}
+
+/** A member as `states()` shows it. */
+export interface MemberView {
+  readonly state: MemberState;
+  readonly incarnation: number;
+  readonly since: number;
 }
 
 interface Member {
@@ -109,6 +119,11 @@ export class Swim {
   #expectedTickAt = 0;
   #health = 1;
   #stopped = true;
+  /** Bumped whenever a member's state, incarnation or presence changes (keys `states()`). */
+  #version = 0;
+  #statesCache: { version: number; states: ReadonlyMap<string, MemberView> } | undefined;
+  /** The member list last taken in; the same array again means nothing to take in. */
+  #syncedMembers: readonly string[] | undefined;
   #unsubscribe: Array<() => void> = [];
 
   constructor(init: SwimInit) {
@@ -151,11 +166,21 @@ export class Swim {
     await Promise.all(targets.slice(0, 8).map((peer) => this.#request(peer, this.#message('ping', this.#piggyback(true)), this.#config.ackTimeoutMs * 2)));
   }
 
-  /** The state of every member this node knows, itself included as alive. */
-  states(): Map<string, { state: MemberState; incarnation: number; since: number }> {
-    const out = new Map<string, { state: MemberState; incarnation: number; since: number }>();
+  /**
+   * The state of every member this node knows. Built once per change (placement reads it ten
+   * times a second on every node), so the same map comes back until something changes.
+   */
+  states(): ReadonlyMap<string, MemberView> {
+    if (this.#statesCache?.version === this.#version) return this.#statesCache.states;
+    const out = new Map<string, MemberView>();
     for (const [peer, member] of this.#members) out.set(peer, { state: member.state, incarnation: member.incarnation, since: member.since });
+    this.#statesCache = { version: this.#version, states: out };
     return out;
+  }
+
+  /** Changes whenever `states()` would tell something new. */
+  get version(): number {
+    return this.#version;
   }
 
   state(peer: string): MemberState | undefined {
@@ -182,7 +207,12 @@ export class Swim {
    * members that join later are alive since they were first seen.
    */
   #sync(sinceMs = this.#init.clock.now()): void {
-    const members = new Set(this.#init.members());
+    const list = this.#init.members();
+    // The member list changes rarely: the same members in the same order have nothing new.
+    if (sameList(list, this.#syncedMembers)) return;
+    this.#syncedMembers = list;
+    this.#version++;
+    const members = new Set(list);
     members.delete(this.#self);
     for (const peer of members) {
       if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: sinceMs });
@@ -395,6 +425,7 @@ export class Swim {
       this.#init.clock.clearTimeout(member.suspicion.timer);
       member.suspicion = undefined;
     }
+    if (member.incarnation !== incarnation || previous !== state) this.#version++;
     member.incarnation = incarnation;
     if (previous !== state) {
       member.state = state;
@@ -430,4 +461,11 @@ export class Swim {
     }
     return chosen.map((entry) => entry.update);
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
