@@ -10,6 +10,7 @@ import type { Seal } from '../trust/seals.ts';
 import { RefusedChangeError, verifyIncoming } from './authority.ts';
 import { coveredBySeals, sealAuthority } from './seal-coverage.ts';
 import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
+import { headsDigest } from './record-codec.ts';
 import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
 import { MAX_WANT_PER_MESSAGE, type SyncMessage, syncProtocol } from './sync-protocol.ts';
 
@@ -73,8 +74,15 @@ const REOPEN_DELAY_MS = 1_000;
 const REOPEN_DELAY_MAX_MS = 30_000;
 /** Every open session re-sends its summary this often, so any divergence is found. */
 export const DEFAULT_ANTI_ENTROPY_MS = 15_000;
+/** How long a request for a document not held stands before another peer's offer asks again. */
+const FETCH_WAIT_MS = 2_000;
+/** Outstanding requests for documents not held that the replicator remembers. */
+const MAX_FETCHING = 100_000;
 /** Documents one peer may make this node track (sync states, known digests) before it is cut off. */
 const MAX_DOCS_PER_SESSION = 100_000;
+
+/** The document as it was before anything was received, for one not held yet (read, never changed). */
+const NOTHING_HELD: AnyDoc = A.init<Record<string, unknown>>();
 
 /** Runs a timer callback so that an exception is logged, never thrown into the event loop. */
 function guarded(log: Logger, what: string, callback: () => void): () => void {
@@ -107,6 +115,8 @@ export class Replicator {
   readonly #sealVerifier: SealVerifier;
 
   #summaryCache: { version: number; summary: Summary } | undefined;
+  /** Documents not held that a session asked a peer for, and when (see `claimFetch`). */
+  readonly #fetching = new Map<DocId, number>();
 
   constructor(init: ReplicatorInit) {
     this.#init = init;
@@ -158,6 +168,21 @@ export class Replicator {
     const summary = summarize(digests);
     this.#summaryCache = { version: store.version, summary };
     return summary;
+  }
+
+  /**
+   * @internal Whether a session may ask for `docId` now: false while another session's request
+   * for it is recent (its snapshot is on the way). A request that got no answer expires, so a
+   * later offer (or the next anti-entropy round) asks again.
+   */
+  claimFetch(docId: DocId): boolean {
+    const now = this.#init.clock.now();
+    const asked = this.#fetching.get(docId);
+    if (asked !== undefined && now - asked < FETCH_WAIT_MS) return false;
+    if (this.#fetching.size >= MAX_FETCHING) for (const [id, at] of this.#fetching) if (now - at >= FETCH_WAIT_MS) this.#fetching.delete(id);
+    if (this.#fetching.size >= MAX_FETCHING) this.#fetching.clear();
+    this.#fetching.set(docId, now);
+    return true;
   }
 
   /** Sends every session's summary again now (e.g. after new members became known). */
@@ -527,7 +552,7 @@ class Session {
     const before = this.#init.store.digest(docId as DocId);
     // A document not held yet (an empty fork) loads straight from the bytes: a third of the cost
     // of an incremental load into an empty document, which a joiner pays a thousand times.
-    const accepted = await this.#receive(docId, (fork) => (A.getHeads(fork).length === 0 ? this.#init.store.load(bytes) : A.loadIncremental(fork, bytes)), seals);
+    const accepted = await this.#receive(docId, (fork) => (fork === undefined || A.getHeads(fork).length === 0 ? this.#init.store.load(bytes) : A.loadIncremental(fork, bytes)), seals);
     const id = docId as DocId;
     if (!accepted) return;
     // Without changes of our own, we now hold exactly what they sent; otherwise sync brings them level.
@@ -542,17 +567,28 @@ class Session {
       this.close();
       return;
     }
+    let decoded: A.DecodedSyncMessage;
+    try {
+      decoded = A.decodeSyncMessage(message);
+    } catch (error) {
+      this.#init.penalties.record(this.peer, 'bad-document');
+      this.#init.log.warn('a peer sent a sync message that does not decode', { peer: this.peer, docId, error: (error as Error).message });
+      return;
+    }
+    // The peer holds what its message's heads say: a push of that very version to it is skipped.
+    this.#notePeerHolds(id, headsDigest(decoded.heads));
+    if (this.#fetchInstead(id, decoded)) return;
     const waiting = this.#waiting.get(id);
     let waits = false;
     let overflow = false;
     const accepted = await this.#receive(docId, (fork) => {
-      const [next, nextState] = A.receiveSyncMessage(replayWaiting(fork, waiting), this.#syncStates.get(id) ?? A.initSyncState(), message);
+      const [next, nextState] = A.receiveSyncMessage(replayWaiting(fork ?? this.#init.store.empty(), waiting), this.#syncStates.get(id) ?? A.initSyncState(), message);
       // Stored at once, so a push between here and the adoption builds on it (the waiting
       // changes too, so that push asks for the right dependency).
       this.#syncStates.set(id, nextState);
       waits = A.getMissingDeps(next, []).length > 0;
       if (!waits) return next;
-      if (A.decodeSyncMessage(message).changes.length > 0) overflow = !this.#keepWaiting(id, message, seals);
+      if (decoded.changes.length > 0) overflow = !this.#keepWaiting(id, message, seals);
       // Changes still waiting for a dependency stay in `#waiting`, not in the store: what is
       // adopted is exactly what applied (and was verified).
       const held = this.#init.store.get(id);
@@ -569,6 +605,26 @@ class Session {
     if (overflow) return this.#startOver(id, 'changes received from the peer wait for too many missing ones; asking the peer for a full copy');
     if (this.#stalled(id)) return;
     this.#sendSync(id);
+  }
+
+  #notePeerHolds(id: DocId, digest: string): void {
+    if (this.#peerDigests.size >= MAX_DOCS_PER_SESSION && !this.#peerDigests.has(id)) this.#peerDigests.clear();
+    this.#peerDigests.set(id, digest);
+  }
+
+  /**
+   * A peer that just took in a document this node lacks offers it to every peer at once. Syncing
+   * it from an empty document with each of them would transfer it once per peer; instead the
+   * first offer is answered with `want` (one snapshot), and offers from other peers meanwhile are
+   * left unanswered: once the copy is stored, this node's push reaches them, and whatever differs
+   * is synced from there. True when the message was handled so.
+   */
+  #fetchInstead(id: DocId, decoded: A.DecodedSyncMessage): boolean {
+    const { store } = this.#init;
+    if (decoded.changes.length > 0 || this.#syncStates.has(id) || store.has(id) || this.#refused.has(id)) return false;
+    if (parseDocId(id) === undefined || store.isLocked(id) || this.#init.acceptsDocument?.(id) === false) return false;
+    if (this.#owner.claimFetch(id)) this.#send({ type: 'want', body: { docIds: [id] } });
+    return true;
   }
 
   /** Adds a received message to the document's waiting ones; false past the bounds. */
@@ -643,7 +699,7 @@ class Session {
    * Applies received bytes to a clone of the document, verifies what they added, and adopts the
    * clone. Returns false (and tells the peer) when the change is refused.
    */
-  async #receive(docId: string, apply: (fork: AnyDoc) => AnyDoc, seals: readonly Seal[]): Promise<boolean> {
+  async #receive(docId: string, apply: (fork: AnyDoc | undefined) => AnyDoc, seals: readonly Seal[]): Promise<boolean> {
     const { store } = this.#init;
     if (this.#refused.has(docId)) return false;
     if (parseDocId(docId) === undefined) {
@@ -663,12 +719,13 @@ class Session {
       return false;
     }
     const held = store.get(id);
-    const before = held ?? store.empty();
+    // Only read (heads, and what the authority checks compare): one empty document serves all.
+    const before = held ?? NOTHING_HELD;
     let after: AnyDoc;
     try {
-      // A document not held yet is built on a fresh empty one; a held one on a clone, so a refused
-      // change leaves it untouched.
-      after = apply(held === undefined ? store.empty() : A.clone(held, { actor: A.getActorId(held) }));
+      // A document not held yet is built from nothing (the callback makes its own empty one when
+      // it needs one); a held one on a clone, so a refused change leaves it untouched.
+      after = apply(held === undefined ? undefined : A.clone(held, { actor: A.getActorId(held) }));
     } catch (error) {
       this.#init.penalties.record(this.peer, 'bad-document');
       this.#init.log.warn('a peer sent document bytes that do not apply', { peer: this.peer, docId, error: (error as Error).message });
