@@ -26,3 +26,7 @@ export * from './task.ts';
 export * from './pool.ts';
 export * from './pool-reaper.ts';
 export * from './desired.ts';
+export * from './fleet-yaml.ts';
+export * from './fleet-file.ts';
+export * from './fleet-diff.ts';
+export * from './fleet-export.ts';
