@@ -8,6 +8,7 @@ import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
 import { catalogCommands } from './catalog-cli.ts';
+import { fleetCommands } from './fleet-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
 import { readOperatorKeyFile, readRootKeyFile } from './key-files.ts';
@@ -35,6 +36,8 @@ const USAGE = `usage: powernode <command> [flags]
   template preview NAME                                      closure, conflicts, warnings, filter, fingerprint, footprint
   template apply NAME --node NODE... [--purge-stale] [--dry-run]   assign the template's modules to nodes
   assignment list [--node NODE]                              what each node is given
+  fleet apply FILE [--dry-run] [--prune]                     make the catalog what fleet.yaml says (--api, --key, [--json])
+  fleet export [--out FILE]                                  the catalog as a fleet.yaml (--api, --key)
   operator add    --api URL --key KEYFILE --root ROOTKEY --name NAME --out NEWKEYFILE
   operator revoke --api URL --key KEYFILE --root ROOTKEY [--reason TEXT] PUBLICKEY
 
@@ -46,6 +49,7 @@ export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<nu
 
 const COMMANDS: Record<string, Command> = {
   ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),
+  ...fleetCommands(API_FLAGS, (flags) => apiClient(flags), print),
   'fleet init': {
     spec: { flags: { data: 'string', name: 'string' }, required: ['data'], positional: { min: 0, max: 0, name: '' } },
     run: async ({ flags }) => {
@@ -201,7 +205,7 @@ export function reportError(error: unknown): number {
     process.stderr.write(`powernode: ${error.message}\n\n${USAGE}\n`);
     return 2;
   }
-  const known = ['CatalogFileError', 'TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
+  const known = ['CatalogFileError', 'FleetFileError', 'TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
     'InvalidLabelError', 'InvalidDecisionError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
   const err = error as Error;
   process.stderr.write(known.includes(err.name) ? `powernode: ${err.message}\n` : `powernode: unexpected error: ${err.stack ?? String(error)}\n`);
