@@ -1,7 +1,7 @@
 import type { EventFilter } from '../crdt-schema/index.ts';
 import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type TimerId, type Transport, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
-import { ActorHost, type Behavior } from './host.ts';
+import { ActorHost, type Behavior, type EffectPort } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
 import { type Holding, type LeaseAnswer, type LeaseConfig, QuorumLease } from './lease.ts';
 import { Placement, type PlacementConfig, type PlacementMember, type RecordsView, type SingletonSpec } from './placement.ts';
@@ -61,6 +61,8 @@ export interface ControlPlaneInit {
   readonly placement?: Partial<PlacementConfig>;
   /** Singletons beyond the built-in ones (tests, later capabilities). */
   readonly singletons?: readonly SingletonSpec[];
+  /** Ports beyond the built-in ones, for those singletons' `perform` effects. */
+  readonly ports?: Readonly<Record<string, EffectPort>>;
 }
 
 /**
@@ -100,6 +102,7 @@ export class ControlPlane {
       ports: {
         'events.emit': (request) => node.events.emit(request as EventInput),
         'events.list': async (filter) => node.events.list(filter as EventFilter),
+        ...init.ports,
       },
     });
     this.remote = new RemoteActors({

@@ -6,3 +6,5 @@ export * from './lease.ts';
 export * from './placement.ts';
 export * from './instance-silence.ts';
 export * from './control-plane.ts';
+export * from './dispatcher.ts';
+export * from './task-runner.ts';

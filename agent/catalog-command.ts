@@ -51,6 +51,9 @@ export function listOfKind<K extends DesiredKind>(catalog: DesiredCatalog, kind:
     template: catalog.templates,
     assignment: catalog.assignments,
     pool: catalog.pools,
+    // Tasks live in their own document (desired/tasks), not in the catalog.
+    task: [],
+    'task-cancel': [],
   };
   return lists[kind] as readonly DesiredValues[K][];
 }
@@ -62,12 +65,12 @@ let lastAt = 0;
  * {@link DESIRED_CHANGES_MAX} changes and the body cap each (a batch too large is halved), all
  * sent in one request: the node records all of them in one change, or none.
  */
-export function signChanges(key: Key, changes: readonly DesiredChange[]): DesiredEntry[] {
+export function signChanges(key: Key, changes: readonly DesiredChange[], docId: string = DESIRED_CATALOG_DOC_ID): DesiredEntry[] {
   const entries: DesiredEntry[] = [];
   const sign = (batch: readonly DesiredChange[]): void => {
     lastAt = Math.max(Date.now(), lastAt + 1);
     try {
-      entries.push(signDesiredEntry(key, key.fleetId, DESIRED_CATALOG_DOC_ID, batch, lastAt));
+      entries.push(signDesiredEntry(key, key.fleetId, docId, batch, lastAt));
     } catch (error) {
       if (!(error instanceof InvalidDesiredEntryError) || !/split the batch/.test(error.message) || batch.length < 2) throw error;
       sign(batch.slice(0, batch.length >> 1));

@@ -8,6 +8,7 @@ import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
 import { catalogCommands } from './catalog-cli.ts';
+import { taskCommands } from './task-cli.ts';
 import { fleetCommands } from './fleet-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
@@ -36,6 +37,8 @@ const USAGE = `usage: powernode <command> [flags]
   template preview NAME                                      closure, conflicts, warnings, filter, fingerprint, footprint
   template apply NAME --node NODE... [--purge-stale] [--dry-run]   assign the template's modules to nodes
   assignment list [--node NODE]                              what each node is given
+  task create  --api URL --key KEYFILE --node NODE [--timeout 10m] [--id ID] -- COMMAND [ARGS...]
+  task list [--node NODE] [--state S] | show ID | cancel ID [--reason TEXT] | wait ID [--timeout 10m]
   fleet apply FILE [--dry-run] [--prune]                     make the catalog what fleet.yaml says (--api, --key, [--json])
   fleet export [--out FILE]                                  the catalog as a fleet.yaml (--api, --key)
   operator add    --api URL --key KEYFILE --root ROOTKEY --name NAME --out NEWKEYFILE
@@ -49,6 +52,7 @@ export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<nu
 
 const COMMANDS: Record<string, Command> = {
   ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),
+  ...taskCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...fleetCommands(API_FLAGS, (flags) => apiClient(flags), print),
   'fleet init': {
     spec: { flags: { data: 'string', name: 'string' }, required: ['data'], positional: { min: 0, max: 0, name: '' } },
@@ -242,9 +246,11 @@ export async function runNodeUntilSignal(running: RunningNode): Promise<number> 
     process.exit(70);
   });
   print(running.ready);
+  // `on`, not `once`: execa's exit hook (signal-exit, for task commands) re-raises a signal when it
+  // sees no other listener left, which would kill the process before the clean stop below runs.
   await new Promise<void>((resolveSignal) => {
-    process.once('SIGTERM', () => resolveSignal());
-    process.once('SIGINT', () => resolveSignal());
+    process.on('SIGTERM', () => resolveSignal());
+    process.on('SIGINT', () => resolveSignal());
   });
   await running.stop();
   return 0;

@@ -8,7 +8,8 @@ import {
   decodeJoinString,
   readFleetIdFromStorage,
 } from '../mesh/index.ts';
-import { ControlPlane } from '../actors/index.ts';
+import { ControlPlane, TaskRunner, dispatcherPorts, dispatcherSpec } from '../actors/index.ts';
+import { ExecaProcessRunner } from './adapters/execa-process-runner.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
 import { Libp2pTransport } from './adapters/libp2p-transport.ts';
@@ -92,10 +93,22 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
     await core.start({ apiUrl: api.url });
     cleanups.push(() => core.stop());
     await core.waitForFleet();
-    const controlPlane = new ControlPlane({ node: core, transport, clock, log });
+    const controlPlane: ControlPlane = new ControlPlane({
+      node: core,
+      transport,
+      clock,
+      log,
+      singletons: [dispatcherSpec()],
+      ports: dispatcherPorts(core, clock, () => controlPlane),
+    });
+    const tasks = new TaskRunner({ node: core, runner: new ExecaProcessRunner(), clock, log });
+    tasks.register(controlPlane);
+    await tasks.start();
     await controlPlane.start();
     // Stopped before the core: its singletons are handed over (recorded) while the mesh is up.
     cleanups.push(() => controlPlane.stop());
+    // Running commands are stopped (and recorded aborted) first.
+    cleanups.push(() => tasks.stop());
     runtime = { node: core, controlPlane };
     return {
       node: core,

@@ -10,7 +10,8 @@ import { type Template, templateOf } from './catalog/template.ts';
 import { type TrustPolicy, trustPolicyOf } from './catalog/trust.ts';
 import { IllegalTransitionError } from './catalog/state-machine.ts';
 import { type ModuleVersion, moduleVersionOf, moveVersion } from './catalog/version.ts';
-import type { DocId } from './ids.ts';
+import { type TaskCancel, type TaskRequest, taskCancelOf, taskRequestOf } from './catalog/task-request.ts';
+import type { DesiredArea, DocId } from './ids.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
 /**
@@ -25,8 +26,18 @@ import { SCHEMA_VERSIONS } from './schema.ts';
  */
 export const DESIRED_CATALOG_DOC_ID = 'desired/catalog' as DocId;
 
-export const DESIRED_KINDS = ['module', 'version', 'trust', 'template', 'assignment', 'pool'] as const;
+/** The task requests document: tasks operators asked nodes to run, and cancellations. */
+export const DESIRED_TASKS_DOC_ID = 'desired/tasks' as DocId;
+
+export const DESIRED_KINDS = ['module', 'version', 'trust', 'template', 'assignment', 'pool', 'task', 'task-cancel'] as const;
 export type DesiredKind = (typeof DESIRED_KINDS)[number];
+
+/** Which kinds each desired document holds, and whether its values may be removed. */
+export const DESIRED_AREA_KINDS: Readonly<Record<DesiredArea, { readonly kinds: readonly DesiredKind[]; readonly removable: boolean }>> = {
+  catalog: { kinds: ['module', 'version', 'trust', 'template', 'assignment', 'pool'], removable: true },
+  // A task, once asked for, stays on record: it is cancelled, never removed.
+  tasks: { kinds: ['task', 'task-cancel'], removable: false },
+};
 
 /** The checked value a `put` of each kind carries. */
 export interface DesiredValues {
@@ -36,6 +47,8 @@ export interface DesiredValues {
   readonly template: Template;
   readonly assignment: Assignment;
   readonly pool: Pool;
+  readonly task: TaskRequest;
+  readonly 'task-cancel': TaskCancel;
 }
 
 /** One change of an entry: put a whole value (replacing what has its key) or remove a key. */
@@ -90,6 +103,9 @@ export function desiredKeyOf<K extends DesiredKind>(kind: K, value: DesiredValue
     }
     case 'trust':
       return (value as TrustPolicy).module;
+    case 'task':
+    case 'task-cancel':
+      return (value as TaskRequest | TaskCancel).id;
     default:
       return (value as Module | Template | Pool).name;
   }
@@ -104,6 +120,8 @@ export function desiredValueOf<K extends DesiredKind>(kind: K, value: unknown): 
     template: templateOf,
     assignment: (raw) => assignmentOf(raw, 'assignment'),
     pool: poolOf,
+    task: taskRequestOf,
+    'task-cancel': taskCancelOf,
   };
   return checkers[kind](value) as DesiredValues[K];
 }
@@ -135,6 +153,15 @@ function checkChanges(changes: readonly unknown[], form: 'checked' | 'input'): D
     if (seen.has(key)) throw new InvalidDesiredEntryError(`changes[${index}]: ${key} is changed twice in one entry`);
     seen.add(key);
     return normal;
+  });
+}
+
+/** Refuses changes a document of `area` does not hold. */
+export function checkAreaChanges(area: DesiredArea, changes: readonly DesiredChange[]): void {
+  const { kinds, removable } = DESIRED_AREA_KINDS[area];
+  changes.forEach((change, index) => {
+    if (!kinds.includes(change.kind)) throw new InvalidDesiredEntryError(`changes[${index}]: desired/${area} holds ${kinds.join(', ')}, not ${change.kind}`);
+    if (change.op === 'remove' && !removable) throw new InvalidDesiredEntryError(`changes[${index}]: nothing is removed from desired/${area}`);
   });
 }
 
@@ -251,19 +278,22 @@ export interface SkippedChange {
 }
 
 /**
- * The catalog the entries declare: applied in time order, a put replacing what has its key, a
- * remove deleting it. Entries of an operator dated on or after its revocation are left out
- * (`revokedAt`, from the fleet document). A version may only move between states as the version
- * lifecycle allows, and otherwise keeps its artifacts and signature: a change that breaks this is
- * skipped, the same way on every node.
+ * Applies the entries in order (they come sorted by time, then signature) through `apply`, which
+ * returns why a change was not applied, if it was not. Entries of an operator dated on or after
+ * its revocation are left out (`revokedAt`, from the fleet document).
  */
-export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined = () => undefined): { catalog: DesiredCatalog; skipped: SkippedChange[]; entries: number } {
-  const maps = Object.fromEntries(DESIRED_KINDS.map((kind) => [kind, new Map<string, unknown>()])) as { [K in DesiredKind]: Map<string, DesiredValues[K]> };
+function foldEntries(
+  entries: readonly DesiredEntry[],
+  revokedAt: (operator: string) => number | undefined,
+  apply: (change: DesiredChange) => string | undefined,
+  onEntry: (entry: DesiredEntry) => void = () => undefined,
+): { skipped: SkippedChange[]; entries: number } {
   const skipped: SkippedChange[] = [];
   let applied = 0;
   for (const entry of entries) {
     const revoked = revokedAt(entry.operator.publicKey);
     if (revoked !== undefined && entry.at >= revoked) continue;
+    onEntry(entry);
     let changes: DesiredChange[];
     try {
       changes = parseDesiredBody(entry.body);
@@ -273,17 +303,31 @@ export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operat
     }
     applied++;
     changes.forEach((change, index) => {
-      const map = maps[change.kind] as Map<string, unknown>;
-      if (change.op === 'remove') {
-        map.delete(change.key);
-        return;
-      }
-      const key = desiredKeyOf(change.kind, change.value);
-      const problem = change.kind === 'version' ? versionChangeProblem(map.get(key) as ModuleVersion | undefined, change.value) : undefined;
+      const problem = apply(change);
       if (problem !== undefined) skipped.push({ entry: entry.signature, index, reason: problem });
-      else map.set(key, change.value);
     });
   }
+  return { skipped, entries: applied };
+}
+
+/**
+ * The catalog the entries declare: a put replaces what has its key, a remove deletes it. A version
+ * may only move between states as the version lifecycle allows, and otherwise keeps its
+ * artifacts and signature: a change that breaks this is skipped, the same way on every node.
+ */
+export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined = () => undefined): { catalog: DesiredCatalog; skipped: SkippedChange[]; entries: number } {
+  const maps = Object.fromEntries(DESIRED_KINDS.map((kind) => [kind, new Map<string, unknown>()])) as { [K in DesiredKind]: Map<string, DesiredValues[K]> };
+  const folded = foldEntries(entries, revokedAt, (change) => {
+    const map = maps[change.kind] as Map<string, unknown>;
+    if (change.op === 'remove') {
+      map.delete(change.key);
+      return undefined;
+    }
+    const key = desiredKeyOf(change.kind, change.value);
+    const problem = change.kind === 'version' ? versionChangeProblem(map.get(key) as ModuleVersion | undefined, change.value) : undefined;
+    if (problem === undefined) map.set(key, change.value);
+    return problem;
+  });
   const sorted = <K extends DesiredKind>(kind: K): DesiredValues[K][] =>
     [...maps[kind].entries()].sort(([a], [b]) => compareText(a, b)).map(([, value]) => value);
   const catalog: DesiredCatalog = {
@@ -294,7 +338,44 @@ export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operat
     assignments: [...maps.assignment.values()].sort((a, b) => compareText(a.node, b.node) || compareText(a.module, b.module)),
     pools: sorted('pool'),
   };
-  return { catalog, skipped, entries: applied };
+  return { catalog, ...folded };
+}
+
+/** The tasks operators asked for, by id, with their cancellations. */
+export interface TaskRequests {
+  readonly tasks: ReadonlyMap<string, TaskRequest & { readonly requestedAt: number; readonly by: string }>;
+  readonly cancels: ReadonlyMap<string, TaskCancel & { readonly at: number; readonly by: string }>;
+}
+
+/**
+ * The task requests the entries make. A task id is asked for once: a later request under the
+ * same id with other content is skipped (a task never changes; ask for another). The first
+ * cancellation of a task counts.
+ */
+export function foldTasks(entries: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined = () => undefined): TaskRequests & { skipped: SkippedChange[]; entries: number } {
+  const tasks = new Map<string, TaskRequest & { requestedAt: number; by: string }>();
+  const cancels = new Map<string, TaskCancel & { at: number; by: string }>();
+  let current: DesiredEntry | undefined;
+  const folded = foldEntries(
+    entries,
+    revokedAt,
+    (change) => {
+      if (change.op !== 'put') return 'nothing is removed from the task requests';
+      if (change.kind === 'task') {
+        const held = tasks.get(change.value.id);
+        if (held === undefined) tasks.set(change.value.id, { ...change.value, requestedAt: current!.at, by: current!.operator.publicKey });
+        else if (canonicalJson({ ...held, requestedAt: undefined, by: undefined }) !== canonicalJson(change.value)) return `task ${change.value.id} was already asked for with other content`;
+        return undefined;
+      }
+      if (change.kind === 'task-cancel') {
+        if (!cancels.has(change.value.id)) cancels.set(change.value.id, { ...change.value, at: current!.at, by: current!.operator.publicKey });
+        return undefined;
+      }
+      return `desired/tasks holds tasks and cancellations, not ${change.kind}`;
+    },
+    (entry) => (current = entry),
+  );
+  return { tasks, cancels, ...folded };
 }
 
 /** Why `next` may not replace `held` (a version's only change is its state, along the lifecycle), or undefined. */

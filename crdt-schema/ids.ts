@@ -1,7 +1,7 @@
 /** A fleet id: 32 lowercase hex characters (16 random bytes). */
 export type FleetId = string & { readonly __brand: 'FleetId' };
 
-/** The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>` or `desired/<area>`. */
+/** The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>`, `tasks/<peerId>` or `desired/<area>`. */
 export type DocId = string & { readonly __brand: 'DocId' };
 
 /** libp2p peer ids in base58btc (Ed25519 ids are 52 characters). */
@@ -10,10 +10,10 @@ export const FLEET_ID_PATTERN = /^[0-9a-f]{32}$/;
 
 export const FLEET_DOC_ID = 'fleet' as DocId;
 
-export type DocKind = 'fleet' | 'node' | 'events' | 'desired';
+export type DocKind = 'fleet' | 'node' | 'events' | 'desired' | 'tasks';
 
 /** The areas of operator-declared desired state, each its own document `desired/<area>`. */
-export const DESIRED_AREAS = ['catalog'] as const;
+export const DESIRED_AREAS = ['catalog', 'tasks'] as const;
 export type DesiredArea = (typeof DESIRED_AREAS)[number];
 
 /** How long an event bucket is kept: `routine` (low, medium) or `high` (high, critical). */
@@ -23,6 +23,7 @@ export type RetentionClass = 'routine' | 'high';
 export type ParsedDocId =
   | { readonly kind: 'fleet' }
   | { readonly kind: 'desired'; readonly area: DesiredArea }
+  | { readonly kind: 'tasks'; readonly peerId: string }
   | { readonly kind: 'node'; readonly peerId: string }
   | { readonly kind: 'events'; readonly retention: RetentionClass; readonly day: string; readonly peerId: string };
 
@@ -37,6 +38,10 @@ export function parseDocId(id: string): ParsedDocId | undefined {
   if (id.startsWith('node/')) {
     const peerId = id.slice('node/'.length);
     if (PEER_ID_PATTERN.test(peerId)) return { kind: 'node', peerId };
+  }
+  if (id.startsWith('tasks/')) {
+    const peerId = id.slice('tasks/'.length);
+    if (PEER_ID_PATTERN.test(peerId)) return { kind: 'tasks', peerId };
   }
   if (id.startsWith('events/')) {
     const [, retention, day, peerId, ...rest] = id.split('/');
@@ -59,6 +64,12 @@ export function writerOfDoc(id: string): string | undefined {
 export function nodeDocId(peerId: string): DocId {
   if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
   return `node/${peerId}` as DocId;
+}
+
+/** The document of the tasks `peerId` ran and, while it ran the dispatcher, leased (sealed by it). */
+export function tasksDocId(peerId: string): DocId {
+  if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
+  return `tasks/${peerId}` as DocId;
 }
 
 export function isFleetId(value: string): value is FleetId {

@@ -9,3 +9,5 @@ export * from './decisions.ts';
 export * from './events.ts';
 export * from './catalog/index.ts';
 export * from './desired-doc.ts';
+export * from './catalog/task-request.ts';
+export * from './task-doc.ts';

@@ -30,6 +30,7 @@ import {
   dayOf,
 } from '../crdt-schema/index.ts';
 import { DesiredState } from './catalog/desired-state.ts';
+import { TaskRecords } from './catalog/task-records.ts';
 import { OperationRefusedError } from './errors.ts';
 import { EventLog, eventIdOf } from './events/event-log.ts';
 import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
@@ -211,8 +212,10 @@ export class FleetNode {
   readonly swim: Swim;
   /** The fleet event log: replicated, time-bucketed, retired by age (docs/PLACEMENT.md). */
   readonly events: EventLog;
-  /** The operator-declared catalog (modules, templates, assignments, pools). */
+  /** The operator-declared catalog (modules, templates, assignments, pools) and task requests. */
   readonly desired: DesiredState;
+  /** Task runs and dispatcher leases (`tasks/<peer>` documents). */
+  readonly tasks: TaskRecords;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
   #membershipTimer: TimerId | undefined;
   #lostLogged = false;
@@ -293,6 +296,7 @@ export class FleetNode {
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });
     this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
+    this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity });
     this.events = new EventLog({
       store,
       clock: ports.clock,
@@ -575,8 +579,8 @@ export class FleetNode {
   #acceptsDocument(docId: string): boolean {
     if (docId.startsWith('events/')) return this.events.accepts(docId);
     if (docId.startsWith('desired/')) return this.desired.accepts(docId);
-    if (!docId.startsWith('node/')) return true;
-    const peer = docId.slice('node/'.length);
+    if (!docId.startsWith('node/') && !docId.startsWith('tasks/')) return true;
+    const peer = docId.slice(docId.indexOf('/') + 1);
     if (this.#revoked.has(peer)) return false;
     if (peer === this.peer || peer === this.#config.bootstrapPeer) return true;
     // Without the fleet document, the members known are the nodes whose documents are held.

@@ -1,4 +1,5 @@
-import { CatalogInputError, DESIRED_BODY_CHARS_MAX, type DesiredCatalog, previewTemplate } from '../../crdt-schema/index.ts';
+import { taskView } from '../../actors/index.ts';
+import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, previewTemplate } from '../../crdt-schema/index.ts';
 import { type DesiredCatalogView, ENTRIES_PER_REQUEST_MAX, type FleetNode, s } from '../../mesh/index.ts';
 import type { ApiRequest, ApiResponse } from './http-server.ts';
 
@@ -27,6 +28,7 @@ export function catalogAnswer(view: DesiredCatalogView): { catalog: DesiredCatal
  * `GET /api/v1/catalog`: the desired catalog as this node holds it.
  * `POST /api/v1/catalog` `{entries: [...]}`: records operator-signed entries, all or none.
  * `GET /api/v1/catalog/preview?template=NAME`: the template's composition preview.
+ * `GET /api/v1/tasks`: every task with its state; `POST /api/v1/tasks` `{entries}`: task requests and cancellations.
  * Undefined for other paths.
  */
 export async function catalogRoute(node: FleetNode, request: ApiRequest, url: URL, parse: <T>(shape: s.Shape<T>) => T | ApiResponse): Promise<ApiResponse | undefined> {
@@ -36,7 +38,16 @@ export async function catalogRoute(node: FleetNode, request: ApiRequest, url: UR
     case 'POST /api/v1/catalog': {
       const body = parse(recordRequest);
       if ('status' in body) return body;
-      return ok(catalogAnswer(await node.desired.record(body.entries)));
+      await node.desired.record(body.entries);
+      return ok(catalogAnswer(node.desired.catalog()));
+    }
+    case 'GET /api/v1/tasks':
+      return ok({ tasks: taskView(node) });
+    case 'POST /api/v1/tasks': {
+      const body = parse(recordRequest);
+      if ('status' in body) return body;
+      await node.desired.record(body.entries, DESIRED_TASKS_DOC_ID);
+      return ok({ tasks: taskView(node) });
     }
     case 'GET /api/v1/catalog/preview': {
       const name = url.searchParams.get('template');

@@ -1,5 +1,8 @@
 import {
   DESIRED_CATALOG_DOC_ID,
+  DESIRED_TASKS_DOC_ID,
+  type TaskRequests,
+  foldTasks,
   type DesiredCatalog,
   type DesiredDocument,
   type DesiredEntry,
@@ -45,6 +48,7 @@ export class DesiredState {
   readonly #fleet: () => FleetView | undefined;
   readonly #verifier: DecisionVerifier;
   #view: DesiredCatalogView | undefined;
+  #tasks: (TaskRequests & { readonly digest: string | undefined }) | undefined;
 
   constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
     this.#store = init.store;
@@ -68,37 +72,50 @@ export class DesiredState {
   catalog(): DesiredCatalogView {
     const digest = this.#store.digest(DESIRED_CATALOG_DOC_ID);
     if (this.#view !== undefined && this.#view.digest === digest) return this.#view;
-    const doc = this.#store.get(DESIRED_CATALOG_DOC_ID);
-    const fleet = this.#fleet();
-    const revokedAt = (operator: string): number | undefined => fleet?.operators.find((o) => o.publicKey === operator)?.revokedAt;
-    const folded = foldDesired(doc === undefined ? [] : readDesiredEntries(toPlain(doc) as Record<string, unknown>), revokedAt);
-    this.#view = { ...folded, digest };
+    this.#view = { ...foldDesired(this.#entries(DESIRED_CATALOG_DOC_ID), this.#revokedAt()), digest };
     return this.#view;
   }
 
+  /** The tasks operators asked for, as this node holds them. */
+  tasks(): TaskRequests {
+    const digest = this.#store.digest(DESIRED_TASKS_DOC_ID);
+    if (this.#tasks !== undefined && this.#tasks.digest === digest) return this.#tasks;
+    this.#tasks = { ...foldTasks(this.#entries(DESIRED_TASKS_DOC_ID), this.#revokedAt()), digest };
+    return this.#tasks;
+  }
+
+  #entries(docId: DocId): DesiredEntry[] {
+    const doc = this.#store.get(docId);
+    return doc === undefined ? [] : readDesiredEntries(toPlain(doc) as Record<string, unknown>);
+  }
+
+  #revokedAt(): (operator: string) => number | undefined {
+    const fleet = this.#fleet();
+    return (operator) => fleet?.operators.find((o) => o.publicKey === operator)?.revokedAt;
+  }
+
   /**
-   * Records `entries` (signed where the operator key is) in the catalog document, all in one
-   * durable change or none: each must be valid for this fleet, by an operator not revoked now,
-   * and not dated in the future. Resolves with the catalog as it now is.
+   * Records `entries` (signed where the operator key is) in desired document `docId` (the
+   * catalog unless named), all in one durable change or none: each must be valid for this fleet
+   * and document, by an operator not revoked now, and not dated in the future.
    */
-  async record(entries: readonly DesiredEntry[]): Promise<DesiredCatalogView> {
+  async record(entries: readonly DesiredEntry[], docId: DocId = DESIRED_CATALOG_DOC_ID): Promise<void> {
     const fleet = this.#fleet();
     if (fleet === undefined) throw new OperationRefusedError('this node has not received the fleet document yet: try again shortly');
     if (entries.length === 0) throw new OperationRefusedError('nothing to record: send at least one entry');
     if (entries.length > ENTRIES_PER_REQUEST_MAX) throw new OperationRefusedError(`at most ${ENTRIES_PER_REQUEST_MAX} entries in one request (got ${entries.length})`);
     const now = this.#clock.now();
     entries.forEach((entry, index) => {
-      const problem = this.#entryProblem(fleet, entry, now);
+      const problem = this.#entryProblem(fleet, docId, entry, now);
       if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
     });
-    await this.#store.change<DesiredDocument>(DESIRED_CATALOG_DOC_ID, (draft) => {
+    await this.#store.change<DesiredDocument>(docId, (draft) => {
       for (const entry of entries) recordDesiredEntry(draft, entry);
     }, { durable: true });
-    return this.catalog();
   }
 
-  #entryProblem(fleet: FleetView, entry: DesiredEntry, now: number): string | undefined {
-    const problem = desiredEntryProblem(fleet, DESIRED_CATALOG_DOC_ID, entry, this.#verifier, { activeAt: now });
+  #entryProblem(fleet: FleetView, docId: DocId, entry: DesiredEntry, now: number): string | undefined {
+    const problem = desiredEntryProblem(fleet, docId, entry, this.#verifier, { activeAt: now });
     if (problem !== undefined) return problem;
     if (!fleet.operators.some((o) => o.publicKey === entry.operator.publicKey)) return 'that operator key is not an operator of this fleet';
     if (entry.at > now + MAX_ENTRY_SKEW_MS) return `the entry is dated ${new Date(entry.at).toISOString()}, in the future: check the operator machine's clock`;

@@ -7,6 +7,8 @@ export interface ProcessRequest {
   readonly cwd?: string;
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /** Called with the process id once the process runs (so a restarted caller can find what it left running). */
+  readonly onStart?: (pid: number) => void;
 }
 
 /** What came back. A non-zero exit is a result, not an exception. */
@@ -21,6 +23,11 @@ export interface ProcessResult {
 /** Runs operating-system commands (wg, ip, vtysh…) on behalf of the core. */
 export interface ProcessRunner {
   run(request: ProcessRequest): Promise<ProcessResult>;
+  /**
+   * Stops process `pid` if it still runs exactly `argv` (a command a previous process of this
+   * node started and left behind when it died); true when it was found and stopped.
+   */
+  stopOrphan?(pid: number, argv: readonly string[]): Promise<boolean>;
 }
 
 /** Thrown when a command cannot be started at all (not found, not executable). */

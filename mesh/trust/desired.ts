@@ -7,6 +7,8 @@ import {
   InvalidDesiredEntryError,
   SCHEMA_VERSIONS,
   canonicalJson,
+  checkAreaChanges,
+  parseDocId,
   desiredBody,
   desiredStatement,
   parseDesiredBody,
@@ -39,8 +41,10 @@ export function signDesiredEntry(operator: SigningOperator, fleetId: string, doc
  * (where an entry is made: the API) the operator must not be revoked at that time either.
  */
 export function desiredEntryProblem(fleet: FleetView, docId: string, entry: DesiredEntry, verifier: DecisionVerifier, options: { readonly activeAt?: number } = {}): string | undefined {
+  const parsed = parseDocId(docId);
+  if (parsed?.kind !== 'desired') return `${docId} is not a desired document`;
   try {
-    parseDesiredBody(entry.body);
+    checkAreaChanges(parsed.area, parseDesiredBody(entry.body));
   } catch (error) {
     if (error instanceof InvalidDesiredEntryError) return error.message;
     throw error;

@@ -306,6 +306,32 @@ describe('a fleet of real node processes', () => {
     expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/does not compose: category web holds 2 instance-variety modules/)]);
   }, 60_000);
 
+  it('runs an operator\'s task once on the node it names, and a node stopped under a running task stops its command and records it', async () => {
+    const api = (i: number): string[] => ['--api', nodes[i]!.ready.api, '--key', operatorKey];
+    const target = nodes[2]!.ready.peerId;
+    const created = await cli(['task', 'create', ...api(0), '--node', target, '--id', 't-echo', '--json', '--', '/bin/sh', '-c', 'echo "ran on $0"; echo warn >&2']);
+    expect([created.code, JSON.parse(created.stdout)]).toEqual([0, { id: 't-echo', node: target }]);
+    const waited = await cli(['task', 'wait', 't-echo', ...api(1), '--timeout', '20s', '--json']);
+    expect(waited.code).toBe(0);
+    expect(JSON.parse(waited.stdout)).toMatchObject({ state: 'complete', node: target, run: { exitCode: 0, output: 'ran on /bin/sh\nwarn\n' } });
+    // A long command, then SIGTERM to its node: the command stops with it and the run says so.
+    expect((await cli(['task', 'create', ...api(1), '--node', target, '--id', 't-long', '--', 'sleep', '4711'])).code).toBe(0);
+    await eventually(async () => (((await cli(['task', 'list', ...api(2), '--state', 'running', '--json'])).stdout.includes('t-long')) ? true : undefined), 10_000, 'the long task running');
+    const stopped = await nodes[2]!.stop();
+    expect([stopped.code, stopped.ms < 5_000]).toEqual([0, true]);
+    expect((await cli(['task', 'show', 't-long', ...api(0), '--json'])).code).toBe(0);
+    const { execFileSync } = await import('node:child_process');
+    expect(() => execFileSync('pgrep', ['-f', 'sleep 4711'])).toThrow();
+    nodes[2] = await NodeProcess.start(dirs[2]!);
+    clients[2] = await nodes[2].client(operatorKey);
+    await eventually(async () => {
+      const shown = JSON.parse((await cli(['task', 'show', 't-long', ...api(0), '--json'])).stdout) as { state: string; run?: { reason?: string } };
+      return shown.state === 'aborted' && shown.run?.reason === 'the node stopped' ? true : undefined;
+    }, 15_000, 'the stopped run seen on node a');
+    const missing = await cli(['task', 'create', ...api(0), '--node', 'nobody', '--', 'true']);
+    expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/no member "nobody" in the fleet/)]);
+  }, 90_000);
+
   it('names a damaged stored document, recovers it from peers and loses nothing else', async () => {
     const victim = nodes[2]!;
     const peerId = victim.ready.peerId;

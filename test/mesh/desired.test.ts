@@ -200,8 +200,8 @@ describe('desired catalog on a fleet', () => {
     const signer: SigningOperator = { ...fleet.operator, seed: fleet.operatorKeys.seed };
     const at = fleet.clock.now();
     const changes = [put('module', module('base')), put('module', module('web', { requires: ['base'] })), put('template', template('edge', ['web']))];
-    const view = await fleet.pumpUntil(nodes[1]!.desired.record([signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, changes, at)]));
-    expect(view.catalog.modules.map((m) => m.name)).toEqual(['base', 'web']);
+    await fleet.pumpUntil(nodes[1]!.desired.record([signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, changes, at)]));
+    expect(nodes[1]!.desired.catalog().catalog.modules.map((m) => m.name)).toEqual(['base', 'web']);
     await fleet.pumpUntil(nodes[2]!.desired.record([signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, [put('assignment', { node: nodes[0]!.peer, module: 'web' })], at + 1)]));
     await fleet.run(2_000);
     for (const node of nodes) {

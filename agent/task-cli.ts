@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { DESIRED_TASKS_DOC_ID, type DesiredChange, TASK_DONE_STATES, type TaskStatus } from '../crdt-schema/index.ts';
+import type { MemberStatus } from '../mesh/index.ts';
+import type { ApiClient } from './api-client.ts';
+import { CatalogFileError, signChanges } from './catalog-command.ts';
+import { type CommandSpec, type FlagKind, type ParsedArgs, UsageError, parseDuration } from './cli-args.ts';
+import { readOperatorKeyFile } from './key-files.ts';
+
+type Flags = ParsedArgs['flags'];
+type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
+
+const POLL_MS = 500;
+
+/**
+ * `task create|list|show|cancel|wait`: tasks are operator-signed requests (desired/tasks) that the
+ * dispatcher leases to the node they name (docs/CATALOG.md §Tasks).
+ */
+export function taskCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
+  const out = (text: string): void => void process.stdout.write(text);
+  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}, required: readonly string[] = []): CommandSpec => ({
+    flags: { ...apiFlags, ...flags },
+    required: ['api', 'key', ...required],
+    positional,
+  });
+  const tasks = async (client: ApiClient): Promise<TaskStatus[]> => (await client.get<{ tasks: TaskStatus[] }>('/api/v1/tasks')).tasks;
+  const find = async (client: ApiClient, id: string): Promise<TaskStatus> => {
+    const task = (await tasks(client)).find((t) => t.id === id);
+    if (task === undefined) throw new CatalogFileError(`no task ${JSON.stringify(id)} on this node (yet)`);
+    return task;
+  };
+  const send = async (flags: Flags, changes: DesiredChange[]): Promise<void> => {
+    const client = await clientOf(flags);
+    await client.post('/api/v1/tasks', { entries: signChanges(await readOperatorKeyFile(String(flags['key'])), changes, DESIRED_TASKS_DOC_ID) });
+  };
+  return {
+    'task create': {
+      spec: spec({ min: 1, max: 257, name: 'the command to run (after --)' }, { node: 'string', timeout: 'string', id: 'string' }, ['node']),
+      run: async ({ flags, positional }) => {
+        const client = await clientOf(flags);
+        const node = await resolveNode(client, String(flags['node']));
+        const id = flags['id'] === undefined ? `t-${randomBytes(6).toString('hex')}` : String(flags['id']);
+        const timeoutMs = flags['timeout'] === undefined ? undefined : parseDuration(String(flags['timeout']));
+        const value = { id, node, command: positional[0]!, args: positional.slice(1), ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+        await send(flags, [{ op: 'put', kind: 'task', value } as DesiredChange]);
+        if (flags['json'] === true) print({ id, node });
+        else out(`task ${id} asked of ${node}: follow it with powernode task show ${id} (or task wait ${id})\n`);
+        return 0;
+      },
+    },
+    'task list': {
+      spec: spec({ min: 0, max: 0, name: '' }, { node: 'string', state: 'string' }),
+      run: async ({ flags }) => {
+        const client = await clientOf(flags);
+        const node = flags['node'] === undefined ? undefined : await resolveNode(client, String(flags['node']));
+        const listed = (await tasks(client)).filter((t) => (node === undefined || t.node === node) && (flags['state'] === undefined || t.state === flags['state']));
+        if (flags['json'] === true) print({ tasks: listed });
+        else out(listed.length === 0 ? 'no tasks\n' : `${listed.map(describeTask).join('\n')}\n`);
+        return 0;
+      },
+    },
+    'task show': {
+      spec: spec({ min: 1, max: 1, name: 'task id' }),
+      run: async ({ flags, positional }) => {
+        const task = await find(await clientOf(flags), positional[0]!);
+        if (flags['json'] === true) print(task);
+        else out(formatTask(task));
+        return 0;
+      },
+    },
+    'task cancel': {
+      spec: spec({ min: 1, max: 1, name: 'task id' }, { reason: 'string' }),
+      run: async ({ flags, positional }) => {
+        const task = await find(await clientOf(flags), positional[0]!);
+        if (TASK_DONE_STATES.includes(task.state)) throw new CatalogFileError(`task ${task.id} is already ${task.state}`);
+        await send(flags, [{ op: 'put', kind: 'task-cancel', value: { id: task.id, reason: String(flags['reason'] ?? '') } }]);
+        if (flags['json'] === true) print({ id: task.id, cancelRequested: true });
+        else out(`task ${task.id}: cancellation asked (${task.state === 'running' ? 'its command is stopped' : 'it will not start'})\n`);
+        return 0;
+      },
+    },
+    'task wait': {
+      spec: spec({ min: 1, max: 1, name: 'task id' }, { timeout: 'string' }),
+      run: async ({ flags, positional }) => {
+        const client = await clientOf(flags);
+        const deadline = Date.now() + (flags['timeout'] === undefined ? 10 * 60_000 : parseDuration(String(flags['timeout'])));
+        for (;;) {
+          const task = (await tasks(client)).find((t) => t.id === positional[0]);
+          if (task !== undefined && TASK_DONE_STATES.includes(task.state)) {
+            if (flags['json'] === true) print(task);
+            else out(formatTask(task));
+            return task.state === 'complete' ? 0 : 1;
+          }
+          if (Date.now() > deadline) throw new CatalogFileError(`task ${positional[0]} is ${task?.state ?? 'not known here'} after the wait: try again, or powernode task show ${positional[0]}`);
+          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        }
+      },
+    },
+  };
+}
+
+/** A peer id as given, or the member whose name or host name it is. */
+async function resolveNode(client: ApiClient, given: string): Promise<string> {
+  const { members } = await client.get<{ members: MemberStatus[] }>('/api/v1/status');
+  const byId = members.find((m) => m.peerId === given);
+  if (byId !== undefined) return byId.peerId;
+  const named = members.filter((m) => m.name === given || m.hostname === given);
+  if (named.length === 1) return named[0]!.peerId;
+  if (named.length > 1) throw new UsageError(`${given} names ${named.length} members: give its peer id (${named.map((m) => m.peerId).join(', ')})`);
+  throw new CatalogFileError(`no member ${JSON.stringify(given)} in the fleet: give a member's peer id, name or host name (powernode status lists them)`);
+}
+
+function describeTask(task: TaskStatus): string {
+  const ended = task.run?.exitCode === undefined ? '' : ` exit ${task.run.exitCode}`;
+  return `${task.id.padEnd(16)} ${task.state.padEnd(10)}${ended.padEnd(8)} ${task.node}  ${[task.command, ...task.args].join(' ')}`;
+}
+
+function formatTask(task: TaskStatus): string {
+  const lines = [`task ${task.id}: ${task.state}${task.cancelRequested && task.state !== 'cancelled' ? ' (cancellation asked)' : ''}`];
+  lines.push(`  node:      ${task.node}`, `  command:   ${[task.command, ...task.args].join(' ')}`, `  asked at:  ${new Date(task.requestedAt).toISOString()}`);
+  if (task.lease !== undefined) lines.push(`  lease:     ${task.lease.leaseId} (epoch ${task.lease.epoch}) until ${new Date(task.lease.until).toISOString()}${task.lease.reason === undefined ? '' : `: ${task.lease.reason}`}`);
+  if (task.run !== undefined) {
+    const run = task.run;
+    lines.push(`  started:   ${new Date(run.startedAt).toISOString()}`);
+    if (run.endedAt !== undefined) lines.push(`  ended:     ${new Date(run.endedAt).toISOString()}${run.exitCode === undefined ? '' : `, exit code ${run.exitCode}`}${run.reason === undefined ? '' : `: ${run.reason}`}`);
+    if (run.output !== undefined && run.output !== '') lines.push('  output (end):', ...run.output.trimEnd().split('\n').map((line) => `    ${line}`));
+  }
+  return `${lines.join('\n')}\n`;
+}

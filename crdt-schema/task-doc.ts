@@ -1,0 +1,183 @@
+import { ImmutableString } from '@automerge/automerge';
+import { toPlain } from './plain.ts';
+import { SCHEMA_VERSIONS } from './schema.ts';
+
+/**
+ * `tasks/<peer>`: what one node did about tasks, sealed by it (docs/CATALOG.md §Tasks). Two
+ * sections, each keyed by task id:
+ * - `runs`: the tasks this node ran. Written durably *before* the command starts (state running),
+ *   and again when it ends. A node never starts a task it holds a run of, so a task runs at most
+ *   once on its node, whatever orders arrive, however often it restarts.
+ * - `leases`: while this node owned the dispatcher, the leases it gave (and the tasks it closed
+ *   without a run: cancelled before they began, or lost with a dead node).
+ */
+export interface TaskRun {
+  readonly leaseId: string;
+  /** The dispatcher epoch of the lease it started under. */
+  readonly epoch: number;
+  readonly state: 'running' | 'complete' | 'failed' | 'aborted';
+  readonly startedAt: number;
+  readonly endedAt?: number;
+  readonly exitCode?: number;
+  /** The end of stdout and stderr, at most {@link TASK_OUTPUT_CHARS_MAX} characters. */
+  readonly output?: string;
+  /** Why it failed or was aborted. */
+  readonly reason?: string;
+  /** The command's process id on its node, once it ran (to stop it if the node restarts under it). */
+  readonly pid?: number;
+}
+
+/** A dispatcher's lease on a task, or its closing of a task that never ran. */
+export interface TaskLease {
+  readonly leaseId: string;
+  readonly node: string;
+  readonly epoch: number;
+  /** Until when the node may run the task without hearing from the dispatcher again. */
+  readonly until: number;
+  readonly at: number;
+  /** Set when the dispatcher closed the task without a run. */
+  readonly closed?: 'cancelled' | 'aborted';
+  readonly reason?: string;
+}
+
+export const TASK_OUTPUT_CHARS_MAX = 4_096;
+
+export interface TasksDocument {
+  schema?: number;
+  runs?: Record<string, unknown>;
+  leases?: Record<string, unknown>;
+}
+
+const str = (value: string): ImmutableString => new ImmutableString(value);
+
+/** Records (or replaces) this node's run of `taskId`. */
+export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): void {
+  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  draft.runs ??= {};
+  draft.runs[taskId] = {
+    leaseId: str(run.leaseId),
+    epoch: run.epoch,
+    state: str(run.state),
+    startedAt: run.startedAt,
+    ...(run.endedAt === undefined ? {} : { endedAt: run.endedAt }),
+    ...(run.exitCode === undefined ? {} : { exitCode: run.exitCode }),
+    ...(run.output === undefined ? {} : { output: str(run.output.slice(-TASK_OUTPUT_CHARS_MAX)) }),
+    ...(run.reason === undefined ? {} : { reason: str(run.reason.slice(0, 500)) }),
+    ...(run.pid === undefined ? {} : { pid: run.pid }),
+  };
+}
+
+/** Records (or replaces) the dispatcher's lease on `taskId`. */
+export function recordLease(draft: TasksDocument, taskId: string, lease: TaskLease): void {
+  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  draft.leases ??= {};
+  draft.leases[taskId] = {
+    leaseId: str(lease.leaseId),
+    node: str(lease.node),
+    epoch: lease.epoch,
+    until: lease.until,
+    at: lease.at,
+    ...(lease.closed === undefined ? {} : { closed: str(lease.closed) }),
+    ...(lease.reason === undefined ? {} : { reason: str(lease.reason.slice(0, 500)) }),
+  };
+}
+
+const RUN_STATES = ['running', 'complete', 'failed', 'aborted'] as const;
+
+/** The runs and leases of a tasks document; malformed entries are left out. */
+export function readTasksDoc(doc: unknown): { runs: Map<string, TaskRun>; leases: Map<string, TaskLease> } {
+  const root = (doc === undefined ? {} : toPlain(doc)) as { runs?: Record<string, Record<string, unknown>>; leases?: Record<string, Record<string, unknown>> };
+  const runs = new Map<string, TaskRun>();
+  const leases = new Map<string, TaskLease>();
+  const num = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+  const text = (value: unknown): value is string => typeof value === 'string';
+  for (const [id, raw] of Object.entries(root.runs ?? {})) {
+    if (typeof raw !== 'object' || raw === null || !text(raw['leaseId']) || !num(raw['epoch']) || !num(raw['startedAt'])) continue;
+    if (!(RUN_STATES as readonly unknown[]).includes(raw['state'])) continue;
+    runs.set(id, {
+      leaseId: raw['leaseId'],
+      epoch: raw['epoch'],
+      state: raw['state'] as TaskRun['state'],
+      startedAt: raw['startedAt'],
+      ...(num(raw['endedAt']) ? { endedAt: raw['endedAt'] } : {}),
+      ...(num(raw['exitCode']) ? { exitCode: raw['exitCode'] } : {}),
+      ...(text(raw['output']) ? { output: raw['output'] } : {}),
+      ...(text(raw['reason']) ? { reason: raw['reason'] } : {}),
+      ...(num(raw['pid']) ? { pid: raw['pid'] } : {}),
+    });
+  }
+  for (const [id, raw] of Object.entries(root.leases ?? {})) {
+    if (typeof raw !== 'object' || raw === null || !text(raw['leaseId']) || !text(raw['node']) || !num(raw['epoch']) || !num(raw['until']) || !num(raw['at'])) continue;
+    const closed = raw['closed'] === 'cancelled' || raw['closed'] === 'aborted' ? raw['closed'] : undefined;
+    leases.set(id, {
+      leaseId: raw['leaseId'],
+      node: raw['node'],
+      epoch: raw['epoch'],
+      until: raw['until'],
+      at: raw['at'],
+      ...(closed === undefined ? {} : { closed }),
+      ...(text(raw['reason']) ? { reason: raw['reason'] } : {}),
+    });
+  }
+  return { runs, leases };
+}
+
+/** A task as the fleet sees it: the request, and what its node and the dispatchers recorded. */
+export interface TaskStatus {
+  readonly id: string;
+  readonly node: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly timeoutMs: number;
+  readonly requestedAt: number;
+  readonly state: 'pending' | 'scheduled' | 'running' | 'complete' | 'failed' | 'aborted' | 'cancelled';
+  /** The newest lease (highest epoch) any dispatcher gave it. */
+  readonly lease?: TaskLease;
+  /** Its node's run of it. */
+  readonly run?: TaskRun;
+  readonly cancelRequested: boolean;
+}
+
+/** The final states: no dispatcher acts on such a task again. */
+export const TASK_DONE_STATES: readonly TaskStatus['state'][] = ['complete', 'failed', 'aborted', 'cancelled'];
+
+/**
+ * Each requested task's status. The run its node recorded is the truth about whether and how it
+ * ran; without one, the newest lease (highest dispatcher epoch: a deposed dispatcher's records
+ * lose) says whether it was scheduled or closed; without either it is pending, or cancelled when
+ * an operator cancelled it.
+ */
+export function taskStatuses(
+  requests: ReadonlyMap<string, { readonly id: string; readonly node: string; readonly command: string; readonly args: readonly string[]; readonly timeoutMs: number; readonly requestedAt: number }>,
+  cancels: ReadonlySet<string> | ReadonlyMap<string, unknown>,
+  docs: ReadonlyMap<string, { readonly runs: ReadonlyMap<string, TaskRun>; readonly leases: ReadonlyMap<string, TaskLease> }>,
+): TaskStatus[] {
+  const leases = new Map<string, TaskLease>();
+  for (const doc of docs.values()) {
+    for (const [id, lease] of doc.leases) {
+      const held = leases.get(id);
+      if (held === undefined || lease.epoch > held.epoch || (lease.epoch === held.epoch && lease.at > held.at)) leases.set(id, lease);
+    }
+  }
+  const out: TaskStatus[] = [];
+  for (const request of requests.values()) {
+    const run = docs.get(request.node)?.runs.get(request.id);
+    const lease = leases.get(request.id);
+    const cancelRequested = cancels.has(request.id);
+    const state: TaskStatus['state'] =
+      run !== undefined ? run.state : lease?.closed !== undefined ? lease.closed : lease !== undefined ? 'scheduled' : cancelRequested ? 'cancelled' : 'pending';
+    out.push({
+      id: request.id,
+      node: request.node,
+      command: request.command,
+      args: request.args,
+      timeoutMs: request.timeoutMs,
+      requestedAt: request.requestedAt,
+      state,
+      ...(lease === undefined ? {} : { lease }),
+      ...(run === undefined ? {} : { run }),
+      cancelRequested,
+    });
+  }
+  return out.sort((a, b) => a.requestedAt - b.requestedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
