@@ -8,3 +8,4 @@ export * from './instance-silence.ts';
 export * from './control-plane.ts';
 export * from './dispatcher.ts';
 export * from './task-runner.ts';
+export * from './instances.ts';

@@ -54,6 +54,7 @@ export function listOfKind<K extends DesiredKind>(catalog: DesiredCatalog, kind:
     // Tasks live in their own document (desired/tasks), not in the catalog.
     task: [],
     'task-cancel': [],
+    'instance-action': [],
   };
   return lists[kind] as readonly DesiredValues[K][];
 }

@@ -8,7 +8,7 @@ import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
 import { catalogCommands } from './catalog-cli.ts';
-import { taskCommands } from './task-cli.ts';
+import { instanceCommands, taskCommands } from './task-cli.ts';
 import { fleetCommands } from './fleet-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
@@ -39,6 +39,7 @@ const USAGE = `usage: powernode <command> [flags]
   assignment list [--node NODE]                              what each node is given
   task create  --api URL --key KEYFILE --node NODE [--timeout 10m] [--id ID] -- COMMAND [ARGS...]
   task list [--node NODE] [--state S] | show ID | cancel ID [--reason TEXT] | wait ID [--timeout 10m]
+  instance list | show NODE | start|stop|reboot|terminate NODE [--reason TEXT]   member machines' lifecycle
   fleet apply FILE [--dry-run] [--prune]                     make the catalog what fleet.yaml says (--api, --key, [--json])
   fleet export [--out FILE]                                  the catalog as a fleet.yaml (--api, --key)
   operator add    --api URL --key KEYFILE --root ROOTKEY --name NAME --out NEWKEYFILE
@@ -53,6 +54,7 @@ export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<nu
 const COMMANDS: Record<string, Command> = {
   ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...taskCommands(API_FLAGS, (flags) => apiClient(flags), print),
+  ...instanceCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...fleetCommands(API_FLAGS, (flags) => apiClient(flags), print),
   'fleet init': {
     spec: { flags: { data: 'string', name: 'string' }, required: ['data'], positional: { min: 0, max: 0, name: '' } },

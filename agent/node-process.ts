@@ -8,7 +8,7 @@ import {
   decodeJoinString,
   readFleetIdFromStorage,
 } from '../mesh/index.ts';
-import { ControlPlane, TaskRunner, dispatcherPorts, dispatcherSpec } from '../actors/index.ts';
+import { ControlPlane, TaskRunner, dispatcherPorts, dispatcherSpec, instancePorts, instanceReconcilerSpec, registerInstanceExecutors } from '../actors/index.ts';
 import { ExecaProcessRunner } from './adapters/execa-process-runner.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
@@ -98,11 +98,15 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
       transport,
       clock,
       log,
-      singletons: [dispatcherSpec()],
-      ports: dispatcherPorts(core, clock, () => controlPlane),
+      singletons: [dispatcherSpec(), instanceReconcilerSpec()],
+      ports: { ...dispatcherPorts(core, clock, () => controlPlane), ...instancePorts(core, clock, () => controlPlane) },
     });
-    const tasks = new TaskRunner({ node: core, runner: new ExecaProcessRunner(), clock, log });
+    const runner = new ExecaProcessRunner();
+    const tasks = new TaskRunner({ node: core, runner, clock, log });
     tasks.register(controlPlane);
+    const reboot = process.env['POWERNODE_REBOOT_COMMAND']?.split(' ').filter(Boolean);
+    // An operator's `instance stop` ends this process cleanly, as SIGTERM does (a supervisor may start it again).
+    registerInstanceExecutors(controlPlane, { stopSelf: () => process.kill(process.pid, 'SIGTERM'), reboot, runner, clock, log });
     await tasks.start();
     await controlPlane.start();
     // Stopped before the core: its singletons are handed over (recorded) while the mesh is up.

@@ -4,6 +4,7 @@ import type { MemberStatus } from '../mesh/index.ts';
 import type { ApiClient } from './api-client.ts';
 import { CatalogFileError, signChanges } from './catalog-command.ts';
 import { type CommandSpec, type FlagKind, type ParsedArgs, UsageError, parseDuration } from './cli-args.ts';
+import { decide } from './decisions.ts';
 import { readOperatorKeyFile } from './key-files.ts';
 
 type Flags = ParsedArgs['flags'];
@@ -125,4 +126,72 @@ function formatTask(task: TaskStatus): string {
     if (run.output !== undefined && run.output !== '') lines.push('  output (end):', ...run.output.trimEnd().split('\n').map((line) => `    ${line}`));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** An instance as `GET /api/v1/instances` lists it. */
+interface InstanceAnswer {
+  readonly peerId: string;
+  readonly name: string | null;
+  readonly observed: string;
+  readonly state: string;
+  readonly since: number | null;
+  readonly epoch: number | null;
+  readonly transitions: ReadonlyArray<{ from: string; to: string; event: string; by: string; epoch: number; reason: string; at: number }>;
+}
+
+/**
+ * `instance list|show|start|stop|reboot|terminate`: every member machine is an instance whose
+ * lifecycle the instance reconciler records (docs/CATALOG.md §Instances). Actions are signed
+ * requests; `terminate` also signs the node's revocation.
+ */
+export function instanceCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
+  const out = (text: string): void => void process.stdout.write(text);
+  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}): CommandSpec => ({ flags: { ...apiFlags, ...flags }, required: ['api', 'key'], positional });
+  const list = async (client: ApiClient): Promise<InstanceAnswer[]> => (await client.get<{ instances: InstanceAnswer[] }>('/api/v1/instances')).instances;
+  const commands: Record<string, Command> = {
+    'instance list': {
+      spec: spec({ min: 0, max: 0, name: '' }),
+      run: async ({ flags }) => {
+        const instances = await list(await clientOf(flags));
+        if (flags['json'] === true) print({ instances });
+        else out(`${instances.map((i) => `${i.peerId}  ${(i.name ?? '?').padEnd(16)} ${i.state.padEnd(12)} (seen ${i.observed})${i.since === null ? '' : ` since ${new Date(i.since).toISOString()}`}`).join('\n')}\n`);
+        return 0;
+      },
+    },
+    'instance show': {
+      spec: spec({ min: 1, max: 1, name: 'node (peer id, name or host name)' }),
+      run: async ({ flags, positional }) => {
+        const client = await clientOf(flags);
+        const node = await resolveNode(client, positional[0]!).catch(() => positional[0]!);
+        const instance = (await list(client)).find((i) => i.peerId === node);
+        if (instance === undefined) throw new CatalogFileError(`no instance ${JSON.stringify(positional[0])}`);
+        if (flags['json'] === true) print(instance);
+        else {
+          const lines = [`instance ${instance.peerId} (${instance.name ?? 'gone'}): ${instance.state}, seen ${instance.observed}`];
+          for (const t of instance.transitions) lines.push(`  ${new Date(t.at).toISOString()}  ${t.from} -> ${t.to} (${t.event}) by ${t.by.slice(0, 16)}… epoch ${t.epoch}: ${t.reason}`);
+          out(`${lines.join('\n')}\n`);
+        }
+        return 0;
+      },
+    },
+  };
+  for (const action of ['start', 'stop', 'reboot', 'terminate'] as const) {
+    commands[`instance ${action}`] = {
+      spec: spec({ min: 1, max: 1, name: 'node (peer id, name or host name)' }, { reason: 'string' }),
+      run: async ({ flags, positional }) => {
+        const client = await clientOf(flags);
+        const node = await resolveNode(client, positional[0]!);
+        const key = await readOperatorKeyFile(String(flags['key']));
+        const reason = String(flags['reason'] ?? '');
+        const id = `a-${randomBytes(6).toString('hex')}`;
+        // Terminate is a revocation (every node disconnects it, for good) recorded as the instance's end.
+        if (action === 'terminate') await decide(client, key, 'revoke-node', { node, reason });
+        await client.post('/api/v1/tasks', { entries: signChanges(key, [{ op: 'put', kind: 'instance-action', value: { id, node, action, reason } }], DESIRED_TASKS_DOC_ID) });
+        if (flags['json'] === true) print({ id, node, action });
+        else out(`asked to ${action} ${node} (action ${id}): powernode instance show ${node} follows it\n`);
+        return 0;
+      },
+    };
+  }
+  return commands;
 }

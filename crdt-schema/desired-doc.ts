@@ -10,7 +10,7 @@ import { type Template, templateOf } from './catalog/template.ts';
 import { type TrustPolicy, trustPolicyOf } from './catalog/trust.ts';
 import { IllegalTransitionError } from './catalog/state-machine.ts';
 import { type ModuleVersion, moduleVersionOf, moveVersion } from './catalog/version.ts';
-import { type TaskCancel, type TaskRequest, taskCancelOf, taskRequestOf } from './catalog/task-request.ts';
+import { type InstanceActionRequest, type TaskCancel, type TaskRequest, instanceActionOf, taskCancelOf, taskRequestOf } from './catalog/task-request.ts';
 import type { DesiredArea, DocId } from './ids.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
@@ -29,14 +29,14 @@ export const DESIRED_CATALOG_DOC_ID = 'desired/catalog' as DocId;
 /** The task requests document: tasks operators asked nodes to run, and cancellations. */
 export const DESIRED_TASKS_DOC_ID = 'desired/tasks' as DocId;
 
-export const DESIRED_KINDS = ['module', 'version', 'trust', 'template', 'assignment', 'pool', 'task', 'task-cancel'] as const;
+export const DESIRED_KINDS = ['module', 'version', 'trust', 'template', 'assignment', 'pool', 'task', 'task-cancel', 'instance-action'] as const;
 export type DesiredKind = (typeof DESIRED_KINDS)[number];
 
 /** Which kinds each desired document holds, and whether its values may be removed. */
 export const DESIRED_AREA_KINDS: Readonly<Record<DesiredArea, { readonly kinds: readonly DesiredKind[]; readonly removable: boolean }>> = {
   catalog: { kinds: ['module', 'version', 'trust', 'template', 'assignment', 'pool'], removable: true },
   // A task, once asked for, stays on record: it is cancelled, never removed.
-  tasks: { kinds: ['task', 'task-cancel'], removable: false },
+  tasks: { kinds: ['task', 'task-cancel', 'instance-action'], removable: false },
 };
 
 /** The checked value a `put` of each kind carries. */
@@ -49,6 +49,7 @@ export interface DesiredValues {
   readonly pool: Pool;
   readonly task: TaskRequest;
   readonly 'task-cancel': TaskCancel;
+  readonly 'instance-action': InstanceActionRequest;
 }
 
 /** One change of an entry: put a whole value (replacing what has its key) or remove a key. */
@@ -105,7 +106,8 @@ export function desiredKeyOf<K extends DesiredKind>(kind: K, value: DesiredValue
       return (value as TrustPolicy).module;
     case 'task':
     case 'task-cancel':
-      return (value as TaskRequest | TaskCancel).id;
+    case 'instance-action':
+      return (value as TaskRequest | TaskCancel | InstanceActionRequest).id;
     default:
       return (value as Module | Template | Pool).name;
   }
@@ -122,6 +124,7 @@ export function desiredValueOf<K extends DesiredKind>(kind: K, value: unknown): 
     pool: poolOf,
     task: taskRequestOf,
     'task-cancel': taskCancelOf,
+    'instance-action': instanceActionOf,
   };
   return checkers[kind](value) as DesiredValues[K];
 }
@@ -341,10 +344,12 @@ export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operat
   return { catalog, ...folded };
 }
 
-/** The tasks operators asked for, by id, with their cancellations. */
+/** The tasks operators asked for, by id, with their cancellations, and the instance actions they asked for. */
 export interface TaskRequests {
   readonly tasks: ReadonlyMap<string, TaskRequest & { readonly requestedAt: number; readonly by: string }>;
   readonly cancels: ReadonlyMap<string, TaskCancel & { readonly at: number; readonly by: string }>;
+  /** In the order they were asked for. */
+  readonly actions: ReadonlyArray<InstanceActionRequest & { readonly at: number; readonly by: string }>;
 }
 
 /**
@@ -355,6 +360,7 @@ export interface TaskRequests {
 export function foldTasks(entries: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined = () => undefined): TaskRequests & { skipped: SkippedChange[]; entries: number } {
   const tasks = new Map<string, TaskRequest & { requestedAt: number; by: string }>();
   const cancels = new Map<string, TaskCancel & { at: number; by: string }>();
+  const actions = new Map<string, InstanceActionRequest & { at: number; by: string }>();
   let current: DesiredEntry | undefined;
   const folded = foldEntries(
     entries,
@@ -371,11 +377,15 @@ export function foldTasks(entries: readonly DesiredEntry[], revokedAt: (operator
         if (!cancels.has(change.value.id)) cancels.set(change.value.id, { ...change.value, at: current!.at, by: current!.operator.publicKey });
         return undefined;
       }
-      return `desired/tasks holds tasks and cancellations, not ${change.kind}`;
+      if (change.kind === 'instance-action') {
+        if (!actions.has(change.value.id)) actions.set(change.value.id, { ...change.value, at: current!.at, by: current!.operator.publicKey });
+        return undefined;
+      }
+      return `desired/tasks holds tasks, cancellations and instance actions, not ${change.kind}`;
     },
     (entry) => (current = entry),
   );
-  return { tasks, cancels, ...folded };
+  return { tasks, cancels, actions: [...actions.values()], ...folded };
 }
 
 /** Why `next` may not replace `held` (a version's only change is its state, along the lifecycle), or undefined. */

@@ -1,4 +1,5 @@
 import { ImmutableString } from '@automerge/automerge';
+import { INSTANCE_STATES, type InstanceState, type InstanceTransition } from './catalog/instance.ts';
 import { toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
@@ -46,6 +47,32 @@ export interface TasksDocument {
   schema?: number;
   runs?: Record<string, unknown>;
   leases?: Record<string, unknown>;
+  instances?: Record<string, unknown>;
+  actions?: Record<string, unknown>;
+}
+
+/**
+ * While a node owned the instance reconciler (`control.instances`): each member instance's state
+ * as it recorded it, with its latest transitions (who, epoch, why, when).
+ */
+export interface InstanceRecord {
+  readonly state: InstanceState;
+  /** When it entered this state (the recorder's clock). */
+  readonly since: number;
+  /** The reconciler epoch it was recorded under: readers take the highest. */
+  readonly epoch: number;
+  /** Newest last, at most {@link INSTANCE_TRANSITIONS_KEPT}. */
+  readonly transitions: readonly InstanceTransition[];
+}
+
+export const INSTANCE_TRANSITIONS_KEPT = 20;
+
+/** What the reconciler did with an operator's instance action (so it is applied once, across failovers). */
+export interface ActionOutcome {
+  readonly outcome: 'applied' | 'refused';
+  readonly reason: string;
+  readonly at: number;
+  readonly epoch: number;
 }
 
 const str = (value: string): ImmutableString => new ImmutableString(value);
@@ -80,6 +107,46 @@ export function recordLease(draft: TasksDocument, taskId: string, lease: TaskLea
     ...(lease.closed === undefined ? {} : { closed: str(lease.closed) }),
     ...(lease.reason === undefined ? {} : { reason: str(lease.reason.slice(0, 500)) }),
   };
+}
+
+/** Records an instance's state (kept as canonical JSON: a bounded value read back with checks). */
+export function recordInstance(draft: TasksDocument, peer: string, record: InstanceRecord): void {
+  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  draft.instances ??= {};
+  draft.instances[peer] = str(JSON.stringify({ ...record, transitions: record.transitions.slice(-INSTANCE_TRANSITIONS_KEPT) }));
+}
+
+export function recordActionOutcome(draft: TasksDocument, actionId: string, outcome: ActionOutcome): void {
+  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  draft.actions ??= {};
+  draft.actions[actionId] = { outcome: str(outcome.outcome), reason: str(outcome.reason.slice(0, 500)), at: outcome.at, epoch: outcome.epoch };
+}
+
+function instanceOf(text: unknown): InstanceRecord | undefined {
+  if (typeof text !== 'string' || text.length > 64 * 1024) return undefined;
+  try {
+    const value = JSON.parse(text) as InstanceRecord;
+    if (!(INSTANCE_STATES as readonly unknown[]).includes(value.state) || typeof value.since !== 'number' || typeof value.epoch !== 'number' || !Array.isArray(value.transitions)) return undefined;
+    return { state: value.state, since: value.since, epoch: value.epoch, transitions: value.transitions.slice(-INSTANCE_TRANSITIONS_KEPT) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The instance records and action outcomes of a tasks document; malformed entries are left out. */
+export function readInstanceRecords(doc: unknown): { instances: Map<string, InstanceRecord>; actions: Map<string, ActionOutcome> } {
+  const root = (doc === undefined ? {} : toPlain(doc)) as { instances?: Record<string, unknown>; actions?: Record<string, Record<string, unknown>> };
+  const instances = new Map<string, InstanceRecord>();
+  for (const [peer, raw] of Object.entries(root.instances ?? {})) {
+    const record = instanceOf(raw);
+    if (record !== undefined) instances.set(peer, record);
+  }
+  const actions = new Map<string, ActionOutcome>();
+  for (const [id, raw] of Object.entries(root.actions ?? {})) {
+    if (typeof raw !== 'object' || raw === null || (raw['outcome'] !== 'applied' && raw['outcome'] !== 'refused') || typeof raw['at'] !== 'number' || typeof raw['epoch'] !== 'number') continue;
+    actions.set(id, { outcome: raw['outcome'], reason: typeof raw['reason'] === 'string' ? raw['reason'] : '', at: raw['at'], epoch: raw['epoch'] });
+  }
+  return { instances, actions };
 }
 
 const RUN_STATES = ['running', 'complete', 'failed', 'aborted'] as const;

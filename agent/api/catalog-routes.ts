@@ -1,4 +1,4 @@
-import { taskView } from '../../actors/index.ts';
+import { instanceRecords, taskView } from '../../actors/index.ts';
 import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, previewTemplate } from '../../crdt-schema/index.ts';
 import { type DesiredCatalogView, ENTRIES_PER_REQUEST_MAX, type FleetNode, s } from '../../mesh/index.ts';
 import type { ApiRequest, ApiResponse } from './http-server.ts';
@@ -28,6 +28,7 @@ export function catalogAnswer(view: DesiredCatalogView): { catalog: DesiredCatal
  * `GET /api/v1/catalog`: the desired catalog as this node holds it.
  * `POST /api/v1/catalog` `{entries: [...]}`: records operator-signed entries, all or none.
  * `GET /api/v1/catalog/preview?template=NAME`: the template's composition preview.
+ * `GET /api/v1/instances`: each member instance's lifecycle state and latest transitions.
  * `GET /api/v1/tasks`: every task with its state; `POST /api/v1/tasks` `{entries}`: task requests and cancellations.
  * Undefined for other paths.
  */
@@ -40,6 +41,17 @@ export async function catalogRoute(node: FleetNode, request: ApiRequest, url: UR
       if ('status' in body) return body;
       await node.desired.record(body.entries);
       return ok(catalogAnswer(node.desired.catalog()));
+    }
+    case 'GET /api/v1/instances': {
+      const records = instanceRecords(node);
+      const members = node.members();
+      const peers = new Set([...members.map((m) => m.peerId), ...records.keys()]);
+      const instances = [...peers].sort().map((peer) => {
+        const member = members.find((m) => m.peerId === peer);
+        const record = records.get(peer);
+        return { peerId: peer, name: member?.name ?? null, observed: member?.state ?? 'gone', state: record?.state ?? 'pending', since: record?.since ?? null, epoch: record?.epoch ?? null, transitions: record?.transitions ?? [] };
+      });
+      return ok({ instances });
     }
     case 'GET /api/v1/tasks':
       return ok({ tasks: taskView(node) });

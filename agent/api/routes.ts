@@ -167,7 +167,7 @@ async function route(runtime: Runtime, request: ApiRequest, faultInjection: bool
     if (!faultInjection) return fail(404, 'fault injection is off on this node (start it with POWERNODE_FAULT_INJECTION=1)');
     return (await faultRoute(runtime, request, key)) ?? fail(404, `no such endpoint: ${key}`);
   }
-  if (path === '/api/v1/catalog' || path.startsWith('/api/v1/catalog/') || path === '/api/v1/tasks') {
+  if (path === '/api/v1/catalog' || path.startsWith('/api/v1/catalog/') || path === '/api/v1/tasks' || path === '/api/v1/instances') {
     return (await catalogRoute(node, request, url, (shape) => parseBody(request, shape))) ?? fail(404, `no such endpoint: ${key}`);
   }
   switch (key) {

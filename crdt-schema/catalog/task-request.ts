@@ -1,4 +1,4 @@
-import { fail, integerOf, listOf, nameOf, objectOf, patternOf, textOf } from './input.ts';
+import { fail, integerOf, listOf, nameOf, objectOf, oneOf, patternOf, textOf } from './input.ts';
 import { CATALOG_LIMITS } from './limits.ts';
 
 /** A peer id (base58btc), the only way a task names its node: a task runs on exactly one node. */
@@ -48,4 +48,33 @@ export function taskRequestOf(value: unknown): TaskRequest {
 export function taskCancelOf(value: unknown): TaskCancel {
   const raw = objectOf(value, 'task cancel', ['id', 'reason']);
   return { id: nameOf(raw['id'], 'task cancel.id'), reason: raw['reason'] === undefined ? '' : textOf(raw['reason'], 'task cancel.reason', 500) };
+}
+
+/** What an operator can ask of an instance (a member machine). */
+export const INSTANCE_ACTIONS = ['start', 'stop', 'reboot', 'terminate'] as const;
+export type InstanceAction = (typeof INSTANCE_ACTIONS)[number];
+
+/**
+ * An operator's request to start, stop, reboot or terminate the instance that is `node`. The
+ * instance reconciler applies each once (its id names it), as a transition recorded with the
+ * operator's key and the reconciler's epoch.
+ */
+export interface InstanceActionRequest {
+  readonly id: string;
+  readonly node: string;
+  readonly action: InstanceAction;
+  readonly reason: string;
+}
+
+/** Checks an instance action from outside; throws CatalogInputError. */
+export function instanceActionOf(value: unknown): InstanceActionRequest {
+  const raw = objectOf(value, 'instance action', ['id', 'node', 'action', 'reason']);
+  const id = nameOf(raw['id'], 'instance action.id');
+  const path = `instance action ${JSON.stringify(id)}`;
+  return {
+    id,
+    node: patternOf(raw['node'], `${path}.node`, PEER_PATTERN, 'the peer id of the instance'),
+    action: oneOf(raw['action'], `${path}.action`, INSTANCE_ACTIONS),
+    reason: raw['reason'] === undefined ? '' : textOf(raw['reason'], `${path}.reason`, 500),
+  };
 }

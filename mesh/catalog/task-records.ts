@@ -1,5 +1,10 @@
 import {
+  type ActionOutcome,
   type DocId,
+  type InstanceRecord,
+  readInstanceRecords,
+  recordActionOutcome,
+  recordInstance,
   type TaskLease,
   type TaskRun,
   type TasksDocument,
@@ -15,6 +20,8 @@ import type { DocStore, SealSigner } from '../replication/index.ts';
 export interface TasksView {
   readonly runs: ReadonlyMap<string, TaskRun>;
   readonly leases: ReadonlyMap<string, TaskLease>;
+  readonly instances: ReadonlyMap<string, InstanceRecord>;
+  readonly actions: ReadonlyMap<string, ActionOutcome>;
 }
 
 /**
@@ -47,10 +54,11 @@ export class TaskRecords {
   /** `peer`'s tasks document (empty when not held). */
   of(peer: string, docId: DocId = tasksDocId(peer)): TasksView {
     const digest = this.#store.digest(docId);
-    if (digest === undefined) return { runs: new Map(), leases: new Map() };
+    if (digest === undefined) return { runs: new Map(), leases: new Map(), instances: new Map(), actions: new Map() };
     const cached = this.#cache.get(peer);
     if (cached?.digest === digest) return cached.view;
-    const view = readTasksDoc(this.#store.get(docId));
+    const doc = this.#store.get(docId);
+    const view = { ...readTasksDoc(doc), ...readInstanceRecords(doc) };
     this.#cache.set(peer, { digest, view });
     return view;
   }
@@ -58,6 +66,15 @@ export class TaskRecords {
   /** Records this node's run of a task durably (fsynced and sealed) before resolving. */
   async recordRun(taskId: string, run: TaskRun): Promise<void> {
     await this.#store.change<TasksDocument>(tasksDocId(this.#self), (draft) => recordRun(draft, taskId, run), { durable: true, signer: this.#signer });
+  }
+
+  /** Records instance states and action outcomes (as owner of the instance reconciler), durably, in one change. */
+  async recordInstances(changes: { readonly instances: ReadonlyArray<{ readonly peer: string; readonly record: InstanceRecord }>; readonly actions: ReadonlyArray<{ readonly id: string; readonly outcome: ActionOutcome }> }): Promise<void> {
+    if (changes.instances.length === 0 && changes.actions.length === 0) return;
+    await this.#store.change<TasksDocument>(tasksDocId(this.#self), (draft) => {
+      for (const { peer, record } of changes.instances) recordInstance(draft, peer, record);
+      for (const { id, outcome } of changes.actions) recordActionOutcome(draft, id, outcome);
+    }, { durable: true, signer: this.#signer });
   }
 
   /** Records leases this node gave as dispatcher, durably, in one change. */
