@@ -9,6 +9,7 @@ import { type DecisionResult, addOperator, decide, revokeOperator } from './deci
 import { eventsCommand } from './events-command.ts';
 import { catalogCommands } from './catalog-cli.ts';
 import { instanceCommands, taskCommands } from './task-cli.ts';
+import { versionCommands } from './version-cli.ts';
 import { fleetCommands } from './fleet-command.ts';
 import { initFleet } from './fleet-init.ts';
 import { createJoinString } from './join-tokens.ts';
@@ -34,6 +35,10 @@ const USAGE = `usage: powernode <command> [flags]
   sim run      SCENARIO [--nodes N] [--seed S | --seeds A..B] [--duration 2m] [--json] [--check-determinism]
   module put   --api URL --key KEYFILE [--json] FILE...        add or update modules (JSON: one object or a list)
   module list | show NAME | rm NAME...                       (also: template, pool; each with --api, --key, [--json])
+  module publisher create --name NAME --out FILE             a publisher key that signs module versions
+  module trust NAME --publisher KEY...                       which publisher keys a module takes
+  module version publish NAME --number N --artifact ARCH=sha256:HEX... --publisher-key FILE
+  module version promote NAME@N STATE | list [NAME]          built, staging, blessed (trusted), live, retired
   template preview NAME                                      closure, conflicts, warnings, filter, fingerprint, footprint
   template apply NAME --node NODE... [--purge-stale] [--dry-run]   assign the template's modules to nodes
   assignment list [--node NODE]                              what each node is given
@@ -55,6 +60,7 @@ const COMMANDS: Record<string, Command> = {
   ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...taskCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...instanceCommands(API_FLAGS, (flags) => apiClient(flags), print),
+  ...versionCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...fleetCommands(API_FLAGS, (flags) => apiClient(flags), print),
   'fleet init': {
     spec: { flags: { data: 'string', name: 'string' }, required: ['data'], positional: { min: 0, max: 0, name: '' } },
@@ -194,7 +200,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     (argv.length === 0 ? process.stderr : process.stdout).write(`${USAGE}\n`);
     return argv.length === 0 ? 2 : 0;
   }
-  const name = COMMANDS[`${argv[0]} ${argv[1]}`] !== undefined ? `${argv[0]} ${argv[1]}` : argv[0]!;
+  // The longest command name that matches: `module version publish`, `module put`, `up`.
+  const name = [3, 2, 1].map((words) => argv.slice(0, words).join(' ')).find((candidate) => COMMANDS[candidate] !== undefined) ?? argv[0]!;
   const command = COMMANDS[name];
   try {
     if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(argv.slice(0, 2).join(' '))}`);

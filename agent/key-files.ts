@@ -55,6 +55,23 @@ export async function writeRootKeyFile(path: string, fleetId: string, keys: Ed25
   await writeSecretFile(path, `${JSON.stringify(file, null, 2)}\n`);
 }
 
+/**
+ * A module publisher's signing key (Ed25519): signs module versions (their module, number and
+ * artifact digests) where the build happens. Not tied to a fleet: trust policies name its public key.
+ */
+export interface PublisherKeyFile {
+  readonly kind: 'powernode-publisher-key';
+  readonly version: 1;
+  readonly name: string;
+  readonly publicKey: string;
+  readonly privateKey: string;
+}
+
+export async function writePublisherKeyFile(path: string, name: string, keys: Ed25519KeyPair): Promise<void> {
+  const file: PublisherKeyFile = { kind: 'powernode-publisher-key', version: 1, name, publicKey: toBase64Url(keys.publicKey), privateKey: toBase64Url(keys.seed) };
+  await writeSecretFile(path, `${JSON.stringify(file, null, 2)}\n`);
+}
+
 const rootShape = s.object({
   kind: s.literal('powernode-root-key'),
   version: s.literal(1),
@@ -66,6 +83,20 @@ const rootShape = s.object({
 /** Reads and checks the fleet root key file: private mode, right shape, key pair consistent. */
 export async function readRootKeyFile(path: string): Promise<RootKeyFile & { readonly seed: Uint8Array }> {
   const file = await readKeyFile(path, 'root', (value) => rootShape.check(value) as RootKeyFile);
+  return { ...file, seed: checkedSeed(path, file.privateKey, file.publicKey) };
+}
+
+const publisherShape = s.object({
+  kind: s.literal('powernode-publisher-key'),
+  version: s.literal(1),
+  name: s.string({ min: 1, max: 200 }),
+  publicKey: s.string({ min: 43, max: 43 }),
+  privateKey: s.string({ min: 43, max: 43 }),
+});
+
+/** Reads and checks a publisher key file: private mode, right shape, key pair consistent. */
+export async function readPublisherKeyFile(path: string): Promise<PublisherKeyFile & { readonly seed: Uint8Array }> {
+  const file = await readKeyFile(path, 'publisher', (value) => publisherShape.check(value) as PublisherKeyFile);
   return { ...file, seed: checkedSeed(path, file.privateKey, file.publicKey) };
 }
 

@@ -9,7 +9,9 @@ import {
   type DocId,
   type FleetView,
   type SkippedChange,
+  checkVersionTrust,
   foldDesired,
+  parseDesiredBody,
   parseDocId,
   readDesiredEntries,
   recordDesiredEntry,
@@ -20,6 +22,30 @@ import type { AnyDoc, DocStore } from '../replication/doc-store.ts';
 import { OperationRefusedError } from '../errors.ts';
 import type { DecisionVerifier } from '../trust/decisions.ts';
 import { desiredChangeProblem, desiredEntryProblem } from '../trust/desired.ts';
+
+/**
+ * Why recording `added` over `held` would make a catalog that breaks its rules, or undefined: a
+ * version change the fold would skip (an illegal move, changed artifacts), or a version made
+ * blessed or live that its module's trust policy does not trust. Refused where the change is
+ * made, so an operator hears it, rather than skipped silently by every node later.
+ */
+export function catalogProblem(held: readonly DesiredEntry[], added: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined): string | undefined {
+  const signatures = new Set(added.map((entry) => entry.signature));
+  const all = [...held, ...added].sort((a, b) => a.at - b.at || (a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0));
+  const folded = foldDesired(all, revokedAt);
+  const skipped = folded.skipped.find((change) => signatures.has(change.entry));
+  if (skipped !== undefined) return skipped.reason;
+  for (const entry of added) {
+    for (const change of parseDesiredBody(entry.body)) {
+      if (change.op !== 'put' || change.kind !== 'version' || (change.value.state !== 'blessed' && change.value.state !== 'live')) continue;
+      const policy = folded.catalog.trust.find((t) => t.module === change.value.module);
+      if (policy === undefined) return `${change.value.module}@${change.value.number} cannot be ${change.value.state}: ${change.value.module} has no trust policy`;
+      const verdict = checkVersionTrust(change.value, policy);
+      if (!verdict.trusted) return `${change.value.module}@${change.value.number} cannot be ${change.value.state}: ${verdict.reason}`;
+    }
+  }
+  return undefined;
+}
 
 /** How far in the future (by this node's clock) an entry may be dated. */
 export const MAX_ENTRY_SKEW_MS = 5 * 60_000;
@@ -109,6 +135,10 @@ export class DesiredState {
       const problem = this.#entryProblem(fleet, docId, entry, now);
       if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
     });
+    if (docId === DESIRED_CATALOG_DOC_ID) {
+      const problem = catalogProblem(this.#entries(docId), entries, this.#revokedAt());
+      if (problem !== undefined) throw new OperationRefusedError(problem);
+    }
     await this.#store.change<DesiredDocument>(docId, (draft) => {
       for (const entry of entries) recordDesiredEntry(draft, entry);
     }, { durable: true });

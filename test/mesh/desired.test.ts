@@ -16,6 +16,8 @@ import {
   recordDesiredEntry,
   toHex,
   toPlain,
+  moduleVersionOf,
+  versionStatement,
   writerOfDoc,
 } from '../../crdt-schema/index.ts';
 import {
@@ -27,6 +29,8 @@ import {
   desiredChangeProblem,
   desiredEntryProblem,
   generateKeyPair,
+  catalogProblem,
+  signBytes,
   signDecision,
   signDesiredEntry,
   toBase64Url,
@@ -145,6 +149,21 @@ describe('desired catalog entries', () => {
     const revokedFleet = { ...fleet, operators: [{ ...fleet.operators[0]!, revokedAt: 5 }] };
     expect(desiredEntryProblem(revokedFleet, DESIRED_CATALOG_DOC_ID, good, verifier)).toBeUndefined();
     expect(desiredEntryProblem(revokedFleet, DESIRED_CATALOG_DOC_ID, good, verifier, { activeAt: 6 })).toMatch(/revoked/);
+  });
+});
+
+describe('catalog rules where a change is made', () => {
+  it('refuses an illegal version move and a blessed version its trust policy does not trust; takes a trusted one', () => {
+    const publisher = generateKeyPair(random);
+    const unsigned = { module: 'web', number: 1, artifacts: { amd64: { digest } } };
+    const signed = { ...unsigned, signature: { publicKey: toBase64Url(publisher.publicKey), signature: toBase64Url(signBytes(publisher.seed, versionStatement(moduleVersionOf(unsigned)))) } };
+    const held = [entry([put('module', module('web')), put('version', signed)], 1), entry([put('version', { ...signed, state: 'staging' })], 2)];
+    expect(catalogProblem(held, [entry([put('version', { ...signed, state: 'retired' })], 3)], () => undefined)).toBeUndefined();
+    expect(catalogProblem(held, [entry([put('version', { ...signed, state: 'live' })], 3)], () => undefined)).toMatch(/staging cannot move to live/);
+    expect(catalogProblem(held, [entry([put('version', { ...signed, state: 'blessed' })], 3)], () => undefined)).toMatch(/web@1 cannot be blessed: web has no trust policy/);
+    const stranger = toBase64Url(generateKeyPair(random).publicKey);
+    expect(catalogProblem(held, [entry([put('trust', { module: 'web', publishers: [stranger] }), put('version', { ...signed, state: 'blessed' })], 3)], () => undefined)).toMatch(/which its trust policy does not name/);
+    expect(catalogProblem(held, [entry([put('trust', { module: 'web', publishers: [toBase64Url(publisher.publicKey)] }), put('version', { ...signed, state: 'blessed' })], 3)], () => undefined)).toBeUndefined();
   });
 });
 

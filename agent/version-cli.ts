@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  CatalogInputError,
+  type DesiredChange,
+  IllegalTransitionError,
+  type ModuleVersion,
+  VERSION_STATES,
+  type VersionState,
+  checkVersionTrust,
+  moduleVersionOf,
+  moveVersion,
+  trustPolicyOf,
+  versionStatement,
+} from '../crdt-schema/index.ts';
+import { generateKeyPair, signBytes, toBase64Url } from '../mesh/index.ts';
+import { CryptoRandom } from './adapters/crypto-random.ts';
+import type { ApiClient } from './api-client.ts';
+import { CatalogFileError, fetchCatalog, formatChanges, putChanges, submitChanges } from './catalog-command.ts';
+import { type CommandSpec, type FlagKind, type ParsedArgs, UsageError } from './cli-args.ts';
+import { readOperatorKeyFile, readPublisherKeyFile, writePublisherKeyFile } from './key-files.ts';
+
+type Flags = ParsedArgs['flags'];
+type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
+
+/**
+ * Module versions and trust (docs/CATALOG.md §Versions, trust, promotion): a publisher key signs
+ * a version's module, number and artifact digests where it is built; a module's trust policy
+ * names the publisher keys it takes; versions move built → staging → blessed → live → retired.
+ * The node checks the same rules again when it records a change.
+ */
+export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
+  const out = (text: string): void => void process.stdout.write(text);
+  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}, required: readonly string[] = []): CommandSpec => ({
+    flags: { ...apiFlags, ...flags },
+    required: ['api', 'key', ...required],
+    positional,
+  });
+  const put = async (flags: Flags, changes: DesiredChange[], report: Parameters<typeof formatChanges>[0]): Promise<number> => {
+    await submitChanges(await clientOf(flags), await readOperatorKeyFile(String(flags['key'])), changes);
+    if (flags['json'] === true) print({ changes: report });
+    else out(formatChanges(report, false));
+    return 0;
+  };
+  return {
+    'module publisher create': {
+      spec: { flags: { name: 'string', out: 'string', json: 'boolean' }, required: ['name', 'out'], positional: { min: 0, max: 0, name: '' } },
+      run: async ({ flags }) => {
+        const path = resolve(String(flags['out']));
+        if (existsSync(path)) throw new UsageError(`${path} already exists: choose another --out`);
+        const keys = generateKeyPair(new CryptoRandom());
+        await writePublisherKeyFile(path, String(flags['name']), keys);
+        const publicKey = toBase64Url(keys.publicKey);
+        if (flags['json'] === true) print({ publicKey, keyFile: path });
+        else out(`publisher key ${publicKey} written to ${path}: name it in a module's trust policy (powernode module trust NAME --publisher ${publicKey})\n`);
+        return 0;
+      },
+    },
+    'module trust': {
+      spec: spec({ min: 1, max: 1, name: 'module name' }, { publisher: 'list' }, ['publisher']),
+      run: async ({ flags, positional }) => {
+        const policy = checked(() => trustPolicyOf({ module: positional[0], publishers: flags['publisher'] }));
+        const { catalog } = await fetchCatalog(await clientOf(flags));
+        if (!catalog.modules.some((m) => m.name === policy.module)) throw new CatalogFileError(`no module ${JSON.stringify(policy.module)} in the catalog`);
+        const { changes, report } = putChanges(catalog, 'trust', [policy]);
+        return put(flags, changes, report);
+      },
+    },
+    'module version publish': {
+      spec: spec({ min: 1, max: 1, name: 'module name' }, { number: 'string', artifact: 'list', 'publisher-key': 'string' }, ['number', 'artifact', 'publisher-key']),
+      run: async ({ flags, positional }) => {
+        const artifacts: Record<string, { digest: string }> = {};
+        for (const text of flags['artifact'] as string[]) {
+          const [architecture, digest, ...rest] = text.split('=');
+          if (rest.length > 0 || architecture === undefined || digest === undefined) throw new UsageError(`--artifact takes ARCH=sha256:DIGEST, not ${JSON.stringify(text)}`);
+          artifacts[architecture] = { digest };
+        }
+        const unsigned = checked(() => moduleVersionOf({ module: positional[0], number: Number(flags['number']), artifacts }));
+        const publisher = await readPublisherKeyFile(String(flags['publisher-key']));
+        const version: ModuleVersion = { ...unsigned, signature: { publicKey: publisher.publicKey, signature: toBase64Url(signBytes(publisher.seed, versionStatement(unsigned))) } };
+        const { catalog } = await fetchCatalog(await clientOf(flags));
+        if (!catalog.modules.some((m) => m.name === version.module)) throw new CatalogFileError(`no module ${JSON.stringify(version.module)} in the catalog`);
+        if (catalog.versions.some((v) => v.module === version.module && v.number === version.number)) throw new CatalogFileError(`${version.module}@${version.number} is already published: versions never change; publish ${version.module}@${Math.max(...catalog.versions.filter((v) => v.module === version.module).map((v) => v.number)) + 1}`);
+        return put(flags, [{ op: 'put', kind: 'version', value: version }], [{ type: 'add', kind: 'version', key: `${version.module}@${version.number}` }]);
+      },
+    },
+    'module version promote': {
+      spec: spec({ min: 2, max: 2, name: `MODULE@NUMBER and the state to move to (${VERSION_STATES.join(', ')})` }),
+      run: async ({ flags, positional }) => {
+        const [module, numberText] = positional[0]!.split('@');
+        const to = positional[1] as VersionState;
+        if (!(VERSION_STATES as readonly string[]).includes(to)) throw new UsageError(`the state is one of ${VERSION_STATES.join(', ')}, not ${JSON.stringify(positional[1])}`);
+        const { catalog } = await fetchCatalog(await clientOf(flags));
+        const held = catalog.versions.find((v) => v.module === module && v.number === Number(numberText));
+        if (held === undefined) throw new CatalogFileError(`no version ${positional[0]} in the catalog`);
+        const moved = checked(() => moveVersion(held, to));
+        if (to === 'blessed' || to === 'live') {
+          const policy = catalog.trust.find((t) => t.module === held.module);
+          if (policy === undefined) throw new CatalogFileError(`${held.module} has no trust policy: name its publishers first (powernode module trust ${held.module} --publisher KEY)`);
+          const verdict = checkVersionTrust(held, policy);
+          if (!verdict.trusted) throw new CatalogFileError(`${positional[0]} is not trusted: ${verdict.reason}`);
+        }
+        return put(flags, [{ op: 'put', kind: 'version', value: moved }], [{ type: 'update', kind: 'version', key: `${held.module}@${held.number}` }]);
+      },
+    },
+    'module version list': {
+      spec: spec({ min: 0, max: 1, name: 'module name' }),
+      run: async ({ flags, positional }) => {
+        const { catalog } = await fetchCatalog(await clientOf(flags));
+        const versions = catalog.versions.filter((v) => positional[0] === undefined || v.module === positional[0]);
+        if (flags['json'] === true) print({ versions });
+        else {
+          const lines = versions.map((v) => {
+            const policy = catalog.trust.find((t) => t.module === v.module);
+            const trust = policy === undefined ? 'no trust policy' : checkVersionTrust(v, policy).trusted ? 'trusted' : 'NOT trusted';
+            return `${`${v.module}@${v.number}`.padEnd(28)} ${v.state.padEnd(8)} ${trust.padEnd(16)} ${Object.entries(v.artifacts).map(([arch, a]) => `${arch}=${a.digest.slice(0, 19)}…`).join(' ')}`;
+          });
+          out(lines.length === 0 ? 'no versions\n' : `${lines.join('\n')}\n`);
+        }
+        return 0;
+      },
+    },
+  };
+}
+
+/** Runs a catalog check, turning its typed errors into refusals the CLI prints. */
+function checked<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof CatalogInputError || error instanceof IllegalTransitionError) throw new CatalogFileError(error.message);
+    throw error;
+  }
+}
