@@ -254,22 +254,51 @@ export function instancePorts(node: FleetNode, clock: Clock, controlPlane: () =>
   };
 }
 
-/** Registers this node's `instance.stop` and `instance.reboot` executors. */
+/**
+ * Registers this node's `instance.stop` and `instance.reboot` executors. Each action is carried
+ * out at most once on this node: its id is recorded durably in the node's own document before it
+ * acts, so a new reconciler that repeats an order after a failover (it had not seen the old one's
+ * outcome yet) is answered as a duplicate — a node restarted by its operator is not stopped again.
+ */
 export function registerInstanceExecutors(
   controlPlane: ControlPlane,
-  init: { readonly stopSelf: () => void; readonly reboot: readonly string[] | undefined; readonly runner: ProcessRunner; readonly clock: Clock; readonly log: Logger },
+  init: { readonly node: FleetNode; readonly stopSelf: () => void; readonly reboot: readonly string[] | undefined; readonly runner: ProcessRunner; readonly clock: Clock; readonly log: Logger },
 ): void {
-  controlPlane.registerExecutor('instance.stop', () => {
-    init.log.info('stopping: the instance reconciler relayed an operator\'s stop');
-    // After the answer has gone out.
-    init.clock.setTimeout(() => init.stopSelf(), 100);
-    return { stopping: true };
-  });
-  controlPlane.registerExecutor('instance.reboot', () => {
-    const argv = init.reboot;
-    if (argv === undefined || argv.length === 0) return { rebooting: false, reason: 'no reboot command is configured on this node (POWERNODE_REBOOT_COMMAND)' };
-    init.log.info('rebooting: the instance reconciler relayed an operator\'s reboot', { command: argv.join(' ') });
-    void init.runner.run({ command: argv[0]!, args: argv.slice(1), timeoutMs: 60_000 }).catch((error: unknown) => init.log.warn('the reboot command failed to start', { error: String(error) }));
-    return { rebooting: true };
-  });
+  const seen = new Set<string>();
+  const once = (body: string, act: () => Record<string, unknown>): Record<string, unknown> => {
+    const { actionId } = JSON.parse(body) as { actionId: string };
+    if (seen.has(actionId) || init.node.tasks.of(init.node.peer).executed.has(actionId)) return { duplicate: true };
+    const answer = act();
+    if (answer['refused'] !== undefined) return answer;
+    seen.add(actionId);
+    void init.node.tasks
+      .recordExecuted(actionId, init.clock.now())
+      .then(() => (answer['then'] as () => void)())
+      .catch((error: unknown) => init.log.warn('could not record an instance action; not carried out', { action: actionId, error: String(error) }));
+    const { then: _, ...rest } = answer;
+    return rest;
+  };
+  controlPlane.registerExecutor('instance.stop', (body) =>
+    once(body, () => ({
+      stopping: true,
+      then: () => {
+        init.log.info('stopping: the instance reconciler relayed an operator\'s stop');
+        // After the answer has gone out.
+        init.clock.setTimeout(() => init.stopSelf(), 100);
+      },
+    })),
+  );
+  controlPlane.registerExecutor('instance.reboot', (body) =>
+    once(body, () => {
+      const argv = init.reboot;
+      if (argv === undefined || argv.length === 0) return { rebooting: false, refused: true, reason: 'no reboot command is configured on this node (POWERNODE_REBOOT_COMMAND)' };
+      return {
+        rebooting: true,
+        then: () => {
+          init.log.info('rebooting: the instance reconciler relayed an operator\'s reboot', { command: argv.join(' ') });
+          void init.runner.run({ command: argv[0]!, args: argv.slice(1), timeoutMs: 60_000 }).catch((error: unknown) => init.log.warn('the reboot command failed to start', { error: String(error) }));
+        },
+      };
+    }),
+  );
 }

@@ -106,7 +106,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
     tasks.register(controlPlane);
     const reboot = process.env['POWERNODE_REBOOT_COMMAND']?.split(' ').filter(Boolean);
     // An operator's `instance stop` ends this process cleanly, as SIGTERM does (a supervisor may start it again).
-    registerInstanceExecutors(controlPlane, { stopSelf: () => process.kill(process.pid, 'SIGTERM'), reboot, runner, clock, log });
+    registerInstanceExecutors(controlPlane, { node: core, stopSelf: () => process.kill(process.pid, 'SIGTERM'), reboot, runner, clock, log });
     await tasks.start();
     await controlPlane.start();
     // Stopped before the core: its singletons are handed over (recorded) while the mesh is up.

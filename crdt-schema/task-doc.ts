@@ -49,6 +49,8 @@ export interface TasksDocument {
   leases?: Record<string, unknown>;
   instances?: Record<string, unknown>;
   actions?: Record<string, unknown>;
+  /** Instance actions this node carried out itself (stop, reboot), by action id → when: each at most once. */
+  executed?: Record<string, number>;
 }
 
 /**
@@ -122,6 +124,13 @@ export function recordActionOutcome(draft: TasksDocument, actionId: string, outc
   draft.actions[actionId] = { outcome: str(outcome.outcome), reason: str(outcome.reason.slice(0, 500)), at: outcome.at, epoch: outcome.epoch };
 }
 
+/** Records that this node carried out instance action `actionId` (before it acts). */
+export function recordExecuted(draft: TasksDocument, actionId: string, at: number): void {
+  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  draft.executed ??= {};
+  draft.executed[actionId] ??= at;
+}
+
 function instanceOf(text: unknown): InstanceRecord | undefined {
   if (typeof text !== 'string' || text.length > 64 * 1024) return undefined;
   try {
@@ -134,8 +143,8 @@ function instanceOf(text: unknown): InstanceRecord | undefined {
 }
 
 /** The instance records and action outcomes of a tasks document; malformed entries are left out. */
-export function readInstanceRecords(doc: unknown): { instances: Map<string, InstanceRecord>; actions: Map<string, ActionOutcome> } {
-  const root = (doc === undefined ? {} : toPlain(doc)) as { instances?: Record<string, unknown>; actions?: Record<string, Record<string, unknown>> };
+export function readInstanceRecords(doc: unknown): { instances: Map<string, InstanceRecord>; actions: Map<string, ActionOutcome>; executed: Set<string> } {
+  const root = (doc === undefined ? {} : toPlain(doc)) as { instances?: Record<string, unknown>; actions?: Record<string, Record<string, unknown>>; executed?: Record<string, unknown> };
   const instances = new Map<string, InstanceRecord>();
   for (const [peer, raw] of Object.entries(root.instances ?? {})) {
     const record = instanceOf(raw);
@@ -146,7 +155,7 @@ export function readInstanceRecords(doc: unknown): { instances: Map<string, Inst
     if (typeof raw !== 'object' || raw === null || (raw['outcome'] !== 'applied' && raw['outcome'] !== 'refused') || typeof raw['at'] !== 'number' || typeof raw['epoch'] !== 'number') continue;
     actions.set(id, { outcome: raw['outcome'], reason: typeof raw['reason'] === 'string' ? raw['reason'] : '', at: raw['at'], epoch: raw['epoch'] });
   }
-  return { instances, actions };
+  return { instances, actions, executed: new Set(Object.keys(root.executed ?? {})) };
 }
 
 const RUN_STATES = ['running', 'complete', 'failed', 'aborted'] as const;

@@ -4,6 +4,7 @@ import {
   type InstanceRecord,
   readInstanceRecords,
   recordActionOutcome,
+  recordExecuted,
   recordInstance,
   type TaskLease,
   type TaskRun,
@@ -22,6 +23,8 @@ export interface TasksView {
   readonly leases: ReadonlyMap<string, TaskLease>;
   readonly instances: ReadonlyMap<string, InstanceRecord>;
   readonly actions: ReadonlyMap<string, ActionOutcome>;
+  /** Instance actions this node carried out itself. */
+  readonly executed: ReadonlySet<string>;
 }
 
 /**
@@ -54,7 +57,7 @@ export class TaskRecords {
   /** `peer`'s tasks document (empty when not held). */
   of(peer: string, docId: DocId = tasksDocId(peer)): TasksView {
     const digest = this.#store.digest(docId);
-    if (digest === undefined) return { runs: new Map(), leases: new Map(), instances: new Map(), actions: new Map() };
+    if (digest === undefined) return { runs: new Map(), leases: new Map(), instances: new Map(), actions: new Map(), executed: new Set() };
     const cached = this.#cache.get(peer);
     if (cached?.digest === digest) return cached.view;
     const doc = this.#store.get(docId);
@@ -75,6 +78,11 @@ export class TaskRecords {
       for (const { peer, record } of changes.instances) recordInstance(draft, peer, record);
       for (const { id, outcome } of changes.actions) recordActionOutcome(draft, id, outcome);
     }, { durable: true, signer: this.#signer });
+  }
+
+  /** Records, durably, that this node carries out instance action `actionId` (before it acts on it). */
+  async recordExecuted(actionId: string, at: number): Promise<void> {
+    await this.#store.change<TasksDocument>(tasksDocId(this.#self), (draft) => recordExecuted(draft, actionId, at), { durable: true, signer: this.#signer });
   }
 
   /** Records leases this node gave as dispatcher, durably, in one change. */

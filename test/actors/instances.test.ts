@@ -22,7 +22,7 @@ async function instanceFleet(size: number) {
       ports: instancePorts(node, fleet.clock, () => plane),
     });
     // A stop ends the node cleanly: it leaves, as a SIGTERM'd process does.
-    registerInstanceExecutors(plane, { stopSelf: () => void plane.stop().then(() => node.stop()), reboot: ['reboot-now'], runner: reboots[i]!, clock: fleet.clock, log: new MemoryLogger() });
+    registerInstanceExecutors(plane, { node, stopSelf: () => void plane.stop().then(() => node.stop()), reboot: ['reboot-now'], runner: reboots[i]!, clock: fleet.clock, log: new MemoryLogger() });
     planes.push(plane);
   });
   await fleet.run(4_000);
@@ -82,6 +82,21 @@ describe('instance reconciler', () => {
     expect(survivor.transitions.filter((t) => t.event === 'terminate')).toHaveLength(1);
     const outcomes = [...nodes[next]!.tasks.all().values()].flatMap((doc) => (doc.actions.has('a-term') ? [doc.actions.get('a-term')!] : []));
     expect(outcomes.map((o) => o.outcome)).toEqual(['applied']);
+  });
+});
+
+describe('instance executors', () => {
+  it('carry out each action once, even when a new reconciler repeats the order', async () => {
+    const { fleet, nodes, planes, owner, reboots } = await instanceFleet(3);
+    const reconciler = owner();
+    const target = [0, 1, 2].find((i) => i !== reconciler)!;
+    const view = planes[reconciler]!.placement.view().find((v) => v.name === INSTANCES_SINGLETON)!;
+    const order = () => fleet.pumpUntil(planes[reconciler]!.order(nodes[target]!.peer, INSTANCES_SINGLETON, { epoch: view.epoch, owner: view.owner! }, 'instance.reboot', JSON.stringify({ actionId: 'a-once' })));
+    expect(await order()).toEqual({ accepted: true, result: { rebooting: true } });
+    await fleet.run(500);
+    expect(await order()).toEqual({ accepted: true, result: { duplicate: true } });
+    expect(reboots[target]!.calls).toHaveLength(1);
+    expect(nodes[target]!.tasks.of(nodes[target]!.peer).executed.has('a-once')).toBe(true);
   });
 });
 
