@@ -45,7 +45,7 @@ import type { Random } from './ports/random.ts';
 import type { Storage } from './ports/storage.ts';
 import { type AccessPolicy, type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
 import type { SignatureVerifier } from './ports/signature-verifier.ts';
-import { DocStore, Replicator, type SealSigner, type SessionStats, actorPrefixFor } from './replication/index.ts';
+import { DocStore, type DocumentInterner, Replicator, type SealSigner, type SessionStats, actorPrefixFor } from './replication/index.ts';
 import { Admission, storeCredentialChain } from './trust/admission.ts';
 import type { Credential } from './trust/credentials.ts';
 import { InProcessVerifier } from './trust/in-process-verifier.ts';
@@ -72,6 +72,8 @@ export interface FleetNodePorts {
   readonly random: Random;
   readonly log: Logger;
   readonly host: HostFacts;
+  /** Shares identical document versions with other nodes in this process (the simulator). */
+  readonly documentInterner?: DocumentInterner;
 }
 
 /** What a node remembers about its membership, under `['node', 'config']`. */
@@ -319,6 +321,7 @@ export class FleetNode {
       actorId: actorIdFor(ports.transport.localPeer, ports.random),
       log: ports.log,
       fleetId: config.fleetId,
+      ...(ports.documentInterner === undefined ? {} : { interner: ports.documentInterner }),
     });
     return new FleetNode(ports, config, store);
   }

@@ -1,8 +1,11 @@
+import * as A from '@automerge/automerge';
 import { ControlPlane, type PlacementConfig } from '../actors/index.ts';
-import { type FleetId, type NodeStateDocument, nodeDocId, recordAdmission, toHex, writeObservation } from '../crdt-schema/index.ts';
+import { type DocId, type FleetId, type NodeStateDocument, nodeDocId, recordAdmission, toHex, writeObservation } from '../crdt-schema/index.ts';
 import {
+  type AnyDoc,
   CREDENTIAL_LIFE_MS,
   DocStore,
+  type DocumentInterner,
   FleetNode,
   type Logger,
   type PeerId,
@@ -15,6 +18,7 @@ import {
   certifyOperator,
   foundFleetInStorage,
   generateKeyPair,
+  headsDigest,
   issueCredential,
   keyPairFromSeed,
   peerIdFromPublicKey,
@@ -117,6 +121,59 @@ export class SharedVerifier implements SignatureVerifier {
   async close(): Promise<void> {}
 }
 
+/**
+ * One instance of each document version for the whole simulated fleet (docs/SIMULATION.md
+ * §Scale): a thousand replicas of a node's document at the same heads are one Automerge document,
+ * not a thousand. Stores never change a held document in place, so sharing it is invisible to
+ * them; what it saves is memory (and the garbage collector's and allocator's work on it), and
+ * loading the same snapshot bytes once instead of once per node.
+ */
+export class SharedDocuments implements DocumentInterner {
+  readonly #held = new Map<string, { doc: AnyDoc; holders: number }>();
+  /** Snapshot bytes (SHA-256) already loaded, and the version they gave. */
+  readonly #loaded = new Map<string, string>();
+  loads = 0;
+  reuses = 0;
+
+  hold(docId: DocId, digest: string, doc: AnyDoc): AnyDoc {
+    const key = `${docId}|${digest}`;
+    const held = this.#held.get(key);
+    if (held !== undefined) {
+      held.holders++;
+      return held.doc;
+    }
+    this.#held.set(key, { doc, holders: 1 });
+    return doc;
+  }
+
+  release(docId: DocId, digest: string): void {
+    const key = `${docId}|${digest}`;
+    const held = this.#held.get(key);
+    if (held === undefined) return;
+    if (--held.holders <= 0) this.#held.delete(key);
+  }
+
+  load(docId: DocId, bytes: Uint8Array, loadFresh: () => AnyDoc): AnyDoc {
+    const bytesKey = `${docId}|${sha256Hex(bytes)}`;
+    const version = this.#loaded.get(bytesKey);
+    const held = version === undefined ? undefined : this.#held.get(version);
+    if (held !== undefined) {
+      this.reuses++;
+      return held.doc;
+    }
+    this.loads++;
+    const doc = loadFresh();
+    if (this.#loaded.size > 1_000_000) this.#loaded.clear();
+    this.#loaded.set(bytesKey, `${docId}|${headsDigest(A.getHeads(doc))}`);
+    return doc;
+  }
+
+  /** Document versions held now (however many nodes hold each). */
+  get size(): number {
+    return this.#held.size;
+  }
+}
+
 const HOST = { hostname: 'sim', arch: 'x64', platform: 'linux', versions: { powernode: 'sim' } };
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -132,6 +189,7 @@ export class SimFleet {
   readonly random: SeededRandom;
   readonly nodes: SimNode[] = [];
   readonly verifier = new SharedVerifier();
+  readonly documents = new SharedDocuments();
   /** The fleet's operator key, so scenarios can record decisions as an operator would. */
   operatorKey: { readonly seed: Uint8Array; readonly publicKey: Uint8Array } | undefined;
   fleetId = '';
@@ -204,7 +262,7 @@ export class SimFleet {
     const transport = this.network.createTransport(sim.peer, index);
     const random = new SeededRandom(this.#options.seed * 100_003 + index * 1_009 + sim.starts);
     sim.starts++;
-    const node = await this.#settled(FleetNode.open({ identity: sim.identity, signatureVerifier: this.verifier, transport, storage: sim.handle, clock: sim.clock, random, log: sim.log, host: HOST }));
+    const node = await this.#settled(FleetNode.open({ identity: sim.identity, signatureVerifier: this.verifier, documentInterner: this.documents, transport, storage: sim.handle, clock: sim.clock, random, log: sim.log, host: HOST }));
     await this.#settled(node.start());
     const plane = new ControlPlane({
       node,

@@ -37,6 +37,25 @@ export interface DocStoreInit {
   readonly compactAfterBytes?: number;
   /** The fleet seals are made for (needed to sign local changes). */
   readonly fleetId?: string;
+  /**
+   * Lets the stores of many nodes in one process (the simulator's fleet) hold one instance of each
+   * identical document version. Held documents are never changed in place (every change and
+   * every received change is made on a clone), so sharing them is invisible to the store.
+   */
+  readonly interner?: DocumentInterner;
+}
+
+/**
+ * Shares immutable document versions between stores in one process: a version (document id and
+ * heads digest) is held once however many stores hold it, counted until each lets it go.
+ */
+export interface DocumentInterner {
+  /** The one instance of `docId` at `digest` (`doc` itself when none is held yet), counted as held once more. */
+  hold(docId: DocId, digest: string, doc: AnyDoc): AnyDoc;
+  /** One holder of `docId` at `digest` let it go. */
+  release(docId: DocId, digest: string): void;
+  /** A document loaded from saved bytes, shared with other stores that loaded the same bytes. */
+  load(docId: DocId, bytes: Uint8Array, loadFresh: () => AnyDoc): AnyDoc;
 }
 
 /** A writer key that seals local changes. */
@@ -73,6 +92,8 @@ interface Entry {
   incrementBytes: number;
   /** Set when a write failed: the next write must be a full snapshot, as increments after it would depend on the lost one. */
   forceSnapshot: boolean;
+  /** Whether `doc` is held through the interner (then released when replaced). */
+  interned: boolean;
   /** The latest seal of each writer, by signer (base64url). */
   seals: Map<string, Seal>;
   queue: Promise<void>;
@@ -159,10 +180,13 @@ export class DocStore {
       checkSchema(docId, parsed.kind, doc);
       const lastSeq = group.increments.at(-1)?.seq ?? 0;
       this.#sortedIds = undefined;
+      const digest = headsDigest(A.getHeads(doc));
+      const interner = this.#init.interner;
       this.#entries.set(docId as DocId, {
-        doc,
+        doc: interner === undefined ? doc : interner.hold(docId as DocId, digest, doc),
+        interned: interner !== undefined,
         savedHeads: A.getHeads(doc),
-        digest: headsDigest(A.getHeads(doc)),
+        digest,
         nextSeq: lastSeq + 1,
         snapshotBytes: group.snapshot?.length ?? 0,
         incrementCount: group.increments.length,
@@ -266,8 +290,9 @@ export class DocStore {
     this.#assertWritable(docId);
     const entry = this.#entryFor(docId);
     const before = entry.doc;
-    // Change a clone, so a change refused below (too large) leaves the held document usable.
-    const fork = A.clone(before, { actor: A.getActorId(before) });
+    // Change a clone, so a change refused below (too large) leaves the held document usable. The
+    // clone takes this store's actor: a shared (interned) document may carry another's.
+    const fork = this.fork(before);
     const after = A.change(fork, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
     if (A.getHeads(after).join() === A.getHeads(before).join()) return false;
     const seals = options.signer === undefined ? [] : [signSeal(this.#requireFleetId(), docId, A.getHeads(after), options.signer)];
@@ -292,7 +317,7 @@ export class DocStore {
     // changes here (while sync states believe they are held, so peers never resend them), so it is
     // merged with what is held; both sides were verified when they arrived.
     if (current !== undefined && A.getMissingDeps(next, A.getHeads(current)).length > 0) {
-      next = A.merge(A.clone(next, { actor: A.getActorId(next) }), current);
+      next = A.merge(this.fork(next), current);
     }
     // A sync round that brought nothing new must not create or touch a document.
     if (A.getHeads(next).join() === (current === undefined ? '' : A.getHeads(current).join())) return;
@@ -306,9 +331,19 @@ export class DocStore {
     }
   }
 
-  /** A document loaded from saved bytes with this node's actor, not yet stored (throws if the bytes are not a document). */
-  load(bytes: Uint8Array): AnyDoc {
-    return A.load<Record<string, unknown>>(bytes, { actor: this.#init.actorId });
+  /**
+   * A document loaded from saved bytes, not yet stored (throws if the bytes are not a document).
+   * With an interner, bytes another store loaded already give that (immutable) document.
+   */
+  load(bytes: Uint8Array, docId?: DocId): AnyDoc {
+    const loadFresh = (): AnyDoc => A.load<Record<string, unknown>>(bytes, { actor: this.#init.actorId });
+    const interner = this.#init.interner;
+    return interner === undefined || docId === undefined ? loadFresh() : interner.load(docId, bytes, loadFresh);
+  }
+
+  /** A writable copy of `doc` with this node's actor (held documents are never changed in place). */
+  fork(doc: AnyDoc): AnyDoc {
+    return A.clone(doc, { actor: this.#init.actorId });
   }
 
   /** An empty document for `docId` with this node's actor, not yet stored. */
@@ -328,6 +363,7 @@ export class DocStore {
         incrementCount: 0,
         incrementBytes: 0,
         forceSnapshot: false,
+        interned: false,
         seals: new Map(),
         queue: Promise.resolve(),
       };
@@ -348,10 +384,15 @@ export class DocStore {
       throw new DocTooLargeError(`document ${docId} would exceed ${MAX_DOC_BYTES} bytes`);
     }
     const seq = entry.nextSeq++;
-    entry.doc = next;
+    const heads = A.getHeads(next);
+    const digest = headsDigest(heads);
+    const interner = this.#init.interner;
+    if (interner !== undefined && entry.interned) interner.release(docId, entry.digest);
+    entry.doc = interner === undefined ? next : interner.hold(docId, digest, next);
+    entry.interned = interner !== undefined;
     for (const seal of seals) entry.seals.set(toBase64Url(seal.signer), seal);
-    entry.savedHeads = A.getHeads(next);
-    entry.digest = headsDigest(entry.savedHeads);
+    entry.savedHeads = heads;
+    entry.digest = digest;
     entry.incrementCount++;
     entry.incrementBytes += increment.length;
     const compact = entry.incrementCount >= this.#compactAfterIncrements || entry.incrementBytes >= this.#compactAfterBytes;
@@ -443,6 +484,7 @@ export class DocStore {
     if (entry === undefined) return;
     this.#entries.delete(docId);
     this.#sortedIds = undefined;
+    if (entry.interned) this.#init.interner?.release(docId, entry.digest);
     const timer = this.#repairs.get(docId);
     if (timer !== undefined) this.#init.clock.clearTimeout(timer);
     this.#repairs.delete(docId);

@@ -74,10 +74,6 @@ const REOPEN_DELAY_MS = 1_000;
 const REOPEN_DELAY_MAX_MS = 30_000;
 /** Every open session re-sends its summary this often, so any divergence is found. */
 export const DEFAULT_ANTI_ENTROPY_MS = 15_000;
-/** How long a request for a document not held stands before another peer's offer asks again. */
-const FETCH_WAIT_MS = 2_000;
-/** Outstanding requests for documents not held that the replicator remembers. */
-const MAX_FETCHING = 100_000;
 /** Documents one peer may make this node track (sync states, known digests) before it is cut off. */
 const MAX_DOCS_PER_SESSION = 100_000;
 
@@ -115,8 +111,6 @@ export class Replicator {
   readonly #sealVerifier: SealVerifier;
 
   #summaryCache: { version: number; summary: Summary } | undefined;
-  /** Documents not held that a session asked a peer for, and when (see `claimFetch`). */
-  readonly #fetching = new Map<DocId, number>();
 
   constructor(init: ReplicatorInit) {
     this.#init = init;
@@ -168,21 +162,6 @@ export class Replicator {
     const summary = summarize(digests);
     this.#summaryCache = { version: store.version, summary };
     return summary;
-  }
-
-  /**
-   * @internal Whether a session may ask for `docId` now: false while another session's request
-   * for it is recent (its snapshot is on the way). A request that got no answer expires, so a
-   * later offer (or the next anti-entropy round) asks again.
-   */
-  claimFetch(docId: DocId): boolean {
-    const now = this.#init.clock.now();
-    const asked = this.#fetching.get(docId);
-    if (asked !== undefined && now - asked < FETCH_WAIT_MS) return false;
-    if (this.#fetching.size >= MAX_FETCHING) for (const [id, at] of this.#fetching) if (now - at >= FETCH_WAIT_MS) this.#fetching.delete(id);
-    if (this.#fetching.size >= MAX_FETCHING) this.#fetching.clear();
-    this.#fetching.set(docId, now);
-    return true;
   }
 
   /** Sends every session's summary again now (e.g. after new members became known). */
@@ -552,7 +531,7 @@ class Session {
     const before = this.#init.store.digest(docId as DocId);
     // A document not held yet (an empty fork) loads straight from the bytes: a third of the cost
     // of an incremental load into an empty document, which a joiner pays a thousand times.
-    const accepted = await this.#receive(docId, (fork) => (fork === undefined || A.getHeads(fork).length === 0 ? this.#init.store.load(bytes) : A.loadIncremental(fork, bytes)), seals);
+    const accepted = await this.#receive(docId, (fork) => (fork === undefined || A.getHeads(fork).length === 0 ? this.#init.store.load(bytes, docId as DocId) : A.loadIncremental(fork, bytes)), seals);
     const id = docId as DocId;
     if (!accepted) return;
     // Without changes of our own, we now hold exactly what they sent; otherwise sync brings them level.
@@ -577,7 +556,7 @@ class Session {
     }
     // The peer holds what its message's heads say: a push of that very version to it is skipped.
     this.#notePeerHolds(id, headsDigest(decoded.heads));
-    if (this.#fetchInstead(id, decoded)) return;
+    if (this.#wantInstead(id, decoded)) return;
     const waiting = this.#waiting.get(id);
     let waits = false;
     let overflow = false;
@@ -592,7 +571,7 @@ class Session {
       // Changes still waiting for a dependency stay in `#waiting`, not in the store: what is
       // adopted is exactly what applied (and was verified).
       const held = this.#init.store.get(id);
-      const clean = held === undefined ? this.#init.store.empty() : A.clone(held, { actor: A.getActorId(held) });
+      const clean = held === undefined ? this.#init.store.empty() : this.#init.store.fork(held);
       const applied = A.saveSince(next, A.getHeads(clean));
       return applied.length === 0 ? clean : A.loadIncremental(clean, applied);
     }, waiting === undefined ? seals : [...waiting.seals, ...seals]);
@@ -613,18 +592,15 @@ class Session {
   }
 
   /**
-   * A peer that just took in a document this node lacks offers it to every peer at once. Syncing
-   * it from an empty document with each of them would transfer it once per peer; instead the
-   * first offer is answered with `want` (one snapshot), and offers from other peers meanwhile are
-   * left unanswered: once the copy is stored, this node's push reaches them, and whatever differs
-   * is synced from there. True when the message was handled so.
+   * A peer offers (a first sync message, no changes yet) a document this node does not hold:
+   * asking for its snapshot (`want`) takes one round trip and one load, where syncing it up from
+   * an empty document takes two round trips and a throwaway empty document. True when asked.
    */
-  #fetchInstead(id: DocId, decoded: A.DecodedSyncMessage): boolean {
+  #wantInstead(id: DocId, decoded: A.DecodedSyncMessage): boolean {
     const { store } = this.#init;
     if (decoded.changes.length > 0 || this.#syncStates.has(id) || store.has(id) || this.#refused.has(id)) return false;
     if (parseDocId(id) === undefined || store.isLocked(id) || this.#init.acceptsDocument?.(id) === false) return false;
-    if (this.#owner.claimFetch(id)) this.#send({ type: 'want', body: { docIds: [id] } });
-    return true;
+    return this.#send({ type: 'want', body: { docIds: [id] } });
   }
 
   /** Adds a received message to the document's waiting ones; false past the bounds. */
@@ -655,7 +631,7 @@ class Session {
   #syncedDoc(id: DocId, held: AnyDoc): AnyDoc {
     const waiting = this.#waiting.get(id);
     if (waiting === undefined) return held;
-    const withWaiting = replayWaiting(A.clone(held, { actor: A.getActorId(held) }), waiting);
+    const withWaiting = replayWaiting(this.#init.store.fork(held), waiting);
     if (A.getMissingDeps(withWaiting, []).length === 0 && A.getHeads(withWaiting).join() === A.getHeads(held).join()) {
       // Everything that waited has reached the store by another way.
       this.#dropWaiting(id);
@@ -725,7 +701,7 @@ class Session {
     try {
       // A document not held yet is built from nothing (the callback makes its own empty one when
       // it needs one); a held one on a clone, so a refused change leaves it untouched.
-      after = apply(held === undefined ? undefined : A.clone(held, { actor: A.getActorId(held) }));
+      after = apply(held === undefined ? undefined : this.#init.store.fork(held));
     } catch (error) {
       this.#init.penalties.record(this.peer, 'bad-document');
       this.#init.log.warn('a peer sent document bytes that do not apply', { peer: this.peer, docId, error: (error as Error).message });
