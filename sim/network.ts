@@ -181,6 +181,8 @@ export class SimTransport implements Transport {
   readonly #network: SimNetwork;
   readonly #handlers = new Map<string, Registration>();
   readonly #connections = new Map<PeerId, Set<SimStream>>();
+  /** `connectedPeers()` as last sorted; dropped when a connection opens or closes. */
+  #sortedPeers: PeerId[] | undefined;
   readonly #events = { 'peer:connect': new Listeners<PeerId>(), 'peer:disconnect': new Listeners<PeerId>() };
   #policy: AccessPolicy | undefined;
   #stopped = false;
@@ -217,7 +219,9 @@ export class SimTransport implements Transport {
     if (delay === undefined || reachable === undefined || this.#network.controlDelay(this.localPeer, peer) === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
     if (this.#policy?.isDenied(peer) === true || reachable.#policy?.isDenied(this.localPeer) === true) throw new PeerUnreachableError(`the connection to ${peer} was refused`);
     this.#connections.set(peer, new Set());
+    this.#sortedPeers = undefined;
     reachable.#connections.set(this.localPeer, new Set());
+    reachable.#sortedPeers = undefined;
     this.#events['peer:connect'].emit(peer);
     reachable.#events['peer:connect'].emit(this.localPeer);
   }
@@ -249,13 +253,16 @@ export class SimTransport implements Transport {
     const streams = this.#connections.get(peer);
     if (streams === undefined) return;
     this.#connections.delete(peer);
+    this.#sortedPeers = undefined;
     for (const stream of streams) stream.abort(new StreamResetError('connection closed'));
     this.#events['peer:disconnect'].emit(peer);
     this.#network.lookup(peer)?.dropConnection(this.localPeer);
   }
 
   connectedPeers(): PeerId[] {
-    return [...this.#connections.keys()].sort();
+    // Read on every keeper tick, session check and placement pass: sorted once per change.
+    this.#sortedPeers ??= [...this.#connections.keys()].sort();
+    return [...this.#sortedPeers];
   }
 
   remoteAddresses(peer: PeerId): string[] {

@@ -31,6 +31,13 @@ export interface SimReport {
     readonly detectionMsP99: number | null;
     readonly failoverMsP99: number | null;
     readonly convergenceMsP99: number | null;
+    readonly detectionMsP50: number | null;
+    readonly failoverMsP50: number | null;
+    /** From an acknowledged write (an operator decision) until every live node holds it. */
+    readonly writeVisibleMsP50: number | null;
+    readonly writeVisibleMsP99: number | null;
+    /** How many samples each figure rests on. */
+    readonly samples: { readonly detection: number; readonly failover: number; readonly convergence: number; readonly writeVisible: number };
     readonly messages: number;
     readonly bytes: number;
   };
@@ -52,11 +59,15 @@ export class UnknownScenarioError extends Error {
   override name = 'UnknownScenarioError';
 }
 
-function p99(values: readonly number[]): number | null {
+/** The `fraction` quantile (nearest rank) of `values`, rounded to a millisecond; null without samples. */
+function quantile(values: readonly number[], fraction: number): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(0.99 * sorted.length) - 1)]!);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!);
 }
+
+const p99 = (values: readonly number[]): number | null => quantile(values, 0.99);
+const p50 = (values: readonly number[]): number | null => quantile(values, 0.5);
 
 /**
  * Runs one scenario on a simulated fleet and checks the invariants (docs/SIMULATION.md): the same
@@ -99,6 +110,11 @@ export async function runSimulation(options: SimRunOptions): Promise<SimReport> 
       detectionMsP99: p99(watch.detections),
       failoverMsP99: p99(watch.failovers),
       convergenceMsP99: p99(watch.convergences),
+      detectionMsP50: p50(watch.detections),
+      failoverMsP50: p50(watch.failovers),
+      writeVisibleMsP50: p50(watch.writesVisible),
+      writeVisibleMsP99: p99(watch.writesVisible),
+      samples: { detection: watch.detections.length, failover: watch.failovers.length, convergence: watch.convergences.length, writeVisible: watch.writesVisible.length },
       messages: fleet.network.messages,
       bytes: fleet.network.bytes,
     },
@@ -111,6 +127,9 @@ class Watcher {
   readonly detections: number[] = [];
   readonly failovers: number[] = [];
   readonly convergences: number[] = [];
+  readonly writesVisible: number[] = [];
+  /** Acknowledged writes not yet seen on every live node, with when they were acknowledged. */
+  readonly #unseenWrites: Array<{ signature: string; atMs: number; missing: Set<number> }> = [];
   readonly #crashes = new Map<string, { atMs: number; wasOwner: boolean; seenDead: Set<number>; seenMoved: Set<number> }>();
   readonly #violations: string[] = [];
   /** Signatures of the operator decisions a node acknowledged (stored durably). */
@@ -146,7 +165,7 @@ class Watcher {
         const until = fleet.clock.now() + ms;
         while (fleet.clock.now() < until) {
           const slice = Math.min(WRITE_EVERY_MS, until - fleet.clock.now());
-          await fleet.run(slice, () => this.#checkSafety(fleet, now()));
+          await fleet.run(slice, () => this.#onInstant(fleet));
           // Writes go on while faults do; after the quiet mark, convergence is what is measured.
           if (this.#quietAtMs === undefined) await this.#write(fleet, now());
         }
@@ -169,6 +188,13 @@ class Watcher {
         line(`${now()} quiet`);
       },
     };
+  }
+
+  /** After every virtual instant: the safety check (every 50 ms) and writes not seen everywhere yet. */
+  #onInstant(fleet: SimFleet): void {
+    const t = fleet.clock.now() - this.startMs;
+    this.#checkSafety(fleet, t);
+    if (this.#unseenWrites.length > 0) this.#checkWritesVisible(fleet, t);
   }
 
   /** Two nodes that can reach each other both running one singleton: the violation safety forbids. */
@@ -197,11 +223,33 @@ class Watcher {
     const value = `w${this.#writes++}`;
     const decision = signDecision({ seed: fleet.operatorKey.seed, publicKey: toBase64Url(fleet.operatorKey.publicKey) }, fleet.fleetId, 'labels', { node: target.peer, set: { [key]: value }, remove: [] }, through.clock.now());
     const writing = through.node!.decide(decision).then(
-      () => this.#acknowledged.push(decision.signature),
+      () => {
+        this.#acknowledged.push(decision.signature);
+        const missing = new Set(fleet.nodes.filter((n) => n.node !== undefined).map((n) => n.index));
+        this.#unseenWrites.push({ signature: decision.signature, atMs: fleet.clock.now() - this.startMs, missing });
+      },
       () => {},
     );
-    await fleet.run(200);
+    await fleet.run(200, () => this.#onInstant(fleet));
     await writing;
+  }
+
+  /**
+   * Acknowledged writes every live node now holds: how long each took to get everywhere. Checked
+   * after every virtual instant while a write is unseen somewhere, on the nodes still lacking it.
+   */
+  #checkWritesVisible(fleet: SimFleet, t: number): void {
+    for (let i = this.#unseenWrites.length - 1; i >= 0; i--) {
+      const write = this.#unseenWrites[i]!;
+      for (const index of write.missing) {
+        const node = fleet.nodes[index]!.node;
+        const doc = node?.store.get(FLEET_DOC_ID) as { decisions?: Record<string, unknown> } | undefined;
+        if (node === undefined || doc?.decisions?.[write.signature] !== undefined) write.missing.delete(index);
+      }
+      if (write.missing.size > 0) continue;
+      this.writesVisible.push(t - write.atMs);
+      this.#unseenWrites.splice(i, 1);
+    }
   }
 
   #checkConvergence(fleet: SimFleet, t: number): void {

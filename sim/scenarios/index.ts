@@ -23,6 +23,8 @@ export interface Scenario {
 }
 
 const SENSOR = 'sensor.instance-silence';
+/** The simulated network's default link (sim/network.ts DEFAULT_LINK). */
+const LAN = { minDelayMs: 0.2, meanDelayMs: 0.5, jitterMs: 0.3, loss: 0 };
 
 /** Leaves a quiet tail of at least 30 s (or a third of the run) for convergence and membership checks. */
 function faultWindow(context: ScenarioContext): number {
@@ -93,22 +95,34 @@ const partitionHeal: Scenario = {
   },
 };
 
+/** Kills the singleton's owner every 12 s, restarting it 8 s later; with `loss`, every link loses that share of frames meanwhile. */
+async function killLeaders(context: ScenarioContext, loss: number): Promise<void> {
+  const { fleet } = context;
+  const window = faultWindow(context);
+  if (loss > 0) fleet.network.setDefaults({ ...LAN, loss });
+  let spent = 0;
+  while (spent + 12_000 <= window) {
+    await context.run(4_000);
+    const owner = context.ownerOf(SENSOR);
+    if (owner !== undefined) await context.crash(owner);
+    await context.run(8_000);
+    if (owner !== undefined) await context.restart(owner);
+    spent += 12_000;
+  }
+  if (loss > 0) fleet.network.setDefaults(LAN);
+  await finish(context, spent);
+}
+
 const leaderKill: Scenario = {
   name: 'leader-kill',
   description: "the singleton's owner is killed, again and again, and restarted after a while",
-  async play(context) {
-    const window = faultWindow(context);
-    let spent = 0;
-    while (spent + 12_000 <= window) {
-      await context.run(4_000);
-      const owner = context.ownerOf(SENSOR);
-      if (owner !== undefined) await context.crash(owner);
-      await context.run(8_000);
-      if (owner !== undefined) await context.restart(owner);
-      spent += 12_000;
-    }
-    await finish(context, spent);
-  },
+  play: (context) => killLeaders(context, 0),
+};
+
+const leaderKillLossy: Scenario = {
+  name: 'leader-kill-lossy',
+  description: 'leader-kill while every link loses 10 % of frames (detection and failover under loss)',
+  play: (context) => killLeaders(context, 0.1),
 };
 
 const lossy: Scenario = {
@@ -119,7 +133,7 @@ const lossy: Scenario = {
     const window = faultWindow(context);
     fleet.network.setDefaults({ minDelayMs: 0.2, meanDelayMs: 1, jitterMs: 1, loss: 0.1 });
     await context.run(window);
-    fleet.network.setDefaults({ minDelayMs: 0.2, meanDelayMs: 0.5, jitterMs: 0.3, loss: 0 });
+    fleet.network.setDefaults(LAN);
     await finish(context, window);
   },
 };
@@ -142,7 +156,7 @@ const clockSkew: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, lossy, clockSkew];
+export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, leaderKillLossy, lossy, clockSkew];
 
 export function scenarioNamed(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
