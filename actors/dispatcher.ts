@@ -56,6 +56,8 @@ export function planDispatch(input: {
   readonly memberState: (peer: string) => MemberState | 'unknown';
   readonly inFlight: ReadonlySet<string>;
   readonly config: DispatchConfig;
+  /** Operator keys revoked by now: their tasks are not started, and stopped if they run. */
+  readonly revokedOperators?: ReadonlySet<string>;
 }): DispatchPlan {
   const { now, epoch, config } = input;
   const leases: Array<{ taskId: string; lease: TaskLease }> = [];
@@ -66,8 +68,9 @@ export function planDispatch(input: {
     const member = input.memberState(status.node);
     const reachable = member === 'alive' || member === 'suspect';
     const held = status.lease;
+    const revoked = status.requestedBy !== undefined && input.revokedOperators?.has(status.requestedBy) === true;
     if (status.state === 'running') {
-      if (status.cancelRequested) {
+      if (status.cancelRequested || revoked) {
         if (reachable) orders.push({ taskId: status.id, node: status.node, kind: 'task.abort' });
         continue;
       }
@@ -79,8 +82,9 @@ export function planDispatch(input: {
       }
       continue;
     }
-    if (status.cancelRequested) {
-      leases.push({ taskId: status.id, lease: { ...lease(status, held?.leaseId ?? `${epoch}:${status.id}`), until: now, closed: 'cancelled', reason: 'cancelled by an operator before it began' } });
+    if (status.cancelRequested || revoked) {
+      const closed = revoked ? { closed: 'aborted' as const, reason: 'asked for by an operator key revoked since' } : { closed: 'cancelled' as const, reason: 'cancelled by an operator before it began' };
+      leases.push({ taskId: status.id, lease: { ...lease(status, held?.leaseId ?? `${epoch}:${status.id}`), until: now, ...closed } });
       continue;
     }
     const lapsed = held === undefined || held.until <= now;
@@ -104,6 +108,7 @@ export function planDispatch(input: {
 export interface DispatchView {
   readonly now: number;
   readonly statuses: readonly TaskStatus[];
+  readonly revokedOperators?: readonly string[];
 }
 
 interface DispatcherState {
@@ -154,6 +159,7 @@ export function dispatcherBehavior(context: SingletonContext, config: DispatchCo
             memberState: (peer) => state.members[peer] ?? 'unknown',
             inFlight: new Set(state.inFlight),
             config,
+            revokedOperators: new Set(view.revokedOperators ?? []),
           });
           if (plan.leases.length === 0) {
             return { state: { ...state, inFlight: [...state.inFlight, ...plan.orders.map((o) => o.taskId)] }, effects: [...orderEffects(plan.orders), next] };

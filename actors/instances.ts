@@ -46,6 +46,8 @@ export interface InstanceView {
   readonly records: ReadonlyMap<string, InstanceRecord>;
   /** Operator actions no reconciler has applied or refused yet, in the order they were asked for. */
   readonly actions: ReadonlyArray<InstanceActionRequest & { readonly by: string }>;
+  /** Operator keys revoked by now: their actions are refused. */
+  readonly revokedOperators?: readonly string[];
 }
 
 export interface InstanceOrder {
@@ -128,7 +130,12 @@ export function planInstances(view: InstanceView, context: { readonly epoch: num
   const outcomes: Array<{ id: string; outcome: ActionOutcome }> = [];
   const orders: InstanceOrder[] = [];
   const done = (id: string, outcome: 'applied' | 'refused', reason: string): void => void outcomes.push({ id, outcome: { outcome, reason, at: now, epoch: context.epoch } });
+  const revoked = new Set(view.revokedOperators ?? []);
   for (const action of view.actions) {
+    if (revoked.has(action.by)) {
+      done(action.id, 'refused', 'asked for by an operator key revoked since');
+      continue;
+    }
     const seen = known.get(action.node);
     if (seen === undefined) {
       done(action.id, 'refused', `${action.node} is not a member of the fleet`);
@@ -228,7 +235,9 @@ export function instanceView(node: FleetNode, clock: Clock): InstanceView {
   const handled = new Set<string>();
   for (const doc of node.tasks.all().values()) for (const id of doc.actions.keys()) handled.add(id);
   const actions = node.desired.tasks().actions.filter((action) => !handled.has(action.id));
-  return { now: clock.now(), instances, records: instanceRecords(node), actions };
+  const now = clock.now();
+  const revokedOperators = (fleet?.operators ?? []).filter((o) => o.revokedAt !== undefined && o.revokedAt <= now).map((o) => o.publicKey);
+  return { now, instances, records: instanceRecords(node), actions, revokedOperators };
 }
 
 /**
@@ -265,9 +274,15 @@ export function registerInstanceExecutors(
   init: { readonly node: FleetNode; readonly stopSelf: () => void; readonly reboot: readonly string[] | undefined; readonly runner: ProcessRunner; readonly clock: Clock; readonly log: Logger },
 ): void {
   const seen = new Set<string>();
-  const once = (body: string, act: () => Record<string, unknown>): Record<string, unknown> => {
+  const once = (kind: 'stop' | 'reboot', body: string, act: () => Record<string, unknown>): Record<string, unknown> => {
     const { actionId } = JSON.parse(body) as { actionId: string };
     if (seen.has(actionId) || init.node.tasks.of(init.node.peer).executed.has(actionId)) return { duplicate: true };
+    // Only what an operator signed, for this node, and not by a key revoked since: an order alone
+    // (which any member can send) never stops or reboots a node.
+    const action = init.node.desired.tasks().actions.find((a) => a.id === actionId);
+    if (action === undefined || action.node !== init.node.peer || action.action !== kind) return { refused: true, reason: `no operator-signed ${kind} ${actionId} for this node here (yet)` };
+    const revokedAt = init.node.fleet()?.operators.find((o) => o.publicKey === action.by)?.revokedAt;
+    if (revokedAt !== undefined && revokedAt <= init.clock.now()) return { refused: true, reason: `${actionId} was asked for by an operator key revoked since` };
     const answer = act();
     if (answer['refused'] !== undefined) return answer;
     seen.add(actionId);
@@ -279,7 +294,7 @@ export function registerInstanceExecutors(
     return rest;
   };
   controlPlane.registerExecutor('instance.stop', (body) =>
-    once(body, () => ({
+    once('stop', body, () => ({
       stopping: true,
       then: () => {
         init.log.info('stopping: the instance reconciler relayed an operator\'s stop');
@@ -289,7 +304,7 @@ export function registerInstanceExecutors(
     })),
   );
   controlPlane.registerExecutor('instance.reboot', (body) =>
-    once(body, () => {
+    once('reboot', body, () => {
       const argv = init.reboot;
       if (argv === undefined || argv.length === 0) return { rebooting: false, refused: true, reason: 'no reboot command is configured on this node (POWERNODE_REBOOT_COMMAND)' };
       return {

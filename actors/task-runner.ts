@@ -10,6 +10,18 @@ export type TaskOrderAnswer =
   | { readonly state: 'refused'; readonly reason: string };
 
 const WATCH_MS = 1_000;
+/** No lease is taken for longer than this, whatever an order says. */
+export const MAX_LEASE_MS = 10 * 60_000;
+
+/** The newest lease any dispatcher gave `taskId` (highest epoch), as this node holds them. */
+function newestLease(node: FleetNode, taskId: string): TaskLease | undefined {
+  let newest: TaskLease | undefined;
+  for (const doc of node.tasks.all().values()) {
+    const lease = doc.leases.get(taskId);
+    if (lease !== undefined && (newest === undefined || lease.epoch > newest.epoch || (lease.epoch === newest.epoch && lease.at > newest.at))) newest = lease;
+  }
+  return newest;
+}
 
 /**
  * Runs the tasks the dispatcher leases to this node (the `task.run` and `task.abort` executors,
@@ -27,6 +39,8 @@ export class TaskRunner {
   readonly #log: Logger;
   /** Tasks started by this process: their lease and how to stop them. */
   readonly #active = new Map<string, { leaseId: string; epoch: number; until: number; abort: AbortController; reason?: string; startedAt: number; pid?: number }>();
+  /** Tasks whose start could not be recorded (storage failed): never started, answered as such. */
+  readonly #failedStarts = new Map<string, string>();
   /** The executions under way, so stopping can wait for their ends to be recorded. */
   readonly #executions = new Set<Promise<void>>();
   #watch: TimerId | undefined;
@@ -83,12 +97,17 @@ export class TaskRunner {
 
   #run(order: { taskId: string; lease: TaskLease }): TaskOrderAnswer {
     const { taskId, lease } = order;
+    const now = this.#clock.now();
+    // The lease runs for its length from when this node received it, by this node's clock: the
+    // dispatcher's clock is not this one, and an order's `until` is not trusted beyond the cap.
+    const length = Math.min(Math.max(0, lease.until - lease.at), MAX_LEASE_MS);
     const active = this.#active.get(taskId);
     if (active !== undefined) {
-      // A renewal (or the same order again): the lease now runs until the dispatcher says.
-      active.until = Math.max(active.until, lease.until);
+      active.until = Math.max(active.until, now + length);
       return { state: 'running', leaseId: active.leaseId };
     }
+    const failed = this.#failedStarts.get(taskId);
+    if (failed !== undefined) return { state: 'refused', reason: failed };
     const held = this.#node.tasks.of(this.#node.peer).runs.get(taskId);
     if (held !== undefined) return { state: held.state, leaseId: held.leaseId };
     if (this.#stopped) return { state: 'refused', reason: 'the node is stopping' };
@@ -97,10 +116,12 @@ export class TaskRunner {
     if (request === undefined) return { state: 'refused', reason: `no task ${taskId} signed by an operator here (yet)` };
     if (request.node !== this.#node.peer) return { state: 'refused', reason: `task ${taskId} is for ${request.node}` };
     if (cancels.has(taskId)) return { state: 'refused', reason: `task ${taskId} was cancelled` };
-    const now = this.#clock.now();
-    if (lease.until <= now) return { state: 'refused', reason: 'the lease has already run out' };
+    const revokedAt = this.#node.fleet()?.operators.find((o) => o.publicKey === request.by)?.revokedAt;
+    if (revokedAt !== undefined && revokedAt <= now) return { state: 'refused', reason: `task ${taskId} was asked for by an operator key revoked since` };
+    if (newestLease(this.#node, taskId)?.closed !== undefined) return { state: 'refused', reason: `task ${taskId} was closed by the dispatcher` };
+    if (length <= 0) return { state: 'refused', reason: 'the lease has no time left' };
     const abort = new AbortController();
-    this.#active.set(taskId, { leaseId: lease.leaseId, epoch: lease.epoch, until: lease.until, abort, startedAt: now });
+    this.#active.set(taskId, { leaseId: lease.leaseId, epoch: lease.epoch, until: now + length, abort, startedAt: now });
     const execution = this.#execute(taskId, request, abort.signal).finally(() => this.#executions.delete(execution));
     this.#executions.add(execution);
     return { state: 'starting', leaseId: lease.leaseId };
@@ -114,6 +135,8 @@ export class TaskRunner {
       await this.#node.tasks.recordRun(taskId, started);
     } catch (error) {
       this.#active.delete(taskId);
+      // The store may show the run it could not keep: this process answers for it from now on.
+      this.#failedStarts.set(taskId, `could not record the start, so it was not started: ${String(error)}`);
       this.#log.warn('could not record a task run; not started', { task: taskId, error: String(error) });
       return;
     }
@@ -189,7 +212,11 @@ export function taskView(node: FleetNode): ReturnType<typeof taskStatuses> {
  */
 export function dispatcherPorts(node: FleetNode, clock: Clock, controlPlane: () => ControlPlane): Record<string, EffectPort> {
   return {
-    [DISPATCH_PORTS.view]: async (): Promise<DispatchView> => ({ now: clock.now(), statuses: taskView(node) }),
+    [DISPATCH_PORTS.view]: async (): Promise<DispatchView> => {
+      const now = clock.now();
+      const revokedOperators = (node.fleet()?.operators ?? []).filter((o) => o.revokedAt !== undefined && o.revokedAt <= now).map((o) => o.publicKey);
+      return { now, statuses: taskView(node), revokedOperators };
+    },
     [DISPATCH_PORTS.lease]: async (request) => node.tasks.recordLeases(request as ReadonlyArray<{ taskId: string; lease: TaskLease }>),
     [DISPATCH_PORTS.order]: async (request) => {
       const order = request as TaskOrder & { epoch: number; owner: string };

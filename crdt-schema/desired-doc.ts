@@ -247,10 +247,15 @@ export function recordDesiredEntry(draft: DesiredDocument, entry: DesiredEntry):
   };
 }
 
-/** Reads one stored entry (plain), or undefined when it is malformed. */
+const ENTRY_FIELDS = ['at', 'body', 'operator', 'operatorName', 'operatorAddedAt', 'certificate'] as const;
+
+/** Reads one stored entry (plain), or undefined when it is malformed (a field missing, wrong, or extra). */
 export function readDesiredEntry(signature: string, raw: unknown): DesiredEntry | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const e = raw as Record<string, unknown>;
+  // Exactly the stored fields: nothing else may ride along in a signed entry's map.
+  const fields = Object.keys(e);
+  if (fields.length !== ENTRY_FIELDS.length || !ENTRY_FIELDS.every((field) => fields.includes(field))) return undefined;
   const text = (value: unknown): value is string => typeof value === 'string';
   const time = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
   if (!time(e['at']) || !text(e['body']) || !text(e['operator']) || !text(e['operatorName']) || !time(e['operatorAddedAt']) || !text(e['certificate'])) return undefined;

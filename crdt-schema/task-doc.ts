@@ -206,6 +206,8 @@ export interface TaskStatus {
   readonly args: readonly string[];
   readonly timeoutMs: number;
   readonly requestedAt: number;
+  /** The operator key that asked for it. */
+  readonly requestedBy?: string;
   readonly state: 'pending' | 'scheduled' | 'running' | 'complete' | 'failed' | 'aborted' | 'cancelled';
   /** The newest lease (highest epoch) any dispatcher gave it. */
   readonly lease?: TaskLease;
@@ -224,7 +226,7 @@ export const TASK_DONE_STATES: readonly TaskStatus['state'][] = ['complete', 'fa
  * an operator cancelled it.
  */
 export function taskStatuses(
-  requests: ReadonlyMap<string, { readonly id: string; readonly node: string; readonly command: string; readonly args: readonly string[]; readonly timeoutMs: number; readonly requestedAt: number }>,
+  requests: ReadonlyMap<string, { readonly id: string; readonly node: string; readonly command: string; readonly args: readonly string[]; readonly timeoutMs: number; readonly requestedAt: number; readonly by?: string }>,
   cancels: ReadonlySet<string> | ReadonlyMap<string, unknown>,
   docs: ReadonlyMap<string, { readonly runs: ReadonlyMap<string, TaskRun>; readonly leases: ReadonlyMap<string, TaskLease> }>,
 ): TaskStatus[] {
@@ -249,6 +251,7 @@ export function taskStatuses(
       args: request.args,
       timeoutMs: request.timeoutMs,
       requestedAt: request.requestedAt,
+      ...(request.by === undefined ? {} : { requestedBy: request.by }),
       state,
       ...(lease === undefined ? {} : { lease }),
       ...(run === undefined ? {} : { run }),

@@ -68,6 +68,28 @@ export function desiredEntryProblem(fleet: FleetView, docId: string, entry: Desi
 }
 
 /**
+ * True when every value Automerge holds under `key` of `doc`'s root (the winner and any
+ * conflicting losers), and under each field of an entry map there, is the same.
+ */
+function sameEverywhere(doc: AnyDoc, key: string): boolean {
+  const conflicts = A.getConflicts(doc as A.Doc<Record<string, unknown>>, key);
+  if (conflicts === undefined) return true;
+  const values = Object.values(conflicts);
+  const first = canonicalJson(toPlain(values[0]));
+  if (!values.every((value) => canonicalJson(toPlain(value)) === first)) return false;
+  // Fields of the entry map itself may hold concurrent writes too.
+  const shown = (doc as unknown as Record<string, unknown>)[key];
+  if (typeof shown !== 'object' || shown === null) return true;
+  return Object.keys(shown).every((field) => {
+    const inner = A.getConflicts(shown as A.Doc<Record<string, unknown>>, field);
+    if (inner === undefined) return true;
+    const innerValues = Object.values(inner);
+    const innerFirst = canonicalJson(toPlain(innerValues[0]));
+    return innerValues.every((value) => canonicalJson(toPlain(value)) === innerFirst);
+  });
+}
+
+/**
  * Why the change from `before` to `after` of a desired document may not be adopted, or
  * undefined. The document only gains entries (and its schema field, once): the net effect of the
  * change (Automerge's diff, so the cost follows the change) may only create root keys, each a
@@ -101,8 +123,11 @@ export function desiredChangeProblem(docId: string, before: AnyDoc, after: AnyDo
     }
   }
   const root = after as unknown as Record<string, unknown>;
-  if (root['schema'] !== SCHEMA_VERSIONS.desired) return `a desired document is schema ${SCHEMA_VERSIONS.desired}`;
+  if (root['schema'] !== SCHEMA_VERSIONS.desired || !sameEverywhere(after, 'schema')) return `a desired document is schema ${SCHEMA_VERSIONS.desired}`;
   for (const key of created) {
+    // Every copy Automerge keeps under the key (a losing concurrent write is kept too, just not
+    // shown) must be the same entry; otherwise a member could store anything under a valid entry.
+    if (!sameEverywhere(after, key)) return 'an entry may not change or disappear';
     const entry = readDesiredEntry(key, toPlain(root[key]));
     if (entry === undefined) return 'a malformed entry';
     const problem = desiredEntryProblem(fleet, docId, entry, verifier);

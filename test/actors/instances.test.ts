@@ -87,11 +87,18 @@ describe('instance reconciler', () => {
 
 describe('instance executors', () => {
   it('carry out each action once, even when a new reconciler repeats the order', async () => {
-    const { fleet, nodes, planes, owner, reboots } = await instanceFleet(3);
+    const { fleet, nodes, planes, owner, reboots, act } = await instanceFleet(3);
     const reconciler = owner();
     const target = [0, 1, 2].find((i) => i !== reconciler)!;
     const view = planes[reconciler]!.placement.view().find((v) => v.name === INSTANCES_SINGLETON)!;
-    const order = () => fleet.pumpUntil(planes[reconciler]!.order(nodes[target]!.peer, INSTANCES_SINGLETON, { epoch: view.epoch, owner: view.owner! }, 'instance.reboot', JSON.stringify({ actionId: 'a-once' })));
+    const order = (actionId = 'a-once') => fleet.pumpUntil(planes[reconciler]!.order(nodes[target]!.peer, INSTANCES_SINGLETON, { epoch: view.epoch, owner: view.owner! }, 'instance.reboot', JSON.stringify({ actionId })));
+    // An order alone (any member can send one) does nothing without an operator's signed action.
+    expect(await order('a-forged')).toEqual({ accepted: true, result: { refused: true, reason: expect.stringMatching(/no operator-signed reboot a-forged/) } });
+    expect(reboots[target]!.calls).toHaveLength(0);
+    // Signed, but held back from the reconciler (a reboot far in the reconciler's future is not planned: its tick would act on it too).
+    await fleet.pumpUntil(planes[reconciler]!.stop());
+    await act(target, 'a-once', target, 'reboot');
+    await fleet.run(300);
     expect(await order()).toEqual({ accepted: true, result: { rebooting: true } });
     await fleet.run(500);
     expect(await order()).toEqual({ accepted: true, result: { duplicate: true } });

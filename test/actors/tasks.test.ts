@@ -119,6 +119,8 @@ describe('task dispatch', () => {
   it('cancels a task that has not begun and aborts one that runs', async () => {
     const { fleet, ask, task, status, runners, alive } = await taskFleet(3);
     await ask(0, task('t-run', 1, 'sleep', ['30000']));
+    // A task id is asked for once: the same id with other content is refused where it is asked.
+    await expect(ask(1, task('t-run', 1, 'sleep', ['5']))).rejects.toThrow(/already asked for with other content/);
     await fleet.run(2_000);
     expect(status(0, 't-run')?.state).toBe('running');
     // Asked for and cancelled in one entry: it never starts.
@@ -133,13 +135,25 @@ describe('task dispatch', () => {
   });
 
   it('refuses to run what no operator signed, whoever orders it, and closes runs a previous process left running', async () => {
-    const { fleet, nodes, planes, dispatcher, runners } = await taskFleet(3);
+    const extras = await taskFleet(3);
+    const { fleet, nodes, planes, dispatcher, runners } = extras;
     const owner = dispatcher();
     const view = planes[owner]!.placement.view().find((v) => v.name === DISPATCHER_SINGLETON)!;
     const answer = await fleet.pumpUntil(
       planes[owner]!.order(nodes[1]!.peer, DISPATCHER_SINGLETON, { epoch: view.epoch, owner: view.owner! }, 'task.run', JSON.stringify({ taskId: 'rm-rf', lease: { leaseId: 'x', node: nodes[1]!.peer, epoch: view.epoch, until: fleet.clock.now() + 10_000, at: fleet.clock.now() } })),
     );
     expect(answer).toEqual({ accepted: true, result: { state: 'refused', reason: expect.stringMatching(/no task rm-rf signed by an operator/) } });
+    expect(runners[1]!.starts).toEqual([]);
+    // A signed task the dispatcher closed is not started by a later order, whatever lease it carries.
+    const { ask, task } = extras;
+    await fleet.pumpUntil(planes[owner]!.stop());
+    await ask(1, task('t-closed', 1, 'sleep', ['1000']));
+    await fleet.pumpUntil(nodes[owner]!.tasks.recordLeases([{ taskId: 't-closed', lease: { leaseId: `${view.epoch}:t-closed`, node: nodes[1]!.peer, epoch: view.epoch, until: fleet.clock.now(), at: fleet.clock.now(), closed: 'aborted', reason: 'test' } }]));
+    await fleet.run(1_000);
+    const forged = await fleet.pumpUntil(
+      planes[owner]!.order(nodes[1]!.peer, DISPATCHER_SINGLETON, { epoch: view.epoch, owner: view.owner! }, 'task.run', JSON.stringify({ taskId: 't-closed', lease: { leaseId: 'x', node: nodes[1]!.peer, epoch: view.epoch, until: fleet.clock.now() + 1e12, at: fleet.clock.now() } })),
+    );
+    expect(forged).toEqual({ accepted: true, result: { state: 'refused', reason: expect.stringMatching(/closed by the dispatcher/) } });
     expect(runners[1]!.starts).toEqual([]);
     // A run left running by a process that died: the next start records it aborted.
     await fleet.pumpUntil(nodes[2]!.tasks.recordRun('t-old', { leaseId: '1:t-old', epoch: 1, state: 'running', startedAt: fleet.clock.now() }));

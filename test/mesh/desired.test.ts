@@ -202,6 +202,16 @@ describe('desired document changes', () => {
     const b = record(A.clone(second, { actor: 'bb' }), shared);
     expect(problem(a, A.merge(A.clone(a), b))).toBeUndefined();
     expect(problem(b, A.merge(A.clone(b), a))).toBeUndefined();
+    // Nothing may ride along in an entry, and a losing concurrent write under an entry's key is
+    // checked like the winner: a member cannot store junk beside (or behind) a valid entry.
+    const padded = record(A.clone(second, { actor: 'ee' }), shared);
+    const junk = A.change(A.clone(second, { actor: 'ee' }), (d) => {
+      recordDesiredEntry(d, shared);
+      (d[shared.signature] as Record<string, unknown>)['junk'] = 'x'.repeat(1000);
+    });
+    expect(problem(second, junk)).toMatch(/malformed entry/);
+    const loser = A.change(A.clone(second, { actor: '00' }), (d) => void (d[shared.signature] = { at: 5, body: 'x' }));
+    for (const merged of [A.merge(A.clone(padded), loser), A.merge(A.clone(loser), padded)]) expect(problem(second, merged)).toMatch(/may not change|malformed/);
     // Two documents started apart (two nodes' first entries) merge into one with both.
     const left = record(A.init<DesiredDocument>({ actor: 'cc' }), entry([put('module', module('x'))], 4));
     const right = record(A.init<DesiredDocument>({ actor: 'dd' }), entry([put('module', module('y'))], 5));
