@@ -20,6 +20,8 @@ export interface Order {
   /** Which executor runs it. */
   readonly kind: string;
   readonly body: string;
+  /** The peer it came from, set by the actor protocol (never by the sender); absent for this node's own orders. */
+  readonly from?: string;
 }
 
 /** What an executor answers. */
@@ -30,6 +32,8 @@ export type OrderExecutor = (body: string, stamp: EpochStamp) => unknown;
 
 const orderShape = s.object({
   type: s.literal('order'),
+  /** Set by the actor protocol to the peer the order came from (authenticated by the transport); absent for this node's own orders. */
+  from: s.optional(s.string({ min: 1, max: 100 })),
   singleton: s.string({ min: 1, max: 100 }),
   epoch: s.uint(),
   owner: s.string({ min: 1, max: 100 }),
@@ -283,11 +287,32 @@ export class ControlPlane {
    * The executor side of fencing: an order from an activation older than the newest this node
    * has seen (in records or orders) is refused with the newer stamp.
    */
+  /**
+   * Why an order from another node is not to be believed, or undefined: it must come from the
+   * owner it names (the actor protocol sets `from` to the authenticated peer), and that owner's
+   * own sealed activation records must show it activated that singleton at that epoch or later.
+   * Without this, any member could send orders under any stamp — and, by claiming a huge epoch,
+   * make every node's fence refuse the real owner's orders. An order that arrives before the
+   * owner's record has replicated here is refused for now; singletons send again.
+   */
+  #unbackedOrder(order: Order): string | undefined {
+    if (order.from === undefined) return undefined;
+    if (order.from !== order.owner) return `the order names ${order.owner} as its sender but came from ${order.from}`;
+    const record = this.#records().get(order.owner)?.[order.singleton];
+    if (record === undefined || record.epoch < order.epoch) return `${order.owner} has no activation of ${order.singleton} at epoch ${order.epoch} on record here (yet)`;
+    return undefined;
+  }
+
   #ordersBehavior(): Behavior<null, Order> {
     return {
       initial: () => null,
       step: (state, order) => {
         const stamp = { epoch: order.epoch, owner: order.owner };
+        const unbacked = this.#unbackedOrder(order);
+        if (unbacked !== undefined) {
+          this.#init.log.warn('refused an order its sender cannot stand behind', { singleton: order.singleton, epoch: order.epoch, owner: order.owner, from: order.from, why: unbacked });
+          return { state, effects: [{ type: 'reply', value: { accepted: false, reason: 'failed', detail: unbacked } satisfies OrderAnswer }] };
+        }
         const refusal = this.fence.admit(order.singleton, stamp);
         let answer: OrderAnswer;
         if (refusal !== undefined) {

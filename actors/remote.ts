@@ -417,6 +417,12 @@ export class RemoteActors {
             answers.push(body === undefined ? { t: 'fail', id: id!, error: 'the reply is not encodable or too large' } : { t: 'reply', id: id!, body });
           }
         : undefined;
+    // Control-plane orders and lease pings say who sent them; that is the authenticated peer,
+    // whatever the message claims (docs/PLACEMENT.md §Fencing).
+    if (typeof message === 'object' && message !== null && !Array.isArray(message)) {
+      const kind = (message as { type?: unknown }).type;
+      if (kind === 'order' || kind === 'ping') message = { ...message, from: peer };
+    }
     const problem = this.#init.host.deliverRemote(entry.to, message, replyTo);
     if (problem === undefined) return;
     this.#refused++;

@@ -103,14 +103,23 @@ describe('control-plane placement', () => {
     const final = view(running()[0]!);
     expect(final.epoch).toBeGreaterThanOrEqual(oldStamp.epoch + 1);
     for (const i of [0, 1, 2, 3, 4]) expect(view(i)).toMatchObject({ owner: final.owner, epoch: final.epoch, active: true });
-    // Orders stamped with the old epoch are refused everywhere; the current epoch's are not.
+    // Orders stamped with the old epoch (sent by the old owner) are refused everywhere; the current epoch's are not.
+    const finalOwner = nodes.findIndex((n) => n.peer === final.owner);
     for (const i of [0, 1, 2, 3, 4]) {
-      const from = planes[(i + 1) % 5]!;
-      const stale = await fleet.pumpUntil(from.order(nodes[i]!.peer as PeerId, SENSOR, oldStamp, 'noop'));
+      const stale = await fleet.pumpUntil(planes[owner!]!.order(nodes[i]!.peer as PeerId, SENSOR, oldStamp, 'noop'));
       expect(stale).toMatchObject({ accepted: false, reason: 'superseded', current: { epoch: final.epoch, owner: final.owner } });
-      const current = await fleet.pumpUntil(from.order(nodes[i]!.peer as PeerId, SENSOR, { epoch: final.epoch, owner: final.owner! }, 'noop'));
+      const current = await fleet.pumpUntil(planes[finalOwner]!.order(nodes[i]!.peer as PeerId, SENSOR, { epoch: final.epoch, owner: final.owner! }, 'noop'));
       expect(current).toMatchObject({ accepted: true });
     }
+    // A member cannot order in another's name, nor claim an epoch its own records do not show:
+    // the fence is not raised by a forgery, so the real owner's orders still pass.
+    const member = [0, 1, 2, 3, 4].find((i) => i !== finalOwner)!;
+    const target = [0, 1, 2, 3, 4].find((i) => i !== finalOwner && i !== member)!;
+    const forged = await fleet.pumpUntil(planes[member]!.order(nodes[target]!.peer as PeerId, SENSOR, { epoch: final.epoch, owner: final.owner! }, 'noop'));
+    expect(forged).toMatchObject({ accepted: false, reason: 'failed', detail: expect.stringMatching(/names .* as its sender but came from/) });
+    const inflated = await fleet.pumpUntil(planes[member]!.order(nodes[target]!.peer as PeerId, SENSOR, { epoch: 2 ** 40, owner: nodes[member]!.peer }, 'noop'));
+    expect(inflated).toMatchObject({ accepted: false, reason: 'failed', detail: expect.stringMatching(/no activation of .* at epoch 1099511627776 on record/) });
+    expect(await fleet.pumpUntil(planes[finalOwner]!.order(nodes[target]!.peer as PeerId, SENSOR, { epoch: final.epoch, owner: final.owner! }, 'noop'))).toMatchObject({ accepted: true });
     // No duplicate was ever seen.
     expect(nodes[0]!.events.list({ kind: 'placement.duplicate_activation' })).toEqual([]);
   });

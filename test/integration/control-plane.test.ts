@@ -78,13 +78,21 @@ describe('control plane across real processes', () => {
     expect(holders).toHaveLength(1);
 
     await eventually(async () => ((await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).every((s) => s.members.every((m) => m.state === 'alive')) ? true : undefined), 20_000, 'every member alive everywhere');
+    // The deposed owner's orders are refused everywhere, the current owner's taken (an order is
+    // believed only from the owner it names).
+    const oldOwner = [0, 1, 2, 3, 4].find((i) => peer(i) === oldStamp.owner)!;
+    const newOwner = [0, 1, 2, 3, 4].find((i) => peer(i) === final.owner)!;
     for (let i = 0; i < 5; i++) {
-      const to = peer((i + 1) % 5);
-      const stale = await fleet.clients[i]!.post<{ accepted: boolean; reason?: string; current?: { epoch: number } }>('/api/v1/faults/order', { to, singleton: SENSOR, ...oldStamp });
+      const to = peer(i);
+      const stale = await fleet.clients[oldOwner]!.post<{ accepted: boolean; reason?: string; current?: { epoch: number } }>('/api/v1/faults/order', { to, singleton: SENSOR, ...oldStamp });
       expect(stale).toMatchObject({ accepted: false, reason: 'superseded', current: { epoch: final.epoch } });
-      const current = await fleet.clients[i]!.post<{ accepted: boolean }>('/api/v1/faults/order', { to, singleton: SENSOR, epoch: final.epoch, owner: final.owner });
+      const current = await fleet.clients[newOwner]!.post<{ accepted: boolean }>('/api/v1/faults/order', { to, singleton: SENSOR, epoch: final.epoch, owner: final.owner });
       expect(current.accepted).toBe(true);
     }
+    // Another member sending in the owner's name is refused.
+    const other = [0, 1, 2, 3, 4].find((i) => i !== newOwner)!;
+    const forged = await fleet.clients[other]!.post<{ accepted: boolean; detail?: string }>('/api/v1/faults/order', { to: peer((other + 1) % 5 === newOwner ? (other + 2) % 5 : (other + 1) % 5), singleton: SENSOR, epoch: final.epoch, owner: final.owner });
+    expect(forged).toMatchObject({ accepted: false, detail: expect.stringMatching(/as its sender but came from/) });
     const events = (await fleet.clients[0]!.get<{ events: FleetEvent[] }>('/api/v1/events?kind=placement.duplicate_activation')).events;
     expect(events).toEqual([]);
   }, 90_000);
