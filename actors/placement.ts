@@ -120,10 +120,6 @@ export class Placement {
   readonly #active = new Map<string, Activation>();
   readonly #duplicates = new Map<string, number>();
   #failedUntil = new Map<string, number>();
-  /** Bumped when `#failedUntil` changes (it is an input of the cached owners). */
-  #failedVersion = 0;
-  /** Each singleton's owner as last computed, with its inputs and until when it holds. */
-  readonly #owners = new Map<string, { members: readonly PlacementMember[]; records: RecordsView; failedVersion: number; validUntilMs: number; owner: string | undefined }>();
   #observedRecords: RecordsView | undefined;
   /** The inputs of the last duplicate check that found no singleton held twice. */
   #noDuplicatesIn: { members: readonly PlacementMember[]; records: RecordsView } | undefined;
@@ -180,7 +176,6 @@ export class Placement {
     if (name === undefined || !this.#active.has(name)) return;
     const until = this.#init.clock.now() + this.#config.failedCooldownMs;
     this.#failedUntil.set(name, until);
-    this.#failedVersion++;
     void this.#deactivate(name, 'it failed past its restart budget', until);
   }
 
@@ -284,39 +279,22 @@ export class Placement {
     }
   }
 
-  /**
-   * The rendezvous owner of `spec` among its candidates. Placement runs ten times a second on
-   * every node, and the candidates change only with the members, the records, this node's own
-   * failures, or when a waiting member becomes stable or a failed one's cooldown ends: the owner
-   * is kept until one of those happens (the earliest such time is computed with it).
-   */
+  /** The rendezvous owner of `spec` among its candidates now. */
   #owner(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string | undefined {
-    const cached = this.#owners.get(spec.name);
-    if (cached !== undefined && cached.members === members && cached.records === records && cached.failedVersion === this.#failedVersion && now < cached.validUntilMs) return cached.owner;
-    const { candidates, validUntilMs } = this.#candidatesUntil(spec, members, records, now);
-    const owner = rendezvousOwner(spec.name, candidates);
-    this.#owners.set(spec.name, { members, records, failedVersion: this.#failedVersion, validUntilMs, owner });
-    return owner;
+    return rendezvousOwner(spec.name, this.#candidates(spec, members, records, now));
   }
 
-  /** The candidates, and the earliest time they could change with the same inputs. */
-  #candidatesUntil(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): { candidates: string[]; validUntilMs: number } {
-    let validUntilMs = Number.POSITIVE_INFINITY;
+  #candidates(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string[] {
     const eligible = members
       .filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self)
       .filter((m) => spec.eligible === undefined || (spec.eligible.value === undefined ? m.labels[spec.eligible.key] !== undefined : m.labels[spec.eligible.key] === spec.eligible.value))
       .filter((m) => {
         const failedUntil = m.peerId === this.#init.self ? (this.#failedUntil.get(spec.name) ?? 0) : (records.get(m.peerId)?.[spec.name]?.failedUntil ?? 0);
-        if (failedUntil > now) validUntilMs = Math.min(validUntilMs, failedUntil);
         return failedUntil <= now;
       });
     // Members alive again only recently wait, unless they already hold it or nobody else can.
-    const stable = eligible.filter((m) => {
-      if (now - m.stateSince >= this.#config.stableMs || records.get(m.peerId)?.[spec.name]?.active === true) return true;
-      validUntilMs = Math.min(validUntilMs, m.stateSince + this.#config.stableMs);
-      return false;
-    });
-    return { candidates: (stable.length > 0 ? stable : eligible).map((m) => m.peerId), validUntilMs };
+    const stable = eligible.filter((m) => now - m.stateSince >= this.#config.stableMs || records.get(m.peerId)?.[spec.name]?.active === true);
+    return (stable.length > 0 ? stable : eligible).map((m) => m.peerId);
   }
 
   /**
