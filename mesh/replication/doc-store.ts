@@ -99,6 +99,19 @@ interface Entry {
   queue: Promise<void>;
 }
 
+/** A document's stored records as one byte string (what identifies them to an interner). */
+function storedBytes(group: { snapshot?: Uint8Array; increments: ReadonlyArray<{ bytes: Uint8Array }> }): Uint8Array {
+  const parts = [group.snapshot ?? new Uint8Array(), ...group.increments.map((increment) => increment.bytes)];
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length + 4, 0));
+  let offset = 0;
+  for (const part of parts) {
+    new DataView(out.buffer).setUint32(offset, part.length);
+    out.set(part, offset + 4);
+    offset += part.length + 4;
+  }
+  return out;
+}
+
 const SEQ_DIGITS = 12;
 /** How soon a document whose write failed is stored again. */
 const REPAIR_DELAY_MS = 1_000;
@@ -170,18 +183,20 @@ export class DocStore {
     }
     const actor = this.#init.actorId;
     try {
-      let doc = group.snapshot === undefined ? A.init<Record<string, unknown>>({ actor }) : A.load<Record<string, unknown>>(openRecord(group.snapshot), { actor });
-      let incrementBytes = 0;
-      for (const increment of group.increments) {
-        doc = A.loadIncremental(doc, openRecord(increment.bytes));
-        incrementBytes += increment.bytes.length;
-      }
+      const loadStored = (): AnyDoc => {
+        let loaded = group.snapshot === undefined ? A.init<Record<string, unknown>>({ actor }) : A.load<Record<string, unknown>>(openRecord(group.snapshot), { actor });
+        for (const increment of group.increments) loaded = A.loadIncremental(loaded, openRecord(increment.bytes));
+        return loaded;
+      };
+      const incrementBytes = group.increments.reduce((sum, increment) => sum + increment.bytes.length, 0);
+      // Stores holding the very same records (a simulated fleet founded offline) load them once.
+      const interner = this.#init.interner;
+      const doc = interner === undefined ? loadStored() : interner.load(docId as DocId, storedBytes(group), loadStored);
       if (A.getMissingDeps(doc, []).length > 0) throw new Error('changes are missing from its history');
       checkSchema(docId, parsed.kind, doc);
       const lastSeq = group.increments.at(-1)?.seq ?? 0;
       this.#sortedIds = undefined;
       const digest = headsDigest(A.getHeads(doc));
-      const interner = this.#init.interner;
       this.#entries.set(docId as DocId, {
         doc: interner === undefined ? doc : interner.hold(docId as DocId, digest, doc),
         interned: interner !== undefined,
