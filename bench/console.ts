@@ -22,6 +22,9 @@ const LOADS = 8;
 const LABEL_CHANGES = 20;
 const BIG_FLEET = 1_000;
 const BIG_CHANGES = 20;
+/** Tasks are never removed from desired/tasks, so the Tasks page must cope with many, each with output. */
+const BIG_TASKS = 2_000;
+const TASK_OUTPUT_CHARS = 1_024;
 
 const now = (): number => performance.timeOrigin + performance.now();
 const round = (value: number): number => Math.round(value * 10) / 10;
@@ -192,9 +195,25 @@ async function bigFleet(root: string, page: Page): Promise<Record<string, unknow
     startedAt: 1,
   }));
   const status = () => ({ fleetId, fleetName: 'big', self: { peerId: members[0]!.peerId, addrs: [], api: null, startedAt: 1 }, members, docs: [], docProblems: [], peers: [], connectedPeers: [] });
+  const taskStates = ['complete', 'failed', 'aborted', 'running', 'pending'] as const;
+  const tasks = Array.from({ length: BIG_TASKS }, (_, i) => {
+    const state = taskStates[i % taskStates.length]!;
+    const at = 1_800_000_000_000 + i * 1_000;
+    const lease = { leaseId: `1:t-${i}`, node: members[i % BIG_FLEET]!.peerId, epoch: 1, until: at + 60_000, at };
+    const run = state === 'pending' ? undefined : { leaseId: lease.leaseId, epoch: 1, state, startedAt: at + 10, ...(state === 'running' ? {} : { endedAt: at + 500, exitCode: state === 'complete' ? 0 : 1, output: `line ${i}\n`.padEnd(TASK_OUTPUT_CHARS, 'x') }) };
+    return { id: `t-${i}`, node: lease.node, command: '/usr/bin/env', args: ['sh', '-c', `echo ${i}`], timeoutMs: 600_000, requestedAt: at, state, cancelRequested: false, ...(state === 'pending' ? {} : { lease }), ...(run === undefined ? {} : { run }) };
+  });
+  let taskReads = 0;
   const sockets: LiveSocket[] = [];
   const handlers: ApiHandlers = {
-    request: async (request) => (request.url.startsWith('/api/v1/status') ? { status: 200, json: status() } : { status: 200, json: { events: [] } }),
+    request: async (request) => {
+      if (request.url.startsWith('/api/v1/status')) return { status: 200, json: status() };
+      if (request.url.startsWith('/api/v1/tasks')) {
+        taskReads += 1;
+        return { status: 200, json: { tasks } };
+      }
+      return { status: 200, json: { events: [] } };
+    },
     upgrade: async () => (socket) => {
       sockets.push(socket);
       socket.send({ type: 'hello', fleetId, peerId: members[0]!.peerId });
@@ -229,7 +248,39 @@ async function bigFleet(root: string, page: Page): Promise<Record<string, unknow
       docMs.push((await watcher.collect()) - sentAt);
     }
     const statusBytes = Buffer.byteLength(JSON.stringify(status()));
-    return { members: BIG_FLEET, statusJsonBytes: statusBytes, ...loads, memberStateShownMs: stats(stateMs), docChangeShownMs: stats(docMs) };
+
+    // The Tasks page with 2,000 tasks: from the click to the newest on screen, then what reading
+    // them again every 2 s costs the page (main-thread time per read, from long-task entries).
+    await page.fill('[data-testid=member-search]', '');
+    const taskShownMs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await page.click('nav a[href="/"]');
+      await page.locator('[data-testid=member-summary]').waitFor();
+      const watcher = await watch(page, '[data-testid=task-summary]', `${BIG_TASKS} tasks`);
+      const clickedAt = now();
+      await page.click('nav a[href="/tasks"]');
+      taskShownMs.push((await watcher.collect()) - clickedAt);
+    }
+    await page.locator(`[data-testid=task][data-id="t-${BIG_TASKS - 1}"]`).waitFor();
+    await page.evaluate(() => {
+      const w = window as unknown as { longTaskMs: number };
+      w.longTaskMs = 0;
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) w.longTaskMs += entry.duration;
+      }).observe({ type: 'longtask' });
+    });
+    const readsBefore = taskReads;
+    const windowMs = 10_000;
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const reads = taskReads - readsBefore;
+    const longTaskMs = await page.evaluate(() => (window as unknown as { longTaskMs: number }).longTaskMs);
+    const detailWatcher = await watch(page, '[data-testid=task-detail]', `t-${BIG_TASKS - 1}`);
+    const clickedAt = now();
+    await page.click(`[data-testid=task][data-id="t-${BIG_TASKS - 1}"]`);
+    const detailMs = (await detailWatcher.collect()) - clickedAt;
+    await page.click('nav a[href="/"]');
+    const taskPage = { tasks: BIG_TASKS, tasksJsonBytes: Buffer.byteLength(JSON.stringify({ tasks })), shownAfterClickMs: stats(taskShownMs), readsIn10s: reads, longTaskMsIn10s: round(longTaskMs), detailShownMs: round(detailMs) };
+    return { members: BIG_FLEET, statusJsonBytes: statusBytes, ...loads, memberStateShownMs: stats(stateMs), docChangeShownMs: stats(docMs), taskPage };
   } finally {
     await server.close();
   }
@@ -255,6 +306,7 @@ try {
       `Label on screen after the node's answer: p50 ${r['labelShownAfterAckMs']!.p50} / p95 ${r['labelShownAfterAckMs']!.p95} / max ${r['labelShownAfterAckMs']!.max} ms (target ≤ 250 ms)`,
       `Member dead on screen after the node learned it: ${String(real['memberDeadShownAfterNodeLearnedMs'])} ms (${String(real['memberDeadShownAfterKillMs'])} ms after kill -9)`,
       `1,000 members: member state on screen p50 ${b['memberStateShownMs']!.p50} / max ${b['memberStateShownMs']!.max} ms; document change p50 ${b['docChangeShownMs']!.p50} / max ${b['docChangeShownMs']!.max} ms`,
+      `Tasks page, ${BIG_TASKS} tasks: ${JSON.stringify(big['taskPage'])}`,
       `Node RSS: ${JSON.stringify(real['nodeRssMb'])}`,
       '',
     ].join('\n'),

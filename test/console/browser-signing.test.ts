@@ -4,10 +4,11 @@ import { describe, expect, it } from 'vitest';
 import type { FleetId, FleetView } from '../../crdt-schema/index.ts';
 import { decisionBody as schemaDecisionBody } from '../../crdt-schema/index.ts';
 import { writeOperatorKeyFile, writeRootKeyFile } from '../../agent/key-files.ts';
-import type { FleetEvent as NodeFleetEvent } from '../../crdt-schema/index.ts';
+import type { FleetEvent as NodeFleetEvent, InstanceRecord, TaskStatus as NodeTaskStatus, TemplatePreview as NodeTemplatePreview } from '../../crdt-schema/index.ts';
+import type { catalogAnswer } from '../../agent/api/catalog-routes.ts';
 import type { MemberStatus, SessionStats } from '../../mesh/index.ts';
 import { AUTH_HEADERS as NODE_AUTH_HEADERS, RequestVerifier, SeededRandom, certifyOperator, decisionProblem, generateKeyPair, requestStatement as meshStatement, signDecision as meshSignDecision, toBase64Url } from '../../mesh/index.ts';
-import type { FleetEvent, Member, PeerSession } from '../../console/src/lib/types.ts';
+import type { CatalogAnswer, FleetEvent, InstanceTransition, Member, PeerSession, TaskStatus, TemplatePreview } from '../../console/src/lib/types.ts';
 import { KeyImportError, importOperatorKey, parseOperatorKeyFile } from '../../console/src/lib/operator-key.ts';
 import { AUTH_HEADERS, decisionBody, requestStatement, signDecision, signRequest } from '../../console/src/lib/signing.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -41,6 +42,10 @@ export const nodeShapesFitTheConsole = {
   member: (m: MemberStatus): Member => m,
   session: (p: SessionStats & { connected: boolean }): PeerSession => p,
   event: (e: NodeFleetEvent): FleetEvent => e,
+  task: (t: NodeTaskStatus): TaskStatus => t,
+  transition: (t: InstanceRecord['transitions'][number]): InstanceTransition => t,
+  catalog: (c: ReturnType<typeof catalogAnswer>): CatalogAnswer => c,
+  preview: (p: NodeTemplatePreview): TemplatePreview => p,
 };
 
 describe('signing in the browser, as the CLI signs', () => {

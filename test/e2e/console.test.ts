@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join as joinPath } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -101,6 +102,8 @@ describe('the console in a browser, against a real fleet', () => {
     await pageA.fill('[data-testid=label-value]', 'gateway');
     await pageA.click('[data-testid=label-set]');
     await pageA.locator('[data-testid=label-row]', { hasText: 'role=gateway' }).waitFor({ timeout: 5_000 });
+    // The node page also shows the machine's lifecycle, from GET /api/v1/instances.
+    await pageA.locator('[data-testid=instance][data-state=running] [data-testid=instance-state]').waitFor({ timeout: 10_000 });
     await screenshot(pageA, '04-label-set');
 
     pageB = await browser.newPage('bravo');
@@ -125,6 +128,48 @@ describe('the console in a browser, against a real fleet', () => {
     await pageA.click('nav a[href="/replication"]');
     await pageA.locator(`[data-testid=peer-session][data-peer="${nodes[1]!.ready.peerId}"]`).waitFor({ timeout: 5_000 });
     await screenshot(pageA, '05d-replication');
+    await pageA.click('nav a[href="/"]');
+  });
+
+  it('shows a task the CLI asked for, the instances, and the catalog with a template\'s preview', async () => {
+    const bravo = nodes[1]!;
+    const api = ['--api', nodes[0]!.ready.api, '--key', operatorKey];
+    const file = joinPath(root.path, 'catalog.json');
+    await writeFile(file, JSON.stringify([{ name: 'base', variety: 'subscription', category: { name: 'os', position: 1 }, fileSpec: ['/etc/**'] }, { name: 'nginx', variety: 'instance', category: { name: 'web', position: 5 }, manifest: { schema_version: 1, dependencies: { requires: ['base'] } } }]));
+    await writeFile(`${file}.template`, JSON.stringify({ name: 'edge', modules: [{ module: 'nginx' }] }));
+    // One CLI process at a time would take a few seconds more; these do not depend on each other.
+    const [created, modules] = await Promise.all([
+      cli(['task', 'create', ...api, '--node', bravo.ready.peerId, '--id', 't-e2e-echo', '--', '/bin/echo', 'hi']),
+      cli(['module', 'put', ...api, file]),
+    ]);
+    expect([created.code, modules.code]).toEqual([0, 0]);
+    expect((await cli(['template', 'put', ...api, `${file}.template`])).code).toBe(0);
+
+    await pageA.click('nav a[href="/tasks"]');
+    const task = pageA.locator('[data-testid=task][data-id=t-e2e-echo]');
+    // The page reads the tasks every 2 s: the run completes on bravo and shows without a reload.
+    await task.and(pageA.locator('[data-state=complete]')).waitFor({ timeout: 20_000 });
+    expect(await task.textContent()).toContain('bravo');
+    await task.click();
+    expect(await pageA.textContent('[data-testid=task-output]')).toBe('hi\n');
+    expect(await pageA.textContent('[data-testid=task-exit]')).toBe('0');
+    await screenshot(pageA, '05e-task-complete');
+
+    await pageA.click('nav a[href="/instances"]');
+    await pageA.locator(`[data-testid=instance][data-peer="${bravo.ready.peerId}"][data-state=running]`).waitFor({ timeout: 10_000 });
+    expect(await pageA.locator('[data-testid=instance]').count()).toBe(3);
+    await pageA.locator(`[data-testid=instance][data-peer="${bravo.ready.peerId}"] [data-testid=instance-history]`).click();
+    await pageA.locator('[data-testid=transition][data-event=mark_running]').first().waitFor();
+    await screenshot(pageA, '05f-instances');
+
+    await pageA.click('nav a[href="/catalog"]');
+    await pageA.locator('[data-testid=template][data-name=edge]').waitFor({ timeout: 5_000 });
+    expect(await pageA.locator('[data-testid=module]').count()).toBe(2);
+    await pageA.click('[data-testid=template][data-name=edge] [data-testid=preview-button]');
+    await pageA.locator('[data-testid=preview-verdict]', { hasText: 'composes' }).waitFor({ timeout: 5_000 });
+    expect(await pageA.locator('[data-testid=preview-closure]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-module')))).toEqual(['nginx', 'base']);
+    expect(await pageA.textContent('[data-testid=preview-fingerprint]')).toMatch(/\S{16,}/);
+    await screenshot(pageA, '05g-catalog-preview');
     await pageA.click('nav a[href="/"]');
   });
 

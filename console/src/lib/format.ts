@@ -61,3 +61,59 @@ export function detailText(detail: unknown): string {
     return String(detail);
   }
 }
+
+/** A duration in words: `850 ms`, `12.3 s`, `4 min 5 s`, `2 h 10 min`. */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min${seconds % 60 === 0 ? '' : ` ${seconds % 60} s`}`;
+  const minutes = Math.round(seconds / 60);
+  return `${Math.floor(minutes / 60)} h${minutes % 60 === 0 ? '' : ` ${minutes % 60} min`}`;
+}
+
+/** Which colour a lifecycle state gets: good, under way, bad, or over and quiet. */
+export type Tone = 'ok' | 'busy' | 'warn' | 'bad' | 'quiet';
+
+const TONES: Readonly<Record<string, Tone>> = {
+  complete: 'ok', running: 'ok', live: 'ok', active: 'ok', blessed: 'ok', alive: 'ok',
+  pending: 'busy', scheduled: 'busy', starting: 'busy', stopping: 'busy', rebooting: 'busy', provisioning: 'busy', staging: 'busy', built: 'busy', draining: 'busy',
+  suspect: 'warn', paused: 'warn',
+  failed: 'bad', aborted: 'bad', error: 'bad', terminated: 'bad', dead: 'bad',
+};
+
+export function toneOf(state: string): Tone {
+  return TONES[state] ?? 'quiet';
+}
+
+/**
+ * Who made a transition, in words: a member (or a node this view knows) by its name, any other
+ * peer id shortened, and an operator's key as `operator` and its first 8 characters.
+ */
+export function actorText(by: string, names: ReadonlyMap<string, string>): string {
+  const name = names.get(by);
+  if (name !== undefined) return name;
+  if (/^(12D3KooW|Qm)[1-9A-HJ-NP-Za-km-z]{20,}$/.test(by)) return shortPeer(by);
+  return `operator ${by.slice(0, 8)}`;
+}
+
+/** A member's name by peer id, or the id shortened when it is not (or no longer) a member. */
+export function nodeName(peerId: string, names: ReadonlyMap<string, string>): string {
+  return names.get(peerId) ?? shortPeer(peerId);
+}
+
+/**
+ * A key that changes whenever one of the documents `docId` picks changes (their digests, from
+ * the live status), and, with `withMembers`, whenever a member's state does: views that read on
+ * their own use it to read again exactly when there is something new.
+ */
+export function docsVersion(status: { readonly docs: ReadonlyArray<{ readonly id: string; readonly digest: string }>; readonly members: ReadonlyArray<{ readonly peerId: string; readonly state: string }> }, pick: (docId: string) => boolean, withMembers = false): string {
+  const docs = status.docs.filter((d) => pick(d.id)).map((d) => `${d.id}=${d.digest}`);
+  const members = withMembers ? status.members.map((m) => `${m.peerId}:${m.state}`) : [];
+  return [...docs, ...members].join(',');
+}
+
+/** `1 module`, `2 modules`; `many` for words that do not take an s. */
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

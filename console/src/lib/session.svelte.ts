@@ -69,6 +69,13 @@ export class Session {
     if (this.signer !== undefined) this.#connect();
   }
 
+  /** A signed API client for the chosen node (views that read on their own: tasks, instances, catalog). */
+  api(): NodeApi {
+    const signer = this.signer;
+    if (signer === undefined) throw new ActionError('sign in with the operator key first');
+    return new NodeApi(this.apiBase, signer);
+  }
+
   /** Signs a decision here, in the browser, and hands it to the node (POST /api/v1/decisions). */
   async decide(decision: ConsoleDecision): Promise<DecisionResult> {
     const signer = this.signer;

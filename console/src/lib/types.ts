@@ -109,3 +109,156 @@ export interface DecisionResult {
   readonly labels: Readonly<Record<string, string>>;
   readonly revoked: { readonly at: number; readonly reason: string } | null;
 }
+
+/** Task states (crdt-schema/task-doc.ts TaskStatus.state). */
+export const TASK_STATES = ['pending', 'scheduled', 'running', 'complete', 'failed', 'aborted', 'cancelled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** A node's run of a task (crdt-schema/task-doc.ts TaskRun). */
+export interface TaskRun {
+  readonly leaseId: string;
+  readonly epoch: number;
+  readonly state: 'running' | 'complete' | 'failed' | 'aborted';
+  readonly startedAt: number;
+  readonly endedAt?: number;
+  readonly exitCode?: number;
+  /** The end of stdout and stderr (at most 4 KiB). */
+  readonly output?: string;
+  readonly reason?: string;
+  readonly pid?: number;
+}
+
+/** A dispatcher's lease on a task, or its closing of a task that never ran. */
+export interface TaskLease {
+  readonly leaseId: string;
+  readonly node: string;
+  readonly epoch: number;
+  readonly until: number;
+  readonly at: number;
+  readonly closed?: 'cancelled' | 'aborted';
+  readonly reason?: string;
+}
+
+/** One task and how it stands (GET /api/v1/tasks → {tasks}). */
+export interface TaskStatus {
+  readonly id: string;
+  /** The peer id of the node that runs it. */
+  readonly node: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly timeoutMs: number;
+  readonly requestedAt: number;
+  readonly state: TaskState;
+  readonly lease?: TaskLease;
+  readonly run?: TaskRun;
+  readonly cancelRequested: boolean;
+}
+
+/** One recorded lifecycle transition of an instance. */
+export interface InstanceTransition {
+  readonly from: string;
+  readonly to: string;
+  readonly event: string;
+  /** An operator's public key or a node's peer id. */
+  readonly by: string;
+  readonly epoch: number;
+  readonly reason: string;
+  readonly at: number;
+}
+
+/** A member machine's lifecycle (GET /api/v1/instances → {instances}). */
+export interface InstanceInfo {
+  readonly peerId: string;
+  readonly name: string | null;
+  /** Failure detection's state of it, or `gone` when it is no longer a member. */
+  readonly observed: string;
+  readonly state: string;
+  readonly since: number | null;
+  readonly epoch: number | null;
+  /** Oldest first, as recorded (at most 20). */
+  readonly transitions: readonly InstanceTransition[];
+}
+
+export interface CatalogModule {
+  readonly name: string;
+  readonly variety: string;
+  readonly category: { readonly name: string; readonly position: number };
+  readonly priority: number;
+  readonly parent?: string;
+  readonly immutable: boolean;
+  readonly rebootRequired: boolean;
+}
+
+export interface CatalogTemplate {
+  readonly name: string;
+  readonly modules: ReadonlyArray<{ readonly module: string; readonly enabled: boolean; readonly priority: number }>;
+}
+
+export interface CatalogAssignment {
+  /** A peer id or a host name (a node may be named before it joins). */
+  readonly node: string;
+  readonly module: string;
+  readonly template?: string;
+  readonly enabled: boolean;
+}
+
+export interface CatalogPool {
+  readonly name: string;
+  readonly template: string;
+  readonly target: number;
+  readonly min: number;
+  readonly max: number;
+  readonly lifecycle: string;
+  readonly status: string;
+}
+
+export interface CatalogVersion {
+  readonly module: string;
+  readonly number: number;
+  readonly state: string;
+  readonly artifacts: Readonly<Record<string, { readonly digest: string }>>;
+  readonly signature?: { readonly publicKey: string; readonly signature: string };
+}
+
+export interface CatalogTrust {
+  readonly module: string;
+  readonly publishers: readonly string[];
+}
+
+/** GET /api/v1/catalog: the desired catalog as the node folded it. */
+export interface CatalogAnswer {
+  readonly catalog: {
+    readonly modules: readonly CatalogModule[];
+    readonly templates: readonly CatalogTemplate[];
+    readonly assignments: readonly CatalogAssignment[];
+    readonly pools: readonly CatalogPool[];
+    readonly versions: readonly CatalogVersion[];
+    readonly trust: readonly CatalogTrust[];
+  };
+  readonly entries: number;
+  readonly skipped: ReadonlyArray<{ readonly entry: string; readonly index: number; readonly reason: string }>;
+}
+
+export interface CompositionProblem {
+  readonly kind: string;
+  readonly severity: 'error' | 'warning';
+  readonly message: string;
+}
+
+/** GET /api/v1/catalog/preview?template=NAME (crdt-schema/catalog/preview.ts TemplatePreview). */
+export interface TemplatePreview {
+  readonly template: string;
+  readonly closure: ReadonlyArray<{
+    readonly module: string;
+    readonly variety: string;
+    readonly category: string;
+    readonly effectivePriority: number;
+    readonly explicit: boolean;
+    readonly requiredBy: readonly string[];
+  }>;
+  readonly conflicts: readonly CompositionProblem[];
+  readonly warnings: readonly CompositionProblem[];
+  readonly fingerprint: string;
+  readonly footprint: { readonly modules: readonly string[]; readonly packages: readonly string[]; readonly paths: readonly string[] };
+  readonly ok: boolean;
+}
