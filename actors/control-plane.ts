@@ -1,7 +1,7 @@
 import type { EventFilter } from '../crdt-schema/index.ts';
 import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type TimerId, type Transport, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
-import { ActorHost, type Behavior, type EffectPort } from './host.ts';
+import { ActorHost, type Behavior, type EffectPort, type PortOutcome } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
 import { type Holding, type LeaseAnswer, type LeaseConfig, QuorumLease } from './lease.ts';
 import { Placement, type PlacementConfig, type PlacementMember, type RecordsView, type SingletonSpec } from './placement.ts';
@@ -27,8 +27,14 @@ export interface Order {
 /** What an executor answers. */
 export type OrderAnswer = { readonly accepted: true; readonly result: unknown } | ({ readonly accepted: false } & (FenceRefusal | { readonly reason: 'unknown-kind' | 'failed'; readonly detail: string }));
 
-/** Runs one kind of order on this node; returns a plain result. */
+/**
+ * Runs one kind of order on this node; returns a plain result, or a promise of one when the
+ * answer must wait for I/O (a durable record): the order is answered when it settles.
+ */
 export type OrderExecutor = (body: string, stamp: EpochStamp) => unknown;
+
+/** The port an executor's promise is awaited on (the orders actor's step stays synchronous). */
+const AWAIT_PORT = 'sys.orders.await';
 
 const orderShape = s.object({
   type: s.literal('order'),
@@ -106,6 +112,7 @@ export class ControlPlane {
       ports: {
         'events.emit': (request) => node.events.emit(request as EventInput),
         'events.list': async (filter) => node.events.list(filter as EventFilter),
+        [AWAIT_PORT]: (request) => request as Promise<unknown>,
         ...init.ports,
       },
     });
@@ -303,10 +310,14 @@ export class ControlPlane {
     return undefined;
   }
 
-  #ordersBehavior(): Behavior<null, Order> {
+  #ordersBehavior(): Behavior<null, Order | { readonly type: 'settled'; readonly outcome: PortOutcome }> {
     return {
       initial: () => null,
       step: (state, order) => {
+        if (order.type === 'settled') {
+          const answer: OrderAnswer = order.outcome.ok ? { accepted: true, result: order.outcome.value ?? null } : { accepted: false, reason: 'failed', detail: order.outcome.error };
+          return { state, effects: [{ type: 'reply', value: answer }] };
+        }
         const stamp = { epoch: order.epoch, owner: order.owner };
         const unbacked = this.#unbackedOrder(order);
         if (unbacked !== undefined) {
@@ -320,7 +331,11 @@ export class ControlPlane {
           answer = { accepted: false, ...refusal };
         } else {
           const executor = this.#executors.get(order.kind);
-          answer = executor === undefined ? { accepted: false, reason: 'unknown-kind', detail: `no executor for ${order.kind} on this node` } : run(executor, order.body, stamp);
+          const ran = executor === undefined ? { accepted: false as const, reason: 'unknown-kind' as const, detail: `no executor for ${order.kind} on this node` } : run(executor, order.body, stamp);
+          if (ran.accepted && ran.result instanceof Promise) {
+            return { state, effects: [{ type: 'perform', port: AWAIT_PORT, request: ran.result, carryReply: true, then: (outcome) => ({ type: 'settled', outcome }) }] };
+          }
+          answer = ran;
         }
         return { state, effects: [{ type: 'reply', value: answer }] };
       },

@@ -19,7 +19,17 @@ export type Effect =
    * Asks one of the host's ports (I/O the host was given: the event log, storage) to do
    * something; `then` turns the outcome into a message for this actor.
    */
-  | { readonly type: 'perform'; readonly port: string; readonly request: unknown; readonly then?: (outcome: PortOutcome) => unknown };
+  | {
+      readonly type: 'perform';
+      readonly port: string;
+      readonly request: unknown;
+      readonly then?: (outcome: PortOutcome) => unknown;
+      /**
+       * The message `then` makes carries the asker of the message this step handled, so a later
+       * step's `reply` answers that ask (an answer that must wait for I/O, such as a durable write).
+       */
+      readonly carryReply?: boolean;
+    };
 
 /** What a port answered to a `perform` effect. */
 export type PortOutcome = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string };
@@ -279,15 +289,17 @@ export class ActorHost {
         this.stop(cell.name);
         return;
       case 'perform':
-        this.#perform(cell, effect);
+        this.#perform(cell, effect, effect.carryReply === true ? envelope.replyTo : undefined);
         return;
     }
   }
 
-  #perform(cell: Cell, effect: Extract<Effect, { type: 'perform' }>): void {
+  #perform(cell: Cell, effect: Extract<Effect, { type: 'perform' }>, replyTo: ((value: unknown) => void) | undefined): void {
     const port = this.#init.ports?.[effect.port];
     const answer = (outcome: PortOutcome): void => {
-      if (effect.then !== undefined && !cell.stopped) this.tell(cell.name, effect.then(outcome));
+      if (effect.then === undefined || cell.stopped) return;
+      const message = effect.then(outcome);
+      this.#deliver(cell.name, replyTo === undefined ? { message } : { message, replyTo });
     };
     if (port === undefined) {
       answer({ ok: false, error: `this host has no port ${effect.port}` });

@@ -9,3 +9,5 @@ export * from './control-plane.ts';
 export * from './dispatcher.ts';
 export * from './task-runner.ts';
 export * from './instances.ts';
+export * from './pools.ts';
+export * from './pool-member.ts';

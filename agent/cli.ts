@@ -9,6 +9,7 @@ import { type DecisionResult, addOperator, decide, revokeOperator } from './deci
 import { eventsCommand } from './events-command.ts';
 import { catalogCommands } from './catalog-cli.ts';
 import { instanceCommands, taskCommands } from './task-cli.ts';
+import { poolCommands } from './pool-cli.ts';
 import { versionCommands } from './version-cli.ts';
 import { fleetCommands } from './fleet-command.ts';
 import { initFleet } from './fleet-init.ts';
@@ -44,6 +45,7 @@ const USAGE = `usage: powernode <command> [flags]
   assignment list [--node NODE]                              what each node is given
   task create  --api URL --key KEYFILE --node NODE [--timeout 10m] [--id ID] -- COMMAND [ARGS...]
   task list [--node NODE] [--state S] | show ID | cancel ID [--reason TEXT] | wait ID [--timeout 10m]
+  pool acquire NAME [--for TEXT] | release NAME MEMBER [--reuse] | members NAME   claim a pool member, give it back, see members' states
   instance list | show NODE | start|stop|reboot|terminate NODE [--reason TEXT]   member machines' lifecycle
   fleet apply FILE [--dry-run] [--prune]                     make the catalog what fleet.yaml says (--api, --key, [--json])
   fleet export [--out FILE]                                  the catalog as a fleet.yaml (--api, --key)
@@ -59,6 +61,7 @@ export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<nu
 const COMMANDS: Record<string, Command> = {
   ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...taskCommands(API_FLAGS, (flags) => apiClient(flags), print),
+  ...poolCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...instanceCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...versionCommands(API_FLAGS, (flags) => apiClient(flags), print),
   ...fleetCommands(API_FLAGS, (flags) => apiClient(flags), print),
@@ -219,7 +222,7 @@ export function reportError(error: unknown): number {
     return 2;
   }
   const known = ['CatalogFileError', 'FleetFileError', 'TokenRequestError', 'ApiError', 'KeyFileError', 'DataDirInUseError', 'NotInFleetError', 'JoinRefusedError', 'InvalidJoinStringError', 'OperationRefusedError',
-    'InvalidLabelError', 'InvalidDecisionError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
+    'InvalidLabelError', 'InvalidDecisionError', 'PoolNotFoundError', 'ApiListenError', 'StorageOpenError', 'PeerUnreachableError', 'TimeoutError'];
   const err = error as Error;
   process.stderr.write(known.includes(err.name) ? `powernode: ${err.message}\n` : `powernode: unexpected error: ${err.stack ?? String(error)}\n`);
   return 1;

@@ -9,6 +9,7 @@ import {
   readFleetIdFromStorage,
 } from '../mesh/index.ts';
 import { ControlPlane, TaskRunner, dispatcherPorts, dispatcherSpec, instancePorts, instanceReconcilerSpec, registerInstanceExecutors } from '../actors/index.ts';
+import { PoolMemberAgent, poolPorts, poolsSpec } from '../actors/index.ts';
 import { ExecaProcessRunner } from './adapters/execa-process-runner.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
@@ -98,12 +99,13 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
       transport,
       clock,
       log,
-      singletons: [dispatcherSpec(), instanceReconcilerSpec()],
-      ports: { ...dispatcherPorts(core, clock, () => controlPlane), ...instancePorts(core, clock, () => controlPlane) },
+      singletons: [dispatcherSpec(), instanceReconcilerSpec(), poolsSpec()],
+      ports: { ...dispatcherPorts(core, clock, () => controlPlane), ...instancePorts(core, clock, () => controlPlane), ...poolPorts(core, clock, () => controlPlane) },
     });
     const runner = new ExecaProcessRunner();
     const tasks = new TaskRunner({ node: core, runner, clock, log });
     tasks.register(controlPlane);
+    new PoolMemberAgent({ node: core, clock }).register(controlPlane);
     const reboot = process.env['POWERNODE_REBOOT_COMMAND']?.split(' ').filter(Boolean);
     // An operator's `instance stop` ends this process cleanly, as SIGTERM does (a supervisor may start it again).
     registerInstanceExecutors(controlPlane, { node: core, stopSelf: () => process.kill(process.pid, 'SIGTERM'), reboot, runner, clock, log });

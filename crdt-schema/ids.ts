@@ -1,7 +1,7 @@
 /** A fleet id: 32 lowercase hex characters (16 random bytes). */
 export type FleetId = string & { readonly __brand: 'FleetId' };
 
-/** The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>`, `tasks/<peerId>` or `desired/<area>`. */
+/** The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>`, `tasks/<peerId>`, `pools/<peerId>` or `desired/<area>`. */
 export type DocId = string & { readonly __brand: 'DocId' };
 
 /** libp2p peer ids in base58btc (Ed25519 ids are 52 characters). */
@@ -10,7 +10,7 @@ export const FLEET_ID_PATTERN = /^[0-9a-f]{32}$/;
 
 export const FLEET_DOC_ID = 'fleet' as DocId;
 
-export type DocKind = 'fleet' | 'node' | 'events' | 'desired' | 'tasks';
+export type DocKind = 'fleet' | 'node' | 'events' | 'desired' | 'tasks' | 'pools';
 
 /** The areas of operator-declared desired state, each its own document `desired/<area>`. */
 export const DESIRED_AREAS = ['catalog', 'tasks'] as const;
@@ -24,6 +24,7 @@ export type ParsedDocId =
   | { readonly kind: 'fleet' }
   | { readonly kind: 'desired'; readonly area: DesiredArea }
   | { readonly kind: 'tasks'; readonly peerId: string }
+  | { readonly kind: 'pools'; readonly peerId: string }
   | { readonly kind: 'node'; readonly peerId: string }
   | { readonly kind: 'events'; readonly retention: RetentionClass; readonly day: string; readonly peerId: string };
 
@@ -42,6 +43,10 @@ export function parseDocId(id: string): ParsedDocId | undefined {
   if (id.startsWith('tasks/')) {
     const peerId = id.slice('tasks/'.length);
     if (PEER_ID_PATTERN.test(peerId)) return { kind: 'tasks', peerId };
+  }
+  if (id.startsWith('pools/')) {
+    const peerId = id.slice('pools/'.length);
+    if (PEER_ID_PATTERN.test(peerId)) return { kind: 'pools', peerId };
   }
   if (id.startsWith('events/')) {
     const [, retention, day, peerId, ...rest] = id.split('/');
@@ -70,6 +75,12 @@ export function nodeDocId(peerId: string): DocId {
 export function tasksDocId(peerId: string): DocId {
   if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
   return `tasks/${peerId}` as DocId;
+}
+
+/** The document of the pool claims `peerId` recorded as owner of `control.pools`, and the claim it holds as a member (sealed by it). */
+export function poolsDocId(peerId: string): DocId {
+  if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
+  return `pools/${peerId}` as DocId;
 }
 
 export function isFleetId(value: string): value is FleetId {

@@ -11,3 +11,4 @@ export * from './catalog/index.ts';
 export * from './desired-doc.ts';
 export * from './catalog/task-request.ts';
 export * from './task-doc.ts';
+export * from './pool-doc.ts';

@@ -31,6 +31,7 @@ import {
 } from '../crdt-schema/index.ts';
 import { DesiredState } from './catalog/desired-state.ts';
 import { TaskRecords } from './catalog/task-records.ts';
+import { PoolRecords } from './catalog/pool-records.ts';
 import { OperationRefusedError } from './errors.ts';
 import { EventLog, eventIdOf } from './events/event-log.ts';
 import { grantProblem, grantSignatureCheck } from './trust/grants.ts';
@@ -218,6 +219,8 @@ export class FleetNode {
   readonly desired: DesiredState;
   /** Task runs and dispatcher leases (`tasks/<peer>` documents). */
   readonly tasks: TaskRecords;
+  /** Pool claims and members' held claims (`pools/<peer>` documents). */
+  readonly pools: PoolRecords;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
   #membershipTimer: TimerId | undefined;
   #lostLogged = false;
@@ -299,6 +302,7 @@ export class FleetNode {
     });
     this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
     this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity });
+    this.pools = new PoolRecords({ store, self: this.peer, signer: ports.identity });
     this.events = new EventLog({
       store,
       clock: ports.clock,
@@ -582,7 +586,7 @@ export class FleetNode {
   #acceptsDocument(docId: string): boolean {
     if (docId.startsWith('events/')) return this.events.accepts(docId);
     if (docId.startsWith('desired/')) return this.desired.accepts(docId);
-    if (!docId.startsWith('node/') && !docId.startsWith('tasks/')) return true;
+    if (!docId.startsWith('node/') && !docId.startsWith('tasks/') && !docId.startsWith('pools/')) return true;
     const peer = docId.slice(docId.indexOf('/') + 1);
     if (this.#revoked.has(peer)) return false;
     if (peer === this.peer || peer === this.#config.bootstrapPeer) return true;

@@ -2,6 +2,7 @@ import { DECISION_KINDS, type EventFilter, InvalidDecisionError, InvalidLabelErr
 import { AskTimeoutError, type ControlPlane, DeadLetterError } from '../../actors/index.ts';
 import { AUTH_HEADERS, AuthError, type Clock, EVENTS_LIST_MAX, type FleetNode, OperationRefusedError, type PeerId, RequestVerifier, s } from '../../mesh/index.ts';
 import { catalogRoute } from './catalog-routes.ts';
+import { poolRoute } from './pool-routes.ts';
 import type { ApiHandlers, ApiRequest, ApiResponse, LiveSocket } from './http-server.ts';
 
 const decisionRequest = s.object({
@@ -170,6 +171,7 @@ async function route(runtime: Runtime, request: ApiRequest, faultInjection: bool
   if (path === '/api/v1/catalog' || path.startsWith('/api/v1/catalog/') || path === '/api/v1/tasks' || path === '/api/v1/instances') {
     return (await catalogRoute(node, request, url, (shape) => parseBody(request, shape))) ?? fail(404, `no such endpoint: ${key}`);
   }
+  if (path === '/api/v1/pools' || path.startsWith('/api/v1/pools/')) return (await poolRoute(runtime, request, url, (shape) => parseBody(request, shape))) ?? fail(404, `no such endpoint: ${key}`);
   switch (key) {
     case 'GET /api/v1/status':
       return ok({ ...node.status(), ...controlPlane.status(), process: processFacts() });

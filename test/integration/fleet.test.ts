@@ -337,6 +337,41 @@ describe('a fleet of real node processes', () => {
     expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/no member "nobody" in the fleet/)]);
   }, 90_000);
 
+  it('hands concurrent pool claims through two nodes two different members, refuses a third, and drains a released one', async () => {
+    const api = (i: number): string[] => ['--api', nodes[i]!.ready.api, '--key', operatorKey];
+    const path = join(root.path, 'burst.json');
+    await writeFile(path, JSON.stringify({ name: 'burst', template: 'edge', target: 2 }));
+    expect((await cli(['pool', 'put', ...api(0), path])).code).toBe(0);
+    const members = [nodes[1]!.ready.peerId, nodes[2]!.ready.peerId];
+    for (const member of members) expect((await cli(['label', 'set', ...api(0), '--node', member, 'pool=burst'])).code).toBe(0);
+    // Polled through the API (a CLI process per poll would load the machine); the claims go through the CLI.
+    type Pools = { pools: Array<{ name: string; members: Array<{ member: string; state: string }> }>; owner: { active: boolean } | null };
+    const states = async (i: number): Promise<Record<string, string>> =>
+      Object.fromEntries(((await clients[i]!.get<Pools>('/api/v1/pools')).pools.find((p) => p.name === 'burst')?.members ?? []).map((m) => [m.member, m.state]));
+    try {
+      for (const i of [0, 1]) await eventually(async () => (Object.values(await states(i)).filter((s) => s === 'ready').length === 2 ? true : undefined), 10_000, `two ready members seen by node ${i}`, 200);
+      await eventually(async () => ((await clients[0]!.get<Pools>('/api/v1/pools')).owner?.active === true ? true : undefined), 10_000, 'control.pools placed', 200);
+      const [first, second] = await Promise.all([0, 1].map((i) => cli(['pool', 'acquire', 'burst', ...api(i), '--for', `job-${i}`, '--json'])));
+      expect([first!.code, second!.code, first!.stderr, second!.stderr]).toEqual([0, 0, '', '']);
+      const claimed = [first!, second!].map((run) => (JSON.parse(run.stdout) as { member: string }).member);
+      expect(new Set(claimed)).toEqual(new Set(members));
+      const third = await cli(['pool', 'acquire', 'burst', ...api(2)]);
+      expect(third.code).toBe(1);
+      expect(third.stderr).toMatch(/pool burst has no ready member \(2 claimed\)/);
+      const released = await cli(['pool', 'release', 'burst', claimed[0]!, ...api(2)]);
+      expect(released.code).toBe(0);
+      expect(released.stdout).toMatch(/drains until it restarts/);
+      await eventually(async () => ((await states(0))[claimed[0]!] === 'draining' ? true : undefined), 5_000, 'the released member draining on node 0', 200);
+      expect((await states(0))[claimed[1]!]).toBe('claimed');
+      const pools = await cli(['pool', 'members', 'burst', ...api(1)]);
+      expect(pools.stdout).toMatch(/draining/);
+      expect(pools.stdout).toMatch(/claimed .* for job-/);
+    } finally {
+      // The labels go again: the tests after this one read node 2's labels.
+      for (const member of members) await cli(['label', 'rm', ...api(0), '--node', member, 'pool']);
+    }
+  }, 60_000);
+
   it('names a damaged stored document, recovers it from peers and loses nothing else', async () => {
     const victim = nodes[2]!;
     const peerId = victim.ready.peerId;

@@ -1,0 +1,199 @@
+import { type HeldClaim, type PoolClaimRecord, type PoolMemberInput, poolMembers } from '../crdt-schema/index.ts';
+import { type Clock, type FleetNode, type PeerId, eventIdOf } from '../mesh/index.ts';
+import type { ControlPlane } from './control-plane.ts';
+import type { EffectPort } from './host.ts';
+import { singletonActorName } from './placement.ts';
+import { DEFAULT_POOLS_CONFIG, type ClaimOutcome, POOLS_PORTS, POOLS_SINGLETON, type PoolAnswer, type PoolRequest, type PoolsView } from './pools.ts';
+
+/** The pools and their members as this node sees them (its records, its failure detection). */
+export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Clock, readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs): PoolsView {
+  const now = clock.now();
+  const version = node.store.version;
+  const pools = node.desired.catalog().catalog.pools;
+  const started = new Map(node.members().map((m) => [m.peerId, m.startedAt]));
+  const members: PoolMemberInput[] = controlPlane.members().map((m) => {
+    const startedAt = started.get(m.peerId);
+    return {
+      peerId: m.peerId,
+      name: m.name,
+      alive: m.peerId === node.peer || m.state === 'alive' || m.state === 'suspect',
+      aliveSince: m.peerId === node.peer ? 0 : m.stateSince,
+      ...(startedAt === undefined ? {} : { startedAt }),
+      labels: m.labels,
+    };
+  });
+  return { now, version, pools, members: poolMembers({ pools, members, docs: node.pools.all(), now, readyAfterMs }) };
+}
+
+/** A member's answer to a `pool.claim` order. */
+export type MemberClaimAnswer = { readonly held: true } | { readonly held: false; readonly current: HeldClaim } | { readonly held: false; readonly reason: string };
+
+/**
+ * A node's side of pool claims (the `pool.claim` and `pool.release` executors, behind the epoch
+ * fence): this node, as a pool member, records the claim it takes durably before it answers, and
+ * takes no other while it holds one that is not released (or named by the order as replaced: the
+ * owner's records say it was released). Orders are handled one at a time.
+ */
+export class PoolMemberAgent {
+  readonly #node: FleetNode;
+  readonly #clock: Clock;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(init: { readonly node: FleetNode; readonly clock: Clock }) {
+    this.#node = init.node;
+    this.#clock = init.clock;
+  }
+
+  /** Adds the executors to `controlPlane` (before it starts). */
+  register(controlPlane: ControlPlane): void {
+    controlPlane.registerExecutor('pool.claim', (body, stamp) => this.#serial(() => this.#claim(JSON.parse(body) as { pool: string; claimId: string; replaces?: string }, stamp.epoch)));
+    controlPlane.registerExecutor('pool.release', (body, stamp) => this.#serial(() => this.#release(JSON.parse(body) as { pool: string; claimId: string }, stamp.epoch)));
+  }
+
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(work, work);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #claim(order: { pool: string; claimId: string; replaces?: string }, epoch: number): Promise<MemberClaimAnswer> {
+    const self = this.#node.peer;
+    if (this.#node.fleet()?.labels[self]?.['pool'] !== order.pool) return { held: false, reason: `${self} is not labelled pool=${order.pool}` };
+    const held = this.#node.pools.of(self).held;
+    if (held?.state === 'claimed' && held.claimId === order.claimId) return { held: true };
+    if (held?.state === 'claimed' && held.claimId !== order.replaces) return { held: false, current: held };
+    await this.#node.pools.recordHeld({ pool: order.pool, claimId: order.claimId, state: 'claimed', epoch, at: this.#clock.now() });
+    return { held: true };
+  }
+
+  async #release(order: { pool: string; claimId: string }, epoch: number): Promise<{ released: boolean }> {
+    const held = this.#node.pools.of(this.#node.peer).held;
+    if (held?.claimId !== order.claimId || held.state !== 'claimed') return { released: false };
+    await this.#node.pools.recordHeld({ ...held, state: 'released', epoch, at: this.#clock.now() });
+    return { released: true };
+  }
+}
+
+/**
+ * The pools singleton's ports on one node: read the view; carry out a claim (order the member,
+ * then record the claim, both durable, and log `pool.claimed`); a release (record it, log
+ * `pool.released`, tell the member); the reaper's records and events.
+ */
+export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => ControlPlane): Record<string, EffectPort> {
+  const emit = (input: Parameters<FleetNode['events']['emit']>[0]): void => {
+    // The claim is on record; the event is its trace and may follow it.
+    void node.events.emit(input).catch(() => undefined);
+  };
+  return {
+    [POOLS_PORTS.view]: async (): Promise<PoolsView> => poolsView(node, controlPlane(), clock),
+    [POOLS_PORTS.claim]: async (request): Promise<ClaimOutcome> => {
+      const claim = request as { pool: string; member: string; name: string; claimId: string; claimedAt: number; via: string; memberStartedAt: number; for?: string; replaces?: string; epoch: number; owner: string };
+      const body = JSON.stringify({ pool: claim.pool, claimId: claim.claimId, ...(claim.replaces === undefined ? {} : { replaces: claim.replaces }) });
+      const answer = await controlPlane().order(claim.member as PeerId, POOLS_SINGLETON, { epoch: claim.epoch, owner: claim.owner }, 'pool.claim', body, 2_000);
+      if (!answer.accepted) throw new Error(`${claim.member} refused the claim order: ${'detail' in answer ? answer.detail : answer.reason}`);
+      const taken = answer.result as MemberClaimAnswer;
+      const base = { pool: claim.pool, member: claim.member, epoch: claim.epoch, at: Math.max(clock.now(), claim.claimedAt), memberStartedAt: claim.memberStartedAt };
+      if (!taken.held) {
+        if (!('current' in taken)) throw new Error(taken.reason);
+        // It holds a claim this owner has no record of (an owner answered and was lost before its record spread): on record now.
+        await node.pools.recordClaims([{ ...base, claimId: taken.current.claimId, state: 'claimed', claimedAt: taken.current.at, via: 'member' }]);
+        return { result: 'held-elsewhere', version: node.store.version };
+      }
+      const record: PoolClaimRecord = { ...base, claimId: claim.claimId, state: 'claimed', claimedAt: claim.claimedAt, via: claim.via, ...(claim.for === undefined ? {} : { for: claim.for }) };
+      await node.pools.recordClaims([record]);
+      emit({
+        id: eventIdOf('pool.claimed', claim.claimId),
+        kind: 'pool.claimed',
+        severity: 'low',
+        subject: claim.member,
+        detail: `${claim.name} claimed from pool ${claim.pool}${claim.for === undefined ? '' : ` for ${claim.for}`}`,
+        payload: { pool: claim.pool, member: claim.member, claimId: claim.claimId },
+        singleton: POOLS_SINGLETON,
+        epoch: claim.epoch,
+      });
+      return { result: 'claimed', record, version: node.store.version };
+    },
+    [POOLS_PORTS.release]: async (request): Promise<PoolAnswer> => {
+      const release = request as PoolRequest & { epoch: number; owner: string };
+      const view = poolsView(node, controlPlane(), clock);
+      const member = view.members.find((m) => m.member === release.member);
+      if (member === undefined || member.pool !== release.pool) throw new Error(`${release.member ?? '?'} is not a member of pool ${release.pool}`);
+      if (member.state !== 'claimed') throw new Error(`${member.name} in pool ${release.pool} is ${member.state}, not claimed`);
+      const claimId = member.record?.state === 'claimed' ? member.record.claimId : member.held!.claimId;
+      const record: PoolClaimRecord = {
+        pool: release.pool,
+        member: member.member,
+        claimId,
+        state: release.reuse === true ? 'reused' : 'released',
+        epoch: release.epoch,
+        at: Math.max(view.now, (member.record?.at ?? 0) + 1),
+        claimedAt: member.record?.claimedAt ?? member.held!.at,
+        via: release.via,
+        memberStartedAt: member.startedAt ?? 0,
+        ...(member.record?.for === undefined ? {} : { for: member.record.for }),
+      };
+      await node.pools.recordClaims([record]);
+      emit({
+        id: eventIdOf('pool.released', claimId),
+        kind: 'pool.released',
+        severity: 'low',
+        subject: member.member,
+        detail: release.reuse === true ? `${member.name} given back to pool ${release.pool} for reuse: ready again as it is` : `${member.name} released to pool ${release.pool}: draining until it restarts`,
+        payload: { pool: release.pool, member: member.member, claimId },
+        singleton: POOLS_SINGLETON,
+        epoch: release.epoch,
+      });
+      // The member learns it too (its record then says released); one that is down is told by the next claim's `replaces`.
+      void controlPlane().order(member.member as PeerId, POOLS_SINGLETON, { epoch: release.epoch, owner: release.owner }, 'pool.release', JSON.stringify({ pool: release.pool, claimId })).catch(() => undefined);
+      return { type: 'released', pool: release.pool, member: member.member, claimId, reuse: release.reuse === true };
+    },
+    [POOLS_PORTS.reap]: async (request) => {
+      const { records, events } = request as { records: PoolClaimRecord[]; events: Array<Parameters<FleetNode['events']['emit']>[0]> };
+      await node.pools.recordClaims(records);
+      for (const event of events) await node.events.emit(event);
+      return null;
+    },
+  };
+}
+
+/** Thrown when no owner of `control.pools` answered in time: this node may be cut off from the majority. */
+export class PoolUnavailableError extends Error {
+  override name = 'PoolUnavailableError';
+}
+
+const RETRY_MS = 100;
+
+/** How long an acquire or release waits for an owner: a failover takes up to 5 s (docs/PLACEMENT.md), with room for one. */
+export const POOL_ASK_TIMEOUT_MS = 10_000;
+
+/**
+ * Sends an acquire or release to the owner of `control.pools`, wherever it runs, and waits for
+ * its answer. Retries (same request id, so a retried acquire is one claim) while there is no
+ * owner, the owner is changing, or an answer was lost, until `timeoutMs`.
+ */
+export async function askPools(controlPlane: ControlPlane, clock: Clock, self: string, request: PoolRequest, timeoutMs = POOL_ASK_TIMEOUT_MS): Promise<Exclude<PoolAnswer, { type: 'busy' }>> {
+  const deadline = clock.now() + timeoutMs;
+  let last = 'no owner of control.pools is known';
+  for (;;) {
+    const left = deadline - clock.now();
+    if (left <= 0) throw new PoolUnavailableError(`no owner of ${POOLS_SINGLETON} answered within ${timeoutMs} ms (${last}): this node may be cut off from the majority of the fleet; try again`);
+    const placed = controlPlane.placement.view().find((v) => v.name === POOLS_SINGLETON);
+    if (placed?.owner !== undefined && placed.owner !== null && placed.active) {
+      const path = singletonActorName(POOLS_SINGLETON);
+      const askMs = Math.min(left, 3_000);
+      try {
+        const answer =
+          placed.owner === self
+            ? await controlPlane.host.ask<PoolAnswer>(path, request, { timeoutMs: askMs })
+            : await controlPlane.remote.ask<PoolAnswer>({ node: placed.owner as PeerId, path }, request, { timeoutMs: askMs });
+        if (answer.type !== 'busy') return answer;
+        last = 'the request was still being handled';
+      } catch (error) {
+        last = `${placed.owner}: ${(error as Error).message}`;
+      }
+    } else {
+      last = placed?.owner == null ? 'it is not placed yet' : `its last owner ${placed.owner} has stopped it`;
+    }
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.min(RETRY_MS, Math.max(deadline - clock.now(), 0))));
+  }
+}
