@@ -7,7 +7,7 @@ import {
   type InstanceState,
   transitionInstance,
 } from '../crdt-schema/index.ts';
-import type { Clock, FleetNode, Logger, MemberState, PeerId, ProcessRunner } from '../mesh/index.ts';
+import { type Clock, type FleetNode, type Logger, type MemberState, type PeerId, type ProcessRunner, revokedOperatorKeys } from '../mesh/index.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { Behavior, Effect, EffectPort, PortOutcome } from './host.ts';
 import type { MembersMessage, SingletonContext, SingletonSpec } from './placement.ts';
@@ -236,7 +236,7 @@ export function instanceView(node: FleetNode, clock: Clock): InstanceView {
   for (const doc of node.tasks.all().values()) for (const id of doc.actions.keys()) handled.add(id);
   const actions = node.desired.tasks().actions.filter((action) => !handled.has(action.id));
   const now = clock.now();
-  const revokedOperators = (fleet?.operators ?? []).filter((o) => o.revokedAt !== undefined && o.revokedAt <= now).map((o) => o.publicKey);
+  const revokedOperators = revokedOperatorKeys(fleet, now);
   return { now, instances, records: instanceRecords(node), actions, revokedOperators };
 }
 
@@ -281,8 +281,7 @@ export function registerInstanceExecutors(
     // (which any member can send) never stops or reboots a node.
     const action = init.node.desired.tasks().actions.find((a) => a.id === actionId);
     if (action === undefined || action.node !== init.node.peer || action.action !== kind) return { refused: true, reason: `no operator-signed ${kind} ${actionId} for this node here (yet)` };
-    const revokedAt = init.node.fleet()?.operators.find((o) => o.publicKey === action.by)?.revokedAt;
-    if (revokedAt !== undefined && revokedAt <= init.clock.now()) return { refused: true, reason: `${actionId} was asked for by an operator key revoked since` };
+    if (revokedOperatorKeys(init.node.fleet(), init.clock.now()).includes(action.by)) return { refused: true, reason: `${actionId} was asked for by an operator key revoked since` };
     const answer = act();
     if (answer['refused'] !== undefined) return answer;
     seen.add(actionId);

@@ -1,5 +1,5 @@
-import { TASK_OUTPUT_CHARS_MAX, type TaskLease, type TaskRun, taskStatuses } from '../crdt-schema/index.ts';
-import type { Clock, FleetNode, Logger, PeerId, ProcessResult, ProcessRunner, TimerId } from '../mesh/index.ts';
+import { TASK_OUTPUT_CHARS_MAX, type TaskLease, type TaskRun, newestLeases, taskStatuses } from '../crdt-schema/index.ts';
+import { type Clock, type FleetNode, type Logger, type PeerId, type ProcessResult, type ProcessRunner, type TimerId, revokedOperatorKeys } from '../mesh/index.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { DISPATCHER_SINGLETON, DISPATCH_PORTS, type DispatchView, type TaskOrder } from './dispatcher.ts';
 import type { EffectPort } from './host.ts';
@@ -13,15 +13,6 @@ const WATCH_MS = 1_000;
 /** No lease is taken for longer than this, whatever an order says. */
 export const MAX_LEASE_MS = 10 * 60_000;
 
-/** The newest lease any dispatcher gave `taskId` (highest epoch), as this node holds them. */
-function newestLease(node: FleetNode, taskId: string): TaskLease | undefined {
-  let newest: TaskLease | undefined;
-  for (const doc of node.tasks.all().values()) {
-    const lease = doc.leases.get(taskId);
-    if (lease !== undefined && (newest === undefined || lease.epoch > newest.epoch || (lease.epoch === newest.epoch && lease.at > newest.at))) newest = lease;
-  }
-  return newest;
-}
 
 /**
  * Runs the tasks the dispatcher leases to this node (the `task.run` and `task.abort` executors,
@@ -116,9 +107,8 @@ export class TaskRunner {
     if (request === undefined) return { state: 'refused', reason: `no task ${taskId} signed by an operator here (yet)` };
     if (request.node !== this.#node.peer) return { state: 'refused', reason: `task ${taskId} is for ${request.node}` };
     if (cancels.has(taskId)) return { state: 'refused', reason: `task ${taskId} was cancelled` };
-    const revokedAt = this.#node.fleet()?.operators.find((o) => o.publicKey === request.by)?.revokedAt;
-    if (revokedAt !== undefined && revokedAt <= now) return { state: 'refused', reason: `task ${taskId} was asked for by an operator key revoked since` };
-    if (newestLease(this.#node, taskId)?.closed !== undefined) return { state: 'refused', reason: `task ${taskId} was closed by the dispatcher` };
+    if (revokedOperatorKeys(this.#node.fleet(), now).includes(request.by)) return { state: 'refused', reason: `task ${taskId} was asked for by an operator key revoked since` };
+    if (newestLeases(this.#node.tasks.all().values()).get(taskId)?.closed !== undefined) return { state: 'refused', reason: `task ${taskId} was closed by the dispatcher` };
     if (length <= 0) return { state: 'refused', reason: 'the lease has no time left' };
     const abort = new AbortController();
     this.#active.set(taskId, { leaseId: lease.leaseId, epoch: lease.epoch, until: now + length, abort, startedAt: now });
@@ -214,8 +204,7 @@ export function dispatcherPorts(node: FleetNode, clock: Clock, controlPlane: () 
   return {
     [DISPATCH_PORTS.view]: async (): Promise<DispatchView> => {
       const now = clock.now();
-      const revokedOperators = (node.fleet()?.operators ?? []).filter((o) => o.revokedAt !== undefined && o.revokedAt <= now).map((o) => o.publicKey);
-      return { now, statuses: taskView(node), revokedOperators };
+      return { now, statuses: taskView(node), revokedOperators: revokedOperatorKeys(node.fleet(), now) };
     },
     [DISPATCH_PORTS.lease]: async (request) => node.tasks.recordLeases(request as ReadonlyArray<{ taskId: string; lease: TaskLease }>),
     [DISPATCH_PORTS.order]: async (request) => {

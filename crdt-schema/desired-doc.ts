@@ -275,7 +275,12 @@ export function readDesiredEntries(root: Readonly<Record<string, unknown>>): Des
     const entry = readDesiredEntry(key, raw);
     if (entry !== undefined) out.push(entry);
   }
-  return out.sort((a, b) => a.at - b.at || compareText(a.signature, b.signature));
+  return out.sort(desiredEntryOrder);
+}
+
+/** The order entries apply in: by time, then signature (the same on every node). */
+export function desiredEntryOrder(a: DesiredEntry, b: DesiredEntry): number {
+  return a.at - b.at || compareText(a.signature, b.signature);
 }
 
 /** Why a change was not applied when folding (it stays in the document, for the record). */

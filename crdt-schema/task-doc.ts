@@ -216,6 +216,18 @@ export interface TaskStatus {
   readonly cancelRequested: boolean;
 }
 
+/** Each task's newest lease across the documents (highest epoch, then latest: a deposed dispatcher's records lose). */
+export function newestLeases(docs: Iterable<{ readonly leases: ReadonlyMap<string, TaskLease> }>): Map<string, TaskLease> {
+  const leases = new Map<string, TaskLease>();
+  for (const doc of docs) {
+    for (const [id, lease] of doc.leases) {
+      const held = leases.get(id);
+      if (held === undefined || lease.epoch > held.epoch || (lease.epoch === held.epoch && lease.at > held.at)) leases.set(id, lease);
+    }
+  }
+  return leases;
+}
+
 /** The final states: no dispatcher acts on such a task again. */
 export const TASK_DONE_STATES: readonly TaskStatus['state'][] = ['complete', 'failed', 'aborted', 'cancelled'];
 
@@ -230,13 +242,7 @@ export function taskStatuses(
   cancels: ReadonlySet<string> | ReadonlyMap<string, unknown>,
   docs: ReadonlyMap<string, { readonly runs: ReadonlyMap<string, TaskRun>; readonly leases: ReadonlyMap<string, TaskLease> }>,
 ): TaskStatus[] {
-  const leases = new Map<string, TaskLease>();
-  for (const doc of docs.values()) {
-    for (const [id, lease] of doc.leases) {
-      const held = leases.get(id);
-      if (held === undefined || lease.epoch > held.epoch || (lease.epoch === held.epoch && lease.at > held.at)) leases.set(id, lease);
-    }
-  }
+  const leases = newestLeases(docs.values());
   const out: TaskStatus[] = [];
   for (const request of requests.values()) {
     const run = docs.get(request.node)?.runs.get(request.id);

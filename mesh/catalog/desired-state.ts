@@ -10,6 +10,7 @@ import {
   type FleetView,
   type SkippedChange,
   checkVersionTrust,
+  desiredEntryOrder,
   foldDesired,
   parseDesiredBody,
   parseDocId,
@@ -31,7 +32,7 @@ import { desiredChangeProblem, desiredEntryProblem } from '../trust/desired.ts';
  */
 export function catalogProblem(held: readonly DesiredEntry[], added: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined): string | undefined {
   const signatures = new Set(added.map((entry) => entry.signature));
-  const all = [...held, ...added].sort(entryOrder);
+  const all = [...held, ...added].sort(desiredEntryOrder);
   const folded = foldDesired(all, revokedAt);
   const skipped = folded.skipped.find((change) => signatures.has(change.entry));
   if (skipped !== undefined) return skipped.reason;
@@ -45,11 +46,6 @@ export function catalogProblem(held: readonly DesiredEntry[], added: readonly De
     }
   }
   return undefined;
-}
-
-/** The order entries apply in: by time, then signature. */
-function entryOrder(a: DesiredEntry, b: DesiredEntry): number {
-  return a.at - b.at || (a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0);
 }
 
 /** How far in the future (by this node's clock) an entry may be dated. */
@@ -147,7 +143,7 @@ export class DesiredState {
     if (docId === DESIRED_TASKS_DOC_ID) {
       // A task id asked for again with other content would be skipped by every node: say so now.
       const signatures = new Set(entries.map((entry) => entry.signature));
-      const skipped = foldTasks([...this.#entries(docId), ...entries].sort(entryOrder), this.#revokedAt()).skipped.find((change) => signatures.has(change.entry));
+      const skipped = foldTasks([...this.#entries(docId), ...entries].sort(desiredEntryOrder), this.#revokedAt()).skipped.find((change) => signatures.has(change.entry));
       if (skipped !== undefined) throw new OperationRefusedError(skipped.reason);
     }
     await this.#store.change<DesiredDocument>(docId, (draft) => {

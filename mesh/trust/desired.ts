@@ -72,21 +72,18 @@ export function desiredEntryProblem(fleet: FleetView, docId: string, entry: Desi
  * conflicting losers), and under each field of an entry map there, is the same.
  */
 function sameEverywhere(doc: AnyDoc, key: string): boolean {
-  const conflicts = A.getConflicts(doc as A.Doc<Record<string, unknown>>, key);
-  if (conflicts === undefined) return true;
-  const values = Object.values(conflicts);
-  const first = canonicalJson(toPlain(values[0]));
-  if (!values.every((value) => canonicalJson(toPlain(value)) === first)) return false;
+  if (!conflictFree(doc, key)) return false;
   // Fields of the entry map itself may hold concurrent writes too.
   const shown = (doc as unknown as Record<string, unknown>)[key];
-  if (typeof shown !== 'object' || shown === null) return true;
-  return Object.keys(shown).every((field) => {
-    const inner = A.getConflicts(shown as A.Doc<Record<string, unknown>>, field);
-    if (inner === undefined) return true;
-    const innerValues = Object.values(inner);
-    const innerFirst = canonicalJson(toPlain(innerValues[0]));
-    return innerValues.every((value) => canonicalJson(toPlain(value)) === innerFirst);
-  });
+  return typeof shown !== 'object' || shown === null || Object.keys(shown).every((field) => conflictFree(shown, field));
+}
+
+/** True when every value Automerge holds under `key` of the map `object` is the same. */
+function conflictFree(object: unknown, key: string): boolean {
+  const conflicts = A.getConflicts(object as A.Doc<Record<string, unknown>>, key);
+  if (conflicts === undefined) return true;
+  const values = Object.values(conflicts).map((value) => canonicalJson(toPlain(value)));
+  return values.every((value) => value === values[0]);
 }
 
 /**

@@ -28,6 +28,11 @@ export function isActiveOperator(fleet: FleetView, operator: OperatorView, atMs:
   return (operator.revokedAt === undefined || atMs < operator.revokedAt) && isCertifiedOperator(fleet, operator);
 }
 
+/** The public keys of the operators the fleet root key revoked as of `atMs` (none without a fleet). */
+export function revokedOperatorKeys(fleet: FleetView | undefined, atMs: number): string[] {
+  return (fleet?.operators ?? []).filter((o) => o.revokedAt !== undefined && o.revokedAt <= atMs).map((o) => o.publicKey);
+}
+
 /** The parts of an HTTP request that an operator signs. */
 export interface SignedRequestParts {
   readonly method: string;
