@@ -14,11 +14,10 @@ import {
   submitChanges,
   templateApplyChanges,
 } from './catalog-command.ts';
-import type { CommandSpec, FlagKind, ParsedArgs } from './cli-args.ts';
+import { type Command, type FlagKind, type ParsedArgs, apiCommandSpec } from './cli-args.ts';
 import { readOperatorKeyFile } from './key-files.ts';
 
 type Flags = ParsedArgs['flags'];
-type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
 
 const NOUNS: ReadonlyArray<{ readonly noun: string; readonly kind: DesiredKind; readonly what: string }> = [
   { noun: 'module', kind: 'module', what: 'module name' },
@@ -32,7 +31,7 @@ const NOUNS: ReadonlyArray<{ readonly noun: string; readonly kind: DesiredKind; 
  */
 export function catalogCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
   const out = (text: string): void => void process.stdout.write(text);
-  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}): CommandSpec => ({ flags: { ...apiFlags, ...flags }, required: ['api', 'key'], positional });
+  const spec = apiCommandSpec(apiFlags);
   const submit = async (flags: Flags, changes: Parameters<typeof submitChanges>[2], report: readonly ReportedChange[], dryRun = false): Promise<number> => {
     if (!dryRun) await submitChanges(await clientOf(flags), await readOperatorKeyFile(String(flags['key'])), changes);
     if (flags['json'] === true) print({ changes: report, ...(dryRun ? { dryRun: true } : {}) });

@@ -12,6 +12,17 @@ export interface CommandSpec {
   readonly positional: { readonly min: number; readonly max: number; readonly name: string };
 }
 
+/** A command of the CLI: how its arguments are parsed, and what it does (its exit code). */
+export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
+
+/**
+ * The spec builder for commands that talk to a node's API: `apiFlags` (`--api`, `--key`,
+ * `--json`) plus the command's own flags, with `--api`, `--key` and `required` required.
+ */
+export function apiCommandSpec(apiFlags: Readonly<Record<string, FlagKind>>): (positional: CommandSpec['positional'], flags?: Readonly<Record<string, FlagKind>>, required?: readonly string[]) => CommandSpec {
+  return (positional, flags = {}, required = []) => ({ flags: { ...apiFlags, ...flags }, required: ['api', 'key', ...required], positional });
+}
+
 export interface ParsedArgs {
   readonly flags: Readonly<Record<string, string | string[] | boolean | undefined>>;
   readonly positional: readonly string[];

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { type DecisionBody, type DecisionKind, parseLabelAssignment } from '../crdt-schema/index.ts';
 import type { MemberStatus } from '../mesh/index.ts';
 import { ApiClient } from './api-client.ts';
-import { type CommandSpec, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
+import { type Command, type ParsedArgs, UsageError, parseArgs, parseDuration, parseHostPort } from './cli-args.ts';
 import { dataDir } from './data-dir.ts';
 import { type DecisionResult, addOperator, decide, revokeOperator } from './decisions.ts';
 import { eventsCommand } from './events-command.ts';
@@ -55,8 +55,6 @@ const USAGE = `usage: powernode <command> [flags]
 Exit codes: 0 done, 1 refused (the message says what to do), 2 wrong usage.`;
 
 const API_FLAGS = { api: 'string', key: 'string', json: 'boolean' } as const;
-
-export type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
 
 const COMMANDS: Record<string, Command> = {
   ...catalogCommands(API_FLAGS, (flags) => apiClient(flags), print),

@@ -19,11 +19,10 @@ import {
 } from '../crdt-schema/index.ts';
 import type { ApiClient } from './api-client.ts';
 import { type ReportedChange, fetchCatalog, formatChanges, submitChanges } from './catalog-command.ts';
-import { type CommandSpec, type FlagKind, type ParsedArgs, UsageError } from './cli-args.ts';
+import { type Command, type FlagKind, type ParsedArgs, UsageError, apiCommandSpec } from './cli-args.ts';
 import { readOperatorKeyFile } from './key-files.ts';
 
 type Flags = ParsedArgs['flags'];
-type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
 
 /** Kept entries listed one by one in human output; past this only the count is given. */
 const KEPT_LISTED_MAX = 20;
@@ -39,7 +38,7 @@ export class FleetFileError extends Error {
  * changes are signed here too, all sent in one request: the node records all of them or none.
  */
 export function fleetCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
-  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>>): CommandSpec => ({ flags: { ...apiFlags, ...flags }, required: ['api', 'key'], positional });
+  const spec = apiCommandSpec(apiFlags);
   return {
     'fleet apply': {
       spec: spec({ min: 1, max: 1, name: 'fleet.yaml file' }, { 'dry-run': 'boolean', prune: 'boolean' }),

@@ -1,10 +1,9 @@
 import type { PoolAnswer } from '../actors/index.ts';
 import type { Pool, PoolMemberView } from '../crdt-schema/index.ts';
 import type { ApiClient } from './api-client.ts';
-import type { CommandSpec, FlagKind, ParsedArgs } from './cli-args.ts';
+import { type Command, type FlagKind, type ParsedArgs, apiCommandSpec } from './cli-args.ts';
 
 type Flags = ParsedArgs['flags'];
-type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
 
 /**
  * `pool acquire|release|members`: claims on pool members, made by the one owner of
@@ -13,7 +12,7 @@ type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> }
  */
 export function poolCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
   const out = (text: string): void => void process.stdout.write(text);
-  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}): CommandSpec => ({ flags: { ...apiFlags, ...flags }, required: ['api', 'key'], positional });
+  const spec = apiCommandSpec(apiFlags);
   return {
     'pool acquire': {
       spec: spec({ min: 1, max: 1, name: 'pool name' }, { for: 'string' }),

@@ -3,12 +3,11 @@ import { DESIRED_TASKS_DOC_ID, type DesiredChange, TASK_DONE_STATES, type TaskSt
 import type { MemberStatus } from '../mesh/index.ts';
 import type { ApiClient } from './api-client.ts';
 import { CatalogFileError, signChanges } from './catalog-command.ts';
-import { type CommandSpec, type FlagKind, type ParsedArgs, UsageError, parseDuration } from './cli-args.ts';
+import { type Command, type FlagKind, type ParsedArgs, UsageError, apiCommandSpec, parseDuration } from './cli-args.ts';
 import { decide } from './decisions.ts';
 import { readOperatorKeyFile } from './key-files.ts';
 
 type Flags = ParsedArgs['flags'];
-type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
 
 const POLL_MS = 500;
 
@@ -18,11 +17,7 @@ const POLL_MS = 500;
  */
 export function taskCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
   const out = (text: string): void => void process.stdout.write(text);
-  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}, required: readonly string[] = []): CommandSpec => ({
-    flags: { ...apiFlags, ...flags },
-    required: ['api', 'key', ...required],
-    positional,
-  });
+  const spec = apiCommandSpec(apiFlags);
   const tasks = async (client: ApiClient): Promise<TaskStatus[]> => (await client.get<{ tasks: TaskStatus[] }>('/api/v1/tasks')).tasks;
   const find = async (client: ApiClient, id: string): Promise<TaskStatus> => {
     const task = (await tasks(client)).find((t) => t.id === id);
@@ -146,7 +141,7 @@ interface InstanceAnswer {
  */
 export function instanceCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
   const out = (text: string): void => void process.stdout.write(text);
-  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}): CommandSpec => ({ flags: { ...apiFlags, ...flags }, required: ['api', 'key'], positional });
+  const spec = apiCommandSpec(apiFlags);
   const list = async (client: ApiClient): Promise<InstanceAnswer[]> => (await client.get<{ instances: InstanceAnswer[] }>('/api/v1/instances')).instances;
   const commands: Record<string, Command> = {
     'instance list': {

@@ -17,11 +17,10 @@ import { generateKeyPair, signBytes, toBase64Url } from '../mesh/index.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import type { ApiClient } from './api-client.ts';
 import { CatalogFileError, fetchCatalog, formatChanges, putChanges, submitChanges } from './catalog-command.ts';
-import { type CommandSpec, type FlagKind, type ParsedArgs, UsageError } from './cli-args.ts';
+import { type Command, type FlagKind, type ParsedArgs, UsageError, apiCommandSpec } from './cli-args.ts';
 import { readOperatorKeyFile, readPublisherKeyFile, writePublisherKeyFile } from './key-files.ts';
 
 type Flags = ParsedArgs['flags'];
-type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> };
 
 /**
  * Module versions and trust (docs/CATALOG.md §Versions, trust, promotion): a publisher key signs
@@ -31,11 +30,7 @@ type Command = { spec: CommandSpec; run: (args: ParsedArgs) => Promise<number> }
  */
 export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
   const out = (text: string): void => void process.stdout.write(text);
-  const spec = (positional: CommandSpec['positional'], flags: Readonly<Record<string, FlagKind>> = {}, required: readonly string[] = []): CommandSpec => ({
-    flags: { ...apiFlags, ...flags },
-    required: ['api', 'key', ...required],
-    positional,
-  });
+  const spec = apiCommandSpec(apiFlags);
   const put = async (flags: Flags, changes: DesiredChange[], report: Parameters<typeof formatChanges>[0]): Promise<number> => {
     await submitChanges(await clientOf(flags), await readOperatorKeyFile(String(flags['key'])), changes);
     if (flags['json'] === true) print({ changes: report });

@@ -3,13 +3,12 @@ import {
   type HeldClaim,
   type PoolClaimRecord,
   type PoolsDocument,
-  parseDocId,
   poolsDocId,
   readPoolsDoc,
   recordHeldClaim,
   recordPoolClaim,
 } from '../../crdt-schema/index.ts';
-import type { DocStore, SealSigner } from '../replication/index.ts';
+import { PeerDocuments } from './peer-documents.ts';
 
 /** One node's pools document, read. */
 export interface PoolsView {
@@ -22,50 +21,31 @@ export interface PoolsView {
  * of `control.pools`, the claim it holds as a member; durable and sealed), and reads everyone's,
  * once per version of each.
  */
-export class PoolRecords {
-  readonly #store: DocStore;
-  readonly #self: string;
-  readonly #signer: SealSigner;
-  readonly #cache = new Map<string, { digest: string; view: PoolsView }>();
+export class PoolRecords extends PeerDocuments<PoolsView, PoolsDocument> {
+  protected readonly kind = 'pools';
 
-  constructor(init: { readonly store: DocStore; readonly self: string; readonly signer: SealSigner }) {
-    this.#store = init.store;
-    this.#self = init.self;
-    this.#signer = init.signer;
+  protected docIdOf(peer: string): DocId {
+    return poolsDocId(peer);
   }
 
-  /** Every pools document held, by its writer's peer id. */
-  all(): Map<string, PoolsView> {
-    const out = new Map<string, PoolsView>();
-    for (const docId of this.#store.ids()) {
-      const parsed = parseDocId(docId);
-      if (parsed?.kind !== 'pools') continue;
-      out.set(parsed.peerId, this.of(parsed.peerId, docId));
-    }
-    return out;
+  protected read(doc: unknown): PoolsView {
+    return readPoolsDoc(doc);
   }
 
-  /** `peer`'s pools document (empty when not held). */
-  of(peer: string, docId: DocId = poolsDocId(peer)): PoolsView {
-    const digest = this.#store.digest(docId);
-    if (digest === undefined) return { claims: new Map() };
-    const cached = this.#cache.get(peer);
-    if (cached?.digest === digest) return cached.view;
-    const view = readPoolsDoc(this.#store.get(docId));
-    this.#cache.set(peer, { digest, view });
-    return view;
+  protected empty(): PoolsView {
+    return { claims: new Map() };
   }
 
   /** Records what this node decided as owner about members, durably (fsynced and sealed), in one change. */
   async recordClaims(records: readonly PoolClaimRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.#store.change<PoolsDocument>(poolsDocId(this.#self), (draft) => {
+    await this.changeOwn((draft) => {
       for (const record of records) recordPoolClaim(draft, record);
-    }, { durable: true, signer: this.#signer });
+    });
   }
 
   /** Records the claim this node holds as a member, durably, before it answers. */
   async recordHeld(held: HeldClaim): Promise<void> {
-    await this.#store.change<PoolsDocument>(poolsDocId(this.#self), (draft) => recordHeldClaim(draft, held), { durable: true, signer: this.#signer });
+    await this.changeOwn((draft) => recordHeldClaim(draft, held));
   }
 }
