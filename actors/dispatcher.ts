@@ -15,6 +15,9 @@ export interface DispatchConfig {
   readonly tickMs: number;
 }
 
+/** How long past a silent node's lease its running task is closed (the node's lease watch runs every second; clocks differ). */
+export const SILENT_RUN_MARGIN_MS = 30_000;
+
 export const DEFAULT_DISPATCH_CONFIG: DispatchConfig = { leaseMs: 60_000, renewWhenLeftMs: 40_000, tickMs: 1_000 };
 
 /** An order the dispatcher sends a node's `task.*` executors. */
@@ -42,7 +45,8 @@ export interface DispatchPlan {
  *
  * For each task not done:
  * - running: abort it if an operator cancelled it; otherwise renew its lease when it was given by
- *   an earlier epoch or has less than `renewWhenLeftMs` left (while its node is alive or suspect).
+ *   an earlier epoch or has less than `renewWhenLeftMs` left (while its node is alive or suspect);
+ *   its node dead or gone for `SILENT_RUN_MARGIN_MS` past the lease → closed as aborted.
  * - not started: cancelled → closed as cancelled; node alive or suspect → a lease of this epoch
  *   (a new one when there is none, an older epoch's, or an expired one) and the run order, sent
  *   again each look until the node records a run; node dead or gone with a lapsed lease → closed as
@@ -70,11 +74,22 @@ export function planDispatch(input: {
     const held = status.lease;
     const revoked = status.requestedBy !== undefined && input.revokedOperators?.has(status.requestedBy) === true;
     if (status.state === 'running') {
-      if (status.cancelRequested || revoked) {
-        if (reachable) orders.push({ taskId: status.id, node: status.node, kind: 'task.abort' });
+      if (reachable && (status.cancelRequested || revoked)) {
+        orders.push({ taskId: status.id, node: status.node, kind: 'task.abort' });
         continue;
       }
-      if (!reachable) continue;
+      if (!reachable) {
+        // Its node stops the command when the lease runs out by its own clock (checked every
+        // second); past that and a margin for skew, the run cannot be going on, and a node that
+        // never comes back would leave it "running" for ever. A node that does come back reports
+        // how the run ended, which is then the truth.
+        const until = held?.until ?? status.run!.startedAt + config.leaseMs;
+        if (now >= until + SILENT_RUN_MARGIN_MS) {
+          const reason = member === 'unknown' ? `${status.node} left the fleet while it ran` : `${status.node} is ${member}: its lease ran out while it ran, and its node stops the command then`;
+          leases.push({ taskId: status.id, lease: { ...lease(status, status.run!.leaseId), until: now, closed: 'aborted', reason } });
+        }
+        continue;
+      }
       if (held === undefined || held.epoch < epoch || held.until - now < config.renewWhenLeftMs) {
         const renewed = lease(status, status.run!.leaseId);
         leases.push({ taskId: status.id, lease: renewed });

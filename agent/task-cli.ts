@@ -18,9 +18,11 @@ const POLL_MS = 500;
 export function taskCommands(apiFlags: Readonly<Record<string, FlagKind>>, clientOf: (flags: Flags) => Promise<ApiClient>, print: (value: unknown) => void): Record<string, Command> {
   const out = (text: string): void => void process.stdout.write(text);
   const spec = apiCommandSpec(apiFlags);
-  const tasks = async (client: ApiClient): Promise<TaskStatus[]> => (await client.get<{ tasks: TaskStatus[] }>('/api/v1/tasks')).tasks;
+  const tasks = async (client: ApiClient, query: Record<string, string> = {}): Promise<TaskStatus[]> =>
+    (await client.get<{ tasks: TaskStatus[] }>(`/api/v1/tasks${Object.keys(query).length === 0 ? '' : `?${new URLSearchParams(query).toString()}`}`)).tasks;
+  const one = async (client: ApiClient, id: string): Promise<TaskStatus | undefined> => (await tasks(client, { id }))[0];
   const find = async (client: ApiClient, id: string): Promise<TaskStatus> => {
-    const task = (await tasks(client)).find((t) => t.id === id);
+    const task = await one(client, id);
     if (task === undefined) throw new CatalogFileError(`no task ${JSON.stringify(id)} on this node (yet)`);
     return task;
   };
@@ -48,7 +50,7 @@ export function taskCommands(apiFlags: Readonly<Record<string, FlagKind>>, clien
       run: async ({ flags }) => {
         const client = await clientOf(flags);
         const node = flags['node'] === undefined ? undefined : await resolveNode(client, String(flags['node']));
-        const listed = (await tasks(client)).filter((t) => (node === undefined || t.node === node) && (flags['state'] === undefined || t.state === flags['state']));
+        const listed = await tasks(client, { ...(node === undefined ? {} : { node }), ...(flags['state'] === undefined ? {} : { state: String(flags['state']) }) });
         if (flags['json'] === true) print({ tasks: listed });
         else out(listed.length === 0 ? 'no tasks\n' : `${listed.map(describeTask).join('\n')}\n`);
         return 0;
@@ -80,7 +82,7 @@ export function taskCommands(apiFlags: Readonly<Record<string, FlagKind>>, clien
         const client = await clientOf(flags);
         const deadline = Date.now() + (flags['timeout'] === undefined ? 10 * 60_000 : parseDuration(String(flags['timeout'])));
         for (;;) {
-          const task = (await tasks(client)).find((t) => t.id === positional[0]);
+          const task = await one(client, positional[0]!);
           if (task !== undefined && TASK_DONE_STATES.includes(task.state)) {
             if (flags['json'] === true) print(task);
             else out(formatTask(task));

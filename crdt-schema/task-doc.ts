@@ -36,7 +36,11 @@ export interface TaskLease {
   /** Until when the node may run the task without hearing from the dispatcher again. */
   readonly until: number;
   readonly at: number;
-  /** Set when the dispatcher closed the task without a run. */
+  /**
+   * Set when the dispatcher closed the task: without a run (cancelled, or its node gone before it
+   * began), or with a run its node could not report the end of (dead past its lease, by when its
+   * own lease watch had stopped the command).
+   */
   readonly closed?: 'cancelled' | 'aborted';
   readonly reason?: string;
 }
@@ -233,9 +237,11 @@ export const TASK_DONE_STATES: readonly TaskStatus['state'][] = ['complete', 'fa
 
 /**
  * Each requested task's status. The run its node recorded is the truth about whether and how it
- * ran; without one, the newest lease (highest dispatcher epoch: a deposed dispatcher's records
- * lose) says whether it was scheduled or closed; without either it is pending, or cancelled when
- * an operator cancelled it.
+ * ran — except a run still `running` whose newest lease the dispatcher closed (its node went
+ * silent past the lease): that one is the lease's closed state until its node reports an end.
+ * Without a run, the newest lease (highest dispatcher epoch: a deposed dispatcher's records lose)
+ * says whether it was scheduled or closed; without either it is pending, or cancelled when an
+ * operator cancelled it.
  */
 export function taskStatuses(
   requests: ReadonlyMap<string, { readonly id: string; readonly node: string; readonly command: string; readonly args: readonly string[]; readonly timeoutMs: number; readonly requestedAt: number; readonly by?: string }>,
@@ -249,7 +255,15 @@ export function taskStatuses(
     const lease = leases.get(request.id);
     const cancelRequested = cancels.has(request.id);
     const state: TaskStatus['state'] =
-      run !== undefined ? run.state : lease?.closed !== undefined ? lease.closed : lease !== undefined ? 'scheduled' : cancelRequested ? 'cancelled' : 'pending';
+      run !== undefined && (run.state !== 'running' || lease?.closed === undefined)
+        ? run.state
+        : lease?.closed !== undefined
+          ? lease.closed
+          : lease !== undefined
+            ? 'scheduled'
+            : cancelRequested
+              ? 'cancelled'
+              : 'pending';
     out.push({
       id: request.id,
       node: request.node,

@@ -1,5 +1,5 @@
 import { instanceRecords, taskView } from '../../actors/index.ts';
-import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, previewTemplate } from '../../crdt-schema/index.ts';
+import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, TASK_STATES, previewTemplate } from '../../crdt-schema/index.ts';
 import { type DesiredCatalogView, ENTRIES_PER_REQUEST_MAX, type FleetNode, s } from '../../mesh/index.ts';
 import type { ApiRequest, ApiResponse } from './http-server.ts';
 
@@ -24,12 +24,32 @@ export function catalogAnswer(view: DesiredCatalogView): { catalog: DesiredCatal
   return { catalog: view.catalog, entries: view.entries, skipped: view.skipped };
 }
 
+const TASK_LIST_LIMIT_MAX = 10_000;
+
+/**
+ * `GET /api/v1/tasks[?id=ID][&node=PEER][&state=STATE][&limit=N]`: the tasks that match, oldest
+ * first; with `limit`, the newest N of them. `total` counts every match (a list cut by `limit`
+ * says so). A parameter this does not know, or a state that does not exist, is a 400 naming why.
+ */
+function taskList(node: FleetNode, params: URLSearchParams): ApiResponse {
+  for (const name of params.keys()) if (!['id', 'node', 'state', 'limit'].includes(name)) return fail(400, `unknown parameter ${JSON.stringify(name)}: use id, node, state, limit`);
+  const state = params.get('state');
+  if (state !== null && !(TASK_STATES as readonly string[]).includes(state)) return fail(400, `state must be one of ${TASK_STATES.join(', ')}`);
+  const limitText = params.get('limit');
+  const limit = limitText === null ? undefined : Number(limitText);
+  if (limit !== undefined && (!/^[0-9]+$/.test(limitText!) || limit < 1 || limit > TASK_LIST_LIMIT_MAX)) return fail(400, `limit must be a whole number from 1 to ${TASK_LIST_LIMIT_MAX}`);
+  const id = params.get('id');
+  const peer = params.get('node');
+  const matching = taskView(node).filter((t) => (id === null || t.id === id) && (peer === null || t.node === peer) && (state === null || t.state === state));
+  return ok({ tasks: limit === undefined ? matching : matching.slice(-limit), total: matching.length });
+}
+
 /**
  * `GET /api/v1/catalog`: the desired catalog as this node holds it.
  * `POST /api/v1/catalog` `{entries: [...]}`: records operator-signed entries, all or none.
  * `GET /api/v1/catalog/preview?template=NAME`: the template's composition preview.
  * `GET /api/v1/instances`: each member instance's lifecycle state and latest transitions.
- * `GET /api/v1/tasks`: every task with its state; `POST /api/v1/tasks` `{entries}`: task requests and cancellations.
+ * `GET /api/v1/tasks` (see `taskList`); `POST /api/v1/tasks` `{entries}`: task requests and cancellations, all or none.
  * Undefined for other paths.
  */
 export async function catalogRoute(node: FleetNode, request: ApiRequest, url: URL, parse: <T>(shape: s.Shape<T>) => T | ApiResponse): Promise<ApiResponse | undefined> {
@@ -54,12 +74,12 @@ export async function catalogRoute(node: FleetNode, request: ApiRequest, url: UR
       return ok({ instances });
     }
     case 'GET /api/v1/tasks':
-      return ok({ tasks: taskView(node) });
+      return taskList(node, url.searchParams);
     case 'POST /api/v1/tasks': {
       const body = parse(recordRequest);
       if ('status' in body) return body;
       await node.desired.record(body.entries, DESIRED_TASKS_DOC_ID);
-      return ok({ tasks: taskView(node) });
+      return ok({ recorded: body.entries.length });
     }
     case 'GET /api/v1/catalog/preview': {
       const name = url.searchParams.get('template');

@@ -115,10 +115,16 @@ describe('the tasks view', () => {
     expect(rows[0]?.textContent).toContain('alpha');
     expect(rows[2]?.textContent).toContain('bravo');
     expect(rows[1]?.textContent).toContain('12D3KooW…'); // not a member: its id, shortened
-    expect(text('[data-testid=task-summary]')).toMatch(/^3 tasks/);
+    expect(text('[data-testid=task-summary]')).toMatch(/^3 tasks, read/);
     const options = [...(q('[data-testid=task-state-filter]') as HTMLSelectElement).options].map((o) => o.textContent);
     expect(options).toContain('failed (1)');
     expect(options).toContain('running (0)');
+  });
+
+  it('says when the node has more tasks than it was asked for', async () => {
+    view = render(TaskList, { load: loader({ tasks: TASKS, total: 4_711 }).load, members });
+    await settle();
+    expect(text('[data-testid=task-summary]')).toMatch(/^3 tasks \(the newest of 4711\), read/);
   });
 
   it('filters by state and says when none is in it', async () => {

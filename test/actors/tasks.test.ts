@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ControlPlane, DEFAULT_DISPATCH_CONFIG, DISPATCHER_SINGLETON, TaskRunner, dispatcherPorts, dispatcherSpec, planDispatch, taskView } from '../../actors/index.ts';
-import { DESIRED_TASKS_DOC_ID, type DesiredChange, type TaskStatus } from '../../crdt-schema/index.ts';
+import { ControlPlane, DEFAULT_DISPATCH_CONFIG, DISPATCHER_SINGLETON, SILENT_RUN_MARGIN_MS, TaskRunner, dispatcherPorts, dispatcherSpec, planDispatch, taskView } from '../../actors/index.ts';
+import { DESIRED_TASKS_DOC_ID, type DesiredChange, type TaskStatus, taskStatuses } from '../../crdt-schema/index.ts';
 import { type Clock, type FleetNode, MemoryLogger, type ProcessRequest, type ProcessResult, type ProcessRunner, signDesiredEntry } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 
@@ -191,5 +191,20 @@ describe('planDispatch', () => {
     expect(plan({ ...base, state: 'running', run, lease: { ...fresh, until: 130_000 } }).leases[0]!.lease).toMatchObject({ leaseId: '2:t', until: 160_000 });
     expect(plan({ ...base, state: 'running', run, lease: { ...fresh, epoch: 2 } }).orders).toHaveLength(1);
     expect(plan({ ...base, state: 'running', run, cancelRequested: true }).orders).toEqual([{ taskId: 't', node: 'n', kind: 'task.abort' }]);
+  });
+
+  it('closes a running task whose node is silent past its lease and the margin, and leaves it while the lease could still hold', () => {
+    const run = { leaseId: '2:t', epoch: 2, state: 'running' as const, startedAt: 1 };
+    const held = { leaseId: '2:t', node: 'n', epoch: 2, until: 100_000 - SILENT_RUN_MARGIN_MS, at: 10_000 };
+    const closed = plan({ ...base, state: 'running', run, lease: held }, 'dead');
+    expect(closed).toEqual({ leases: [{ taskId: 't', lease: expect.objectContaining({ leaseId: '2:t', epoch: 3, closed: 'aborted', reason: expect.stringMatching(/n is dead: its lease ran out/) }) }], orders: [] });
+    expect(plan({ ...base, state: 'running', run, lease: { ...held, until: held.until + 1 } }, 'dead')).toEqual({ leases: [], orders: [] });
+    expect(plan({ ...base, state: 'running', run, lease: held, cancelRequested: true }, 'unknown').leases[0]!.lease).toMatchObject({ closed: 'aborted', reason: 'n left the fleet while it ran' });
+    // The fold: the closed lease wins over a run still marked running, not over a run that ended.
+    const docs = (r: typeof run | { leaseId: string; epoch: number; state: 'complete'; startedAt: number; endedAt: number }) =>
+      new Map([['n', { runs: new Map([['t', r]]), leases: new Map([['t', closed.leases[0]!.lease]]) }]]);
+    const request = new Map([['t', { id: 't', node: 'n', command: 'c', args: [], timeoutMs: 1_000, requestedAt: 0 }]]);
+    expect(taskStatuses(request, new Set(), docs(run))[0]!.state).toBe('aborted');
+    expect(taskStatuses(request, new Set(), docs({ ...run, state: 'complete', endedAt: 5 }))[0]!.state).toBe('complete');
   });
 });

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ApiClient } from '../../agent/api-client.ts';
 
@@ -73,6 +74,13 @@ export class NodeProcess {
     const node = new NodeProcess(child, ready, Date.now() - started);
     child.stderr!.on('data', (chunk: Buffer) => (node.stderr += chunk.toString()));
     node.stderr = stderr;
+    // POWERNODE_TEST_LOG_DIR keeps every node's log (its stderr) in DIR/<peer id>.log, to read after a failure.
+    const logDir = process.env.POWERNODE_TEST_LOG_DIR;
+    if (logDir !== undefined && logDir !== '') {
+      const logFile = join(logDir, `${ready.peerId}.log`);
+      appendFileSync(logFile, stderr);
+      child.stderr!.on('data', (chunk: Buffer) => appendFileSync(logFile, chunk));
+    }
     return node;
   }
 

@@ -317,8 +317,18 @@ describe('a fleet of real node processes', () => {
     const created = await cli(['task', 'create', ...api(0), '--node', target, '--id', 't-echo', '--json', '--', '/bin/sh', '-c', 'echo "ran on $0"; echo warn >&2']);
     expect([created.code, JSON.parse(created.stdout)]).toEqual([0, { id: 't-echo', node: target }]);
     const waited = await cli(['task', 'wait', 't-echo', ...api(1), '--timeout', '20s', '--json']);
-    expect(waited.code).toBe(0);
-    expect(JSON.parse(waited.stdout)).toMatchObject({ state: 'complete', node: target, run: { exitCode: 0, output: 'ran on /bin/sh\nwarn\n' } });
+    // All of it at once, so that a failure shows why (a wait that ran out, or a run that ended otherwise).
+    expect({ code: waited.code, stderr: waited.stderr, task: waited.stdout === '' ? null : JSON.parse(waited.stdout) }).toMatchObject({
+      code: 0,
+      stderr: '',
+      task: { state: 'complete', node: target, run: { exitCode: 0, output: 'ran on /bin/sh\nwarn\n' } },
+    });
+    // The list filters where it is kept, and says what it cannot filter by.
+    expect(await clients[1]!.get('/api/v1/tasks?id=t-echo')).toMatchObject({ tasks: [{ id: 't-echo', state: 'complete' }], total: 1 });
+    expect(await clients[1]!.get('/api/v1/tasks?state=pending&limit=5')).toEqual({ tasks: [], total: 0 });
+    await expect(clients[1]!.get('/api/v1/tasks?state=sleeping')).rejects.toThrow(/state must be one of pending, scheduled, running/);
+    await expect(clients[1]!.get('/api/v1/tasks?limit=0')).rejects.toThrow(/limit must be a whole number/);
+    await expect(clients[1]!.get('/api/v1/tasks?owner=me')).rejects.toThrow(/unknown parameter "owner"/);
     // A long command, then SIGTERM to its node: the command stops with it and the run says so.
     expect((await cli(['task', 'create', ...api(1), '--node', target, '--id', 't-long', '--', 'sleep', '4711'])).code).toBe(0);
     await eventually(async () => (((await cli(['task', 'list', ...api(2), '--state', 'running', '--json'])).stdout.includes('t-long')) ? true : undefined), 10_000, 'the long task running');
