@@ -1,3 +1,4 @@
+import { ACTOR_FAULTS } from '../sim/actor-faults.ts';
 import { SCENARIOS } from '../sim/scenarios/index.ts';
 import { type SimReport, runSimulation } from '../sim/runner.ts';
 import { UsageError, parseDuration } from './cli-args.ts';
@@ -15,7 +16,8 @@ export interface SimRunFlags {
 
 const MAX_NODES = 2_000;
 const MAX_SEEDS = 10_000;
-const TEST_FAULTS = ['allow-duplicate-singletons'];
+/** Test-only faults that show an invariant failing: two singletons at once; the task and pool actors blind to their records. */
+const TEST_FAULTS: readonly string[] = ['allow-duplicate-singletons', ...ACTOR_FAULTS];
 
 /** `powernode sim list`: the scenarios, one a line. */
 export function simList(json: boolean, out: (line: string) => void): number {

@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge';
-import { ControlPlane, type PlacementConfig } from '../actors/index.ts';
+import { ControlPlane, type PlacementConfig, PoolMemberAgent, TaskRunner, dispatcherPorts, dispatcherSpec, poolPorts, poolsSpec } from '../actors/index.ts';
 import { type DocId, type FleetId, type NodeStateDocument, nodeDocId, recordAdmission, toHex, writeObservation } from '../crdt-schema/index.ts';
 import {
   type AnyDoc,
@@ -13,6 +13,7 @@ import {
   type Storage,
   type SignatureCheck,
   type SignatureVerifier,
+  type SigningOperator,
   actorPrefixFor,
   adoptMembershipInStorage,
   certifyOperator,
@@ -27,8 +28,10 @@ import {
   toBase64Url,
   verifyBytes,
 } from '../mesh/index.ts';
+import { type ActorFault, withActorFault } from './actor-faults.ts';
 import { NodeClock, SimClock, type Skew } from './clock.ts';
 import { DEFAULT_LINK, type LinkConfig, SimNetwork } from './network.ts';
+import { SimProcessRunner, SimProcesses } from './processes.ts';
 import { SimStorage } from './storage.ts';
 
 /** A simulated node: its identity and ports, and the running core while it is up. */
@@ -45,6 +48,9 @@ export interface SimNode {
   readonly log: SimLogger;
   node: FleetNode | undefined;
   plane: ControlPlane | undefined;
+  /** The running process's task runner and process runner, with {@link SimFleetOptions.catalogActors}. */
+  tasks: TaskRunner | undefined;
+  processRunner: SimProcessRunner | undefined;
   /** Starts of this node so far (a restart makes a new FleetNode on the same storage). */
   starts: number;
 }
@@ -57,6 +63,13 @@ export interface SimFleetOptions {
   readonly silenceCriticalAfterMs?: number;
   /** Passed to every node's placement (the test-only fault `unsafeIgnoreQuorum`). */
   readonly placement?: Partial<PlacementConfig>;
+  /**
+   * Runs the task dispatcher, the task runner and the pool actors on every node, wired as a real
+   * node wires them (agent/node-process.ts); commands run in {@link SimFleet.processes}.
+   */
+  readonly catalogActors?: boolean;
+  /** Test-only faults in those actors, to show the invariants catch them (sim/actor-faults.ts). */
+  readonly actorFaults?: readonly ActorFault[];
   /** Called for every member-state change and placement change, for the trace and invariants. */
   readonly observe?: (node: SimNode, event: SimObservation) => void;
 }
@@ -192,6 +205,10 @@ export class SimFleet {
   readonly documents = new SharedDocuments();
   /** The fleet's operator key, so scenarios can record decisions as an operator would. */
   operatorKey: { readonly seed: Uint8Array; readonly publicKey: Uint8Array } | undefined;
+  /** The same key with its root certificate, for signing desired-state entries (catalog, tasks). */
+  operator: SigningOperator | undefined;
+  /** Every machine's commands (the task runners' process runner). */
+  readonly processes: SimProcesses;
   fleetId = '';
   readonly #options: SimFleetOptions;
 
@@ -200,6 +217,7 @@ export class SimFleet {
     this.clock = new SimClock();
     this.network = new SimNetwork(this.clock, new SeededRandom(options.seed * 7 + 1), options.link ?? DEFAULT_LINK);
     this.random = new SeededRandom(options.seed * 7 + 2);
+    this.processes = new SimProcesses(this.clock, new SeededRandom(options.seed * 7 + 4));
   }
 
   /** Founds the fleet offline, then starts every node. */
@@ -226,11 +244,12 @@ export class SimFleet {
       const peer = peerIdFromPublicKey(identity.publicKey) as PeerId;
       const skew = { ms: 0 };
       const clock = new NodeClock(this.clock, index, skew);
-      this.nodes.push({ index, peer, identity, storage: new SimStorage(() => this.clock.now()), clock, skew, handle: undefined, log: new SimLogger(), node: undefined, plane: undefined, starts: 0 });
+      this.nodes.push({ index, peer, identity, storage: new SimStorage(() => this.clock.now()), clock, skew, handle: undefined, log: new SimLogger(), node: undefined, plane: undefined, tasks: undefined, processRunner: undefined, starts: 0 });
     }
     const founder = this.nodes[0]!;
     const now = this.clock.now();
     const certified = certifyOperator(root.seed, fleetId, { publicKey: toBase64Url(operator.publicKey), name: 'sim', addedAt: now });
+    this.operator = { publicKey: certified.publicKey, name: certified.name, addedAt: certified.addedAt, certificate: certified.certificate, seed: operator.seed };
     const ports = { storage: founder.storage, clock: founder.clock, random: new SeededRandom(keys.int(2 ** 31)), log: founder.log };
     await foundFleetInStorage(ports, founder.peer, { fleetId, name: 'sim', createdAt: now, rootKey: toBase64Url(root.publicKey), operator: certified, founder: { peerId: founder.peer, name: 'n0' } });
     // The founder admitted everyone: its document holds each admission with its operator grant.
@@ -264,14 +283,33 @@ export class SimFleet {
     sim.starts++;
     const node = await this.#settled(FleetNode.open({ identity: sim.identity, signatureVerifier: this.verifier, documentInterner: this.documents, transport, storage: sim.handle, clock: sim.clock, random, log: sim.log, host: HOST }));
     await this.#settled(node.start());
-    const plane = new ControlPlane({
+    const catalog = this.#options.catalogActors === true;
+    const faults = this.#options.actorFaults ?? [];
+    // What the actors see of the node: the node itself, unless a test-only fault hides records from them.
+    const actorNode = faults.reduce((seen, fault) => withActorFault(seen, fault), node);
+    let plane: ControlPlane;
+    const catalogWiring = catalog
+      ? { singletons: [dispatcherSpec(), poolsSpec()], ports: { ...dispatcherPorts(node, sim.clock, () => plane), ...poolPorts(actorNode, sim.clock, () => plane) } }
+      : {};
+    plane = new ControlPlane({
       node,
       transport,
       clock: sim.clock,
       log: sim.log,
       ...(this.#options.silenceCriticalAfterMs === undefined ? {} : { silenceCriticalAfterMs: this.#options.silenceCriticalAfterMs }),
       ...(this.#options.placement === undefined ? {} : { placement: this.#options.placement }),
+      ...catalogWiring,
     });
+    if (catalog) {
+      const runner = this.processes.runnerFor(index, sim.starts);
+      const tasks = new TaskRunner({ node: actorNode, runner, clock: sim.clock, log: sim.log });
+      tasks.register(plane);
+      new PoolMemberAgent({ node: actorNode, clock: sim.clock }).register(plane);
+      sim.processRunner = runner;
+      sim.tasks = tasks;
+      // As a real node: runs a previous process left running are closed before orders come in.
+      await this.#settled(tasks.start());
+    }
     await this.#settled(plane.start());
     sim.node = node;
     sim.plane = plane;
@@ -294,11 +332,16 @@ export class SimFleet {
     if (sim.node === undefined) return;
     sim.clock.kill();
     sim.handle?.kill();
+    sim.processRunner?.kill();
+    // Commands outlive a kill -9 of their node process, not a power loss.
+    if (options.powerLoss === true) this.processes.powerOff(index);
     this.clock.cancelAll(index);
     await this.network.lookup(sim.peer)?.stop();
     sim.storage.crash(options);
     sim.node = undefined;
     sim.plane = undefined;
+    sim.tasks = undefined;
+    sim.processRunner = undefined;
   }
 
   /** Whether node `index` runs (started and not crashed). */

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import * as A from '@automerge/automerge';
-import type { PlacementConfig } from '../actors/index.ts';
+import { DISPATCHER_SINGLETON, POOLS_SINGLETON, type PlacementConfig } from '../actors/index.ts';
 import { type DocId, FLEET_DOC_ID, writerOfDoc } from '../crdt-schema/index.ts';
-import { type PeerId, actorPrefixFor, signDecision, toBase64Url } from '../mesh/index.ts';
+import { type PeerId, SeededRandom, actorPrefixFor, signDecision, toBase64Url } from '../mesh/index.ts';
+import { ACTOR_FAULTS, type ActorFault } from './actor-faults.ts';
 import { SimFleet, type SimNode, type SimObservation } from './fleet.ts';
+import { PoolWatch } from './pool-watch.ts';
+import { TaskWatch } from './task-watch.ts';
 import { type ScenarioContext, scenarioNamed } from './scenarios/index.ts';
 
 export const SENSOR = 'sensor.instance-silence';
@@ -48,7 +51,11 @@ export interface SimRunOptions {
   readonly nodes: number;
   readonly seed: number;
   readonly durationMs: number;
-  /** Test-only faults: `allow-duplicate-singletons` turns the quorum lease and handover off. */
+  /**
+   * Test-only faults: `allow-duplicate-singletons` turns the quorum lease and handover off;
+   * `forget-task-runs` and `forget-pool-claims` hide records from the task and pool actors
+   * (sim/actor-faults.ts).
+   */
   readonly faults?: readonly string[];
   /** Called with each trace line (for debugging a seed). */
   readonly onTrace?: (line: string) => void;
@@ -84,19 +91,34 @@ export async function runSimulation(options: SimRunOptions): Promise<SimReport> 
   };
   const watch = new Watcher();
   const placement: Partial<PlacementConfig> = options.faults?.includes('allow-duplicate-singletons') === true ? { unsafeIgnoreQuorum: true } : {};
+  const workloads = scenario.workloads ?? [];
+  const actorFaults = (options.faults ?? []).filter((f): f is ActorFault => (ACTOR_FAULTS as readonly string[]).includes(f));
   let fleet: SimFleet | undefined;
   const observe = (node: SimNode, event: SimObservation): void => {
     const t = fleet === undefined ? 0 : fleet.clock.now() - watch.startMs;
     line(`${t} ${node.index} ${JSON.stringify(event)}`);
     watch.observed(t, node, event);
   };
-  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement });
+  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement, ...(workloads.length === 0 ? {} : { catalogActors: true, actorFaults }) });
   watch.startMs = fleet.clock.now();
+  if (workloads.length > 0) watch.singletons = [SENSOR, DISPATCHER_SINGLETON, POOLS_SINGLETON];
+  // The operator's workloads draw from their own random source, apart from the faults'.
+  if (workloads.includes('tasks')) watch.tasks = new TaskWatch(fleet, new SeededRandom(options.seed * 7 + 5), watch.startMs, line);
+  if (workloads.includes('pools')) watch.pools = new PoolWatch(fleet, new SeededRandom(options.seed * 7 + 6), watch.startMs, line);
   const startedAt = fleet.clock.now();
   const context = watch.context(fleet, options.durationMs, line);
   await scenario.play(context);
   const simulatedMs = fleet.clock.now() - startedAt;
-  const invariants = [watch.safety(), watch.oneOwnerPerEpoch(fleet), watch.convergence(fleet), watch.membership(fleet), watch.durability(fleet), authority(fleet)];
+  const invariants = [
+    watch.safety(),
+    watch.oneOwnerPerEpoch(fleet),
+    watch.convergence(fleet),
+    watch.membership(fleet),
+    watch.durability(fleet),
+    authority(fleet),
+    ...(watch.tasks?.invariants() ?? []),
+    ...(watch.pools?.invariants() ?? []),
+  ];
   for (const node of fleet.nodes) line(`end ${node.index} ${node.node === undefined ? 'down' : node.node.store.ids().map((id) => `${id}=${node.node!.store.digest(id)}`).join(',')}`);
   return {
     scenario: scenario.name,
@@ -124,6 +146,10 @@ export async function runSimulation(options: SimRunOptions): Promise<SimReport> 
 /** Watches a run: faults as they happen, what nodes observe, and the invariants along the way. */
 class Watcher {
   startMs = 0;
+  /** The singletons whose safety is checked: the sensor, and the dispatcher and pools owner where the fleet runs them. */
+  singletons: readonly string[] = [SENSOR];
+  tasks: TaskWatch | undefined;
+  pools: PoolWatch | undefined;
   readonly detections: number[] = [];
   readonly failovers: number[] = [];
   readonly convergences: number[] = [];
@@ -185,8 +211,12 @@ class Watcher {
       ownerOf: (singleton) => fleet.nodes.find((n) => n.plane?.placement.isActive(singleton) === true)?.index,
       quiet: () => {
         this.#quietAtMs = now();
+        this.tasks?.stop();
+        this.pools?.stop();
         line(`${now()} quiet`);
       },
+      ...(this.tasks === undefined ? {} : { tasks: this.tasks }),
+      ...(this.pools === undefined ? {} : { pools: this.pools }),
     };
   }
 
@@ -195,6 +225,7 @@ class Watcher {
     const t = fleet.clock.now() - this.startMs;
     this.#checkSafety(fleet, t);
     if (this.#unseenWrites.length > 0) this.#checkWritesVisible(fleet, t);
+    this.pools?.onInstant();
   }
 
   /** Two nodes that can reach each other both running one singleton: the violation safety forbids. */
@@ -202,13 +233,16 @@ class Watcher {
     if (t - this.#lastSafetyMs < SAFETY_CHECK_MS) return;
     this.#lastSafetyMs = t;
     this.#checkConvergence(fleet, t);
-    const running = fleet.nodes.filter((n) => n.plane?.placement.isActive(SENSOR) === true && !fleet.clock.isPaused(n.index));
-    for (let i = 0; i < running.length; i++) {
-      for (let j = i + 1; j < running.length; j++) {
-        const a = running[i]!.peer;
-        const b = running[j]!.peer;
-        if (fleet.network.isBlocked(a, b) && fleet.network.isBlocked(b, a)) continue;
-        if (this.#violations.length < 10) this.#violations.push(`at ${t} ms nodes ${running[i]!.index} and ${running[j]!.index} both ran ${SENSOR}, on the same side`);
+    this.tasks?.check();
+    for (const singleton of this.singletons) {
+      const running = fleet.nodes.filter((n) => n.plane?.placement.isActive(singleton) === true && !fleet.clock.isPaused(n.index));
+      for (let i = 0; i < running.length; i++) {
+        for (let j = i + 1; j < running.length; j++) {
+          const a = running[i]!.peer;
+          const b = running[j]!.peer;
+          if (fleet.network.isBlocked(a, b) && fleet.network.isBlocked(b, a)) continue;
+          if (this.#violations.length < 10) this.#violations.push(`at ${t} ms nodes ${running[i]!.index} and ${running[j]!.index} both ran ${singleton}, on the same side`);
+        }
       }
     }
   }
@@ -265,18 +299,22 @@ class Watcher {
   }
 
   oneOwnerPerEpoch(fleet: SimFleet): InvariantResult {
-    const owners = new Map<number, Set<string>>();
+    const owners = new Map<string, Set<string>>();
     for (const n of fleet.nodes) {
       if (n.node === undefined) continue;
       for (const [peer, records] of n.node.activationRecords()) {
-        const record = records[SENSOR];
-        if (record === undefined) continue;
-        const set = owners.get(record.epoch) ?? new Set<string>();
-        set.add(peer);
-        owners.set(record.epoch, set);
+        for (const singleton of this.singletons) {
+          const record = records[singleton];
+          if (record === undefined) continue;
+          // The sensor's epochs are named alone, as before the other singletons were watched.
+          const key = singleton === SENSOR ? `epoch ${record.epoch}` : `${singleton} epoch ${record.epoch}`;
+          const set = owners.get(key) ?? new Set<string>();
+          set.add(peer);
+          owners.set(key, set);
+        }
       }
     }
-    const shared = [...owners].filter(([, set]) => set.size > 1).map(([epoch, set]) => `epoch ${epoch}: ${[...set].join(', ')}`);
+    const shared = [...owners].filter(([, set]) => set.size > 1).map(([epoch, set]) => `${epoch}: ${[...set].join(', ')}`);
     return { name: 'one-owner-per-epoch', ok: shared.length === 0, detail: shared.length === 0 ? `${owners.size} epochs, one owner each` : shared.join('; ') };
   }
 

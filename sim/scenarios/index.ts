@@ -1,41 +1,7 @@
-import type { SimFleet } from '../fleet.ts';
+import { type Scenario, type ScenarioContext, LAN, SENSOR, faultWindow, finish } from './common.ts';
+import { poolClaims, taskFailover } from './tasks-pools.ts';
 
-/** What a scenario drives: the fleet, its own random source, and marks for the invariants. */
-export interface ScenarioContext {
-  readonly fleet: SimFleet;
-  readonly durationMs: number;
-  /** Runs virtual time forward (with the invariants checked along the way). */
-  run(ms: number): Promise<void>;
-  /** Crashes a node (kill -9), noting when for the detection and failover figures. */
-  crash(index: number, options?: { readonly powerLoss?: boolean }): Promise<void>;
-  restart(index: number): Promise<void>;
-  /** The node running `singleton` now, if one does. */
-  ownerOf(singleton: string): number | undefined;
-  /** Faults stop here: convergence and membership are judged from this point. */
-  quiet(): void;
-}
-
-/** A scenario as code: faults on virtual time, from the context's random source. */
-export interface Scenario {
-  readonly name: string;
-  readonly description: string;
-  play(context: ScenarioContext): Promise<void>;
-}
-
-const SENSOR = 'sensor.instance-silence';
-/** The simulated network's default link (sim/network.ts DEFAULT_LINK). */
-const LAN = { minDelayMs: 0.2, meanDelayMs: 0.5, jitterMs: 0.3, loss: 0 };
-
-/** Leaves a quiet tail of at least 30 s (or a third of the run) for convergence and membership checks. */
-function faultWindow(context: ScenarioContext): number {
-  return Math.max(0, context.durationMs - Math.max(30_000, context.durationMs / 3));
-}
-
-/** Runs the rest of the duration after `spentMs`, calling `quiet()` first. */
-async function finish(context: ScenarioContext, spentMs: number): Promise<void> {
-  context.quiet();
-  await context.run(Math.max(0, context.durationMs - spentMs));
-}
+export type { Scenario, ScenarioContext } from './common.ts';
 
 const steady: Scenario = {
   name: 'steady',
@@ -156,7 +122,7 @@ const clockSkew: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, leaderKillLossy, lossy, clockSkew];
+export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, leaderKillLossy, lossy, clockSkew, taskFailover, poolClaims];
 
 export function scenarioNamed(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type PeerId, SeededRandom } from '../../mesh/index.ts';
+import { type PeerId, type ProcessResult, type ProcessRunner, SeededRandom } from '../../mesh/index.ts';
 import { NodeClock, SimClock } from '../../sim/clock.ts';
 import { SimNetwork } from '../../sim/network.ts';
+import { SimProcesses } from '../../sim/processes.ts';
 import { SimStorage } from '../../sim/storage.ts';
+import { runProcessRunnerSuite } from '../ports/process-runner.suite.ts';
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -99,5 +101,109 @@ describe('simulated network', () => {
     await runFor(sim, 50);
     await again;
     expect(a.connectedPeers()).toEqual(['b']);
+  });
+});
+
+/** A simulated runner whose `run` moves virtual time on until the command ends, so the port's contract suite can await it. */
+function selfDriving(sim: SimClock, runner: ProcessRunner): ProcessRunner {
+  return {
+    run: async (request) => {
+      let done = false;
+      const running = runner.run(request).finally(() => (done = true));
+      // Awaited below, after the clock has moved: marked handled now.
+      running.catch(() => undefined);
+      for (let i = 0; i < 10_000 && !done; i++) {
+        await settle();
+        const next = sim.nextDueMs();
+        if (!done && next !== undefined) sim.step(next);
+      }
+      return running;
+    },
+  };
+}
+
+// The contract the real runner passes; `sh -c …` is a recorded answer, as the scripted runner has it.
+runProcessRunnerSuite('SimProcessRunner', () => {
+  const sim = new SimClock(0);
+  const processes = new SimProcesses(sim, new SeededRandom(1), { programs: { sh: () => ({ durationMs: 5, exitCode: 3, stderr: 'oops\n' }) } });
+  return selfDriving(sim, processes.runnerFor(0));
+});
+
+describe('simulated processes', () => {
+  it('runs commands for their time on the virtual clock, honours timeouts and aborts, and logs every start with its pid', async () => {
+    const sim = new SimClock(0);
+    const processes = new SimProcesses(sim, new SeededRandom(2));
+    const runner = processes.runnerFor(0);
+    const results: Array<{ at: number; name: string; result: ProcessResult }> = [];
+    const pids: number[] = [];
+    const track = (name: string, running: Promise<ProcessResult>): void => void running.then((result) => results.push({ at: sim.now(), name, result }));
+    track('sleep', runner.run({ command: 'sleep', args: ['2'], onStart: (pid) => pids.push(pid) }));
+    track('task', runner.run({ command: 'sim-task', args: ['t-1', '500', '4'] }));
+    track('timeout', runner.run({ command: 'sleep', args: ['10'], timeoutMs: 1_000 }));
+    const abort = new AbortController();
+    track('aborted', runner.run({ command: 'sleep', args: ['10'], signal: abort.signal }));
+    await runFor(sim, 300);
+    abort.abort();
+    await runFor(sim, 0);
+    await runFor(sim, 3_000);
+    expect(results.map((r) => [r.name, r.at, r.result.exitCode, r.result.killed])).toEqual([
+      ['aborted', 300, -1, true],
+      ['task', 500, 4, false],
+      ['timeout', 1_000, -1, true],
+      ['sleep', 2_000, 0, false],
+    ]);
+    expect(results.find((r) => r.name === 'task')!.result.stdout).toBe('task t-1 ran 500 ms\n');
+    expect(pids).toEqual([1_000]);
+    expect(processes.starts.map((s) => [s.command, s.args[0], s.pid, s.atMs])).toEqual([
+      ['sleep', '2', 1_000, 0],
+      ['sim-task', 't-1', 1_001, 0],
+      ['sleep', '10', 1_002, 0],
+      ['sleep', '10', 1_003, 0],
+    ]);
+  });
+
+  it('draws a seeded duration for sim-task without one: the same seed, the same duration', async () => {
+    const durations = async (seed: number): Promise<number[]> => {
+      const sim = new SimClock(0);
+      const runner = new SimProcesses(sim, new SeededRandom(seed)).runnerFor(0);
+      const ended: number[] = [];
+      for (const id of ['a', 'b', 'c']) void runner.run({ command: 'sim-task', args: [id, '-'] }).then(() => ended.push(sim.now()));
+      await runFor(sim, 6_000);
+      return ended;
+    };
+    const [first, again, other] = [await durations(5), await durations(5), await durations(6)];
+    expect(first).toHaveLength(3);
+    for (const ms of first) expect(ms).toBeGreaterThanOrEqual(200);
+    expect(again).toEqual(first);
+    expect(other).not.toEqual(first);
+  });
+
+  it('keeps a command running after its node process dies (nobody hears its end), stops it as an orphan, and ends all on power loss', async () => {
+    const sim = new SimClock(0);
+    const processes = new SimProcesses(sim, new SeededRandom(3));
+    const first = processes.runnerFor(0, 1);
+    let heard = false;
+    let pid = 0;
+    void first.run({ command: 'sleep', args: ['5'], onStart: (p) => (pid = p) }).then(() => (heard = true));
+    void first.run({ command: 'sleep', args: ['1'] }).then(() => (heard = true));
+    first.kill();
+    sim.cancelAll(0);
+    await runFor(sim, 2_000);
+    // The 1 s command ended unheard; the 5 s one still runs on the machine.
+    expect(heard).toBe(false);
+    expect(processes.running(0)).toEqual([pid]);
+    // The dead process starts nothing more.
+    void first.run({ command: 'true', args: [] });
+    expect(processes.starts).toHaveLength(2);
+    const next = processes.runnerFor(0, 2);
+    expect(await next.stopOrphan(pid, ['sleep', '6'])).toBe(false);
+    expect(await next.stopOrphan(pid, ['sleep', '5'])).toBe(true);
+    expect(processes.running(0)).toEqual([]);
+    void next.run({ command: 'sleep', args: ['5'] }).then(() => (heard = true));
+    processes.powerOff(0);
+    await runFor(sim, 6_000);
+    expect(heard).toBe(false);
+    expect(processes.running(0)).toEqual([]);
+    expect(processes.starts.map((s) => s.processStart)).toEqual([1, 1, 2]);
   });
 });
