@@ -355,9 +355,14 @@ export class Placement {
       step: (state, message) => {
         const result = inner.step(state, message);
         if (this.#leaseValid()) return result;
+        // Its state would now expect what the dropped effects were to bring (answers, its next
+        // tick), which never comes: were the lease back before the next evaluation, it would run
+        // on stalled for ever. So it starts over from its initial state, as after a crash, and is
+        // told the members at the next evaluation (which stops it if the lease is still gone).
+        this.#init.log.warn('a singleton acted after its lease lapsed; its effects are dropped and it starts over', { singleton: name });
+        this.#membersDirty = true;
         this.poke();
-        this.#init.log.warn('a singleton acted after its lease lapsed; its effects are dropped', { singleton: name });
-        return { state: result.state };
+        return { state: inner.initial() };
       },
     };
   }
