@@ -10,6 +10,12 @@ export type TaskOrderAnswer =
   | { readonly state: 'refused'; readonly reason: string };
 
 const WATCH_MS = 1_000;
+/**
+ * Every task command runs with this variable set to its run's tag (task id and lease), which
+ * what it starts inherits: after a kill -9 of the node, the next start finds and stops them all.
+ */
+export const TASK_RUN_ENV = 'POWERNODE_TASK_RUN';
+const runTag = (taskId: string, leaseId: string): string => `${taskId} ${leaseId}`;
 /** No lease is taken for longer than this, whatever an order says. */
 export const MAX_LEASE_MS = 10 * 60_000;
 
@@ -56,10 +62,14 @@ export class TaskRunner {
     const { tasks } = this.#node.desired.tasks();
     for (const [taskId, run] of own.runs) {
       if (run.state !== 'running') continue;
-      // Its command may outlive the process that started it (a kill -9 leaves children behind).
+      // Its command may outlive the process that started it (a kill -9 leaves children behind):
+      // found by the variable it was started with (it and what it started, even when the node
+      // died before it could record the pid), else by its pid and exact command line.
       const request = tasks.get(taskId);
-      const stopped = run.pid !== undefined && request !== undefined && (await this.#runner.stopOrphan?.(run.pid, [request.command, ...request.args])) === true;
-      const reason = stopped ? `the node restarted while it ran; its command (pid ${run.pid}) was stopped` : 'the node restarted while it ran';
+      const tagged = (await this.#runner.stopByEnv?.(TASK_RUN_ENV, runTag(taskId, run.leaseId))) ?? 0;
+      const stopped = tagged > 0 || (run.pid !== undefined && request !== undefined && (await this.#runner.stopOrphan?.(run.pid, [request.command, ...request.args])) === true);
+      const what = tagged > 1 ? `its command and ${tagged - 1} process${tagged === 2 ? '' : 'es'} it started were stopped` : `its command${run.pid === undefined ? '' : ` (pid ${run.pid})`} was stopped`;
+      const reason = stopped ? `the node restarted while it ran; ${what}` : 'the node restarted while it ran';
       await this.#node.tasks.recordRun(taskId, { ...run, state: 'aborted', endedAt: this.#clock.now(), reason });
     }
     this.#scheduleWatch();
@@ -138,7 +148,8 @@ export class TaskRunner {
         // Durable too: a node that dies now finds the command's pid when it restarts, and stops it.
         void this.#node.tasks.recordRun(taskId, { ...started, pid }).catch((error: unknown) => this.#log.warn('could not record a task\'s pid', { task: taskId, error: String(error) }));
       };
-      result = signal.aborted ? undefined : await this.#runner.run({ command: request.command, args: [...request.args], timeoutMs: request.timeoutMs, signal, onStart });
+      const env = { [TASK_RUN_ENV]: runTag(taskId, active.leaseId) };
+      result = signal.aborted ? undefined : await this.#runner.run({ command: request.command, args: [...request.args], env, timeoutMs: request.timeoutMs, signal, onStart });
     } catch (error) {
       failure = (error as Error).message;
     }

@@ -20,7 +20,10 @@ export interface ProcessResult {
   readonly killed: boolean;
 }
 
-/** Runs operating-system commands (wg, ip, vtysh…) on behalf of the core. */
+/**
+ * Runs operating-system commands (wg, ip, vtysh…) on behalf of the core. A command that is
+ * stopped (timeout, abort) is stopped with everything it started, not only its first process.
+ */
 export interface ProcessRunner {
   run(request: ProcessRequest): Promise<ProcessResult>;
   /**
@@ -28,6 +31,12 @@ export interface ProcessRunner {
    * node started and left behind when it died); true when it was found and stopped.
    */
   stopOrphan?(pid: number, argv: readonly string[]): Promise<boolean>;
+  /**
+   * Stops every process whose environment holds `name=value` (a command a previous process of
+   * this node started with that variable, and everything that command started, which inherits
+   * it); resolves with how many were found.
+   */
+  stopByEnv?(name: string, value: string): Promise<number>;
 }
 
 /** Thrown when a command cannot be started at all (not found, not executable). */

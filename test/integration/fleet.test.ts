@@ -347,6 +347,31 @@ describe('a fleet of real node processes', () => {
     expect([missing.code, missing.stderr]).toEqual([1, expect.stringMatching(/no member "nobody" in the fleet/)]);
   }, 90_000);
 
+  it('stops, when a node killed with -9 under a task starts again, the task\'s command and what it started, and records it', async () => {
+    const api = (i: number): string[] => ['--api', nodes[i]!.ready.api, '--key', operatorKey];
+    const { execFileSync } = await import('node:child_process');
+    const sleeping = (): number => {
+      try {
+        return execFileSync('pgrep', ['-x', '-f', 'sleep 4731'], { encoding: 'utf8' }).trim().split('\n').length;
+      } catch {
+        return 0;
+      }
+    };
+    expect((await cli(['task', 'create', ...api(0), '--node', nodes[2]!.ready.peerId, '--id', 't-tree', '--', 'sh', '-c', 'sleep 4731 & sleep 4731; wait'])).code).toBe(0);
+    await eventually(async () => (sleeping() === 2 ? true : undefined), 15_000, 'the task\'s two sleeps running');
+    await nodes[2]!.kill9();
+    // A kill -9 takes no children with it.
+    expect(sleeping()).toBe(2);
+    nodes[2] = await NodeProcess.start(dirs[2]!);
+    clients[2] = await nodes[2].client(operatorKey);
+    const shown = await eventually(async () => {
+      const task = JSON.parse((await cli(['task', 'show', 't-tree', ...api(1), '--json'])).stdout) as { state: string; run?: { reason?: string } };
+      return task.state === 'aborted' ? task : undefined;
+    }, 15_000, 'the run closed, seen on node b');
+    expect(shown.run?.reason).toBe('the node restarted while it ran; its command and 2 processes it started were stopped');
+    expect(sleeping()).toBe(0);
+  }, 60_000);
+
   it('hands concurrent pool claims through two nodes two different members, refuses a third, and drains a released one', async () => {
     const api = (i: number): string[] => ['--api', nodes[i]!.ready.api, '--key', operatorKey];
     const path = join(root.path, 'burst.json');

@@ -1,3 +1,4 @@
+import * as childProcess from 'node:child_process';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import {
   type PeerId,
   ScriptedProcessRunner,
   SeededRandom,
+  monotonicNow,
 } from '../../mesh/index.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { NodeClock, SimClock } from '../../sim/clock.ts';
@@ -54,6 +56,24 @@ runClockSuite('NodeClock (simulator)', () => {
   return { clock: new NodeClock(sim, 0), advance };
 });
 runClockSuite('SystemClock', () => ({ clock: new SystemClock(), advance: (ms) => new Promise((r) => setTimeout(r, ms)) }));
+
+describe('NodeClock (simulator) wall-clock steps', () => {
+  it('moves now() by a jump, and neither its monotonic reading nor its timers', () => {
+    const sim = new SimClock();
+    const clock = new NodeClock(sim, 0);
+    const [wall, mono] = [clock.now(), monotonicNow(clock)];
+    let fired = false;
+    clock.setTimeout(() => (fired = true), 100);
+    clock.jump(-30_000);
+    expect(clock.now()).toBe(wall - 30_000);
+    expect(monotonicNow(clock)).toBe(mono);
+    sim.step(sim.now() + 99);
+    expect(fired).toBe(false);
+    sim.step(sim.now() + 1);
+    expect(fired).toBe(true);
+    expect(monotonicNow(clock)).toBe(mono + 100);
+  });
+});
 
 runRandomSuite('SeededRandom', () => new SeededRandom(42));
 runRandomSuite('CryptoRandom', () => new CryptoRandom());
@@ -129,6 +149,52 @@ runTransportSuite('Libp2pTransport', async () => {
 });
 
 runProcessRunnerSuite('ExecaProcessRunner', () => new ExecaProcessRunner());
+
+describe('ExecaProcessRunner: stopping what a command started', () => {
+  const { execFileSync, spawn } = childProcess;
+  /** The pids whose command line is exactly `sleep SECONDS` (a number no other test uses). */
+  const sleeping = (seconds: number): number[] => {
+    try {
+      return execFileSync('pgrep', ['-x', '-f', `sleep ${seconds}`], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const gone = async (seconds: number): Promise<boolean> => {
+    for (let i = 0; i < 50 && sleeping(seconds).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    return sleeping(seconds).length === 0;
+  };
+
+  it('stops a command\'s children with it on a timeout and on an abort', async () => {
+    const runner = new ExecaProcessRunner();
+    const timedOut = await runner.run({ command: 'sh', args: ['-c', 'sleep 4721 & sleep 4721; wait'], timeoutMs: 300 });
+    expect(timedOut.killed).toBe(true);
+    expect(await gone(4721)).toBe(true);
+    const abort = new AbortController();
+    const running = runner.run({ command: 'sh', args: ['-c', 'sleep 4722 & sleep 4722; wait'], signal: abort.signal });
+    for (let i = 0; i < 50 && sleeping(4722).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(sleeping(4722)).toHaveLength(2);
+    abort.abort();
+    expect((await running).killed).toBe(true);
+    expect(await gone(4722)).toBe(true);
+  });
+
+  it('finds and stops, by an environment variable, processes a dead caller left behind, and leaves others alone', async () => {
+    const left = spawn('sh', ['-c', 'sleep 4723 & sleep 4723; wait'], { env: { ...process.env, POWERNODE_TEST_TAG: 'run-1' }, detached: true, stdio: 'ignore' });
+    const other = spawn('sleep', ['4724'], { env: { ...process.env, POWERNODE_TEST_TAG: 'run-2' }, detached: true, stdio: 'ignore' });
+    left.unref();
+    other.unref();
+    for (let i = 0; i < 50 && sleeping(4723).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    try {
+      expect(await new ExecaProcessRunner().stopByEnv('POWERNODE_TEST_TAG', 'run-1')).toBe(3);
+      expect(await gone(4723)).toBe(true);
+      expect(sleeping(4724)).toHaveLength(1);
+      expect(await new ExecaProcessRunner().stopByEnv('POWERNODE_TEST_TAG', 'run-0')).toBe(0);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+});
 runProcessRunnerSuite(
   'ScriptedProcessRunner',
   () =>
