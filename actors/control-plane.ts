@@ -1,10 +1,11 @@
 import type { EventFilter } from '../crdt-schema/index.ts';
-import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type TimerId, type Transport, s } from '../mesh/index.ts';
+import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type Storage, type TimerId, type Transport, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior, type EffectPort, type PortOutcome } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
-import { type Holding, type LeaseAnswer, type LeaseConfig, QuorumLease } from './lease.ts';
+import { DEFAULT_LEASE_CONFIG, type Holding, type LeaseAnswer, type LeaseConfig, QuorumLease } from './lease.ts';
 import { Placement, type PlacementConfig, type PlacementMember, type RecordsView, type SingletonSpec } from './placement.ts';
+import { OwnerPromises, type PromiseAnswer, memoryPromiseStore, storagePromiseStore } from './promises.ts';
 import { RemoteActors } from './remote.ts';
 
 export const LEASE_ACTOR = 'sys/lease';
@@ -46,13 +47,35 @@ const orderShape = s.object({
   kind: s.string({ min: 1, max: 64 }),
   body: s.string({ max: 64 * 1024 }),
 });
+const stampedNameShape = s.object({ name: s.string({ min: 1, max: 100 }), epoch: s.uint() });
 const pingShape = s.object({
   type: s.literal('ping'),
   from: s.string({ min: 1, max: 100 }),
   watch: s.array(s.string({ min: 1, max: 100 }), { max: 64 }),
-  holds: s.array(s.object({ name: s.string({ min: 1, max: 100 }), epoch: s.uint() }), { max: 64 }),
+  holds: s.array(stampedNameShape, { max: 64 }),
+  claims: s.array(stampedNameShape, { max: 64 }),
+  releases: s.array(stampedNameShape, { max: 256 }),
 });
 type LeasePing = ReturnType<typeof pingShape.check>;
+/** A lease round's answer, checked before the asker believes it (a node never trusts a peer's bytes). */
+const leaseAnswerShape = s.object({
+  alive: s.array(s.string({ min: 1, max: 100 }), { max: 64 }),
+  holders: s.array(s.object({ peer: s.string({ min: 1, max: 100 }), name: s.string({ min: 1, max: 100 }), epoch: s.uint(), agoMs: s.uint() }), { max: 10_000 }),
+  epochs: s.record(s.string({ min: 1, max: 100 }), s.uint(), { maxKeys: 10_000 }),
+  promises: s.array(
+    s.object({
+      name: s.string({ min: 1, max: 100 }),
+      epoch: s.uint(),
+      granted: s.boolean(),
+      reason: s.optional(s.oneOf(['promised', 'stale', 'restarting', 'full'] as const)),
+      holder: s.optional(s.string({ min: 1, max: 100 })),
+      holderRunning: s.optional(s.boolean()),
+      highestEpoch: s.optional(s.uint()),
+      highestOwner: s.optional(s.string({ min: 1, max: 100 })),
+    }),
+    { max: 64 },
+  ),
+});
 
 /** Announced (over the API's WebSocket too) when a singleton's owner, epoch or activity changes. */
 export interface SingletonsChanged {
@@ -73,6 +96,12 @@ export interface ControlPlaneInit {
   readonly singletons?: readonly SingletonSpec[];
   /** Ports beyond the built-in ones, for those singletons' `perform` effects. */
   readonly ports?: Readonly<Record<string, EffectPort>>;
+  /**
+   * The node's storage, where it keeps the highest epoch it promised of each singleton across
+   * restarts (docs/PLACEMENT.md §Ownership promises). Without it that is kept in memory only,
+   * which is safe only for nodes that never restart on the same state (tests).
+   */
+  readonly storage?: Storage;
 }
 
 /**
@@ -87,6 +116,8 @@ export class ControlPlane {
   readonly lease: QuorumLease;
   readonly placement: Placement;
   readonly fence = new EpochFence();
+  /** The promises this node gives would-be owners (it is a member of every majority's count). */
+  readonly promises: OwnerPromises;
   readonly #init: ControlPlaneInit;
   readonly #executors = new Map<string, OrderExecutor>([['noop', () => ({ done: true })]]);
   #unsubscribe: (() => void) | undefined;
@@ -125,6 +156,14 @@ export class ControlPlane {
       isAdmitted: (peer) => node.admission.isAdmitted(peer),
       isReachable: (peer) => this.#reachable(peer),
     });
+    const leaseMs = { ...DEFAULT_LEASE_CONFIG, ...init.lease }.leaseMs;
+    this.promises = new OwnerPromises({
+      clock,
+      log,
+      termMs: leaseMs,
+      store: init.storage === undefined ? memoryPromiseStore() : storagePromiseStore(init.storage, log),
+      known: (name) => this.fence.newest(name),
+    });
     this.lease = new QuorumLease({
       clock,
       self,
@@ -132,12 +171,20 @@ export class ControlPlane {
       // Members never heard from (not started yet, or gone before this node came up) are not asked.
       reachable: (peer) => this.#reachable(peer) && node.swim.heardFrom(peer),
       ping: (peer, request, timeoutMs) =>
-        this.remote.ask<LeaseAnswer>({ node: peer as PeerId, path: LEASE_ACTOR }, { type: 'ping', from: self, watch: [...request.watch], holds: [...request.holds] }, { timeoutMs }).then(
-          (answer) => answer,
-          () => undefined,
-        ),
+        this.remote
+          .ask<unknown>(
+            { node: peer as PeerId, path: LEASE_ACTOR },
+            { type: 'ping', from: self, watch: [...request.watch], holds: [...request.holds], claims: [...request.claims], releases: [...request.releases] },
+            { timeoutMs },
+          )
+          .then(
+            (answer) => this.#checkedAnswer(peer, answer),
+            () => undefined,
+          ),
+      promiseLocally: (claims, releases) => this.promises.answer(self, claims, releases, new Set(this.placement.holding().map((h) => h.name))),
       holding: () => this.placement.holding(),
       onGained: () => this.placement.poke(),
+      onPromised: () => this.placement.promised(),
       ...(init.lease === undefined ? {} : { config: init.lease }),
     });
     this.placement = new Placement({
@@ -177,6 +224,7 @@ export class ControlPlane {
         this.#scheduleAnnounce();
       }
     });
+    await this.promises.start();
     await this.placement.start();
   }
 
@@ -251,7 +299,8 @@ export class ControlPlane {
   /** What `status` shows of the control plane. */
   status(): Record<string, unknown> {
     const hostStats = this.host.stats();
-    const validUntil = this.lease.validUntil();
+    // The lease counts on the monotonic clock; shown as wall-clock time.
+    const validUntil = this.lease.validUntil() - this.lease.now() + this.#init.clock.now();
     return {
       singletons: this.placement.view(),
       actors: { count: hostStats.actors.length, deadLetters: hostStats.deadLetters + this.remote.stats().deadLetters, mailboxes: hostStats.actors },
@@ -271,23 +320,43 @@ export class ControlPlane {
    * told it, within a lease, that they run a singleton. (The asker names itself; only admitted
    * members reach this actor, and a member that lies here can only delay a takeover.)
    */
-  #leaseBehavior(): Behavior<null, LeasePing> {
+  #leaseBehavior(): Behavior<null, LeasePing | { readonly type: 'promised'; readonly answer: Omit<LeaseAnswer, 'promises'>; readonly outcome: PortOutcome }> {
     return {
       initial: () => null,
       step: (state, ping) => {
+        if (ping.type === 'promised') {
+          // The promises waited for a durable write; one that failed grants nothing.
+          const promises = ping.outcome.ok ? (ping.outcome.value as readonly PromiseAnswer[]) : [];
+          return { state, effects: [{ type: 'reply', value: { ...ping.answer, promises } satisfies LeaseAnswer }] };
+        }
         const now = this.#init.clock.now();
         if (this.#heardHolds.size > 10_000) this.#heardHolds.clear();
         this.#heardHolds.set(ping.from, { holds: ping.holds, atMs: now });
         const leaseMs = this.lease.config.leaseMs;
         const holders: LeaseAnswer['holders'] = [...this.#heardHolds]
           .filter(([peer, heard]) => peer !== ping.from && now - heard.atMs < leaseMs)
-          .flatMap(([peer, heard]) => heard.holds.map((h) => ({ peer, name: h.name, epoch: h.epoch, agoMs: now - heard.atMs })));
+          .flatMap(([peer, heard]) => heard.holds.map((h) => ({ peer, name: h.name, epoch: h.epoch, agoMs: Math.round(now - heard.atMs) })));
         const alive = ping.watch.filter((peer) => peer === this.#init.node.peer || this.#reachable(peer));
         for (const h of ping.holds) this.fence.observe(h.name, { epoch: h.epoch, owner: ping.from });
         const epochs = Object.fromEntries(Object.entries(this.fence.stats().newest).map(([name, stamp]) => [name, stamp.epoch]));
-        return { state, effects: [{ type: 'reply', value: { alive, holders, epochs } satisfies LeaseAnswer }] };
+        const answer = { alive, holders, epochs };
+        const promises = this.promises.answer(ping.from, ping.claims, ping.releases, new Set(ping.holds.map((h) => h.name)));
+        if (promises instanceof Promise) {
+          return { state, effects: [{ type: 'perform', port: AWAIT_PORT, request: promises, carryReply: true, then: (outcome) => ({ type: 'promised', answer, outcome }) }] };
+        }
+        return { state, effects: [{ type: 'reply', value: { ...answer, promises } satisfies LeaseAnswer }] };
       },
     };
+  }
+
+  /** A peer's answer to a lease round if it has the right shape; otherwise no answer (logged), as if it never came. */
+  #checkedAnswer(peer: string, answer: unknown): LeaseAnswer | undefined {
+    try {
+      return leaseAnswerShape.check(answer) as LeaseAnswer;
+    } catch (error) {
+      this.#init.log.warn('a lease answer had the wrong shape; ignoring it', { peer, error: String(error) });
+      return undefined;
+    }
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { Clock, TimerId } from '../mesh/index.ts';
+import { type Clock, type TimerId, monotonicNow } from '../mesh/index.ts';
+import type { OwnerClaim, PromiseAnswer } from './promises.ts';
 
 export interface LeaseConfig {
   /** How often the lease is renewed while wanted. */
@@ -26,6 +27,10 @@ export interface LeaseRequest {
   readonly watch: readonly string[];
   /** What the asker runs now. */
   readonly holds: readonly Holding[];
+  /** Singletons the asker runs or is about to activate, at which epoch: it asks the member to promise each (docs/PLACEMENT.md §Ownership promises). */
+  readonly claims: readonly OwnerClaim[];
+  /** Promises the asker gives back (it stopped, or gave up a claim). */
+  readonly releases: readonly OwnerClaim[];
 }
 
 export interface LeaseAnswer {
@@ -35,7 +40,20 @@ export interface LeaseAnswer {
   readonly holders: ReadonlyArray<Holding & { readonly peer: string; readonly agoMs: number }>;
   /** The newest epoch of each singleton the member knows of (records, orders, lease rounds). */
   readonly epochs: Readonly<Record<string, number>>;
+  /** The member's answer to each of the request's claims. */
+  readonly promises: readonly PromiseAnswer[];
 }
+
+/** Why a claim is not (yet) promised by a majority, from the answers within a term. */
+export interface ClaimObstacles {
+  /** Nodes that members promised the singleton to instead, and whether each said it runs it. */
+  readonly rivals: ReadonlyArray<{ readonly peer: string; readonly running: boolean }>;
+  /** The highest epoch a member refused the claim for as stale (0 when none did). */
+  readonly staleBelow: number;
+}
+
+/** How soon a round follows one that left a claim short of a majority. */
+const CLAIM_RETRY_MS = 50;
 
 /** The longest a persistently silent member waits before it is asked again. */
 const RETRY_MAX_MS = 30_000;
@@ -51,8 +69,12 @@ export interface QuorumLeaseInit {
   ping(peer: string, request: LeaseRequest, timeoutMs: number): Promise<LeaseAnswer | undefined>;
   /** What this node runs now (told to the members with every round). */
   holding(): readonly Holding[];
+  /** This node's own answer to its claims (it is one of the members whose promises count). */
+  promiseLocally(claims: readonly OwnerClaim[], releases: readonly OwnerClaim[]): readonly PromiseAnswer[] | Promise<readonly PromiseAnswer[]>;
   /** Called when the lease became valid after not being valid. */
   onGained?(): void;
+  /** Called when a majority came to promise one of this node's claims. */
+  onPromised?(): void;
   readonly config?: Partial<LeaseConfig>;
 }
 
@@ -82,6 +104,15 @@ export class QuorumLease {
   #timer: TimerId | undefined;
   #wanted = false;
   #wasValid = false;
+  /** This node's claims (singleton → epoch), asked of every member with each round. */
+  readonly #claims = new Map<string, number>();
+  /** Claims given back, told to the members for a term after (a lost round must not keep them). */
+  readonly #releases = new Map<string, { claim: OwnerClaim; untilMs: number }>();
+  /** Per member (this node included), per singleton: the send time of its latest grant of this node's claim. */
+  readonly #grants = new Map<string, Map<string, { epoch: number; sentAt: number }>>();
+  /** Per singleton, per member: its latest refusal of this node's claim, with the send time. */
+  readonly #refusals = new Map<string, Map<string, { answer: PromiseAnswer; sentAt: number }>>();
+  readonly #promisedCache = new Map<string, { members: readonly string[]; version: number; epoch: number; until: number }>();
 
   constructor(init: QuorumLeaseInit) {
     this.#init = init;
@@ -92,19 +123,124 @@ export class QuorumLease {
     return this.#config;
   }
 
+  /**
+   * The lease's time, which every `nowMs` here is on: the clock's monotonic reading, so that a
+   * step of the wall clock (NTP) neither lengthens a lease or a promise nor cuts one short.
+   */
+  now(): number {
+    return monotonicNow(this.#init.clock);
+  }
+
   /** Renews the lease while wanted (this node owns or is about to own a singleton). */
   want(wanted: boolean): void {
     if (wanted === this.#wanted) return;
     this.#wanted = wanted;
     if (wanted) this.#round();
-    else if (this.#timer !== undefined) {
+    else if (this.#releases.size === 0 && this.#timer !== undefined) {
       this.#init.clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
   }
 
+  /**
+   * Stops the rounds. Claims given back shortly before (a graceful shutdown deactivates first) are
+   * told to the members once more, so the next owner need not wait the term out; their answers
+   * are not waited for (a member that does not hear it lets the promise lapse).
+   */
   stop(): void {
-    this.want(false);
+    this.#wanted = false;
+    this.#claims.clear();
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pruneReleases(this.now());
+    if (this.#releases.size === 0) return;
+    const releases = [...this.#releases.values()].map((r) => r.claim);
+    this.#releases.clear();
+    const request: LeaseRequest = { watch: [], holds: [], claims: [], releases };
+    void Promise.resolve(this.#init.promiseLocally([], releases)).catch(() => undefined);
+    for (const peer of this.#targets()) void this.#init.ping(peer, request, this.#config.renewMs).catch(() => undefined);
+  }
+
+  /**
+   * Asks the members, from a round that starts at once, to promise `name` at `epoch` to this node
+   * (a claim at another epoch is given back). Its promises count toward {@link QuorumLease.promisedUntil}.
+   */
+  claim(name: string, epoch: number): void {
+    const previous = this.#claims.get(name);
+    if (previous === epoch) return;
+    if (previous !== undefined) this.#release(name, previous);
+    this.#claims.set(name, epoch);
+    this.#version++;
+    this.#roundSoon();
+  }
+
+  /** Gives `name`'s promises back: it is claimed no more, and the members are told at once. */
+  unclaim(name: string): void {
+    const epoch = this.#claims.get(name);
+    if (epoch === undefined) return;
+    this.#claims.delete(name);
+    this.#release(name, epoch);
+    this.#version++;
+    this.#roundSoon();
+  }
+
+  #release(name: string, epoch: number): void {
+    for (const byName of this.#grants.values()) byName.delete(name);
+    this.#refusals.delete(name);
+    this.#releases.set(`${name}\u0000${epoch}`, { claim: { name, epoch }, untilMs: this.now() + this.#config.leaseMs });
+  }
+
+  #pruneReleases(nowMs: number): void {
+    for (const [key, release] of this.#releases) if (release.untilMs <= nowMs) this.#releases.delete(key);
+  }
+
+  /**
+   * Until when a majority of the members (this node included) promised `name` at `epoch` to this
+   * node: the send time of the round that the majority's last member answered, plus a term
+   * (−∞ when no majority did, or `name` is not claimed at `epoch`). A member holds a promise for a
+   * term from when it gave it, which is after it was asked, so it holds it at least this long.
+   */
+  promisedUntil(name: string, epoch: number): number {
+    if (this.#claims.get(name) !== epoch) return Number.NEGATIVE_INFINITY;
+    const members = this.#init.members();
+    const cached = this.#promisedCache.get(name);
+    if (cached !== undefined && cached.members === members && cached.version === this.#version && cached.epoch === epoch) return cached.until;
+    const self = this.#init.self;
+    const othersCount = members.length - (members.includes(self) ? 1 : 0);
+    const needed = Math.floor((othersCount + 1) / 2) + 1;
+    const sentTimes: number[] = [];
+    const own = this.#grants.get(self)?.get(name);
+    if (own?.epoch === epoch) sentTimes.push(own.sentAt);
+    for (const peer of members) {
+      if (peer === self) continue;
+      const grant = this.#grants.get(peer)?.get(name);
+      if (grant?.epoch === epoch) sentTimes.push(grant.sentAt);
+    }
+    let until = Number.NEGATIVE_INFINITY;
+    if (sentTimes.length >= needed) {
+      sentTimes.sort((a, b) => b - a);
+      until = sentTimes[needed - 1]! + this.#config.leaseMs;
+    }
+    this.#promisedCache.set(name, { members, version: this.#version, epoch, until });
+    return until;
+  }
+
+  /** Whether a majority promised `name` at `epoch` to this node, now. */
+  promised(name: string, epoch: number, nowMs = this.now()): boolean {
+    return nowMs < this.promisedUntil(name, epoch);
+  }
+
+  /** What stands between this node's claim on `name` and a majority, by the refusals within a term. */
+  obstacles(name: string, nowMs = this.now()): ClaimObstacles {
+    const rivals = new Map<string, boolean>();
+    let staleBelow = 0;
+    for (const refusal of this.#refusals.get(name)?.values() ?? []) {
+      if (nowMs - refusal.sentAt >= this.#config.leaseMs) continue;
+      const { answer } = refusal;
+      if (answer.reason === 'promised' && answer.holder !== undefined && answer.holder !== this.#init.self) rivals.set(answer.holder, (rivals.get(answer.holder) ?? false) || answer.holderRunning === true);
+      if (answer.reason === 'stale') staleBelow = Math.max(staleBelow, answer.highestEpoch ?? 0);
+    }
+    return { rivals: [...rivals].sort(([a], [b]) => (a < b ? -1 : 1)).map(([peer, running]) => ({ peer, running })), staleBelow };
   }
 
   /**
@@ -134,7 +270,7 @@ export class QuorumLease {
     return sentTimes[needed - 1]! + this.#config.leaseMs;
   }
 
-  valid(nowMs = this.#init.clock.now()): boolean {
+  valid(nowMs = this.now()): boolean {
     return nowMs < this.validUntil();
   }
 
@@ -149,7 +285,7 @@ export class QuorumLease {
    * answered within the lease holds it alive. A node whose own view is stale (it was cut off, and
    * still holds everyone dead) so cannot take over from an owner the others see alive.
    */
-  quorumAgreesGone(peer: string, nowMs = this.#init.clock.now()): boolean {
+  quorumAgreesGone(peer: string, nowMs = this.now()): boolean {
     const others = this.#init.members().filter((p) => p !== this.#init.self && p !== peer);
     const needed = Math.floor((this.#init.members().length) / 2);
     let agreeing = 0;
@@ -169,7 +305,7 @@ export class QuorumLease {
    * it are stale (it just restarted).
    */
   /** The newest epoch of `name` any member answering within a lease knows of (0 when none). */
-  reportedEpoch(name: string, nowMs = this.#init.clock.now()): number {
+  reportedEpoch(name: string, nowMs = this.now()): number {
     let epoch = 0;
     for (const ack of this.#acks.values()) {
       if (nowMs - ack.ackedSentAt < this.#config.leaseMs) epoch = Math.max(epoch, ack.epochs[name] ?? 0);
@@ -177,7 +313,7 @@ export class QuorumLease {
     return epoch;
   }
 
-  reportedHolders(name: string, nowMs = this.#init.clock.now()): Holding[] & Array<{ peer: string }> {
+  reportedHolders(name: string, nowMs = this.now()): Holding[] & Array<{ peer: string }> {
     const out: Array<Holding & { peer: string }> = [];
     for (const ack of this.#acks.values()) {
       if (nowMs - ack.ackedSentAt >= this.#config.leaseMs) continue;
@@ -189,13 +325,31 @@ export class QuorumLease {
     return out;
   }
 
+  /** Starts a round at once (after the current step): a claim or release should not wait for the renewal timer. */
+  #roundSoon(): void {
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#timer = this.#init.clock.setTimeout(() => this.#round(), 0);
+  }
+
   #round(): void {
     const { clock } = this.#init;
-    if (!this.#wanted) return;
-    this.#timer = clock.setTimeout(() => this.#round(), this.#config.renewMs);
-    const sentAt = clock.now();
+    this.#timer = undefined;
+    const sentAt = this.now();
+    this.#pruneReleases(sentAt);
+    // Releases are told for a term even when nothing is wanted any more.
+    if (!this.#wanted && this.#releases.size === 0) return;
+    const claims = [...this.#claims].map(([name, epoch]) => ({ name, epoch }));
+    // A claim no majority promised yet is on the failover path: members whose answer was lost are asked again soon.
+    const pending = claims.some((c) => !this.promised(c.name, c.epoch, sentAt));
+    this.#timer = clock.setTimeout(() => this.#round(), pending ? Math.min(CLAIM_RETRY_MS, this.#config.renewMs) : this.#config.renewMs);
     const watch = this.#watch;
-    const request: LeaseRequest = { watch, holds: this.#init.holding() };
+    const releases = [...this.#releases.values()].map((r) => r.claim);
+    const request: LeaseRequest = { watch, holds: this.#init.holding(), claims, releases };
+    if (claims.length > 0 || releases.length > 0) {
+      const local = this.#init.promiseLocally(claims, releases);
+      if (local instanceof Promise) local.then((answers) => this.#promised(this.#init.self, sentAt, answers), () => {});
+      else this.#promised(this.#init.self, sentAt, local);
+    }
     for (const peer of this.#targets()) {
       this.#inFlight.add(peer);
       this.#init.ping(peer, request, this.#config.renewMs * 2).then(
@@ -207,7 +361,7 @@ export class QuorumLease {
 
   /** Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to answer. */
   #targets(): string[] {
-    const now = this.#init.clock.now();
+    const now = this.now();
     const others = this.#init.members().filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
     if (others.length <= this.#config.askAllUpTo) return others;
     const needed = Math.floor((this.#init.members().length) / 2);
@@ -231,7 +385,7 @@ export class QuorumLease {
     }
     const failures = (this.#failures.get(peer) ?? 0) + 1;
     if (this.#failures.size < 100_000) this.#failures.set(peer, failures);
-    if (failures >= 3) this.#retryAt.set(peer, this.#init.clock.now() + Math.min(RETRY_MAX_MS, 1_000 * 2 ** (failures - 3)));
+    if (failures >= 3) this.#retryAt.set(peer, this.now() + Math.min(RETRY_MAX_MS, 1_000 * 2 ** (failures - 3)));
   }
 
   #answered(peer: string, sentAt: number, watched: readonly string[], answer: LeaseAnswer | undefined): void {
@@ -249,9 +403,32 @@ export class QuorumLease {
     this.#backOff(peer, answer !== undefined);
     this.#acks.set(peer, entry);
     if (answer === undefined) return; // A miss never makes the lease valid; it may lapse, which readers see by time.
+    this.#promised(peer, sentAt, answer.promises);
     this.#version++;
     const valid = this.valid();
     if (valid && !this.#wasValid) this.#init.onGained?.();
     this.#wasValid = valid;
+  }
+
+  /** Takes in `peer`'s answers to the claims of a round sent at `sentAt` (answers to claims given up since are dropped). */
+  #promised(peer: string, sentAt: number, answers: readonly PromiseAnswer[]): void {
+    const newlyPromised = answers.filter((a) => a.granted && this.#claims.get(a.name) === a.epoch && !this.promised(a.name, a.epoch));
+    for (const answer of answers) {
+      if (this.#claims.get(answer.name) !== answer.epoch) continue;
+      if (answer.granted) {
+        let byName = this.#grants.get(peer);
+        if (byName === undefined) this.#grants.set(peer, (byName = new Map()));
+        const grant = byName.get(answer.name);
+        if (grant === undefined || grant.epoch !== answer.epoch || sentAt > grant.sentAt) byName.set(answer.name, { epoch: answer.epoch, sentAt });
+      }
+      let byPeer = this.#refusals.get(answer.name);
+      if (byPeer === undefined) this.#refusals.set(answer.name, (byPeer = new Map()));
+      const refusal = byPeer.get(peer);
+      if (refusal !== undefined && refusal.sentAt > sentAt) continue;
+      if (answer.granted) byPeer.delete(peer);
+      else byPeer.set(peer, { answer, sentAt });
+    }
+    this.#version++;
+    if (newlyPromised.some((a) => this.promised(a.name, a.epoch))) this.#init.onPromised?.();
   }
 }

@@ -64,6 +64,14 @@ export interface PlacementConfig {
    */
   readonly stableMs: number;
   /**
+   * A claim that no majority promised within this long is given up (its promises released) and
+   * tried again after {@link PlacementConfig.claimBackoffMs}: two claimants that split the
+   * members between them, or one that only a minority answers, must not hold the others off.
+   */
+  readonly claimTimeoutMs: number;
+  /** How long a node that gave up a claim, or yielded it to a rival, waits before it claims again. */
+  readonly claimBackoffMs: number;
+  /**
    * Test-only fault: ignore the quorum lease and the handover wait, so two owners can run at once
    * (the simulator uses it to show that its safety invariant catches exactly that). Never set it
    * on a real node.
@@ -74,7 +82,7 @@ export interface PlacementConfig {
 /** Pokes closer together than this share one evaluation. */
 const POKE_COALESCE_MS = 50;
 
-export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, unsafeIgnoreQuorum: false };
+export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, claimTimeoutMs: 2_000, claimBackoffMs: 1_000, unsafeIgnoreQuorum: false };
 
 export interface PlacementInit {
   readonly clock: Clock;
@@ -103,14 +111,22 @@ interface Activation {
   running: boolean;
 }
 
+/** A claim on a singleton this node is about to own, waiting for a majority's promises. */
+interface Claim {
+  readonly epoch: number;
+  /** When it was made, on the lease's clock ({@link QuorumLease.now}). */
+  readonly sinceMs: number;
+}
+
 /** The actor name a singleton runs under on its owner. */
 export const singletonActorName = (name: string): string => `singleton/${name}`;
 
 /**
  * Places control-plane singletons (docs/PLACEMENT.md §Placement): each runs on the rendezvous
- * owner among alive, eligible members, and only while that node holds a quorum lease. An
- * activation takes the next epoch and is recorded in the owner's sealed document before the
- * actor starts; a new owner waits until the previous one recorded its stop, or was seen dead for
+ * owner among alive, eligible members, and only while that node holds a quorum lease and a
+ * majority's promise of it (§Ownership promises). A would-be owner claims the next epoch; once a
+ * majority promised it, the activation is recorded in the owner's sealed document before the
+ * actor starts. A new owner waits until the previous one recorded its stop, or was seen dead for
  * longer than a lease. Two activations alive at once are recorded as a fleet event.
  */
 export class Placement {
@@ -118,6 +134,11 @@ export class Placement {
   readonly #config: PlacementConfig;
   readonly #specs = new Map<string, SingletonSpec>();
   readonly #active = new Map<string, Activation>();
+  readonly #claims = new Map<string, Claim>();
+  /** The highest epoch this node claimed of each singleton: it never claims one it gave back (a late release could cancel it). */
+  readonly #lastClaimed = new Map<string, number>();
+  /** Until when (the lease's clock) this node does not claim a singleton again, after giving a claim up. */
+  readonly #backoffUntil = new Map<string, number>();
   readonly #duplicates = new Map<string, number>();
   #failedUntil = new Map<string, number>();
   #observedRecords: RecordsView | undefined;
@@ -156,8 +177,11 @@ export class Placement {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
-    this.#init.lease.stop();
+    for (const name of this.#claims.keys()) this.#init.lease.unclaim(name);
+    this.#claims.clear();
+    // Each deactivation gives its promises back at once (a round starts while the stops are recorded).
     await Promise.all([...this.#active.keys()].map((name) => this.#deactivate(name, 'the node is shutting down')));
+    this.#init.lease.stop();
   }
 
   /**
@@ -170,6 +194,12 @@ export class Placement {
     this.#schedule(POKE_COALESCE_MS);
   }
 
+  /** A majority just promised one of this node's claims: evaluates at once (this is on the failover path, and rare). */
+  promised(): void {
+    if (this.#stopped || this.#timerDueMs <= this.#init.clock.now()) return;
+    this.#schedule(0);
+  }
+
   /** A singleton's actor failed past its restart budget: it stops here and skips this node for a while. */
   failed(actorName: string): void {
     const name = [...this.#specs.keys()].find((n) => singletonActorName(n) === actorName);
@@ -179,13 +209,19 @@ export class Placement {
     void this.#deactivate(name, 'it failed past its restart budget', until);
   }
 
-  /** Whether this node runs `name` now (its record written and its lease valid). */
+  /** Whether this node runs `name` now (its record written, its lease valid, its epoch promised by a majority). */
   isActive(name: string): boolean {
-    return this.#active.get(name)?.running === true && this.#leaseValid();
+    const active = this.#active.get(name);
+    return active?.running === true && this.#holds(name, active.epoch);
   }
 
-  #leaseValid(now?: number): boolean {
-    return this.#config.unsafeIgnoreQuorum || this.#init.lease.valid(now);
+  #leaseValid(): boolean {
+    return this.#config.unsafeIgnoreQuorum || this.#init.lease.valid();
+  }
+
+  /** Whether this node may run `name` at `epoch` now: it sees a majority, and a majority promised it the epoch. */
+  #holds(name: string, epoch: number): boolean {
+    return this.#config.unsafeIgnoreQuorum || (this.#init.lease.valid() && this.#init.lease.promised(name, epoch));
   }
 
   /** What this node runs now, for its lease rounds to tell the members. */
@@ -244,15 +280,17 @@ export class Placement {
     for (const spec of this.#specs.values()) {
       const owner = this.#owner(spec, members, records, now);
       const active = this.#active.get(spec.name);
-      if (owner === this.#init.self) wanted = true;
+      if (owner === this.#init.self || active !== undefined || this.#claims.has(spec.name)) wanted = true;
       if (active !== undefined) {
-        wanted = true;
         if (!active.running) continue;
         if (owner !== this.#init.self) void this.#deactivate(spec.name, `${owner ?? 'no member'} is its owner now`);
-        else if (!this.#leaseValid(now)) void this.#deactivate(spec.name, 'this node lost its quorum lease (it sees no majority of the members)');
-      } else if (owner === this.#init.self && this.#leaseValid(now) && (this.#config.unsafeIgnoreQuorum || this.#handoverClear(spec.name, members, records, now, watch))) {
-        void this.#activate(spec, records);
+        else if (!this.#holds(spec.name, active.epoch)) void this.#deactivate(spec.name, 'this node lost its quorum lease or the promises of its epoch (it sees no majority of the members)');
+        continue;
       }
+      const mayTake = owner === this.#init.self && this.#leaseValid() && (this.#config.unsafeIgnoreQuorum || this.#handoverClear(spec.name, members, records, now, watch));
+      if (mayTake && this.#config.unsafeIgnoreQuorum) void this.#activate(spec, this.#nextEpoch(spec.name, records));
+      else if (this.#claims.has(spec.name)) this.#pursue(spec, mayTake, records);
+      else if (mayTake && (this.#backoffUntil.get(spec.name) ?? 0) <= this.#init.lease.now()) this.#claim(spec.name, records);
     }
     this.#init.lease.watch([...watch]);
     this.#init.lease.want(wanted);
@@ -306,7 +344,7 @@ export class Placement {
     const byPeer = new Map(members.map((m) => [m.peerId, m]));
     const waitMs = this.#init.lease.config.leaseMs + this.#config.handoverMarginMs;
     // Another node runs it by the members' word (its lease rounds), unless its record says it stopped since.
-    for (const holder of this.#init.lease.reportedHolders(name, now)) {
+    for (const holder of this.#init.lease.reportedHolders(name)) {
       const record = records.get(holder.peer)?.[name];
       if (record === undefined || record.active || record.epoch < holder.epoch) return false;
     }
@@ -317,18 +355,67 @@ export class Placement {
       if (member === undefined) continue; // No longer a member (revoked): cut off, and fenced.
       if (member.state === 'alive' || member.state === 'suspect') return false;
       watch.add(peer);
-      if (now - member.stateSince < waitMs || !this.#init.lease.quorumAgreesGone(peer, now)) clear = false;
+      if (now - member.stateSince < waitMs || !this.#init.lease.quorumAgreesGone(peer)) clear = false;
     }
     return clear;
   }
 
-  async #activate(spec: SingletonSpec, records: RecordsView): Promise<void> {
-    const { clock, log, host, self } = this.#init;
+  /** The epoch a new activation of `name` takes: above every one this node knows of, from records, the members and orders. */
+  #nextEpoch(name: string, records: RecordsView): number {
     let epoch = 1;
-    for (const byName of records.values()) epoch = Math.max(epoch, (byName[spec.name]?.epoch ?? 0) + 1);
+    for (const byName of records.values()) epoch = Math.max(epoch, (byName[name]?.epoch ?? 0) + 1);
     // Epochs the members reported, in case this node's records lag (it just restarted).
-    for (const holder of this.#init.lease.reportedHolders(spec.name)) epoch = Math.max(epoch, holder.epoch + 1);
-    epoch = Math.max(epoch, this.#init.lease.reportedEpoch(spec.name) + 1, (this.#init.fence.newest(spec.name)?.epoch ?? 0) + 1);
+    for (const holder of this.#init.lease.reportedHolders(name)) epoch = Math.max(epoch, holder.epoch + 1);
+    return Math.max(epoch, this.#init.lease.reportedEpoch(name) + 1, (this.#init.fence.newest(name)?.epoch ?? 0) + 1, (this.#lastClaimed.get(name) ?? 0) + 1);
+  }
+
+  /** Claims `name` at the next epoch (above `staleBelow`): the lease's rounds ask the members to promise it. */
+  #claim(name: string, records: RecordsView, staleBelow = 0): void {
+    const epoch = Math.max(this.#nextEpoch(name, records), staleBelow + 1);
+    this.#lastClaimed.set(name, epoch);
+    this.#claims.set(name, { epoch, sinceMs: this.#init.lease.now() });
+    this.#init.lease.claim(name, epoch);
+  }
+
+  /**
+   * A claim under way: activates once a majority promised it; gives it up when this node may no
+   * longer take the singleton, when a rival that runs it or ranks higher holds members' promises
+   * (two would-be owners that split the members must not wait each other out), or when no
+   * majority answered in time; claims a higher epoch when members refused this one as stale.
+   */
+  #pursue(spec: SingletonSpec, mayTake: boolean, records: RecordsView): void {
+    const { name } = spec;
+    const claim = this.#claims.get(name)!;
+    const now = this.#init.lease.now();
+    if (!mayTake) return this.#withdraw(name, now, false, 'this node is not to take it now');
+    if (this.#init.lease.valid() && this.#init.lease.promised(name, claim.epoch)) {
+      this.#claims.delete(name);
+      void this.#activate(spec, claim.epoch);
+      return;
+    }
+    const { rivals, staleBelow } = this.#init.lease.obstacles(name);
+    // A rival this node holds dead (an owner that just crashed) is not yielded to: its promises lapse within a term.
+    const rival = rivals.find((r) => this.#seemsAlive(r.peer) && (r.running || rendezvousOwner(name, [this.#init.self, r.peer]) === r.peer));
+    if (rival !== undefined) return this.#withdraw(name, now, true, `members promised it to ${rival.peer}, which ${rival.running ? 'runs it' : 'ranks higher'}`);
+    if (staleBelow >= claim.epoch) return this.#claim(name, records, staleBelow);
+    if (now - claim.sinceMs >= this.#config.claimTimeoutMs) this.#withdraw(name, now, true, `no majority promised epoch ${claim.epoch} within ${this.#config.claimTimeoutMs} ms`);
+  }
+
+  #seemsAlive(peer: string): boolean {
+    const state = this.#init.stateOf(peer);
+    return state === 'alive' || state === 'suspect';
+  }
+
+  #withdraw(name: string, now: number, backOff: boolean, why: string): void {
+    const claim = this.#claims.get(name);
+    this.#claims.delete(name);
+    this.#init.lease.unclaim(name);
+    if (backOff) this.#backoffUntil.set(name, now + this.#config.claimBackoffMs);
+    this.#init.log.info('gave up a claim on a singleton', { singleton: name, epoch: claim?.epoch, why });
+  }
+
+  async #activate(spec: SingletonSpec, epoch: number): Promise<void> {
+    const { clock, log, host, self } = this.#init;
     const since = clock.now();
     const activation: Activation = { epoch, since, running: false };
     this.#active.set(spec.name, activation);
@@ -336,25 +423,26 @@ export class Placement {
       await this.#init.write(spec.name, { epoch, since, active: true });
     } catch (error) {
       this.#active.delete(spec.name);
+      this.#init.lease.unclaim(spec.name);
       log.error('recording a singleton activation failed; not starting it', { singleton: spec.name, error: String(error) });
       return;
     }
     if (this.#active.get(spec.name) !== activation) return;
     this.#init.fence.observe(spec.name, { epoch, owner: self });
     const inner = spec.behavior({ name: spec.name, epoch, owner: self, since });
-    host.spawn(singletonActorName(spec.name), this.#gated(inner, spec.name), spec.options ?? {});
+    host.spawn(singletonActorName(spec.name), this.#gated(inner, spec.name, epoch), spec.options ?? {});
     activation.running = true;
     log.info('activated a singleton', { singleton: spec.name, epoch });
     if (spec.observesMembers === true) host.tell(singletonActorName(spec.name), { type: 'members', now: clock.now(), members: this.#init.members() } satisfies MembersMessage);
   }
 
   /** A behaviour whose effects are dropped once the lease has lapsed: a stale owner issues nothing. */
-  #gated(inner: Behavior<unknown, unknown>, name: string): Behavior<unknown, unknown> {
+  #gated(inner: Behavior<unknown, unknown>, name: string, epoch: number): Behavior<unknown, unknown> {
     return {
       initial: () => inner.initial(),
       step: (state, message) => {
         const result = inner.step(state, message);
-        if (this.#leaseValid()) return result;
+        if (this.#holds(name, epoch)) return result;
         // Its state would now expect what the dropped effects were to bring (answers, its next
         // tick), which never comes: were the lease back before the next evaluation, it would run
         // on stalled for ever. So it starts over from its initial state, as after a crash, and is
@@ -372,6 +460,8 @@ export class Placement {
     if (active === undefined) return;
     this.#active.delete(name);
     this.#init.host.stop(singletonActorName(name));
+    // Stopped: its promises go back to the members at once, so the next owner need not wait them out.
+    this.#init.lease.unclaim(name);
     this.#init.log.info('deactivated a singleton', { singleton: name, epoch: active.epoch, reason });
     try {
       await this.#init.write(name, { epoch: active.epoch, since: active.since, active: false, until: this.#init.clock.now(), reason, ...(failedUntil === undefined ? {} : { failedUntil }) });

@@ -99,6 +99,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
       transport,
       clock,
       log,
+      storage,
       singletons: [dispatcherSpec(), instanceReconcilerSpec(), poolsSpec()],
       ports: { ...dispatcherPorts(core, clock, () => controlPlane), ...instancePorts(core, clock, () => controlPlane), ...poolPorts(core, clock, () => controlPlane) },
     });

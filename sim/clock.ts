@@ -199,6 +199,11 @@ export class NodeClock implements Clock {
     return this.#sim.now() + this.#skew.ms;
   }
 
+  /** The simulation's time: skew and jumps move the wall clock only, as NTP moves a real one. */
+  monotonicNow(): number {
+    return this.#sim.now();
+  }
+
   setTimeout(callback: () => void, delayMs: number): TimerId {
     if (this.#dead) return -1;
     return this.#sim.schedule(this.#owner, () => {

@@ -296,6 +296,7 @@ export class SimFleet {
       transport,
       clock: sim.clock,
       log: sim.log,
+      storage: sim.handle,
       ...(this.#options.silenceCriticalAfterMs === undefined ? {} : { silenceCriticalAfterMs: this.#options.silenceCriticalAfterMs }),
       ...(this.#options.placement === undefined ? {} : { placement: this.#options.placement }),
       ...catalogWiring,

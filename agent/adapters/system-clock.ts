@@ -14,6 +14,10 @@ export class SystemClock implements Clock {
     return Date.now();
   }
 
+  monotonicNow(): number {
+    return performance.now();
+  }
+
   setTimeout(callback: () => void, delayMs: number): TimerId {
     const dueMs = Date.now() + Math.max(0, delayMs);
     const timer: LongTimer = { current: undefined as unknown as ReturnType<typeof setTimeout> };

@@ -16,6 +16,17 @@ export interface Clock {
    */
   defer?(callback: () => void): void;
   clearTimeout(id: TimerId): void;
+  /**
+   * Milliseconds on a clock that moves forward with real time and nothing else (an NTP step moves
+   * `now()`, never this); the origin is arbitrary. For durations that bound safety, such as a
+   * lease. Optional: callers fall back to `now()` ({@link monotonicNow}).
+   */
+  monotonicNow?(): number;
+}
+
+/** `clock`'s monotonic reading, or its wall clock when it has none. */
+export function monotonicNow(clock: Clock): number {
+  return clock.monotonicNow?.() ?? clock.now();
 }
 
 /** Thrown by {@link sleep} when its signal aborts. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ControlPlane, INSTANCE_SILENCE_SINGLETON, RECOVERED_KIND, SILENT_KIND } from '../../actors/index.ts';
+import { ControlPlane, INSTANCE_SILENCE_SINGLETON, RECOVERED_KIND, SILENT_KIND, rendezvousOwner } from '../../actors/index.ts';
 import { type FleetNode, MemoryLogger, type PeerId } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 import { testIdentity } from '../helpers/mini-fleet.ts';
@@ -153,6 +153,46 @@ describe('control-plane placement', () => {
       expect(nodes[i]!.events.list({ kind: RECOVERED_KIND }).map((e) => e.subject)).toEqual([nodes[victim]!.peer]);
       expect(nodes[i]!.events.list({ kind: SILENT_KIND })).toHaveLength(4);
     }
+  });
+
+  it('runs a singleton on one of two would-be owners whose views differ, though neither has seen the other activate (docs/SIMULATION.md, leader-kill-lossy)', async () => {
+    const { fleet, nodes, planes, running, crash } = await controlFleet(5);
+    await fleet.run(2_000);
+    const [owner] = running();
+    const rest = [0, 1, 2, 3, 4].filter((i) => i !== owner);
+    const byPeer = (peer: string | undefined) => nodes.findIndex((n) => n.peer === peer);
+    // b ranks first once the owner is gone, a second: a holds b as just back from a flap (not
+    // stable yet), so a names itself the owner, while b, which never holds itself unstable, names itself.
+    const b = byPeer(rendezvousOwner(SENSOR, rest.map((i) => nodes[i]!.peer)));
+    const a = byPeer(rendezvousOwner(SENSOR, rest.filter((i) => i !== b).map((i) => nodes[i]!.peer)));
+    const members = planes[a]!.members.bind(planes[a]!);
+    planes[a]!.members = () => members().map((m) => (m.peerId === nodes[b]!.peer ? { ...m, stateSince: fleet.clock.now() } : m));
+    // Neither has the other's activation records yet (replication under loss lags).
+    for (const [self, other] of [[a, b], [b, a]] as const) {
+      const records = nodes[self]!.activationRecords.bind(nodes[self]!);
+      nodes[self]!.activationRecords = () => {
+        const all = records();
+        all.delete(nodes[other]!.peer);
+        return all;
+      };
+    }
+    const witness = rest.find((i) => i !== a && i !== b)!;
+    await crash(owner!);
+    let mostAtOnce = 0;
+    for (let t = 0; t < 12_000; t += 10) {
+      await fleet.run(10);
+      mostAtOnce = Math.max(mostAtOnce, running().length);
+    }
+    expect(mostAtOnce).toBe(1);
+    expect(running()).toHaveLength(1);
+    expect([a, b]).toContain(running()[0]);
+    // One owner per epoch, as a node that sees every record finds them.
+    const owners = new Map<number, Set<string>>();
+    for (const [peer, byName] of nodes[witness]!.activationRecords()) {
+      const record = byName[SENSOR];
+      if (record !== undefined) owners.set(record.epoch, new Set([...(owners.get(record.epoch) ?? []), peer]));
+    }
+    expect([...owners.values()].every((set) => set.size === 1)).toBe(true);
   });
 
   it('records two activations alive at once as a fleet event', async () => {

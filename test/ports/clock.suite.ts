@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AbortedError, type Clock, TimeoutError, sleep, withTimeout } from '../../mesh/index.ts';
+import { AbortedError, type Clock, TimeoutError, monotonicNow, sleep, withTimeout } from '../../mesh/index.ts';
 
 /** The Clock contract. `advance` moves the adapter's time (real time for the system clock). */
 export function runClockSuite(name: string, create: () => { clock: Clock; advance: (ms: number) => Promise<void> }): void {
@@ -40,6 +40,15 @@ export function runClockSuite(name: string, create: () => { clock: Clock; advanc
       const before = clock.now();
       await advance(20);
       expect(clock.now()).toBeGreaterThanOrEqual(before + 15);
+    });
+
+    it('moves its monotonic reading forward as time passes, never back', async () => {
+      const { clock, advance } = create();
+      const before = monotonicNow(clock);
+      await advance(20);
+      const after = monotonicNow(clock);
+      expect(after).toBeGreaterThanOrEqual(before + 15);
+      expect(monotonicNow(clock)).toBeGreaterThanOrEqual(after);
     });
 
     it('sleep resolves after its delay and rejects when aborted', async () => {

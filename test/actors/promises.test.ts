@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { type EpochStamp, OwnerPromises, QuorumLease, storagePromiseStore } from '../../actors/index.ts';
+import type { LeaseAnswer, LeaseRequest, OwnerClaim, PromiseAnswer } from '../../actors/index.ts';
+import { ManualClock, MemoryLogger, MemoryStorage } from '../../mesh/index.ts';
+
+const TERM_MS = 1_000;
+const S = 'sensor';
+
+/** A member's promises on a manual clock and a memory storage, started (and past its start-up term). */
+async function member(options: { storage?: MemoryStorage; clock?: ManualClock; known?: (name: string) => EpochStamp | undefined } = {}) {
+  const clock = options.clock ?? new ManualClock();
+  const storage = options.storage ?? new MemoryStorage();
+  const promises = new OwnerPromises({ clock, log: new MemoryLogger(), termMs: TERM_MS, store: storagePromiseStore(storage, new MemoryLogger()), known: options.known ?? (() => undefined) });
+  await promises.start();
+  clock.advance(promises.holdMs);
+  const ask = async (from: string, claims: OwnerClaim[], releases: OwnerClaim[] = [], running: string[] = []): Promise<readonly PromiseAnswer[]> => promises.answer(from, claims, releases, new Set(running));
+  return { clock, storage, promises, ask };
+}
+
+describe('ownership promises: a member', () => {
+  it('promises a singleton to one claimant at a time, and to another only once the term has lapsed', async () => {
+    const { clock, ask } = await member();
+    expect(await ask('a', [{ name: S, epoch: 4 }])).toEqual([{ name: S, epoch: 4, granted: true }]);
+    // b claims the same epoch (it computed the same next epoch from the same records) and a higher one.
+    expect(await ask('b', [{ name: S, epoch: 4 }])).toEqual([{ name: S, epoch: 4, granted: false, reason: 'promised', holder: 'a', holderRunning: false }]);
+    expect((await ask('b', [{ name: S, epoch: 5 }]))[0]).toMatchObject({ granted: false, reason: 'promised', holder: 'a' });
+    clock.advance(TERM_MS - 1);
+    expect((await ask('b', [{ name: S, epoch: 5 }]))[0]).toMatchObject({ granted: false, holder: 'a' });
+    clock.advance(50);
+    expect((await ask('b', [{ name: S, epoch: 5 }]))[0]).toMatchObject({ granted: true });
+  });
+
+  it('renews the holder’s promise for as long as it asks, and says the holder runs it', async () => {
+    const { clock, ask } = await member();
+    await ask('a', [{ name: S, epoch: 1 }]);
+    for (let i = 0; i < 10; i++) {
+      clock.advance(250);
+      expect((await ask('a', [{ name: S, epoch: 1 }], [], [S]))[0]!.granted).toBe(true);
+    }
+    expect((await ask('b', [{ name: S, epoch: 2 }]))[0]).toMatchObject({ granted: false, holder: 'a', holderRunning: true });
+  });
+
+  it('never promises one epoch to two owners, even after the first promise lapsed', async () => {
+    const { clock, ask } = await member();
+    await ask('a', [{ name: S, epoch: 3 }]);
+    clock.advance(TERM_MS + 100);
+    expect((await ask('b', [{ name: S, epoch: 3 }]))[0]).toEqual({ name: S, epoch: 3, granted: false, reason: 'stale', highestEpoch: 3, highestOwner: 'a' });
+    expect((await ask('b', [{ name: S, epoch: 2 }]))[0]).toMatchObject({ granted: false, reason: 'stale' });
+    // The same owner may claim its epoch again; anyone may claim a higher one.
+    expect((await ask('a', [{ name: S, epoch: 3 }]))[0]!.granted).toBe(true);
+  });
+
+  it('refuses an epoch that an activation it knows of (records, orders) already took', async () => {
+    const { ask } = await member({ known: () => ({ epoch: 7, owner: 'c' }) });
+    expect((await ask('b', [{ name: S, epoch: 7 }]))[0]).toMatchObject({ granted: false, reason: 'stale', highestEpoch: 7, highestOwner: 'c' });
+    expect((await ask('c', [{ name: S, epoch: 7 }]))[0]!.granted).toBe(true);
+    expect((await ask('b', [{ name: S, epoch: 8 }]))[0]).toMatchObject({ granted: false, reason: 'promised', holder: 'c' });
+  });
+
+  it('frees a promise its holder gives back, but not one it gave to someone else', async () => {
+    const { ask } = await member();
+    await ask('a', [{ name: S, epoch: 1 }]);
+    await ask('b', [], [{ name: S, epoch: 1 }]);
+    expect((await ask('b', [{ name: S, epoch: 2 }]))[0]!.granted).toBe(false);
+    await ask('a', [], [{ name: S, epoch: 0 }]);
+    expect((await ask('b', [{ name: S, epoch: 2 }]))[0]!.granted).toBe(false);
+    await ask('a', [], [{ name: S, epoch: 1 }]);
+    expect((await ask('b', [{ name: S, epoch: 2 }]))[0]!.granted).toBe(true);
+  });
+
+  it('after a restart promises nothing for a term, and remembers the epochs it promised', async () => {
+    const first = await member();
+    await first.ask('a', [{ name: S, epoch: 9 }]);
+    // The process dies with the promise in memory and starts again on the same storage.
+    const clock = first.clock;
+    const restarted = new OwnerPromises({ clock, log: new MemoryLogger(), termMs: TERM_MS, store: storagePromiseStore(first.storage, new MemoryLogger()), known: () => undefined });
+    await restarted.start();
+    const ask = async (from: string, claim: OwnerClaim) => (await restarted.answer(from, [claim], [], new Set()))[0]!;
+    expect(await ask('b', { name: S, epoch: 10 })).toMatchObject({ granted: false, reason: 'restarting' });
+    clock.advance(restarted.holdMs - 1);
+    expect(await ask('b', { name: S, epoch: 10 })).toMatchObject({ granted: false, reason: 'restarting' });
+    clock.advance(1);
+    expect(await ask('b', { name: S, epoch: 9 })).toMatchObject({ granted: false, reason: 'stale', highestEpoch: 9, highestOwner: 'a' });
+    expect(await ask('b', { name: S, epoch: 10 })).toMatchObject({ granted: true });
+  });
+
+  it('answers a grant only once the raised epoch is stored', async () => {
+    const storage = new MemoryStorage();
+    const { ask } = await member({ storage });
+    let release: () => void = () => {};
+    const batch = storage.batch.bind(storage);
+    storage.batch = async (ops, options) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return batch(ops, options);
+    };
+    let answered = false;
+    const answer = ask('a', [{ name: S, epoch: 1 }]).then((a) => {
+      answered = true;
+      return a;
+    });
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(answered).toBe(false);
+    release();
+    expect((await answer)[0]!.granted).toBe(true);
+    expect(await storage.range(['control-plane', 'promised'])).toHaveLength(1);
+  });
+
+  it('keeps a promise for at least a term when its clock is stepped back', async () => {
+    // A wall clock an NTP step can move back (ManualClock refuses to).
+    let nowMs = 1_700_000_000_000;
+    const clock = { now: () => nowMs, setTimeout: () => 0, clearTimeout: () => {} };
+    const promises = new OwnerPromises({ clock, log: new MemoryLogger(), termMs: TERM_MS, store: storagePromiseStore(new MemoryStorage(), new MemoryLogger()), known: () => undefined });
+    await promises.start();
+    nowMs += promises.holdMs;
+    await promises.answer('a', [{ name: S, epoch: 1 }], [], new Set());
+    nowMs += 900;
+    nowMs -= 10_000;
+    // Counted from the stepped clock, the promise holds a whole term more, not 10 s more nor none.
+    expect(promises.promisedTo(S)).toEqual({ to: 'a', epoch: 1 });
+    nowMs += TERM_MS - 1;
+    expect(promises.promisedTo(S)).toEqual({ to: 'a', epoch: 1 });
+    nowMs += promises.holdMs - TERM_MS + 1;
+    expect(promises.promisedTo(S)).toBeUndefined();
+  });
+});
+
+/** A lease whose members answer through `answer`, on a manual clock; this node is "self". */
+function leaseOf(peers: string[], answer: (peer: string, request: LeaseRequest) => LeaseAnswer | undefined, local: (claims: readonly OwnerClaim[]) => PromiseAnswer[]) {
+  const clock = new ManualClock();
+  const lease = new QuorumLease({
+    clock,
+    self: 'self',
+    members: () => ['self', ...peers],
+    reachable: () => true,
+    ping: async (peer, request) => answer(peer, request),
+    holding: () => [],
+    promiseLocally: (claims) => local(claims),
+  });
+  return { clock, lease };
+}
+
+const grantAll = (request: LeaseRequest): LeaseAnswer => ({ alive: [], holders: [], epochs: {}, promises: request.claims.map((c) => ({ ...c, granted: true })) });
+const refuseAll = (request: LeaseRequest, holder: string): LeaseAnswer => ({ alive: [], holders: [], epochs: {}, promises: request.claims.map((c) => ({ ...c, granted: false, reason: 'promised' as const, holder, holderRunning: false })) });
+
+describe('ownership promises: a claimant', () => {
+  it('holds a claim only while a majority, itself included, promised it within a term of asking', async () => {
+    const granting = new Set(['m1']);
+    const { clock, lease } = leaseOf(['m1', 'm2', 'm3', 'm4'], (peer, request) => (granting.has(peer) ? grantAll(request) : refuseAll(request, 'rival')), (claims) => claims.map((c) => ({ ...c, granted: true })));
+    lease.want(true);
+    lease.claim(S, 5);
+    await clock.advanceAsync(1);
+    // Itself and m1: two of five.
+    expect(lease.promised(S, 5)).toBe(false);
+    expect(lease.obstacles(S).rivals).toEqual([{ peer: 'rival', running: false }]);
+    granting.add('m2');
+    await clock.advanceAsync(250);
+    expect(lease.promised(S, 5)).toBe(true);
+    expect(lease.promised(S, 4)).toBe(false);
+    // Everyone stops answering: the promises run out a term after the last round they answered.
+    const lastAnswered = clock.now();
+    granting.clear();
+    await clock.advanceAsync(TERM_MS - 260);
+    expect(lease.promised(S, 5)).toBe(true);
+    await clock.advanceAsync(lastAnswered + TERM_MS - clock.now());
+    expect(lease.promised(S, 5)).toBe(false);
+  });
+
+  it('counts no promise after giving its claim back, and tells the members it gave it back', async () => {
+    const requests: LeaseRequest[] = [];
+    const { clock, lease } = leaseOf(['m1', 'm2'], (_, request) => (requests.push(request), grantAll(request)), (claims) => claims.map((c) => ({ ...c, granted: true })));
+    lease.want(true);
+    lease.claim(S, 2);
+    await clock.advanceAsync(1);
+    expect(lease.promised(S, 2)).toBe(true);
+    lease.unclaim(S);
+    expect(lease.promised(S, 2)).toBe(false);
+    await clock.advanceAsync(1);
+    expect(requests.at(-1)).toMatchObject({ claims: [], releases: [{ name: S, epoch: 2 }] });
+  });
+});
