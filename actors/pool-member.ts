@@ -89,7 +89,13 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
     [POOLS_PORTS.claim]: async (request): Promise<ClaimOutcome> => {
       const claim = request as { pool: string; member: string; name: string; claimId: string; claimedAt: number; via: string; memberStartedAt: number; for?: string; replaces?: string; epoch: number; owner: string };
       const body = JSON.stringify({ pool: claim.pool, claimId: claim.claimId, ...(claim.replaces === undefined ? {} : { replaces: claim.replaces }) });
-      const answer = await controlPlane().order(claim.member as PeerId, POOLS_SINGLETON, { epoch: claim.epoch, owner: claim.owner }, 'pool.claim', body, 2_000);
+      let answer: Awaited<ReturnType<ControlPlane['order']>>;
+      try {
+        answer = await controlPlane().order(claim.member as PeerId, POOLS_SINGLETON, { epoch: claim.epoch, owner: claim.owner }, 'pool.claim', body, 2_000);
+      } catch (error) {
+        // Lost or unanswered: the member may have taken it.
+        return { result: 'unsettled', reason: `${claim.name} did not answer: ${String(error)}` };
+      }
       if (!answer.accepted) throw new Error(`${claim.member} refused the claim order: ${'detail' in answer ? answer.detail : answer.reason}`);
       const taken = answer.result as MemberClaimAnswer;
       const base = { pool: claim.pool, member: claim.member, epoch: claim.epoch, at: Math.max(clock.now(), claim.claimedAt), memberStartedAt: claim.memberStartedAt };
@@ -100,7 +106,11 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         return { result: 'held-elsewhere', version: node.store.version };
       }
       const record: PoolClaimRecord = { ...base, claimId: claim.claimId, state: 'claimed', claimedAt: claim.claimedAt, via: claim.via, ...(claim.for === undefined ? {} : { for: claim.for }) };
-      await node.pools.recordClaims([record]);
+      try {
+        await node.pools.recordClaims([record]);
+      } catch (error) {
+        return { result: 'unsettled', reason: `the owner could not record it: ${String(error)}` };
+      }
       emit({
         id: eventIdOf('pool.claimed', claim.claimId),
         kind: 'pool.claimed',

@@ -200,14 +200,21 @@ export const poolRequestShape: s.Shape<PoolRequest> = s.object({
   via: s.string({ min: 1, max: 100 }),
 }) as s.Shape<PoolRequest>;
 
-/** What the claim port answers: the member took the claim, or holds another one (recorded as claimed). */
-export type ClaimOutcome = { readonly result: 'claimed'; readonly record: PoolClaimRecord; readonly version: number } | { readonly result: 'held-elsewhere'; readonly version: number };
+/**
+ * What the claim port answers: the member took the claim, or holds another one (recorded as
+ * claimed), or the claim is unsettled — the member may hold it (its answer was lost, or this owner
+ * could not record it), so the same member is asked again, never another one.
+ */
+export type ClaimOutcome =
+  | { readonly result: 'claimed'; readonly record: PoolClaimRecord; readonly version: number }
+  | { readonly result: 'held-elsewhere'; readonly version: number }
+  | { readonly result: 'unsettled'; readonly reason: string };
 
 type PoolsMessage =
   | MembersMessage
   | PoolRequest
   | { readonly type: 'viewed'; readonly request: PoolRequest; readonly attempt: number; readonly outcome: PortOutcome }
-  | { readonly type: 'claimed'; readonly request: PoolRequest; readonly attempt: number; readonly member: string; readonly name: string; readonly now: number; readonly outcome: PortOutcome }
+  | { readonly type: 'claimed'; readonly claim: object; readonly request: PoolRequest; readonly attempt: number; readonly member: string; readonly name: string; readonly now: number; readonly outcome: PortOutcome }
   | { readonly type: 'released'; readonly outcome: PortOutcome }
   | { readonly type: 'reap' }
   | { readonly type: 'reap-viewed'; readonly outcome: PortOutcome }
@@ -230,6 +237,13 @@ export function poolsBehavior(context: SingletonContext, config: PoolsConfig): B
   const view = (request: PoolRequest, attempt: number): Effect => ({ type: 'perform', port: POOLS_PORTS.view, request: {}, carryReply: true, then: (outcome) => ({ type: 'viewed', request, attempt, outcome }) });
   const reply = (answer: PoolAnswer): Effect => ({ type: 'reply', value: answer });
   const unavailable = (message: string): Effect => reply({ type: 'refused', reason: 'unavailable', message });
+  const order = (claim: object, request: PoolRequest, attempt: number, member: string, name: string, now: number): Effect => ({
+    type: 'perform',
+    port: POOLS_PORTS.claim,
+    request: claim,
+    carryReply: true,
+    then: (outcome) => ({ type: 'claimed', claim, request, attempt, member, name, now, outcome }),
+  });
   const prune = (reserved: readonly Reservation[], version: number, now: number): Reservation[] =>
     reserved.filter((r) => (r.doneVersion === undefined || version < r.doneVersion) && (r.untilMs === undefined || now < r.untilMs));
   return {
@@ -266,13 +280,22 @@ export function poolsBehavior(context: SingletonContext, config: PoolsConfig): B
           };
           return {
             state: { ...state, reserved: [...reserved, { member: member.member, claimId: message.request.requestId }] },
-            effects: [{ type: 'perform', port: POOLS_PORTS.claim, request: claim, carryReply: true, then: (outcome) => ({ type: 'claimed', request: message.request, attempt: message.attempt, member: member.member, name: member.name, now: seen.now, outcome }) }],
+            effects: [order(claim, message.request, message.attempt, member.member, member.name, seen.now)],
           };
         }
         case 'claimed': {
           const others = state.reserved.filter((r) => r.claimId !== message.request.requestId);
           if (message.outcome.ok) {
             const outcome = message.outcome.value as ClaimOutcome;
+            if (outcome.result === 'unsettled') {
+              // The member may hold this claim: only it is asked again (it answers a claim it holds
+              // as held), so one claim id never ends up on two members. Meanwhile the request is
+              // answered busy (the asker asks again with the same id) until the view shows the
+              // member's record or the hold passes.
+              const aside = [...others, { member: message.member, claimId: message.request.requestId, untilMs: message.now + UNANSWERED_HOLD_MS }];
+              if (message.attempt < config.attemptsMax) return { state: { ...state, reserved: aside }, effects: [order(message.claim, message.request, message.attempt + 1, message.member, message.name, message.now)] };
+              return { state: { ...state, reserved: aside }, effects: [reply({ type: 'busy' })] };
+            }
             const reserved = [...others, { member: message.member, claimId: message.request.requestId, doneVersion: outcome.version }];
             if (outcome.result === 'claimed') {
               const r = outcome.record;
@@ -283,7 +306,7 @@ export function poolsBehavior(context: SingletonContext, config: PoolsConfig): B
             if (message.attempt < config.attemptsMax) return { state: { ...state, reserved }, effects: [view(message.request, message.attempt + 1)] };
             return { state: { ...state, reserved }, effects: [unavailable(`pool ${message.request.pool}: the members chosen already held claims; try again`)] };
           }
-          // Not answered, or refused: it may yet have taken the claim, so it stays aside for a while.
+          // Refused (or failed before the member was asked): set aside for a while all the same, and another member tried.
           const reserved = [...others, { member: message.member, claimId: `unanswered:${message.request.requestId}`, untilMs: message.now + UNANSWERED_HOLD_MS }];
           if (message.attempt < config.attemptsMax) return { state: { ...state, reserved }, effects: [view(message.request, message.attempt + 1)] };
           return { state: { ...state, reserved }, effects: [unavailable(`pool ${message.request.pool}: the member chosen did not take the claim (${message.outcome.error}); try again`)] };

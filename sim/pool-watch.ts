@@ -2,6 +2,7 @@ import { POOL_ASK_TIMEOUT_MS, type PoolAnswer, type PoolRequest, askPools } from
 import { DESIRED_CATALOG_DOC_ID, type Pool } from '../crdt-schema/index.ts';
 import { type SeededRandom, signDecision, signDesiredEntry, toBase64Url } from '../mesh/index.ts';
 import { SCENARIO_OWNER } from './clock.ts';
+import { ClaimLedger } from './claim-ledger.ts';
 import type { SimFleet, SimNode } from './fleet.ts';
 import type { InvariantResult } from './runner.ts';
 
@@ -17,10 +18,16 @@ const HOLD_MS = { min: 500, max: 5_000 };
 const REUSE_SHARE = 0.8;
 /** Share of acquires that failed as unavailable and are asked again (same claim id, through another node). */
 const RETRY_SHARE = 0.75;
+/**
+ * Share of acquires made by an impatient client: it gives up after {@link IMPATIENT_MS} (the API
+ * waits {@link POOL_ASK_TIMEOUT_MS}) and asks again with the same claim id, so a retry lands on
+ * another node (and often another owner) while the first ask may still be under way.
+ */
+const IMPATIENT_SHARE = 0.5;
+const IMPATIENT_MS = 1_500;
 const ACQUIRE_ATTEMPTS_MAX = 3;
 const RELEASE_ATTEMPTS_MAX = 10;
 const RETRY_AFTER_MS = { min: 200, max: 1_000 };
-const VIOLATIONS_KEPT = 10;
 
 /** A node that runs, with its core and control plane. */
 type LiveNode = SimNode & { node: NonNullable<SimNode['node']>; plane: NonNullable<SimNode['plane']> };
@@ -31,28 +38,19 @@ type LiveNode = SimNode & { node: NonNullable<SimNode['node']>; plane: NonNullab
  * entry, operator-signed label decisions); acquires and releases go through random live nodes as
  * `POST /api/v1/pools/acquire|release` sends them (`askPools` on that node's control plane).
  *
- * Who holds a member is judged from what the fleet says and records: every claim answered, and
- * every claim record any live node holds (a member's own `held`, an owner's `claims`), looked at
- * after every virtual instant; a claim ends when a release of it is answered or recorded
- * (released, reused, recycled, errored) anywhere.
+ * Who holds a member is judged (by a {@link ClaimLedger}) from what the fleet says and records:
+ * every claim answered, and every claim record any live node holds (a member's own `held`, an
+ * owner's `claims`), looked at after every virtual instant; a claim ends when a release of it is
+ * answered or recorded (released, reused, recycled, errored) anywhere.
  */
 export class PoolWatch {
   readonly #fleet: SimFleet;
   readonly #random: SeededRandom;
   readonly #startMs: number;
   readonly #line: (text: string) => void;
-  /** Claims not ended, by member. */
-  readonly #holding = new Map<string, Set<string>>();
-  /** `member claimId` pairs whose claim ended. */
-  readonly #ended = new Set<string>();
-  /** Every claim seen (answered or recorded), with the members it named. */
-  readonly #claimMembers = new Map<string, Set<string>>();
-  /** The member each claim id was answered with. */
-  readonly #answered = new Map<string, string>();
   /** The pools views last looked at, per (node, writer): one not changed since is skipped. */
   readonly #seen = new Map<string, unknown>();
-  readonly #memberViolations: string[] = [];
-  readonly #claimViolations: string[] = [];
+  readonly #ledger: ClaimLedger;
   readonly counts = { acquires: 0, claimed: 0, refused: 0, unavailable: 0, retries: 0, releases: 0, released: 0 };
   #seq = 0;
   #timer: number | undefined;
@@ -62,6 +60,10 @@ export class PoolWatch {
     this.#random = random;
     this.#startMs = startMs;
     this.#line = line;
+    this.#ledger = new ClaimLedger((peer) => {
+      const index = fleet.nodes.findIndex((n) => n.peer === peer);
+      return index < 0 ? peer : `n${index}`;
+    });
   }
 
   #now(): number {
@@ -128,19 +130,20 @@ export class PoolWatch {
   }
 
   /** Asks through `via` as the API does; the promise never settles if `via` dies meanwhile. */
-  #ask(via: LiveNode, request: PoolRequest): Promise<Exclude<PoolAnswer, { type: 'busy' }> | { readonly type: 'failed'; readonly message: string }> {
-    return askPools(via.plane, via.clock, via.peer, request, POOL_ASK_TIMEOUT_MS).catch((error: unknown) => ({ type: 'failed' as const, message: String(error) }));
+  #ask(via: LiveNode, request: PoolRequest, timeoutMs = POOL_ASK_TIMEOUT_MS): Promise<Exclude<PoolAnswer, { type: 'busy' }> | { readonly type: 'failed'; readonly message: string }> {
+    return askPools(via.plane, via.clock, via.peer, request, timeoutMs).catch((error: unknown) => ({ type: 'failed' as const, message: String(error) }));
   }
 
   #acquire(via: LiveNode, claimId: string, attempt: number): void {
     this.counts.acquires++;
     if (attempt > 1) this.counts.retries++;
     this.#line(`${this.#now()} acquire ${claimId} through ${via.index} (attempt ${attempt})`);
-    void this.#ask(via, { type: 'acquire', pool: SIM_POOL.name, requestId: claimId, via: via.peer }).then((answer) => {
+    const timeoutMs = this.#random.float() < IMPATIENT_SHARE ? IMPATIENT_MS : POOL_ASK_TIMEOUT_MS;
+    void this.#ask(via, { type: 'acquire', pool: SIM_POOL.name, requestId: claimId, via: via.peer }, timeoutMs).then((answer) => {
       this.#line(`${this.#now()} acquire ${claimId}: ${answer.type}${answer.type === 'claimed' ? ` ${answer.member}` : ''}`);
       if (answer.type === 'claimed') {
         this.counts.claimed++;
-        this.#claimAnswered(claimId, answer.member);
+        this.#ledger.answered(this.#now(), claimId, answer.member);
         this.#later(this.#between(HOLD_MS), () => this.#release(answer.member, claimId, 1));
         return;
       }
@@ -162,7 +165,7 @@ export class PoolWatch {
 
   /** Asks for `member`'s release (its claim `claimId`) through a random live node, again while unanswered. */
   #release(member: string, claimId: string, attempt: number): void {
-    if (this.#ended.has(`${member} ${claimId}`)) return;
+    if (this.#ledger.hasEnded(member, claimId)) return;
     const live = this.#live();
     if (live.length === 0) return;
     const via = live[this.#random.int(live.length)]!;
@@ -173,52 +176,12 @@ export class PoolWatch {
       this.#line(`${this.#now()} release ${claimId}: ${answer.type}${answer.type === 'released' ? ` ${answer.claimId}` : ''}`);
       if (answer.type === 'released') {
         this.counts.released++;
-        this.#end(answer.member, answer.claimId);
+        this.#ledger.ended(answer.member, answer.claimId);
         return;
       }
       // Not answered, or the owner did not see the claim (its records lag): asked again later.
       if (attempt < RELEASE_ATTEMPTS_MAX) this.#later(this.#between(RETRY_AFTER_MS) * 2, () => this.#release(member, claimId, attempt + 1));
     });
-  }
-
-  #claimAnswered(claimId: string, member: string): void {
-    const before = this.#answered.get(claimId);
-    if (before !== undefined && before !== member) this.#violate(this.#claimViolations, `at ${Math.round(this.#now())} ms claim ${claimId} was answered with ${member}, earlier with ${before}`);
-    this.#answered.set(claimId, member);
-    this.#claimSeen(member, claimId, 'answered');
-  }
-
-  #end(member: string, claimId: string): void {
-    const key = `${member} ${claimId}`;
-    if (this.#ended.has(key)) return;
-    this.#ended.add(key);
-    this.#holding.get(member)?.delete(claimId);
-  }
-
-  /** A claim seen in an answer or a record: it must be the member's only claim not ended, and name one member. */
-  #claimSeen(member: string, claimId: string, source: string): void {
-    if (this.#ended.has(`${member} ${claimId}`)) return;
-    const members = this.#claimMembers.get(claimId) ?? new Set<string>();
-    if (!members.has(member)) {
-      members.add(member);
-      this.#claimMembers.set(claimId, members);
-      if (members.size > 1) this.#violate(this.#claimViolations, `at ${Math.round(this.#now())} ms claim ${claimId} is on ${members.size} members (${[...members].map((m) => this.#name(m)).join(', ')}; ${source})`);
-    }
-    const holding = this.#holding.get(member) ?? new Set<string>();
-    if (holding.has(claimId)) return;
-    const others = [...holding];
-    if (others.length > 0) this.#violate(this.#memberViolations, `at ${Math.round(this.#now())} ms ${this.#name(member)} is held by claim ${claimId} (${source}) while ${others.join(', ')} had not ended`);
-    holding.add(claimId);
-    this.#holding.set(member, holding);
-  }
-
-  #name(peer: string): string {
-    const index = this.#fleet.nodes.findIndex((n) => n.peer === peer);
-    return index < 0 ? peer : `n${index}`;
-  }
-
-  #violate(list: string[], text: string): void {
-    if (list.length < VIOLATIONS_KEPT) list.push(text);
   }
 
   /**
@@ -248,19 +211,20 @@ export class PoolWatch {
         else ended.push([writer.peer, held.claimId]);
       }
     }
-    for (const [member, claimId] of ended) this.#end(member, claimId);
-    for (const [member, claimId, source] of claimed) this.#claimSeen(member, claimId, source);
+    for (const [member, claimId] of ended) this.#ledger.ended(member, claimId);
+    for (const [member, claimId, source] of claimed) this.#ledger.seen(this.#now(), member, claimId, source);
   }
 
   invariants(): InvariantResult[] {
     const c = this.counts;
+    const { memberViolations: member, claimViolations: claim } = this.#ledger;
     const summary = `${c.acquires} acquires (${c.retries} retried), ${c.claimed} claimed, ${c.refused} refused, ${c.unavailable} unavailable; ${c.released} of ${c.releases} releases answered`;
     return [
-      { name: 'pool-member-one-claim', ok: this.#memberViolations.length === 0, detail: this.#memberViolations.length === 0 ? `no member held by two claims: ${summary}` : this.#memberViolations.join('; ') },
+      { name: 'pool-member-one-claim', ok: member.length === 0, detail: member.length === 0 ? `no member held by two claims: ${summary}` : member.join('; ') },
       {
         name: 'claim-id-one-member',
-        ok: this.#claimViolations.length === 0,
-        detail: this.#claimViolations.length === 0 ? `${this.#claimMembers.size} claim ids, each answered and recorded with one member` : this.#claimViolations.join('; '),
+        ok: claim.length === 0,
+        detail: claim.length === 0 ? `${this.#ledger.claims} claim ids, each answered and recorded with one member` : claim.join('; '),
       },
     ];
   }

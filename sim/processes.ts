@@ -67,6 +67,8 @@ export const BUILTIN_PROGRAMS: Readonly<Record<string, SimProgram>> = {
 interface MachineProcess {
   readonly pid: number;
   readonly argv: readonly string[];
+  /** Its environment as given (what it starts would inherit it). */
+  readonly env: Readonly<Record<string, string>>;
   readonly timers: number[];
   /** Told the result; undefined once the process that waits for it died (nobody hears the exit). */
   settle: ((result: ProcessResult) => void) | undefined;
@@ -84,7 +86,8 @@ interface Machine {
  * timeout and abort signal, calls `onStart` with a fake pid, and every start is logged in
  * {@link SimProcesses.starts} so invariants can count them. As on a real machine, a kill -9 of
  * the node process leaves its commands running (no one hears how they end; the next process may
- * stop them with `stopOrphan`), and a power loss ends them all.
+ * stop them with `stopByEnv` or `stopOrphan`), and a power loss ends them all. (A simulated command
+ * starts nothing else, so stopping it stops everything it started.)
  */
 export class SimProcesses {
   readonly starts: SimProcessStart[] = [];
@@ -130,7 +133,7 @@ export class SimProcesses {
     if (request.signal?.aborted === true) return Promise.resolve({ exitCode: -1, stdout: '', stderr: '', killed: true });
     const machine = this.#machine(runner.node);
     const pid = machine.nextPid++;
-    const child: MachineProcess = { pid, argv: [request.command, ...request.args], timers: [], settle: undefined };
+    const child: MachineProcess = { pid, argv: [request.command, ...request.args], env: { ...request.env }, timers: [], settle: undefined };
     const result = new Promise<ProcessResult>((resolve) => {
       child.settle = (value) => {
         if (runner.alive) resolve(value);
@@ -161,6 +164,15 @@ export class SimProcesses {
     if (machine === undefined || child === undefined || child.argv.length !== argv.length || child.argv.some((part, i) => part !== argv[i])) return false;
     this.#end(machine, child, { exitCode: -1, stdout: '', stderr: '', killed: true });
     return true;
+  }
+
+  /** @internal Stops every command on machine `node` whose environment holds `name=value`; how many. */
+  stopByEnv(node: number, name: string, value: string): number {
+    const machine = this.#machines.get(node);
+    if (machine === undefined) return 0;
+    const found = [...machine.running.values()].filter((child) => child.env[name] === value);
+    for (const child of found) this.#end(machine, child, { exitCode: -1, stdout: '', stderr: '', killed: true });
+    return found.length;
   }
 
   #end(machine: Machine, child: MachineProcess, result: ProcessResult | undefined): void {
@@ -214,6 +226,10 @@ export class SimProcessRunner implements ProcessRunner {
 
   async stopOrphan(pid: number, argv: readonly string[]): Promise<boolean> {
     return this.#alive && this.#processes.stop(this.node, pid, argv);
+  }
+
+  async stopByEnv(name: string, value: string): Promise<number> {
+    return this.#alive ? this.#processes.stopByEnv(this.node, name, value) : 0;
   }
 
   /** The node process died: nothing it waits for will be answered. */

@@ -132,6 +132,35 @@ describe('pool claims', () => {
     expect(await order({ pool: 'web', claimId: 'other', replaces: `c-${via}-0` })).toEqual({ accepted: true, result: { held: true } });
   });
 
+  it('gives a claim whose member answered into a lost stream to that member alone, never to a second one', async () => {
+    // Found by the simulator (pool-claims seed 18, 5 % loss): a member recorded the claim, its
+    // answer was lost, the owner's copy of the member's record had not arrived yet, and the owner
+    // gave the same claim id to a second member too.
+    const { fleet, nodes, planes, acquire, all, owner } = await poolFleet(5, [1, 2, 3]);
+    const first = owner();
+    const plane = planes[first]!;
+    const records = nodes[first]!.pools;
+    const order = plane.order.bind(plane);
+    const readAll = records.all.bind(records);
+    let lostTo: string | undefined;
+    let lagUntil = 0;
+    plane.order = async (...args: Parameters<ControlPlane['order']>) => {
+      const answer = await order(...args);
+      if (args[3] !== 'pool.claim' || lostTo !== undefined) return answer;
+      lostTo = args[0];
+      lagUntil = fleet.clock.now() + 1_500;
+      throw new Error('the actor stream failed: the remote reset the stream');
+    };
+    // Until then the owner holds the member's pools document as it was before the claim.
+    records.all = () => new Map([...readAll()].map(([peer, view]) => [peer, peer === lostTo && fleet.clock.now() < lagUntil ? { claims: view.claims } : view]));
+    const [answer] = await all([acquire(first === 0 ? 4 : 0, 10_000)]);
+    expect(answer).toMatchObject({ type: 'claimed', member: lostTo });
+    await fleet.run(2_000);
+    const claimId = (answer as { claimId: string }).claimId;
+    const holders = nodes.filter((node) => node.pools.of(node.peer).held?.claimId === claimId).map((node) => node.peer);
+    expect(holders).toEqual([lostTo]);
+  });
+
   it('lets no node on a partitioned minority claim, while the majority goes on claiming', async () => {
     const { fleet, acquire, all, owner } = await poolFleet(5, [0, 1, 2, 3, 4]);
     const first = owner();

@@ -178,24 +178,28 @@ describe('simulated processes', () => {
     expect(other).not.toEqual(first);
   });
 
-  it('keeps a command running after its node process dies (nobody hears its end), stops it as an orphan, and ends all on power loss', async () => {
+  it('keeps a command running after its node process dies (nobody hears its end), stops it by its environment or as an orphan, and ends all on power loss', async () => {
     const sim = new SimClock(0);
     const processes = new SimProcesses(sim, new SeededRandom(3));
     const first = processes.runnerFor(0, 1);
     let heard = false;
     let pid = 0;
     void first.run({ command: 'sleep', args: ['5'], onStart: (p) => (pid = p) }).then(() => (heard = true));
+    void first.run({ command: 'sleep', args: ['9'], env: { RUN: 't-1' } }).then(() => (heard = true));
     void first.run({ command: 'sleep', args: ['1'] }).then(() => (heard = true));
     first.kill();
     sim.cancelAll(0);
     await runFor(sim, 2_000);
-    // The 1 s command ended unheard; the 5 s one still runs on the machine.
+    // The 1 s command ended unheard; the 5 s and 9 s ones still run on the machine.
     expect(heard).toBe(false);
-    expect(processes.running(0)).toEqual([pid]);
+    expect(processes.running(0)).toEqual([pid, pid + 1]);
     // The dead process starts nothing more.
     void first.run({ command: 'true', args: [] });
-    expect(processes.starts).toHaveLength(2);
+    expect(processes.starts).toHaveLength(3);
     const next = processes.runnerFor(0, 2);
+    expect(await next.stopByEnv('RUN', 't-2')).toBe(0);
+    expect(await next.stopByEnv('RUN', 't-1')).toBe(1);
+    expect(processes.running(0)).toEqual([pid]);
     expect(await next.stopOrphan(pid, ['sleep', '6'])).toBe(false);
     expect(await next.stopOrphan(pid, ['sleep', '5'])).toBe(true);
     expect(processes.running(0)).toEqual([]);
@@ -204,6 +208,6 @@ describe('simulated processes', () => {
     await runFor(sim, 6_000);
     expect(heard).toBe(false);
     expect(processes.running(0)).toEqual([]);
-    expect(processes.starts.map((s) => s.processStart)).toEqual([1, 1, 2]);
+    expect(processes.starts.map((s) => s.processStart)).toEqual([1, 1, 1, 2]);
   });
 });
