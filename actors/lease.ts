@@ -1,4 +1,5 @@
 import { type Clock, type TimerId, monotonicNow } from '../mesh/index.ts';
+import { Claims } from './claims.ts';
 import type { OwnerClaim, PromiseAnswer } from './promises.ts';
 
 export interface LeaseConfig {
@@ -42,14 +43,6 @@ export interface LeaseAnswer {
   readonly epochs: Readonly<Record<string, number>>;
   /** The member's answer to each of the request's claims. */
   readonly promises: readonly PromiseAnswer[];
-}
-
-/** Why a claim is not (yet) promised by a majority, from the answers within a term. */
-export interface ClaimObstacles {
-  /** Nodes that members promised the singleton to instead, and whether each said it runs it. */
-  readonly rivals: ReadonlyArray<{ readonly peer: string; readonly running: boolean }>;
-  /** The highest epoch a member refused the claim for as stale (0 when none did). */
-  readonly staleBelow: number;
 }
 
 /** How soon a round follows one that left a claim short of a majority. */
@@ -104,19 +97,20 @@ export class QuorumLease {
   #timer: TimerId | undefined;
   #wanted = false;
   #wasValid = false;
-  /** This node's claims (singleton → epoch), asked of every member with each round. */
-  readonly #claims = new Map<string, number>();
-  /** Claims given back, told to the members for a term after (a lost round must not keep them). */
-  readonly #releases = new Map<string, { claim: OwnerClaim; untilMs: number }>();
-  /** Per member (this node included), per singleton: the send time of its latest grant of this node's claim. */
-  readonly #grants = new Map<string, Map<string, { epoch: number; sentAt: number }>>();
-  /** Per singleton, per member: its latest refusal of this node's claim, with the send time. */
-  readonly #refusals = new Map<string, Map<string, { answer: PromiseAnswer; sentAt: number }>>();
-  readonly #promisedCache = new Map<string, { members: readonly string[]; version: number; epoch: number; until: number }>();
+  /** This node's claims on singletons, which every round carries (docs/PLACEMENT.md §Ownership promises). */
+  readonly claims: Claims;
 
   constructor(init: QuorumLeaseInit) {
     this.#init = init;
     this.#config = { ...DEFAULT_LEASE_CONFIG, ...init.config };
+    this.claims = new Claims({
+      self: init.self,
+      termMs: this.#config.leaseMs,
+      members: () => init.members(),
+      now: () => this.now(),
+      changed: () => this.#roundSoon(),
+      promised: () => init.onPromised?.(),
+    });
   }
 
   get config(): LeaseConfig {
@@ -136,7 +130,7 @@ export class QuorumLease {
     if (wanted === this.#wanted) return;
     this.#wanted = wanted;
     if (wanted) this.#round();
-    else if (this.#releases.size === 0 && this.#timer !== undefined) {
+    else if (!this.claims.releasing && this.#timer !== undefined) {
       this.#init.clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
@@ -149,98 +143,13 @@ export class QuorumLease {
    */
   stop(): void {
     this.#wanted = false;
-    this.#claims.clear();
     if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#pruneReleases(this.now());
-    if (this.#releases.size === 0) return;
-    const releases = [...this.#releases.values()].map((r) => r.claim);
-    this.#releases.clear();
+    const releases = this.claims.clear(this.now());
+    if (releases.length === 0) return;
     const request: LeaseRequest = { watch: [], holds: [], claims: [], releases };
     void Promise.resolve(this.#init.promiseLocally([], releases)).catch(() => undefined);
     for (const peer of this.#targets()) void this.#init.ping(peer, request, this.#config.renewMs).catch(() => undefined);
-  }
-
-  /**
-   * Asks the members, from a round that starts at once, to promise `name` at `epoch` to this node
-   * (a claim at another epoch is given back). Its promises count toward {@link QuorumLease.promisedUntil}.
-   */
-  claim(name: string, epoch: number): void {
-    const previous = this.#claims.get(name);
-    if (previous === epoch) return;
-    if (previous !== undefined) this.#release(name, previous);
-    this.#claims.set(name, epoch);
-    this.#version++;
-    this.#roundSoon();
-  }
-
-  /** Gives `name`'s promises back: it is claimed no more, and the members are told at once. */
-  unclaim(name: string): void {
-    const epoch = this.#claims.get(name);
-    if (epoch === undefined) return;
-    this.#claims.delete(name);
-    this.#release(name, epoch);
-    this.#version++;
-    this.#roundSoon();
-  }
-
-  #release(name: string, epoch: number): void {
-    for (const byName of this.#grants.values()) byName.delete(name);
-    this.#refusals.delete(name);
-    this.#releases.set(`${name}\u0000${epoch}`, { claim: { name, epoch }, untilMs: this.now() + this.#config.leaseMs });
-  }
-
-  #pruneReleases(nowMs: number): void {
-    for (const [key, release] of this.#releases) if (release.untilMs <= nowMs) this.#releases.delete(key);
-  }
-
-  /**
-   * Until when a majority of the members (this node included) promised `name` at `epoch` to this
-   * node: the send time of the round that the majority's last member answered, plus a term
-   * (−∞ when no majority did, or `name` is not claimed at `epoch`). A member holds a promise for a
-   * term from when it gave it, which is after it was asked, so it holds it at least this long.
-   */
-  promisedUntil(name: string, epoch: number): number {
-    if (this.#claims.get(name) !== epoch) return Number.NEGATIVE_INFINITY;
-    const members = this.#init.members();
-    const cached = this.#promisedCache.get(name);
-    if (cached !== undefined && cached.members === members && cached.version === this.#version && cached.epoch === epoch) return cached.until;
-    const self = this.#init.self;
-    const othersCount = members.length - (members.includes(self) ? 1 : 0);
-    const needed = Math.floor((othersCount + 1) / 2) + 1;
-    const sentTimes: number[] = [];
-    const own = this.#grants.get(self)?.get(name);
-    if (own?.epoch === epoch) sentTimes.push(own.sentAt);
-    for (const peer of members) {
-      if (peer === self) continue;
-      const grant = this.#grants.get(peer)?.get(name);
-      if (grant?.epoch === epoch) sentTimes.push(grant.sentAt);
-    }
-    let until = Number.NEGATIVE_INFINITY;
-    if (sentTimes.length >= needed) {
-      sentTimes.sort((a, b) => b - a);
-      until = sentTimes[needed - 1]! + this.#config.leaseMs;
-    }
-    this.#promisedCache.set(name, { members, version: this.#version, epoch, until });
-    return until;
-  }
-
-  /** Whether a majority promised `name` at `epoch` to this node, now. */
-  promised(name: string, epoch: number, nowMs = this.now()): boolean {
-    return nowMs < this.promisedUntil(name, epoch);
-  }
-
-  /** What stands between this node's claim on `name` and a majority, by the refusals within a term. */
-  obstacles(name: string, nowMs = this.now()): ClaimObstacles {
-    const rivals = new Map<string, boolean>();
-    let staleBelow = 0;
-    for (const refusal of this.#refusals.get(name)?.values() ?? []) {
-      if (nowMs - refusal.sentAt >= this.#config.leaseMs) continue;
-      const { answer } = refusal;
-      if (answer.reason === 'promised' && answer.holder !== undefined && answer.holder !== this.#init.self) rivals.set(answer.holder, (rivals.get(answer.holder) ?? false) || answer.holderRunning === true);
-      if (answer.reason === 'stale') staleBelow = Math.max(staleBelow, answer.highestEpoch ?? 0);
-    }
-    return { rivals: [...rivals].sort(([a], [b]) => (a < b ? -1 : 1)).map(([peer, running]) => ({ peer, running })), staleBelow };
   }
 
   /**
@@ -335,20 +244,18 @@ export class QuorumLease {
     const { clock } = this.#init;
     this.#timer = undefined;
     const sentAt = this.now();
-    this.#pruneReleases(sentAt);
+    const { claims, releases } = this.claims.forRound(sentAt);
     // Releases are told for a term even when nothing is wanted any more.
-    if (!this.#wanted && this.#releases.size === 0) return;
-    const claims = [...this.#claims].map(([name, epoch]) => ({ name, epoch }));
+    if (!this.#wanted && releases.length === 0) return;
     // A claim no majority promised yet is on the failover path: members whose answer was lost are asked again soon.
-    const pending = claims.some((c) => !this.promised(c.name, c.epoch, sentAt));
+    const pending = this.claims.pending(sentAt);
     this.#timer = clock.setTimeout(() => this.#round(), pending ? Math.min(CLAIM_RETRY_MS, this.#config.renewMs) : this.#config.renewMs);
     const watch = this.#watch;
-    const releases = [...this.#releases.values()].map((r) => r.claim);
     const request: LeaseRequest = { watch, holds: this.#init.holding(), claims, releases };
     if (claims.length > 0 || releases.length > 0) {
       const local = this.#init.promiseLocally(claims, releases);
-      if (local instanceof Promise) local.then((answers) => this.#promised(this.#init.self, sentAt, answers), () => {});
-      else this.#promised(this.#init.self, sentAt, local);
+      if (local instanceof Promise) local.then((answers) => this.claims.take(this.#init.self, sentAt, answers), () => {});
+      else this.claims.take(this.#init.self, sentAt, local);
     }
     for (const peer of this.#targets()) {
       this.#inFlight.add(peer);
@@ -403,32 +310,10 @@ export class QuorumLease {
     this.#backOff(peer, answer !== undefined);
     this.#acks.set(peer, entry);
     if (answer === undefined) return; // A miss never makes the lease valid; it may lapse, which readers see by time.
-    this.#promised(peer, sentAt, answer.promises);
+    this.claims.take(peer, sentAt, answer.promises);
     this.#version++;
     const valid = this.valid();
     if (valid && !this.#wasValid) this.#init.onGained?.();
     this.#wasValid = valid;
-  }
-
-  /** Takes in `peer`'s answers to the claims of a round sent at `sentAt` (answers to claims given up since are dropped). */
-  #promised(peer: string, sentAt: number, answers: readonly PromiseAnswer[]): void {
-    const newlyPromised = answers.filter((a) => a.granted && this.#claims.get(a.name) === a.epoch && !this.promised(a.name, a.epoch));
-    for (const answer of answers) {
-      if (this.#claims.get(answer.name) !== answer.epoch) continue;
-      if (answer.granted) {
-        let byName = this.#grants.get(peer);
-        if (byName === undefined) this.#grants.set(peer, (byName = new Map()));
-        const grant = byName.get(answer.name);
-        if (grant === undefined || grant.epoch !== answer.epoch || sentAt > grant.sentAt) byName.set(answer.name, { epoch: answer.epoch, sentAt });
-      }
-      let byPeer = this.#refusals.get(answer.name);
-      if (byPeer === undefined) this.#refusals.set(answer.name, (byPeer = new Map()));
-      const refusal = byPeer.get(peer);
-      if (refusal !== undefined && refusal.sentAt > sentAt) continue;
-      if (answer.granted) byPeer.delete(peer);
-      else byPeer.set(peer, { answer, sentAt });
-    }
-    this.#version++;
-    if (newlyPromised.some((a) => this.promised(a.name, a.epoch))) this.#init.onPromised?.();
   }
 }

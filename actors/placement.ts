@@ -177,7 +177,7 @@ export class Placement {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
-    for (const name of this.#claims.keys()) this.#init.lease.unclaim(name);
+    for (const name of this.#claims.keys()) this.#init.lease.claims.unclaim(name);
     this.#claims.clear();
     // Each deactivation gives its promises back at once (a round starts while the stops are recorded).
     await Promise.all([...this.#active.keys()].map((name) => this.#deactivate(name, 'the node is shutting down')));
@@ -221,7 +221,7 @@ export class Placement {
 
   /** Whether this node may run `name` at `epoch` now: it sees a majority, and a majority promised it the epoch. */
   #holds(name: string, epoch: number): boolean {
-    return this.#config.unsafeIgnoreQuorum || (this.#init.lease.valid() && this.#init.lease.promised(name, epoch));
+    return this.#config.unsafeIgnoreQuorum || (this.#init.lease.valid() && this.#init.lease.claims.promised(name, epoch));
   }
 
   /** What this node runs now, for its lease rounds to tell the members. */
@@ -374,7 +374,7 @@ export class Placement {
     const epoch = Math.max(this.#nextEpoch(name, records), staleBelow + 1);
     this.#lastClaimed.set(name, epoch);
     this.#claims.set(name, { epoch, sinceMs: this.#init.lease.now() });
-    this.#init.lease.claim(name, epoch);
+    this.#init.lease.claims.claim(name, epoch);
   }
 
   /**
@@ -388,12 +388,12 @@ export class Placement {
     const claim = this.#claims.get(name)!;
     const now = this.#init.lease.now();
     if (!mayTake) return this.#withdraw(name, now, false, 'this node is not to take it now');
-    if (this.#init.lease.valid() && this.#init.lease.promised(name, claim.epoch)) {
+    if (this.#init.lease.valid() && this.#init.lease.claims.promised(name, claim.epoch)) {
       this.#claims.delete(name);
       void this.#activate(spec, claim.epoch);
       return;
     }
-    const { rivals, staleBelow } = this.#init.lease.obstacles(name);
+    const { rivals, staleBelow } = this.#init.lease.claims.obstacles(name);
     // A rival this node holds dead (an owner that just crashed) is not yielded to: its promises lapse within a term.
     const rival = rivals.find((r) => this.#seemsAlive(r.peer) && (r.running || rendezvousOwner(name, [this.#init.self, r.peer]) === r.peer));
     if (rival !== undefined) return this.#withdraw(name, now, true, `members promised it to ${rival.peer}, which ${rival.running ? 'runs it' : 'ranks higher'}`);
@@ -409,7 +409,7 @@ export class Placement {
   #withdraw(name: string, now: number, backOff: boolean, why: string): void {
     const claim = this.#claims.get(name);
     this.#claims.delete(name);
-    this.#init.lease.unclaim(name);
+    this.#init.lease.claims.unclaim(name);
     if (backOff) this.#backoffUntil.set(name, now + this.#config.claimBackoffMs);
     this.#init.log.info('gave up a claim on a singleton', { singleton: name, epoch: claim?.epoch, why });
   }
@@ -423,7 +423,7 @@ export class Placement {
       await this.#init.write(spec.name, { epoch, since, active: true });
     } catch (error) {
       this.#active.delete(spec.name);
-      this.#init.lease.unclaim(spec.name);
+      this.#init.lease.claims.unclaim(spec.name);
       log.error('recording a singleton activation failed; not starting it', { singleton: spec.name, error: String(error) });
       return;
     }
@@ -461,7 +461,7 @@ export class Placement {
     this.#active.delete(name);
     this.#init.host.stop(singletonActorName(name));
     // Stopped: its promises go back to the members at once, so the next owner need not wait them out.
-    this.#init.lease.unclaim(name);
+    this.#init.lease.claims.unclaim(name);
     this.#init.log.info('deactivated a singleton', { singleton: name, epoch: active.epoch, reason });
     try {
       await this.#init.write(name, { epoch: active.epoch, since: active.since, active: false, until: this.#init.clock.now(), reason, ...(failedUntil === undefined ? {} : { failedUntil }) });

@@ -148,33 +148,33 @@ describe('ownership promises: a claimant', () => {
     const granting = new Set(['m1']);
     const { clock, lease } = leaseOf(['m1', 'm2', 'm3', 'm4'], (peer, request) => (granting.has(peer) ? grantAll(request) : refuseAll(request, 'rival')), (claims) => claims.map((c) => ({ ...c, granted: true })));
     lease.want(true);
-    lease.claim(S, 5);
+    lease.claims.claim(S, 5);
     await clock.advanceAsync(1);
     // Itself and m1: two of five.
-    expect(lease.promised(S, 5)).toBe(false);
-    expect(lease.obstacles(S).rivals).toEqual([{ peer: 'rival', running: false }]);
+    expect(lease.claims.promised(S, 5)).toBe(false);
+    expect(lease.claims.obstacles(S).rivals).toEqual([{ peer: 'rival', running: false }]);
     granting.add('m2');
     await clock.advanceAsync(250);
-    expect(lease.promised(S, 5)).toBe(true);
-    expect(lease.promised(S, 4)).toBe(false);
+    expect(lease.claims.promised(S, 5)).toBe(true);
+    expect(lease.claims.promised(S, 4)).toBe(false);
     // Everyone stops answering: the promises run out a term after the last round they answered.
     const lastAnswered = clock.now();
     granting.clear();
     await clock.advanceAsync(TERM_MS - 260);
-    expect(lease.promised(S, 5)).toBe(true);
+    expect(lease.claims.promised(S, 5)).toBe(true);
     await clock.advanceAsync(lastAnswered + TERM_MS - clock.now());
-    expect(lease.promised(S, 5)).toBe(false);
+    expect(lease.claims.promised(S, 5)).toBe(false);
   });
 
   it('counts no promise after giving its claim back, and tells the members it gave it back', async () => {
     const requests: LeaseRequest[] = [];
     const { clock, lease } = leaseOf(['m1', 'm2'], (_, request) => (requests.push(request), grantAll(request)), (claims) => claims.map((c) => ({ ...c, granted: true })));
     lease.want(true);
-    lease.claim(S, 2);
+    lease.claims.claim(S, 2);
     await clock.advanceAsync(1);
-    expect(lease.promised(S, 2)).toBe(true);
-    lease.unclaim(S);
-    expect(lease.promised(S, 2)).toBe(false);
+    expect(lease.claims.promised(S, 2)).toBe(true);
+    lease.claims.unclaim(S);
+    expect(lease.claims.promised(S, 2)).toBe(false);
     await clock.advanceAsync(1);
     expect(requests.at(-1)).toMatchObject({ claims: [], releases: [{ name: S, epoch: 2 }] });
   });
