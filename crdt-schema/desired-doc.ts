@@ -7,9 +7,9 @@ import { type Module, moduleInput, moduleOf } from './catalog/module.ts';
 import { compareText } from './catalog/order.ts';
 import { type Pool, poolOf } from './catalog/pool.ts';
 import { type Template, templateOf } from './catalog/template.ts';
-import { type TrustPolicy, trustPolicyOf } from './catalog/trust.ts';
+import { type TrustPolicy, type TrustVerdict, checkVersionTrust, trustPolicyOf } from './catalog/trust.ts';
 import { IllegalTransitionError } from './catalog/state-machine.ts';
-import { type ModuleVersion, moduleVersionOf, moveVersion } from './catalog/version.ts';
+import { type ModuleVersion, moduleVersionOf, moveVersion, versionStatement } from './catalog/version.ts';
 import { type InstanceActionRequest, type TaskCancel, type TaskRequest, instanceActionOf, taskCancelOf, taskRequestOf } from './catalog/task-request.ts';
 import type { DesiredArea, DocId } from './ids.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
@@ -323,10 +323,34 @@ function foldEntries(
   return { skipped, entries: applied };
 }
 
+const trustVerdicts = new Map<string, TrustVerdict>();
+const TRUST_VERDICTS_MAX = 10_000;
+
+/**
+ * Why `version` may not be in its state under `policy` (its module's trust policy as folded so
+ * far), or undefined: a blessed or live version must be signed by a key the policy names, over
+ * what it is. Verdicts are kept by everything the check reads, so a fold repeats no signature check.
+ */
+function versionTrustProblem(version: ModuleVersion, policy: TrustPolicy | undefined): string | undefined {
+  if (version.state !== 'blessed' && version.state !== 'live') return undefined;
+  const what = `${version.module}@${version.number} cannot be ${version.state}`;
+  if (policy === undefined) return `${what}: ${version.module} has no trust policy`;
+  const key = JSON.stringify([Buffer.from(versionStatement(version)).toString('base64'), version.signature ?? null, policy.publishers]);
+  let verdict = trustVerdicts.get(key);
+  if (verdict === undefined) {
+    verdict = checkVersionTrust(version, policy);
+    if (trustVerdicts.size >= TRUST_VERDICTS_MAX) trustVerdicts.clear();
+    trustVerdicts.set(key, verdict);
+  }
+  return verdict.trusted ? undefined : `${what}: ${verdict.reason}`;
+}
+
 /**
  * The catalog the entries declare: a put replaces what has its key, a remove deletes it. A version
  * may only move between states as the version lifecycle allows, and otherwise keeps its
- * artifacts and signature: a change that breaks this is skipped, the same way on every node.
+ * artifacts and signature; a blessed or live one must be trusted by its module's trust policy as
+ * it stands at that point of the fold. A change that breaks this is skipped, the same way on every
+ * node, whoever wrote it (a node refuses it where it is made, too: `catalogProblem`).
  */
 export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined = () => undefined): { catalog: DesiredCatalog; skipped: SkippedChange[]; entries: number } {
   const maps = Object.fromEntries(DESIRED_KINDS.map((kind) => [kind, new Map<string, unknown>()])) as { [K in DesiredKind]: Map<string, DesiredValues[K]> };
@@ -337,7 +361,10 @@ export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operat
       return undefined;
     }
     const key = desiredKeyOf(change.kind, change.value);
-    const problem = change.kind === 'version' ? versionChangeProblem(map.get(key) as ModuleVersion | undefined, change.value) : undefined;
+    const problem =
+      change.kind === 'version'
+        ? (versionChangeProblem(map.get(key) as ModuleVersion | undefined, change.value) ?? versionTrustProblem(change.value, maps.trust.get(change.value.module)))
+        : undefined;
     if (problem === undefined) map.set(key, change.value);
     return problem;
   });

@@ -9,10 +9,8 @@ import {
   type DocId,
   type FleetView,
   type SkippedChange,
-  checkVersionTrust,
   desiredEntryOrder,
   foldDesired,
-  parseDesiredBody,
   parseDocId,
   readDesiredEntries,
   recordDesiredEntry,
@@ -26,26 +24,15 @@ import { desiredChangeProblem, desiredEntryProblem } from '../trust/desired.ts';
 
 /**
  * Why recording `added` over `held` would make a catalog that breaks its rules, or undefined: a
- * version change the fold would skip (an illegal move, changed artifacts), or a version made
- * blessed or live that its module's trust policy does not trust. Refused where the change is
- * made, so an operator hears it, rather than skipped silently by every node later.
+ * change the fold would skip (an illegal version move, changed artifacts, a version made blessed
+ * or live that its module's trust policy does not trust). Refused where the change is made, so an
+ * operator hears it; a change that gets in another way is skipped by the fold on every node.
  */
 export function catalogProblem(held: readonly DesiredEntry[], added: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined): string | undefined {
   const signatures = new Set(added.map((entry) => entry.signature));
   const all = [...held, ...added].sort(desiredEntryOrder);
   const folded = foldDesired(all, revokedAt);
-  const skipped = folded.skipped.find((change) => signatures.has(change.entry));
-  if (skipped !== undefined) return skipped.reason;
-  for (const entry of added) {
-    for (const change of parseDesiredBody(entry.body)) {
-      if (change.op !== 'put' || change.kind !== 'version' || (change.value.state !== 'blessed' && change.value.state !== 'live')) continue;
-      const policy = folded.catalog.trust.find((t) => t.module === change.value.module);
-      if (policy === undefined) return `${change.value.module}@${change.value.number} cannot be ${change.value.state}: ${change.value.module} has no trust policy`;
-      const verdict = checkVersionTrust(change.value, policy);
-      if (!verdict.trusted) return `${change.value.module}@${change.value.number} cannot be ${change.value.state}: ${verdict.reason}`;
-    }
-  }
-  return undefined;
+  return folded.skipped.find((change) => signatures.has(change.entry))?.reason;
 }
 
 /** How far in the future (by this node's clock) an entry may be dated. */

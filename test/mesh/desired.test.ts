@@ -165,6 +165,28 @@ describe('catalog rules where a change is made', () => {
     expect(catalogProblem(held, [entry([put('trust', { module: 'web', publishers: [stranger] }), put('version', { ...signed, state: 'blessed' })], 3)], () => undefined)).toMatch(/which its trust policy does not name/);
     expect(catalogProblem(held, [entry([put('trust', { module: 'web', publishers: [toBase64Url(publisher.publicKey)] }), put('version', { ...signed, state: 'blessed' })], 3)], () => undefined)).toBeUndefined();
   });
+
+  it('skips in the fold, on every node, a blessed or live version its trust policy did not trust at that point, however it got in', () => {
+    const publisher = generateKeyPair(random);
+    const unsigned = { module: 'web', number: 1, artifacts: { amd64: { digest } } };
+    const signed = { ...unsigned, signature: { publicKey: toBase64Url(publisher.publicKey), signature: toBase64Url(signBytes(publisher.seed, versionStatement(moduleVersionOf(unsigned)))) } };
+    const staged = [entry([put('module', module('web')), put('version', signed)], 1), entry([put('version', { ...signed, state: 'staging' })], 2)];
+    const stranger = toBase64Url(generateKeyPair(random).publicKey);
+    // Written past the API (a modified node, a replica that did not check): the fold leaves it staging.
+    const untrusted = foldDesired([...staged, entry([put('trust', { module: 'web', publishers: [stranger] })], 3), entry([put('version', { ...signed, state: 'blessed' })], 4)]);
+    expect(untrusted.catalog.versions.map((v) => v.state)).toEqual(['staging']);
+    expect(untrusted.skipped).toEqual([expect.objectContaining({ reason: expect.stringMatching(/web@1 cannot be blessed: .* which its trust policy does not name/) })]);
+    // Blessed before the policy existed: skipped too, and a later policy does not bless it after the fact.
+    const early = foldDesired([...staged, entry([put('version', { ...signed, state: 'blessed' })], 3), entry([put('trust', { module: 'web', publishers: [toBase64Url(publisher.publicKey)] })], 4)]);
+    expect(early.catalog.versions.map((v) => v.state)).toEqual(['staging']);
+    // A forged signature under a named key does not pass either.
+    const forged = { ...signed, artifacts: { amd64: { digest: `sha256:${'b'.repeat(64)}` } } };
+    const withForged = foldDesired([entry([put('module', module('web')), put('trust', { module: 'web', publishers: [toBase64Url(publisher.publicKey)] }), put('version', forged)], 1), entry([put('version', { ...forged, state: 'staging' })], 2), entry([put('version', { ...forged, state: 'blessed' })], 3)]);
+    expect(withForged.catalog.versions.map((v) => v.state)).toEqual(['staging']);
+    expect(withForged.skipped[0]?.reason).toMatch(/signature that does not verify/);
+    const trusted = foldDesired([...staged, entry([put('trust', { module: 'web', publishers: [toBase64Url(publisher.publicKey)] })], 3), entry([put('version', { ...signed, state: 'blessed' })], 4)]);
+    expect(trusted.catalog.versions.map((v) => v.state)).toEqual(['blessed']);
+  });
 });
 
 describe('signature verdicts', () => {
