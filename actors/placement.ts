@@ -289,7 +289,7 @@ export class Placement {
       }
       const mayTake = owner === this.#init.self && this.#leaseValid() && (this.#config.unsafeIgnoreQuorum || this.#handoverClear(spec.name, members, records, now, watch));
       if (mayTake && this.#config.unsafeIgnoreQuorum) void this.#activate(spec, this.#nextEpoch(spec.name, records));
-      else if (this.#claims.has(spec.name)) this.#pursue(spec, mayTake, records);
+      else if (this.#claims.has(spec.name)) this.#pursue(spec, owner, mayTake, records);
       else if (mayTake && (this.#backoffUntil.get(spec.name) ?? 0) <= this.#init.lease.now()) this.#claim(spec.name, records);
     }
     this.#init.lease.watch([...watch]);
@@ -378,17 +378,20 @@ export class Placement {
   }
 
   /**
-   * A claim under way: activates once a majority promised it; gives it up when this node may no
-   * longer take the singleton, when a rival that runs it or ranks higher holds members' promises
-   * (two would-be owners that split the members must not wait each other out), or when no
-   * majority answered in time; claims a higher epoch when members refused this one as stale.
+   * A claim under way: activates once a majority promised it (and this node may take the
+   * singleton now); gives it up when another node is the owner now, when a rival that runs it or
+   * ranks higher holds members' promises (two would-be owners that split the members must not
+   * wait each other out), or when no majority promised it in time; claims a higher epoch when
+   * members refused this one as stale. While this node is the owner but may not take it yet (its
+   * lease or the handover check wavered, as they do on a starved machine) the claim is kept, so
+   * that the epoch it activates is the one it claimed.
    */
-  #pursue(spec: SingletonSpec, mayTake: boolean, records: RecordsView): void {
+  #pursue(spec: SingletonSpec, owner: string | undefined, mayTake: boolean, records: RecordsView): void {
     const { name } = spec;
     const claim = this.#claims.get(name)!;
     const now = this.#init.lease.now();
-    if (!mayTake) return this.#withdraw(name, now, false, 'this node is not to take it now');
-    if (this.#init.lease.valid() && this.#init.lease.claims.promised(name, claim.epoch)) {
+    if (owner !== this.#init.self) return this.#withdraw(name, now, false, `${owner ?? 'no member'} is its owner now`);
+    if (mayTake && this.#init.lease.claims.promised(name, claim.epoch)) {
       this.#claims.delete(name);
       void this.#activate(spec, claim.epoch);
       return;
@@ -397,8 +400,8 @@ export class Placement {
     // A rival this node holds dead (an owner that just crashed) is not yielded to: its promises lapse within a term.
     const rival = rivals.find((r) => this.#seemsAlive(r.peer) && (r.running || rendezvousOwner(name, [this.#init.self, r.peer]) === r.peer));
     if (rival !== undefined) return this.#withdraw(name, now, true, `members promised it to ${rival.peer}, which ${rival.running ? 'runs it' : 'ranks higher'}`);
-    if (staleBelow >= claim.epoch) return this.#claim(name, records, staleBelow);
-    if (now - claim.sinceMs >= this.#config.claimTimeoutMs) this.#withdraw(name, now, true, `no majority promised epoch ${claim.epoch} within ${this.#config.claimTimeoutMs} ms`);
+    if (now - claim.sinceMs >= this.#config.claimTimeoutMs) return this.#withdraw(name, now, true, `no majority promised epoch ${claim.epoch} within ${this.#config.claimTimeoutMs} ms`);
+    if (mayTake && staleBelow >= claim.epoch) this.#claim(name, records, staleBelow);
   }
 
   #seemsAlive(peer: string): boolean {
