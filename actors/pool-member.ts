@@ -69,20 +69,26 @@ export class PoolMemberAgent {
   async #release(order: { pool: string; claimId: string }, epoch: number): Promise<{ released: boolean }> {
     const held = this.#node.pools.of(this.#node.peer).held;
     if (held?.claimId !== order.claimId || held.state !== 'claimed') return { released: false };
-    await this.#node.pools.recordHeld({ ...held, state: 'released', epoch, at: this.#clock.now() });
+    // Not fsynced: the owner's record of the release is the one that counts (the fold ignores a
+    // held claim the owner's record names), and a member that lost this one after a crash is told
+    // again by the next claim's `replaces`. An fsync here would only queue before claims' ones.
+    await this.#node.pools.recordHeld({ ...held, state: 'released', epoch, at: this.#clock.now() }, { durable: false });
     return { released: true };
   }
 }
 
 /**
  * The pools singleton's ports on one node: read the view; carry out a claim (order the member,
- * then record the claim, both durable, and log `pool.claimed`); a release (record it, log
- * `pool.released`, tell the member); the reaper's records and events.
+ * which records it durably, then record it here and log `pool.claimed`); a release (record it
+ * durably, log `pool.released`, tell the member); the reaper's records and events.
  */
 export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => ControlPlane): Record<string, EffectPort> {
   const emit = (input: Parameters<FleetNode['events']['emit']>[0]): void => {
-    // The claim is on record; the event is its trace and may follow it.
-    void node.events.emit(input).catch(() => undefined);
+    // The claim is on record; the event is its trace and follows the answer. A timer, not at once:
+    // the actor replies on its next turn (a deferred drain, which runs before a timer), and the
+    // event is a change to this node's event bucket for the day, which grows all day: its write
+    // would otherwise sit between the record and the answer (~20 ms of a claim on a loaded machine).
+    clock.setTimeout(() => void node.events.emit(input).catch(() => undefined), 0);
   };
   return {
     [POOLS_PORTS.view]: async (): Promise<PoolsView> => poolsView(node, controlPlane(), clock),
@@ -106,10 +112,23 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         return { result: 'held-elsewhere', version: node.store.version };
       }
       const record: PoolClaimRecord = { ...base, claimId: claim.claimId, state: 'claimed', claimedAt: claim.claimedAt, via: claim.via, ...(claim.for === undefined ? {} : { for: claim.for }) };
-      try {
-        await node.pools.recordClaims([record]);
-      } catch (error) {
-        return { result: 'unsettled', reason: `the owner could not record it: ${String(error)}` };
+      // The member's record, durable before it answered, is what holds the claim: a next owner
+      // reads it, and the member refuses any other claim while it holds this one. This owner's
+      // record is made in memory now (its view shows it at once, so its next plans and a release
+      // see the claim) and reaches the disk right after the answer: waiting for its fsync too would
+      // put a second durable write on every claim's path. An owner that dies before it is stored
+      // leaves the member's record, as one that dies before writing it does (docs/CATALOG.md).
+      const stored = node.pools.recordClaims([record]);
+      if (node.pools.of(node.peer).claims.get(record.member)?.claimId === record.claimId) {
+        // A write that fails from here is the store's to repair (it stores the document again).
+        void stored.catch(() => undefined);
+      } else {
+        // Not made in memory: the store refused it (or it is made some other way); its outcome decides.
+        try {
+          await stored;
+        } catch (error) {
+          return { result: 'unsettled', reason: `the owner could not record it: ${String(error)}` };
+        }
       }
       emit({
         id: eventIdOf('pool.claimed', claim.claimId),

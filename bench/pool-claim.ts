@@ -4,9 +4,11 @@
 // node that is not the owner of control.pools); each is timed from the API request to the answer,
 // which comes after the member and then the owner recorded it durably. After each claim the member
 // is given back for reuse (not timed), so it is ready again. Then rounds of concurrent claims, one
-// through every node at once. Ports 7660-7664 (API) and 7670-7674 (libp2p); data under /tmp/pl-bench-*.
+// through every node at once. Ports: PORT_BASE..+4 (API) and +5..+9 (libp2p), PORT_BASE picked at
+// random in 7700-7989 unless set; data under /tmp/pl-bench-*.
 // Prints one JSON object of figures.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,10 @@ import { cli, eventually } from '../test/helpers/cli-fleet.ts';
 const NODES = 5;
 const CLAIMS = Number(process.env['CLAIMS'] ?? 200);
 const ROUNDS = Number(process.env['ROUNDS'] ?? 20);
+// The machine is shared: a random base keeps two runs (or another engineer's fleet) apart.
+// BENCH_LOG_DIR=DIR keeps every node's log (DIR/n0.log ...), e.g. with POWERNODE_LOG=debug.
+const LOG_DIR = process.env['BENCH_LOG_DIR'];
+const PORT_BASE = Number(process.env['PORT_BASE'] ?? 7700 + Math.floor(Math.random() * 290));
 const stderrs: string[] = [];
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'agent', 'bin', 'powernode.mjs');
@@ -25,13 +31,40 @@ function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
-const summary = (values: readonly number[]) => ({ p50: +percentile(values, 50).toFixed(1), p99: +percentile(values, 99).toFixed(1), max: +Math.max(...values).toFixed(1), samples: values.length });
+const summary = (values: readonly number[]) =>
+  values.length === 0 ? { samples: 0 } : { p50: +percentile(values, 50).toFixed(1), p99: +percentile(values, 99).toFixed(1), max: +Math.max(...values).toFixed(1), samples: values.length };
+
+// PROFILE_DIR=DIR runs every node with --cpu-prof into DIR and stops them with SIGTERM (a clean
+// stop writes the profiles; the default is SIGKILL, which is quicker).
+const PROFILE_DIR = process.env['PROFILE_DIR'];
+const STOP_SIGNAL = PROFILE_DIR === undefined ? 'SIGKILL' : 'SIGTERM';
+const NODE_ENV = PROFILE_DIR === undefined ? process.env : { ...process.env, POWERNODE_NODE_FLAGS: `--max-semi-space-size=1 --cpu-prof --cpu-prof-dir=${PROFILE_DIR}` };
+const IDLE_MS = Number(process.env['IDLE_MS'] ?? 10_000);
+const TICKS_PER_S = 100;
+
+/** CPU time (user + system) the node processes used so far, from /proc (Linux; 0 elsewhere). */
+function fleetCpuMs(nodes: ReadonlyArray<{ child: ChildProcess }>): number {
+  let ticks = 0;
+  for (const { child } of nodes) {
+    try {
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return 0;
+    }
+  }
+  return (ticks / TICKS_PER_S) * 1_000;
+}
 
 /** Starts `node start` on fixed ports and resolves with its ready line. */
 async function startNode(dataDir: string, index: number, extra: readonly string[] = []): Promise<{ child: ChildProcess; api: string; peerId: string }> {
-  const child = spawn(process.execPath, [BIN, 'node', 'start', '--data', dataDir, '--listen', `/ip4/127.0.0.1/tcp/${7670 + index}`, '--api', `127.0.0.1:${7660 + index}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [BIN, 'node', 'start', '--data', dataDir, '--listen', `/ip4/127.0.0.1/tcp/${PORT_BASE + NODES + index}`, '--api', `127.0.0.1:${PORT_BASE + index}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, env: NODE_ENV });
   let stderr = '';
+  const logFile = LOG_DIR === undefined ? undefined : createWriteStream(join(LOG_DIR, `n${index}.log`), { flags: 'a' });
   child.stderr!.on('data', (chunk: Buffer) => {
+    logFile?.write(chunk);
     stderr += chunk.toString();
     stderrs[index] = stderr.slice(-20_000);
   });
@@ -103,14 +136,30 @@ async function main(): Promise<void> {
 
     // Warm-up: every node's first request opens its streams.
     for (let i = 0; i < NODES; i++) await giveBack(i, (await claim(i))?.member);
+    // The fleet's CPU time, idle and then per claim (with its give-back): on a shared machine
+    // latency follows the load, while CPU time per claim says what the fleet itself spends.
+    const idleStarted = performance.now();
+    const idleCpuStart = fleetCpuMs(nodes);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idleCpuMsPerS = ((fleetCpuMs(nodes) - idleCpuStart) / (performance.now() - idleStarted)) * 1_000;
     const sequential: number[] = [];
     const viaOwner: number[] = [];
+    const claimsStarted = performance.now();
+    const claimsCpuStart = fleetCpuMs(nodes);
+    let stepCpuMs = claimsCpuStart;
     for (let n = 0; n < CLAIMS; n++) {
       const i = n % NODES;
       const claimed = await claim(i);
       if (claimed !== undefined) (nodes[i]!.peerId === owner ? viaOwner : sequential).push(claimed.ms);
       await giveBack(i, claimed?.member);
+      if ((n + 1) % 50 === 0) {
+        const cpuMs = fleetCpuMs(nodes);
+        process.stderr.write(`${n + 1}/${CLAIMS} claims, ${Object.values(failures).reduce((a, b) => a + b, 0)} failures, fleet CPU ${Math.round((cpuMs - stepCpuMs) / 50)} ms a claim\n`);
+        stepCpuMs = cpuMs;
+      }
     }
+    const claimsS = (performance.now() - claimsStarted) / 1_000;
+    const cpuMsPerClaim = (fleetCpuMs(nodes) - claimsCpuStart - idleCpuMsPerS * claimsS) / CLAIMS;
     const concurrent: number[] = [];
     let doubles = 0;
     for (let round = 0; round < ROUNDS; round++) {
@@ -123,11 +172,12 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({
       nodes: NODES,
       claimLatencyMs: { throughOtherNodes: summary(sequential), throughOwner: summary(viaOwner), concurrentOnePerNode: summary(concurrent) },
+      fleetCpu: { idleMsPerS: Math.round(idleCpuMsPerS), msPerClaimAndGiveBack: Math.round(cpuMsPerClaim) },
       roundsWithADoubleClaim: doubles,
       failures,
       loadAverage: (await import('node:os')).loadavg().map((l) => +l.toFixed(1)),
       targetP99Ms: 100,
-      meetsTarget: percentile([...sequential, ...viaOwner], 99) <= 100,
+      meetsTarget: sequential.length + viaOwner.length > 0 && percentile([...sequential, ...viaOwner], 99) <= 100,
     }));
   } catch (error) {
     // Where the singletons were, and what the nodes logged, to see why.
@@ -138,7 +188,7 @@ async function main(): Promise<void> {
     for (const n of nodes) {
       if (n.child.exitCode !== null) continue;
       const exited = once(n.child, 'exit');
-      n.child.kill('SIGKILL');
+      n.child.kill(STOP_SIGNAL);
       await exited;
     }
     await rm(root, { recursive: true, force: true });

@@ -49,8 +49,11 @@ export abstract class PeerDocuments<V, D> {
     return view;
   }
 
-  /** Changes this node's own document durably (fsynced and sealed) before resolving. */
-  protected async changeOwn(mutate: (draft: D) => void): Promise<void> {
-    await this.#store.change<D>(this.docIdOf(this.#self), mutate, { durable: true, signer: this.#signer });
+  /**
+   * Changes this node's own document, sealed: the change is made in memory before this returns
+   * (DocStore.change), and the promise resolves once it is stored — fsynced unless `durable` is false.
+   */
+  protected async changeOwn(mutate: (draft: D) => void, options: { readonly durable?: boolean } = {}): Promise<void> {
+    await this.#store.change<D>(this.docIdOf(this.#self), mutate, { durable: options.durable ?? true, signer: this.#signer });
   }
 }

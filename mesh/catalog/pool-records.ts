@@ -36,16 +36,20 @@ export class PoolRecords extends PeerDocuments<PoolsView, PoolsDocument> {
     return { claims: new Map() };
   }
 
-  /** Records what this node decided as owner about members, durably (fsynced and sealed), in one change. */
-  async recordClaims(records: readonly PoolClaimRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.changeOwn((draft) => {
+  /**
+   * Records what this node decided as owner about members, in one sealed change: in memory before
+   * this returns (what this node reads shows the records at once), and stored durably (fsynced)
+   * when the promise resolves.
+   */
+  recordClaims(records: readonly PoolClaimRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    return this.changeOwn((draft) => {
       for (const record of records) recordPoolClaim(draft, record);
     });
   }
 
-  /** Records the claim this node holds as a member, durably, before it answers. */
-  async recordHeld(held: HeldClaim): Promise<void> {
-    await this.changeOwn((draft) => recordHeldClaim(draft, held));
+  /** Records the claim this node holds as a member, sealed; stored durably (fsynced) unless `durable` is false. */
+  recordHeld(held: HeldClaim, options: { readonly durable?: boolean } = {}): Promise<void> {
+    return this.changeOwn((draft) => recordHeldClaim(draft, held), options);
   }
 }

@@ -161,6 +161,34 @@ describe('pool claims', () => {
     expect(holders).toEqual([lostTo]);
   });
 
+  it("answers once the member has stored the claim durably, with the owner's own record in its view but not waiting for it to be stored", async () => {
+    const { fleet, nodes, acquire, all, owner, view } = await poolFleet(5, [1, 2, 3]);
+    const first = owner();
+    const log: string[] = [];
+    for (const [i, node] of nodes.entries()) {
+      const recordHeld = node.pools.recordHeld.bind(node.pools);
+      node.pools.recordHeld = (held, options) => recordHeld(held, options).then(() => void log.push(`member ${i} stored`));
+    }
+    // The owner's record is made in memory at once, but its storing takes 2 s (less than an ask waits).
+    const records = nodes[first]!.pools;
+    const recordClaims = records.recordClaims.bind(records);
+    records.recordClaims = (claims) => {
+      const stored = recordClaims(claims);
+      return new Promise<void>((resolve) => fleet.clock.setTimeout(resolve, 2_000)).then(() => stored).then(() => void log.push('owner stored'));
+    };
+    const [answer] = await all([
+      acquire(first === 0 ? 4 : 0).then((a) => {
+        log.push('answered');
+        if (a.type === 'claimed') log.push(`owner sees ${view(first).members.find((m) => m.member === a.member)?.state}`);
+        return a;
+      }),
+    ]);
+    expect(answer).toMatchObject({ type: 'claimed' });
+    await fleet.run(6_000);
+    const holder = nodes.findIndex((node) => node.peer === (answer as { member: string }).member);
+    expect(log).toEqual([`member ${holder} stored`, 'answered', 'owner sees claimed', 'owner stored']);
+  });
+
   it('lets no node on a partitioned minority claim, while the majority goes on claiming', async () => {
     const { fleet, acquire, all, owner } = await poolFleet(5, [0, 1, 2, 3, 4]);
     const first = owner();
