@@ -284,7 +284,8 @@ export class Placement {
       if (active !== undefined) {
         if (!active.running) continue;
         if (owner !== this.#init.self) void this.#deactivate(spec.name, `${owner ?? 'no member'} is its owner now`);
-        else if (!this.#holds(spec.name, active.epoch)) void this.#deactivate(spec.name, 'this node lost its quorum lease or the promises of its epoch (it sees no majority of the members)');
+        else if (!this.#leaseValid()) void this.#deactivate(spec.name, 'this node lost its quorum lease (it sees no majority of the members)');
+        else if (!this.#holds(spec.name, active.epoch)) void this.#deactivate(spec.name, "the members' promises of its epoch lapsed (no majority renewed them within a term)");
         continue;
       }
       const mayTake = owner === this.#init.self && this.#leaseValid() && (this.#config.unsafeIgnoreQuorum || this.#handoverClear(spec.name, members, records, now, watch));

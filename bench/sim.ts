@@ -5,6 +5,7 @@
 //      SIZES=100 SCENARIOS=steady,leader-kill,leader-kill-lossy npm run bench:sim
 //      SIZES=100 SCENARIOS=steady DURATION_MS=600000 npm run bench:sim
 // Prints one JSON object (progress on stderr).
+import { loadavg } from 'node:os';
 import { runSimulation } from '../sim/runner.ts';
 
 const SIZES = (process.env['SIZES'] ?? '10,25,50').split(',').map(Number);
@@ -31,7 +32,11 @@ const ANCHORS = {
 const results: Array<Record<string, unknown>> = [];
 for (const nodes of SIZES) {
   for (const scenario of SCENARIOS) {
+    const cpuBefore = process.cpuUsage();
     const report = await runSimulation({ scenario, nodes, seed: SEED, durationMs: DURATION_MS });
+    const cpu = process.cpuUsage(cpuBefore);
+    // CPU time as well as wall time: the machine is shared, and wall time grows with its load.
+    const cpuS = Math.round((cpu.user + cpu.system) / 1e5) / 10;
     const rssMb = Math.round(process.memoryUsage().rss / 1e6);
     const failed = report.invariants.filter((i) => !i.ok).map((i) => i.name);
     const m = report.metrics;
@@ -41,6 +46,8 @@ for (const nodes of SIZES) {
       simulatedS: Math.round(report.simulatedMs / 1000),
       wallS: Math.round(report.wallMs / 100) / 10,
       speedup: Math.round((report.simulatedMs / report.wallMs) * 10) / 10,
+      cpuS,
+      load: loadavg().map((l) => Math.round(l * 10) / 10),
       rssMb,
       detectionMs: { p50: m.detectionMsP50, p99: m.detectionMsP99, samples: m.samples.detection },
       failoverMs: { p50: m.failoverMsP50, p99: m.failoverMsP99, samples: m.samples.failover },
@@ -50,7 +57,7 @@ for (const nodes of SIZES) {
       bytes: m.bytes,
       invariantsFailed: failed,
     });
-    process.stderr.write(`${scenario} ${nodes} nodes: ${report.simulatedMs} ms simulated in ${report.wallMs} ms wall, rss ${rssMb} MB, detection p50/p99 ${m.detectionMsP50}/${m.detectionMsP99}, failover ${m.failoverMsP50}/${m.failoverMsP99}, convergence ${m.convergenceMsP99}, write visible ${m.writeVisibleMsP50}/${m.writeVisibleMsP99}${failed.length > 0 ? `, FAILED ${failed.join(',')}` : ''}\n`);
+    process.stderr.write(`${scenario} ${nodes} nodes: ${report.simulatedMs} ms simulated in ${report.wallMs} ms wall (${cpuS} s cpu, load ${loadavg()[0]!.toFixed(1)}), rss ${rssMb} MB, detection p50/p99 ${m.detectionMsP50}/${m.detectionMsP99}, failover ${m.failoverMsP50}/${m.failoverMsP99}, convergence ${m.convergenceMsP99}, write visible ${m.writeVisibleMsP50}/${m.writeVisibleMsP99}${failed.length > 0 ? `, FAILED ${failed.join(',')}` : ''}\n`);
   }
 }
 process.stdout.write(

@@ -271,6 +271,10 @@ export class FleetNode {
       random: ports.random,
       log: ports.log,
       candidates: () => this.#dialCandidates(),
+      isCandidate: (peer) => peer !== this.peer && (this.#members.has(peer) || peer === this.#config.bootstrapPeer),
+      // SWIM probes only connected members in turn: one this node never heard from and cannot
+      // connect to is probed now.
+      onDialFailed: (peer) => this.swim.dialFailed(peer),
     });
     this.admission = new Admission({
       transport: ports.transport,
@@ -280,6 +284,7 @@ export class FleetNode {
       penalties: this.penalties,
       identity: ports.identity,
       fleetId: config.fleetId,
+      verifier: this.#verifier,
       policy: {
         isMember: (peer) => this.#members.has(peer),
         isFounder: (peer) => this.fleet()?.founder.peerId === peer,
@@ -295,8 +300,11 @@ export class FleetNode {
       random: ports.random,
       log: ports.log,
       penalties: this.penalties,
-      members: () => [...this.#members],
+      members: () => this.memberIds(),
       isAdmitted: (peer) => this.admission.isAdmitted(peer),
+      // Probed in turn: the members this node holds admitted connections to (about the keeper's
+      // target), so probing does not connect every node to every other.
+      view: () => ports.transport.connectedPeers().filter((peer) => this.admission.isAdmitted(peer)),
       whenAdmitted: (peer) => this.admission.whenAdmitted(peer, 1_000),
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });

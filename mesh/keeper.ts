@@ -10,8 +10,15 @@ export interface ConnectionKeeperInit {
   readonly log: Logger;
   /** The members to stay connected to (self excluded), and the addresses known for each. */
   readonly candidates: () => ReadonlyMap<PeerId, readonly string[]>;
+  /**
+   * Whether `peer` is one of the candidates, answered without building them all: lets a tick that
+   * has enough connections cost O(connections), not O(members).
+   */
+  readonly isCandidate?: (peer: PeerId) => boolean;
   readonly targetPeers?: number;
   readonly tickMs?: number;
+  /** Called when a dial to a candidate fails (failure detection takes it as a hint). */
+  readonly onDialFailed?: (peer: PeerId) => void;
 }
 
 export const DEFAULT_TARGET_PEERS = 32;
@@ -66,11 +73,15 @@ export class ConnectionKeeper {
   }
 
   #dialSome(): void {
-    const { transport, clock, random } = this.#init;
+    const { transport, clock, random, isCandidate } = this.#init;
+    const target = this.#init.targetPeers ?? DEFAULT_TARGET_PEERS;
+    if (this.#dialing.size >= MAX_CONCURRENT_DIALS) return;
+    const peers = transport.connectedPeers();
+    if (isCandidate !== undefined && peers.filter(isCandidate).length >= target) return;
     const candidates = this.#init.candidates();
-    const connected = new Set(transport.connectedPeers());
-    const connectedMembers = [...candidates.keys()].filter((peer) => connected.has(peer)).length;
-    let wanted = Math.min((this.#init.targetPeers ?? DEFAULT_TARGET_PEERS) - connectedMembers, MAX_CONCURRENT_DIALS - this.#dialing.size);
+    const connected = new Set(peers);
+    const connectedMembers = peers.filter((peer) => candidates.has(peer)).length;
+    let wanted = Math.min(target - connectedMembers, MAX_CONCURRENT_DIALS - this.#dialing.size);
     if (wanted <= 0) return;
     const now = clock.now();
     const due = [...candidates.keys()]
@@ -98,6 +109,7 @@ export class ConnectionKeeper {
       const jitteredMs = delayMs * (0.75 + 0.5 * random.float());
       this.#backoff.set(peer, { failures, nextAttemptMs: clock.now() + jitteredMs });
       log.debug('dial failed; backing off', { peer, failures, retryInMs: Math.round(jitteredMs), error: String(error) });
+      this.#init.onDialFailed?.(peer);
     } finally {
       this.#dialing.delete(peer);
     }

@@ -76,6 +76,14 @@ export interface SwimInit {
   members(): readonly string[];
   /** Whether `peer` may use fleet protocols on its connection (admitted). */
   isAdmitted(peer: PeerId): boolean;
+  /**
+   * The members this node probes in turn (its view), e.g. those it holds admitted connections to;
+   * every member when absent. A bounded view keeps a large fleet from becoming a full mesh of
+   * connections (each probe of an unconnected member dials it). A member outside the view is
+   * still probed when a connection to it closes, when another member suspects it, and (if it is
+   * dead or left) by the periodic probe of gone members; its state comes by gossip otherwise.
+   */
+  view?(): readonly string[];
   /** Resolves whether `peer` is admitted, waiting briefly (its admission may be under way). */
   whenAdmitted?(peer: PeerId): Promise<boolean>;
   readonly config?: Partial<SwimConfig>;
@@ -109,6 +117,10 @@ export class Swim {
   readonly #config: SwimConfig;
   readonly #self: PeerId;
   readonly #members = new Map<string, Member>();
+  /** Members held dead or left (probed now and then, in case they are back). */
+  readonly #gone = new Set<string>();
+  /** Members being probed now (a hint does not start a second probe of one). */
+  readonly #probing = new Set<string>();
   /** Updates to disseminate, with how often each has been sent. */
   readonly #broadcasts = new Map<string, { update: Update; sent: number }>();
   #incarnation: number;
@@ -139,10 +151,8 @@ export class Swim {
     const { transport } = this.#init;
     transport.handle(swimProtocol.id, (stream) => void this.#serve(stream), { maxFrameBytes: swimProtocol.maxFrameBytes });
     this.#unsubscribe.push(
-      transport.on('peer:disconnect', (peer) => {
-        // A closed connection (a kill -9 closes it at once) is a hint, never a verdict: probe now.
-        if (this.#members.get(peer)?.state === 'alive') void this.#probe(peer);
-      }),
+      // A closed connection (a kill -9 closes it at once) is a hint, never a verdict: probe now.
+      transport.on('peer:disconnect', (peer) => this.#hint(peer)),
     );
     this.#sync(0);
     this.#enqueue({ peer: this.#self, state: 'alive', incarnation: this.#incarnation });
@@ -197,6 +207,23 @@ export class Swim {
     return this.#health;
   }
 
+  /**
+   * A dial to `peer` failed (the keeper's). If this node has never heard from it, it is probed
+   * now: with a bounded view, this is how a member that no probe reaches in turn (behind a
+   * partition from the start, say) is found dead. A member heard from before is left to the other
+   * hints (its connection closing) and to gossip: a failed dial while a partition heals one node
+   * at a time must not make this node suspect a member that others hear from.
+   */
+  dialFailed(peer: string): void {
+    if (!this.heardFrom(peer)) this.#hint(peer);
+  }
+
+  /** Something suggests `peer` may be unreachable: if it is held alive, it is probed now. A hint is never a verdict. */
+  #hint(peer: string): void {
+    if (this.#stopped || this.#members.get(peer)?.state !== 'alive' || this.#probing.has(peer)) return;
+    void this.#probe(peer as PeerId);
+  }
+
   /** Takes in the current member list (call when membership changes). */
   refreshMembers(): void {
     this.#sync();
@@ -222,6 +249,7 @@ export class Swim {
       // No longer a member (revoked): no longer probed or reported.
       if (member.suspicion !== undefined) this.#init.clock.clearTimeout(member.suspicion.timer);
       this.#members.delete(peer);
+      this.#gone.delete(peer);
     }
   }
 
@@ -246,8 +274,9 @@ export class Swim {
 
   /** Pings one dead or left member: if it is back (restarted, or a partition healed), it answers. */
   #probeOneGone(): void {
-    const gone = [...this.#members].filter(([, m]) => m.state === 'dead' || m.state === 'left').map(([peer]) => peer as PeerId);
-    if (gone.length === 0) return;
+    if (this.#gone.size === 0) return;
+    // In member order (insertion), so the pick depends on the seed alone.
+    const gone = [...this.#gone] as PeerId[];
     const peer = gone[this.#init.random.int(gone.length)]!;
     void this.#request(peer, this.#message('ping', this.#piggyback(false, peer)), this.#config.ackTimeoutMs);
   }
@@ -280,23 +309,34 @@ export class Swim {
   }
 
   #nextTarget(): string | undefined {
+    const view = this.#init.view === undefined ? undefined : new Set(this.#init.view());
     const probeable = (peer: string) => {
       const state = this.#members.get(peer)?.state;
-      return state === 'alive' || state === 'suspect';
+      return (state === 'alive' || state === 'suspect') && (view === undefined || view.has(peer));
     };
     this.#probeOrder = this.#probeOrder.filter(probeable);
-    if (this.#probeOrder.length === 0) this.#probeOrder = shuffled(this.#init.random, [...this.#members.keys()].filter(probeable));
+    if (this.#probeOrder.length === 0) this.#probeOrder = shuffled(this.#init.random, (view === undefined ? [...this.#members.keys()] : [...view].sort()).filter(probeable));
     return this.#probeOrder.shift();
   }
 
   /** Probes `peer`: directly, then through others; suspects it if neither answers. */
   async #probe(peer: PeerId): Promise<void> {
+    this.#probing.add(peer);
+    try {
+      await this.#probeOnce(peer);
+    } finally {
+      this.#probing.delete(peer);
+    }
+  }
+
+  async #probeOnce(peer: PeerId): Promise<void> {
     const timeoutMs = this.#config.ackTimeoutMs * this.#health;
     const direct = await this.#request(peer, this.#message('ping', this.#piggyback(false, peer)), timeoutMs);
     if (direct?.type === 'ack') return;
+    const candidates = this.#init.view === undefined ? [...this.#members.keys()] : [...this.#init.view()].sort();
     const helpers = shuffled(
       this.#init.random,
-      [...this.#members].filter(([p, m]) => p !== peer && m.state === 'alive' && this.#init.isAdmitted(p as PeerId)).map(([p]) => p as PeerId),
+      candidates.filter((p) => p !== peer && this.#members.get(p)?.state === 'alive' && this.#init.isAdmitted(p as PeerId)) as PeerId[],
     ).slice(0, this.#config.indirectProbes);
     const remainingMs = Math.max(timeoutMs, this.#config.periodMs * this.#health - timeoutMs);
     const answers = await Promise.all(
@@ -430,6 +470,8 @@ export class Swim {
     if (previous !== state) {
       member.state = state;
       member.since = this.#init.clock.now();
+      if (state === 'dead' || state === 'left') this.#gone.add(peer);
+      else this.#gone.delete(peer);
       this.#init.log.info('member state changed', { peer, state, previous, incarnation });
       this.#init.onChange?.(peer, state, previous);
     }

@@ -1,4 +1,5 @@
 import * as A from '@automerge/automerge';
+import { createHash } from 'node:crypto';
 import { type DocId, FLEET_DOC_ID, parseDocId } from '../../crdt-schema/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
@@ -39,6 +40,12 @@ export interface ReplicatorInit {
    * not be adopted (e.g. a fleet-document change that is not a valid operator decision).
    */
   readonly authorize?: (docId: DocId, before: AnyDoc, after: AnyDoc) => string | undefined;
+  /**
+   * How many connected peers this node opens sync sessions to on its own initiative (its
+   * neighbours, {@link DEFAULT_SYNC_NEIGHBOURS} by default); peers that open one to it are served
+   * as well. docs/ARCHITECTURE.md §Sync neighbours.
+   */
+  readonly neighbours?: number;
 }
 
 /** Traffic and state of the replication session with one peer. */
@@ -76,9 +83,24 @@ const REOPEN_DELAY_MAX_MS = 30_000;
 export const DEFAULT_ANTI_ENTROPY_MS = 15_000;
 /** Documents one peer may make this node track (sync states, known digests) before it is cut off. */
 const MAX_DOCS_PER_SESSION = 100_000;
+/**
+ * Connected peers a node opens sync sessions to itself: the ones with the lowest rendezvous
+ * score. With the peers that choose it, a node syncs with about twice this many, whatever the
+ * fleet's size; changes flood over that graph and reach every node in a few hops.
+ */
+export const DEFAULT_SYNC_NEIGHBOURS = 4;
+/** How long other sessions' offers of a document wait for the copy one session asked for. */
+const FETCH_WAIT_MS = 2_000;
+/** Rendezvous scores remembered, one per peer seen connected. */
+const MAX_SCORES = 100_000;
 
 /** The document as it was before anything was received, for one not held yet (read, never changed). */
 const NOTHING_HELD: AnyDoc = A.init<Record<string, unknown>>();
+
+/** How near `peer` is to `self` when `self` chooses its sync neighbours (lower is nearer): a hash of both ids. */
+export function neighbourScore(self: string, peer: string): number {
+  return createHash('sha256').update(self).update('\u0000').update(peer).digest().readUInt32BE(0);
+}
 
 /** Runs a timer callback so that an exception is logged, never thrown into the event loop. */
 function guarded(log: Logger, what: string, callback: () => void): () => void {
@@ -111,6 +133,19 @@ export class Replicator {
   readonly #sealVerifier: SealVerifier;
 
   #summaryCache: { version: number; summary: Summary } | undefined;
+  /** Each connected peer's rendezvous score with this node (lower is nearer), computed once. */
+  readonly #scores = new Map<PeerId, number>();
+  /** Peers this node keeps sessions with on its own initiative (see {@link Replicator.neighbours}). */
+  #chosen: ReadonlySet<PeerId> = new Set();
+  /** This anti-entropy round's extra peer, rotating over the connected ones that are not neighbours. */
+  #rotating: PeerId | undefined;
+  #rotation = 0;
+  /**
+   * Documents not held that one session asked for (`want`) after a peer offered them: the same
+   * document offered by other neighbours meanwhile waits for that copy instead of being asked for
+   * again (in a flood each new document is offered by most neighbours at once).
+   */
+  readonly #fetching = new Map<DocId, { session: Session; timer: TimerId }>();
 
   constructor(init: ReplicatorInit) {
     this.#init = init;
@@ -121,11 +156,15 @@ export class Replicator {
     const { transport, store } = this.#init;
     transport.handle(syncProtocol.id, (stream) => this.#onInbound(stream), { maxFrameBytes: syncProtocol.maxFrameBytes });
     this.#unsubscribe.push(
-      transport.on('peer:connect', (peer) => this.ensureSession(peer)),
-      transport.on('peer:disconnect', (peer) => this.#dropSession(peer)),
+      transport.on('peer:connect', () => this.#reconcile()),
+      transport.on('peer:disconnect', (peer) => {
+        this.#dropSession(peer);
+        // Another connected peer may take the place of a neighbour that went.
+        this.#reconcile();
+      }),
       store.onChanged(({ docId }) => this.#markDirty(docId)),
     );
-    for (const peer of transport.connectedPeers()) this.ensureSession(peer);
+    this.#reconcile();
     this.#scheduleAntiEntropy();
   }
 
@@ -138,19 +177,96 @@ export class Replicator {
     if (this.#antiEntropyTimer !== undefined) clock.clearTimeout(this.#antiEntropyTimer);
     for (const timer of this.#reopenTimers.values()) clock.clearTimeout(timer);
     this.#reopenTimers.clear();
+    for (const { timer } of this.#fetching.values()) clock.clearTimeout(timer);
+    this.#fetching.clear();
     for (const peer of [...this.#sessions.keys()]) this.#dropSession(peer);
   }
 
-  /** Opens a session with `peer` if it is connected, allowed and has none yet. */
-  ensureSession(peer: PeerId): void {
+  /**
+   * Opens a session with `peer` if it is connected, allowed and has none yet. `accepted`: the peer
+   * opened it (its stream arrived first), so this node serves it for as long as the peer keeps it.
+   */
+  ensureSession(peer: PeerId, accepted = false): void {
     if (this.#stopped || this.#sessions.has(peer) || !this.#init.isPeerAllowed(peer)) return;
     if (!this.#init.transport.connectedPeers().includes(peer)) return;
-    const session = new Session(peer, this.#init, this, this.#sealVerifier);
+    const session = new Session(peer, this.#init, this, this.#sealVerifier, accepted);
     this.#sessions.set(peer, session);
-    session.open(0).catch((error: unknown) => {
-      this.#init.log.error('opening a sync session failed', { peer, error: String(error) });
-      session.close();
-    });
+    // A session the peer opened opens its own stream once the peer's hello arrives: a stream that
+    // the peer reset at once (it closed that session) must not make this node open one back, which
+    // the peer would take for a new session, and so on.
+    if (!accepted) session.start();
+  }
+
+  /**
+   * The peers this node syncs with on its own initiative: of the connected peers it may sync
+   * with, the {@link ReplicatorInit.neighbours} with the lowest rendezvous score (a hash of both
+   * peer ids, so each node's choice is its own and the graph they make is random), and this
+   * round's rotating peer. Together with the peers that choose it, that is the graph changes
+   * flood over; the rotating peer walks every connection over time, so a graph that the hash
+   * happened to cut in two is joined again within a few anti-entropy rounds.
+   */
+  neighbours(): ReadonlySet<PeerId> {
+    return this.#chosen;
+  }
+
+  /** Chooses the neighbours again; opens sessions to new ones and closes the ones no side wants any more. */
+  #reconcile(): void {
+    if (this.#stopped) return;
+    const allowed = this.#init.transport.connectedPeers().filter((peer) => this.#init.isPeerAllowed(peer));
+    const degree = this.#init.neighbours ?? DEFAULT_SYNC_NEIGHBOURS;
+    const nearest = allowed.length <= degree ? allowed : allowed.sort((a, b) => this.#score(a) - this.#score(b) || (a < b ? -1 : 1)).slice(0, degree);
+    const chosen = new Set(nearest);
+    if (this.#rotating !== undefined && allowed.includes(this.#rotating)) chosen.add(this.#rotating);
+    this.#chosen = chosen;
+    for (const [peer, session] of [...this.#sessions]) {
+      if (!chosen.has(peer) && !session.accepted) this.#dropSession(peer);
+    }
+    for (const peer of chosen) this.ensureSession(peer);
+  }
+
+  /**
+   * @internal Whether `session` may ask for `docId`, which a peer offered and this node does not
+   * hold: yes unless another open session asked for it less than {@link FETCH_WAIT_MS} ago.
+   */
+  claimFetch(docId: DocId, session: Session): boolean {
+    const current = this.#fetching.get(docId);
+    if (current !== undefined && current.session !== session && this.#sessions.get(current.session.peer) === current.session) return false;
+    if (current !== undefined) this.#init.clock.clearTimeout(current.timer);
+    const timer = this.#init.clock.setTimeout(guarded(this.#init.log, 'waiting for a requested document', () => this.fetchDone(docId, session)), FETCH_WAIT_MS);
+    this.#fetching.set(docId, { session, timer });
+    return true;
+  }
+
+  /**
+   * @internal The copy of `docId` that `session` asked for came (taken in or not), or will not come
+   * (the session ended, or it took too long): the offers other sessions held back go on.
+   */
+  fetchDone(docId: DocId, session: Session): void {
+    const current = this.#fetching.get(docId);
+    if (current?.session !== session) return;
+    this.#init.clock.clearTimeout(current.timer);
+    this.#fetching.delete(docId);
+    for (const other of [...this.#sessions.values()]) if (other !== session) other.offerWaited(docId);
+  }
+
+  /** Moves the rotating peer on to the next connected peer that is not a neighbour (by score, cycling). */
+  #rotate(): void {
+    const degree = this.#init.neighbours ?? DEFAULT_SYNC_NEIGHBOURS;
+    const allowed = this.#init.transport.connectedPeers().filter((peer) => this.#init.isPeerAllowed(peer));
+    const others = allowed.sort((a, b) => this.#score(a) - this.#score(b) || (a < b ? -1 : 1)).slice(degree);
+    this.#rotation = others.length === 0 ? 0 : (this.#rotation + 1) % others.length;
+    this.#rotating = others[this.#rotation];
+    this.#reconcile();
+  }
+
+  #score(peer: PeerId): number {
+    let score = this.#scores.get(peer);
+    if (score === undefined) {
+      score = neighbourScore(this.#init.transport.localPeer, peer);
+      if (this.#scores.size >= MAX_SCORES) this.#scores.clear();
+      this.#scores.set(peer, score);
+    }
+    return score;
   }
 
   /** What this node holds, summarized once per store version (every session sends the same). */
@@ -169,12 +285,10 @@ export class Replicator {
     for (const session of this.#sessions.values()) session.resendSummary();
   }
 
-  /** Re-checks every connected peer, e.g. after the member list changed. */
+  /** Re-checks every connected peer, e.g. after the member list changed or a peer was admitted. */
   refreshPeers(): void {
-    for (const peer of this.#init.transport.connectedPeers()) {
-      if (this.#init.isPeerAllowed(peer)) this.ensureSession(peer);
-      else if (this.#sessions.has(peer)) this.#dropSession(peer);
-    }
+    for (const peer of [...this.#sessions.keys()]) if (!this.#init.isPeerAllowed(peer)) this.#dropSession(peer);
+    this.#reconcile();
   }
 
   stats(): SessionStats[] {
@@ -182,14 +296,15 @@ export class Replicator {
   }
 
   /**
-   * @internal A session ended. If its peer is still connected and allowed, open a new one soon:
-   * sessions end on races (a stream refused before membership reached the peer), not only on
-   * disconnects, and nothing else would bring them back.
+   * @internal A session ended. If its peer is still a neighbour, open a new one soon: sessions
+   * end on races (a stream refused before membership reached the peer) and lost frames, not only
+   * on disconnects, and nothing else would bring them back. A session the peer opened is the
+   * peer's to open again.
    */
   sessionClosed(peer: PeerId, session: Session): void {
     if (this.#sessions.get(peer) !== session) return;
     this.#sessions.delete(peer);
-    if (this.#stopped || this.#reopenTimers.has(peer)) return;
+    if (this.#stopped || this.#reopenTimers.has(peer) || !this.#chosen.has(peer)) return;
     const failures = session.stats().messagesIn > 0 ? 0 : (this.#failedSessions.get(peer) ?? 0) + 1;
     this.#failedSessions.set(peer, failures);
     const delayMs = Math.min(REOPEN_DELAY_MS * 2 ** Math.max(0, failures - 1), REOPEN_DELAY_MAX_MS);
@@ -198,7 +313,7 @@ export class Replicator {
       this.#init.clock.setTimeout(
         guarded(this.#init.log, 'reopening a sync session', () => {
           this.#reopenTimers.delete(peer);
-          this.ensureSession(peer);
+          if (this.#chosen.has(peer)) this.ensureSession(peer);
         }),
         delayMs,
       ),
@@ -209,6 +324,7 @@ export class Replicator {
     if (this.#stopped) return;
     this.#antiEntropyTimer = this.#init.clock.setTimeout(() => {
       guarded(this.#init.log, 'anti-entropy round', () => {
+        this.#rotate();
         for (const session of this.#sessions.values()) session.resendSummary();
       })();
       this.#scheduleAntiEntropy();
@@ -249,7 +365,7 @@ export class Replicator {
       stream.abort(new Error('not a member of this fleet'));
       return;
     }
-    this.ensureSession(peer);
+    this.ensureSession(peer, true);
     const session = this.#sessions.get(peer);
     if (session === undefined) {
       stream.abort(new Error('no session'));
@@ -262,6 +378,8 @@ export class Replicator {
 /** One peer's replication: our outbound stream, per-document sync states, and the reader of theirs. */
 class Session {
   readonly peer: PeerId;
+  /** The peer opened this session (this node did not choose it): kept for as long as the peer keeps it. */
+  readonly accepted: boolean;
   readonly #init: ReplicatorInit;
   readonly #owner: Replicator;
   readonly #syncStates = new Map<DocId, A.SyncState>();
@@ -276,6 +394,7 @@ class Session {
   #sendChain: Promise<void> = Promise.resolve();
   #pendingSends = 0;
   #closed = false;
+  #started = false;
   #theirSummary: Summary | undefined;
   /** Decoded messages waiting to be handled, in arrival order. */
   #inbox: SyncMessage[] = [];
@@ -296,11 +415,16 @@ class Session {
    */
   readonly #waiting = new Map<DocId, { messages: Uint8Array[]; seals: Seal[]; bytes: number }>();
   #waitingBytes = 0;
+  /** Documents this session asked the peer for after it offered them (their copies are due). */
+  readonly #asked = new Set<DocId>();
+  /** Documents the peer offered while another session's copy of them was due: answered once it comes. */
+  readonly #heldBackOffers = new Set<DocId>();
 
   readonly #sealVerifier: SealVerifier;
 
-  constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator, sealVerifier: SealVerifier) {
+  constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator, sealVerifier: SealVerifier, accepted: boolean) {
     this.peer = peer;
+    this.accepted = accepted;
     this.#init = init;
     this.#owner = owner;
     this.#sealVerifier = sealVerifier;
@@ -308,6 +432,16 @@ class Session {
 
   stats(): SessionStats {
     return { peer: this.peer, open: this.#outbound !== undefined && !this.#closed, ...this.#stats };
+  }
+
+  /** Opens our side of the session (once). */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.open(0).catch((error: unknown) => {
+      this.#init.log.error('opening a sync session failed', { peer: this.peer, error: String(error) });
+      this.close();
+    });
   }
 
   /** Opens our stream to the peer and sends hello and our summary; retries a few times. */
@@ -352,6 +486,10 @@ class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const asked = [...this.#asked];
+    this.#asked.clear();
+    this.#heldBackOffers.clear();
+    for (const docId of asked) this.#owner.fetchDone(docId, this);
     this.#outbound?.abort(new Error('session closed'));
     this.#inbound?.abort(new Error('session closed'));
     this.#syncStates.clear();
@@ -382,6 +520,16 @@ class Session {
   async readFrom(stream: FrameStream): Promise<void> {
     this.#inbound?.abort(new Error('replaced by a newer stream'));
     this.#inbound = stream;
+    try {
+      await this.#read(stream);
+    } finally {
+      // The peer's stream is the peer's half of the session: when it ends, so does the session
+      // (the side that wants it opens a new one). A stream replaced by a newer one is not current.
+      if (this.#inbound === stream) this.close();
+    }
+  }
+
+  async #read(stream: FrameStream): Promise<void> {
     let greeted = false;
     try {
       for await (const frame of stream) {
@@ -403,6 +551,7 @@ class Session {
             return;
           }
           greeted = true;
+          if (this.accepted) this.start();
           continue;
         }
         if ((message.type === 'snapshot' || message.type === 'sync') && message.body.seals !== undefined) {
@@ -527,8 +676,19 @@ class Session {
   }
 
   async #onSnapshot(docId: string, bytes: Uint8Array, seals: readonly Seal[]): Promise<void> {
+    try {
+      await this.#takeSnapshot(docId, bytes, seals);
+    } finally {
+      if (this.#asked.delete(docId as DocId)) this.#owner.fetchDone(docId as DocId, this);
+    }
+  }
+
+  async #takeSnapshot(docId: string, bytes: Uint8Array, seals: readonly Seal[]): Promise<void> {
     this.#stats.snapshotsIn++;
     const before = this.#init.store.digest(docId as DocId);
+    // Asked for while another session's copy was on its way, which is held now (the version this
+    // peer offered): nothing to load. A newer version the peer made since comes through sync.
+    if (before !== undefined && this.#peerDigests.get(docId as DocId) === before) return;
     // A document not held yet (an empty fork) loads straight from the bytes: a third of the cost
     // of an incremental load into an empty document, which a joiner pays a thousand times.
     const accepted = await this.#receive(docId, (fork) => (fork === undefined || A.getHeads(fork).length === 0 ? this.#init.store.load(bytes, docId as DocId) : A.loadIncremental(fork, bytes)), seals);
@@ -555,7 +715,18 @@ class Session {
       return;
     }
     // The peer holds what its message's heads say: a push of that very version to it is skipped.
-    this.#notePeerHolds(id, headsDigest(decoded.heads));
+    const theirs = headsDigest(decoded.heads);
+    this.#notePeerHolds(id, theirs);
+    // It holds exactly what this node holds: the message can bring nothing (any changes it carries
+    // are in that history) and the peer needs nothing. The sync state is advanced as Automerge
+    // would advance it, without applying the message to a clone and verifying the result: in a
+    // flood (a change relayed by several neighbours) most messages are such.
+    if (theirs === this.#init.store.digest(id) && !this.#waiting.has(id)) {
+      this.#syncStates.set(id, sameHeadsReceived(this.#syncStates.get(id) ?? A.initSyncState(), decoded));
+      if (this.#stalled(id)) return;
+      this.#sendSync(id);
+      return;
+    }
     if (this.#wantInstead(id, decoded)) return;
     const waiting = this.#waiting.get(id);
     let waits = false;
@@ -600,7 +771,35 @@ class Session {
     const { store } = this.#init;
     if (decoded.changes.length > 0 || this.#syncStates.has(id) || store.has(id) || this.#refused.has(id)) return false;
     if (parseDocId(id) === undefined || store.isLocked(id) || this.#init.acceptsDocument?.(id) === false) return false;
-    return this.#send({ type: 'want', body: { docIds: [id] } });
+    if (this.#asked.has(id)) return true;
+    if (!this.#owner.claimFetch(id, this)) {
+      // Another neighbour's copy is on its way: once it is here this offer is answered (by the push
+      // of what arrived, which tells the peer; or by asking it, if that copy did not come).
+      if (this.#heldBackOffers.size >= MAX_DOCS_PER_SESSION) return false;
+      this.#heldBackOffers.add(id);
+      return true;
+    }
+    if (!this.#send({ type: 'want', body: { docIds: [id] } })) {
+      this.#owner.fetchDone(id, this);
+      return false;
+    }
+    this.#asked.add(id);
+    return true;
+  }
+
+  /** @internal Another session's copy of `docId` came or will not: an offer of it held back here goes on. */
+  offerWaited(docId: DocId): void {
+    if (!this.#heldBackOffers.delete(docId) || this.#closed) return;
+    const { store } = this.#init;
+    // Held now: the push of its arrival reaches this peer (unless it holds that very version).
+    if (store.has(docId)) return;
+    if (this.#refused.has(docId) || store.isLocked(docId) || this.#init.acceptsDocument?.(docId) === false) return;
+    if (!this.#owner.claimFetch(docId, this)) {
+      this.#heldBackOffers.add(docId);
+      return;
+    }
+    if (this.#send({ type: 'want', body: { docIds: [docId] } })) this.#asked.add(docId);
+    else this.#owner.fetchDone(docId, this);
   }
 
   /** Adds a received message to the document's waiting ones; false past the bounds. */
@@ -860,6 +1059,28 @@ class Session {
     }
     if (this.#outbound === stream) this.close();
   }
+}
+
+/**
+ * The sync state Automerge's `receiveSyncMessage` leaves after a message whose heads are exactly
+ * this node's (so every change it carries is held and the peer needs nothing): what the peer
+ * holds is what both hold, nothing sent to it is in flight any more, and a message without
+ * changes is also the peer's acknowledgement of those heads. Kept equal to Automerge's own result
+ * by a test (test/mesh/replication.test.ts), so an Automerge upgrade that changes it is noticed.
+ */
+export function sameHeadsReceived(state: A.SyncState, message: A.DecodedSyncMessage): A.SyncState {
+  const heads = [...message.heads].sort();
+  return {
+    ...state,
+    sharedHeads: heads,
+    lastSentHeads: message.changes.length === 0 ? heads : state.lastSentHeads,
+    theirHeads: heads,
+    theirNeed: [...message.need],
+    theirHave: message.have,
+    sentHashes: {},
+    inFlight: false,
+    // The typings say string[]; Automerge keeps (and reads) an object of hashes.
+  } as unknown as A.SyncState;
 }
 
 /** `doc` with the changes of the waiting sync messages applied, or queued where they still lack a dependency. */

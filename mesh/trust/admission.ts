@@ -1,5 +1,6 @@
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
+import type { SignatureVerifier } from '../ports/signature-verifier.ts';
 import type { Storage } from '../ports/storage.ts';
 import type { FrameStream, PeerId, Transport } from '../ports/transport.ts';
 import { type MessageOf, type PeerPenalties, WireError, decodeCbor, decodeMessage, defineProtocol, encodeCbor, encodeMessage, exchange, firstFrame, s } from '../wire/index.ts';
@@ -73,6 +74,11 @@ export interface AdmissionInit {
   readonly policy: AdmissionPolicy;
   /** Life of the credentials this node issues; 90 days unless a test says otherwise. */
   readonly credentialLifeMs?: number;
+  /**
+   * Checks credential signatures (in batches, off the event loop where the host can; the
+   * simulator shares verdicts between nodes). Without one, they are checked in-process.
+   */
+  readonly verifier?: SignatureVerifier;
 }
 
 interface Admitted {
@@ -341,6 +347,12 @@ export class Admission {
       const request = decodeMessage(admitProtocol, frame);
       if (request.type === 'present') {
         const { chain } = request.body;
+        await this.#verifySignatures(chain);
+        // The connection may have closed while the signatures were checked: nothing to admit.
+        if (this.#stopped || !this.#init.transport.connectedPeers().includes(peer)) {
+          stream.abort(new Error('the connection closed'));
+          return;
+        }
         const problem = this.#problem(peer, chain);
         if (problem === undefined) {
           await reply({ type: 'admitted', body: { expiresAt: this.#admit(peer, chain) } });
@@ -423,14 +435,35 @@ export class Admission {
     return chainProblem(peer, chain, context);
   }
 
+  /**
+   * Checks the signatures of `chain` not checked yet, as one batch through the verifier port, so
+   * that {@link chainProblem} finds their verdicts here. Without a verifier, they are checked when
+   * the chain is judged.
+   */
+  async #verifySignatures(chain: readonly Credential[]): Promise<void> {
+    const { verifier } = this.#init;
+    if (verifier === undefined) return;
+    const unchecked = chain.filter((credential) => !this.#signatures.has(credential.signature)).slice(0, MAX_CREDENTIAL_CHAIN);
+    if (unchecked.length === 0) return;
+    const checks = unchecked.map((credential) => credentialSignatureCheck(credential));
+    const wellFormed = unchecked.flatMap((credential, i) => (checks[i] === undefined ? [] : [{ credential, check: checks[i]! }]));
+    for (let i = 0; i < unchecked.length; i++) if (checks[i] === undefined) this.#remember(unchecked[i]!.signature, false);
+    const verdicts = await verifier.verifyBatch(wellFormed.map((w) => w.check));
+    wellFormed.forEach((w, i) => this.#remember(w.credential.signature, verdicts[i] === true));
+  }
+
   #signatureValid(credential: Credential): boolean {
     const cached = this.#signatures.get(credential.signature);
     if (cached !== undefined) return cached;
     const check = credentialSignatureCheck(credential);
     const valid = check !== undefined && verifyBytes(check.publicKey, check.message, check.signature);
-    if (this.#signatures.size >= MAX_SIGNATURE_VERDICTS) this.#signatures.delete(this.#signatures.keys().next().value!);
-    this.#signatures.set(credential.signature, valid);
+    this.#remember(credential.signature, valid);
     return valid;
+  }
+
+  #remember(signature: string, valid: boolean): void {
+    if (this.#signatures.size >= MAX_SIGNATURE_VERDICTS) this.#signatures.delete(this.#signatures.keys().next().value!);
+    this.#signatures.set(signature, valid);
   }
 
   #renewDelay(): number {
@@ -463,6 +496,7 @@ export class Admission {
       for (const peer of this.#init.transport.connectedPeers()) {
         const answer = await this.#ask(peer, { type: 'renew', body: {} });
         if (answer?.type !== 'credential' || answer.body.chain[0]?.peerId !== this.#localPeer) continue;
+        await this.#verifySignatures(answer.body.chain);
         if (this.#problem(this.#localPeer, answer.body.chain) !== undefined) continue;
         await this.adopt(answer.body.chain);
         this.#init.log.info('renewed this node\'s membership credential', { issuer: answer.body.chain[0].issuer, expiresAt: new Date(answer.body.chain[0].expiresAt).toISOString() });

@@ -61,7 +61,7 @@ export class MiniFleet {
   readonly network = new MemoryNetwork();
   readonly nodes: MiniNode[] = [];
 
-  async add(index: number, storage: Storage = new MemoryStorage(), options: { acceptsDocument?: (docId: string) => boolean } = {}): Promise<MiniNode> {
+  async add(index: number, storage: Storage = new MemoryStorage(), options: { acceptsDocument?: (docId: string) => boolean; neighbours?: number } = {}): Promise<MiniNode> {
     const peer = fakePeerId(index);
     const transport = this.network.createTransport(peer);
     const log = new MemoryLogger();
@@ -83,6 +83,7 @@ export class MiniFleet {
       fleetId: FLEET_ID,
       isPeerAllowed: () => true,
       ...(options.acceptsDocument === undefined ? {} : { acceptsDocument: options.acceptsDocument }),
+      ...(options.neighbours === undefined ? {} : { neighbours: options.neighbours }),
     });
     replicator.start();
     const node: MiniNode = { peer, storage, store, replicator, penalties, log, disconnects };

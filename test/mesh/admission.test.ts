@@ -10,6 +10,8 @@ import {
   MemoryStorage,
   type PeerId,
   PeerPenalties,
+  type SignatureCheck,
+  type SignatureVerifier,
   admitProtocol,
   chainProblem,
   credentialSignatureCheck,
@@ -75,7 +77,7 @@ class Harness {
   readonly penalties = new Map<number, PeerPenalties>();
   readonly admitted: string[] = [];
 
-  async add(index: number, options: { founder?: boolean; chain?: Credential[]; lifeMs?: number } = {}): Promise<Admission> {
+  async add(index: number, options: { founder?: boolean; chain?: Credential[]; lifeMs?: number; verifier?: SignatureVerifier } = {}): Promise<Admission> {
     const identity = id(index);
     const transport = this.network.createTransport(identity.peerId as PeerId);
     const penalties = new PeerPenalties({ clock: this.clock, onExceeded: () => {} });
@@ -97,6 +99,7 @@ class Harness {
       fleetId: FLEET,
       policy,
       ...(options.lifeMs === undefined ? {} : { credentialLifeMs: options.lifeMs }),
+      ...(options.verifier === undefined ? {} : { verifier: options.verifier }),
     });
     await admission.load();
     if (options.chain !== undefined) await admission.adopt(options.chain);
@@ -169,6 +172,37 @@ describe('admission on a connection', () => {
     expect(founder.isAdmitted(id(8).peerId as PeerId)).toBe(false);
     expect(thief.connectedPeers()).toEqual([]);
     expect(h.penalties.get(0)!.snapshot().byPeer[id(8).peerId]).toMatchObject({ 'admission:refused': 1 });
+  });
+
+  it("checks a presented chain's signatures through the signature verifier port, and refuses what it finds invalid", async () => {
+    const h = new Harness();
+    h.members.add(id(0).peerId);
+    h.members.add(id(1).peerId);
+    h.members.add(id(2).peerId);
+    // A verifier that says what it was asked, and finds any signature by node 2's key invalid.
+    const asked: SignatureCheck[] = [];
+    const verifier: SignatureVerifier = {
+      verifyBatch: async (checks) => {
+        asked.push(...checks);
+        return checks.map((check) => Buffer.from(check.publicKey).equals(Buffer.from(id(2).publicKey)) ? false : verifyBytes(check.publicKey, check.message, check.signature));
+      },
+      close: async () => {},
+    };
+    const founder = await h.add(0, { founder: true, verifier });
+    await h.run(100);
+    const member = await h.add(1, { chain: founder.issueFor(id(1).peerId) });
+    const vouched = await h.add(3, { chain: [issue(2, 3)] });
+    h.members.add(id(3).peerId);
+    await h.network.lookup(id(1).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
+    await h.network.lookup(id(3).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
+    await h.run(1_000);
+    expect(founder.isAdmitted(id(1).peerId as PeerId)).toBe(true);
+    expect(founder.isAdmitted(id(3).peerId as PeerId)).toBe(false);
+    // The signers asked about: node 0 (node 1's credential) and node 2 (node 3's).
+    const signers = new Set(asked.map((check) => [0, 2].find((i) => Buffer.from(check.publicKey).equals(Buffer.from(id(i).publicKey))) ?? -1));
+    expect([...signers].sort()).toEqual([0, 2]);
+    expect(member.isAdmitted(id(0).peerId as PeerId)).toBe(true);
+    expect(vouched.chain()).toHaveLength(1);
   });
 
   it('renews its credential with a member at 75 % of its life and stays admitted past the first expiry', async () => {

@@ -48,4 +48,44 @@ describe('ConnectionKeeper', () => {
     expect(self.connectedPeers().length).toBe(5);
     keeper.stop();
   });
+
+  it('tells failure detection of each failed dial, and reads the candidates only while it has fewer connections than its target', async () => {
+    const clock = new ManualClock();
+    const network = new MemoryNetwork();
+    const self = network.createTransport(fakePeerId(0));
+    const members = new Map<PeerId, readonly string[]>();
+    for (let i = 1; i <= 3; i++) members.set(network.createTransport(fakePeerId(i)).localPeer, ['/memory/x']);
+    const down = fakePeerId(9);
+    members.set(down, ['/memory/y']);
+    const failed: PeerId[] = [];
+    let reads = 0;
+    const keeper = new ConnectionKeeper({
+      transport: self,
+      clock,
+      random: new SeededRandom(5),
+      log: new MemoryLogger(),
+      candidates: () => {
+        reads++;
+        return members;
+      },
+      isCandidate: (peer) => members.has(peer),
+      targetPeers: 3,
+      onDialFailed: (peer) => failed.push(peer),
+    });
+    keeper.start();
+    for (let i = 0; i < 30; i++) await clock.advanceAsync(100, settle);
+    expect(self.connectedPeers()).toHaveLength(3);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((peer) => peer === down)).toBe(true);
+    // Three connections are its target: ticks after that do not build the candidate list.
+    const readsThen = reads;
+    for (let i = 0; i < 50; i++) await clock.advanceAsync(100, settle);
+    expect(reads).toBe(readsThen);
+    // One goes: it reads the candidates again and dials.
+    await self.hangUp(fakePeerId(1));
+    for (let i = 0; i < 20; i++) await clock.advanceAsync(100, settle);
+    expect(reads).toBeGreaterThan(readsThen);
+    expect(self.connectedPeers()).toHaveLength(3);
+    keeper.stop();
+  });
 });

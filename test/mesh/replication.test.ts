@@ -1,8 +1,8 @@
 import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { type DocId, FLEET_DOC_ID, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
-import { MemoryStorage, type PeerId, actorPrefixFor, encodeFrame, encodeMessage, signSeal, syncProtocol } from '../../mesh/index.ts';
-import { FLEET_ID, MiniFleet, fakePeerId, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
+import { MemoryStorage, type PeerId, actorPrefixFor, decodeMessage, encodeFrame, encodeMessage, neighbourScore, sameHeadsReceived, signSeal, syncProtocol } from '../../mesh/index.ts';
+import { FLEET_ID, MiniFleet, type MiniNode, fakePeerId, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
 type Loose = Record<string, unknown>;
 
@@ -235,6 +235,159 @@ describe('replication', () => {
     expect(readFleet(restarted.store.get(FLEET_DOC_ID))?.fleetId).toBe(FLEET_ID);
     expect(labelOf(fleet, fleet.nodes.indexOf(restarted), 'member-3')).toBe('worker');
     expect(restarted.store.problems()).toEqual([]);
+  });
+});
+
+describe('replication: sync neighbours', () => {
+  /** `count` nodes, each connected to every other, each choosing `neighbours` of them. */
+  async function meshOf(count: number, neighbours: number): Promise<{ fleet: MiniFleet; nodes: MiniNode[] }> {
+    const fleet = new MiniFleet();
+    const nodes: MiniNode[] = [];
+    for (let i = 0; i < count; i++) nodes.push(await fleet.add(i, new MemoryStorage(), { neighbours }));
+    for (let i = 0; i < count; i++) for (let j = i + 1; j < count; j++) await fleet.transportOf(nodes[i]!.peer).dial(nodes[j]!.peer, []);
+    // Sessions closed while the choices settled are opened again by the side that wants them (1 s).
+    await fleet.run(2_000, 20);
+    return { fleet, nodes };
+  }
+
+  it('syncs with its chosen neighbours and the peers that chose it, not with every connected peer, and a change still reaches every node', async () => {
+    const { fleet, nodes } = await meshOf(10, 2);
+    for (const node of nodes) {
+      expect(fleet.transportOf(node.peer).connectedPeers()).toHaveLength(9);
+      expect(node.replicator.neighbours().size).toBe(2);
+      const sessions = node.replicator.stats().map((s) => s.peer);
+      // Its own two, and only peers that chose it besides.
+      for (const peer of node.replicator.neighbours()) expect(sessions).toContain(peer);
+      for (const peer of sessions) {
+        const other = nodes.find((n) => n.peer === peer)!;
+        expect(node.replicator.neighbours().has(peer) || other.replicator.neighbours().has(node.peer)).toBe(true);
+      }
+    }
+    const sessions = nodes.reduce((sum, node) => sum + node.replicator.stats().length, 0) / 2;
+    expect(sessions).toBeLessThanOrEqual(20);
+    expect(sessions).toBeLessThan(45);
+    await seedFleetDoc(fleet, 3, 2);
+    await fleet.until(() => nodes.every((node) => node.store.digest(FLEET_DOC_ID) === nodes[3]!.store.digest(FLEET_DOC_ID)));
+  });
+
+  it('chooses another neighbour when one disconnects, and closes what neither side wants any more', async () => {
+    const { fleet, nodes } = await meshOf(6, 1);
+    const a = nodes[0]!;
+    const first = [...a.replicator.neighbours()][0]!;
+    await fleet.transportOf(a.peer).hangUp(first);
+    await fleet.run(2_000, 20);
+    const second = [...a.replicator.neighbours()][0]!;
+    expect(second).not.toBe(first);
+    expect(a.replicator.stats().map((s) => s.peer)).toContain(second);
+    // Every session left is wanted by one side or the other.
+    for (const node of nodes) {
+      for (const { peer } of node.replicator.stats()) {
+        const other = nodes.find((n) => n.peer === peer)!;
+        expect(node.replicator.neighbours().has(peer) || other.replicator.neighbours().has(node.peer)).toBe(true);
+      }
+    }
+    await seedFleetDoc(fleet, 0, 1);
+    await fleet.until(() => nodes.every((node) => node.store.has(FLEET_DOC_ID)));
+  });
+
+  it('syncs with one more connected peer each anti-entropy round, in turn, so a neighbour graph cut in two is joined', async () => {
+    // Four test identities whose one-neighbour choices make two pairs: a and b choose each other,
+    // c and d each other. All four are connected, but the neighbour graph is cut in two.
+    const nearest = (self: number, among: number[]): number => among.filter((i) => i !== self).sort((x, y) => neighbourScore(fakePeerId(self), fakePeerId(x)) - neighbourScore(fakePeerId(self), fakePeerId(y)))[0]!;
+    let pairs: number[] | undefined;
+    for (let a = 0; a < 12 && pairs === undefined; a++) {
+      for (let b = a + 1; b < 12 && pairs === undefined; b++) {
+        for (let c = b + 1; c < 12 && pairs === undefined; c++) {
+          for (let d = c + 1; d < 12 && pairs === undefined; d++) {
+            const four = [a, b, c, d];
+            if (nearest(a, four) === b && nearest(b, four) === a && nearest(c, four) === d && nearest(d, four) === c) pairs = four;
+          }
+        }
+      }
+    }
+    expect(pairs).toBeDefined();
+    const fleet = new MiniFleet();
+    const nodes: MiniNode[] = [];
+    for (const index of pairs!) nodes.push(await fleet.add(index, new MemoryStorage(), { neighbours: 1 }));
+    for (let i = 0; i < 4; i++) for (let j = i + 1; j < 4; j++) await fleet.transportOf(nodes[i]!.peer).dial(nodes[j]!.peer, []);
+    await fleet.run(2_000, 20);
+    expect(nodes.map((node) => [...node.replicator.neighbours()])).toEqual([[nodes[1]!.peer], [nodes[0]!.peer], [nodes[3]!.peer], [nodes[2]!.peer]]);
+    await seedFleetDoc(fleet, 0, 1);
+    await fleet.run(5_000, 50);
+    // Within its half at once; the other half only once a rotation bridges them (the first round is at 15 s).
+    expect(nodes[1]!.store.has(FLEET_DOC_ID)).toBe(true);
+    expect(nodes[2]!.store.has(FLEET_DOC_ID) || nodes[3]!.store.has(FLEET_DOC_ID)).toBe(false);
+    await fleet.until(() => nodes.every((node) => node.store.digest(FLEET_DOC_ID) === nodes[0]!.store.digest(FLEET_DOC_ID)), 20_000);
+  });
+});
+
+describe('replication: a document several neighbours offer at once', () => {
+  it('is asked of one of them, and of another when that copy does not come', async () => {
+    const fleet = new MiniFleet();
+    const [a, b, c, n] = [await fleet.add(0), await fleet.add(1), await fleet.add(2), await fleet.add(3)];
+    // n's requests to a are lost (a never answers them).
+    const transportN = fleet.transportOf(n.peer);
+    const openStream = transportN.openStream.bind(transportN);
+    transportN.openStream = async (peer, protocol, options) => {
+      const stream = await openStream(peer, protocol, options);
+      if (peer !== a.peer || protocol !== syncProtocol.id) return stream;
+      const send = stream.send.bind(stream);
+      stream.send = async (frame) => (decodeMessage(syncProtocol, frame).type === 'want' ? undefined : send(frame));
+      return stream;
+    };
+    for (const [x, y] of [[a, b], [a, c], [b, c], [a, n], [b, n], [c, n]] as const) await fleet.connect(x, y);
+    await fleet.run(500);
+    await writeAsNode(a.store, a.peer, { hostname: 'offered' });
+    // a offers it to n first; b and c offer it as soon as they hold it, and wait for a's copy.
+    await fleet.run(1_000);
+    expect(n.store.has(nodeDocId(a.peer))).toBe(false);
+    await fleet.until(() => n.store.has(nodeDocId(a.peer)), 3_000);
+    const snapshots = n.replicator.stats().map((session) => session.snapshotsIn);
+    expect(snapshots.reduce((sum, count) => sum + count, 0)).toBe(1);
+    expect(n.replicator.stats().find((session) => session.peer === a.peer)?.snapshotsIn).toBe(0);
+  });
+});
+
+describe('replication: messages about what both hold', () => {
+  /** Runs Automerge sync between two documents until it is quiet; returns both sync states. */
+  function converge(a: A.Doc<Loose>, b: A.Doc<Loose>, sa = A.initSyncState(), sb = A.initSyncState()) {
+    for (let round = 0; round < 10; round++) {
+      let message: Uint8Array | null;
+      [sa, message] = A.generateSyncMessage(a, sa);
+      if (message !== null) [b, sb] = A.receiveSyncMessage(A.clone(b), sb, message);
+      [sb, message] = A.generateSyncMessage(b, sb);
+      if (message !== null) [a, sa] = A.receiveSyncMessage(A.clone(a), sa, message);
+    }
+    return { a, b, sa, sb };
+  }
+  const comparable = (state: A.SyncState): unknown => ({ ...(state as unknown as Loose), theirCapabilities: undefined });
+
+  it('advances the sync state as Automerge does for a message with the same heads, with or without changes', () => {
+    const base = A.change(A.init<Loose>({ actor: 'aa' }), (d) => void (d['x'] = 1));
+    // Without changes: the last message of an exchange, the peer acknowledging what both hold.
+    const first = converge(base, A.clone(base, { actor: 'bb' }));
+    const b2 = A.change(A.clone(first.b, { actor: 'bb' }), (d) => void (d['y'] = 2));
+    let [sb, ack] = A.generateSyncMessage(b2, first.sb);
+    const [a2, sa2] = A.receiveSyncMessage(A.clone(first.a), first.sa, ack!);
+    [, ack] = A.generateSyncMessage(a2, sa2);
+    const decodedAck = A.decodeSyncMessage(ack!);
+    expect(decodedAck.changes).toHaveLength(0);
+    expect(A.getHeads(b2)).toEqual(decodedAck.heads);
+    const [, real] = A.receiveSyncMessage(A.clone(b2), sb, ack!);
+    expect(comparable(sameHeadsReceived(sb, decodedAck))).toEqual(comparable(real));
+
+    // With changes this node holds already (relayed to it by another neighbour first).
+    const c = A.clone(first.b, { actor: 'cc' });
+    const synced = converge(first.a, c);
+    const a3 = A.change(A.clone(synced.a, { actor: 'aa' }), (d) => void (d['z'] = 3));
+    const c3 = A.merge(A.clone(synced.b, { actor: 'cc' }), a3);
+    const [, push] = A.generateSyncMessage(a3, synced.sa);
+    const decodedPush = A.decodeSyncMessage(push!);
+    expect(decodedPush.changes.length).toBeGreaterThan(0);
+    expect(A.getHeads(c3)).toEqual(decodedPush.heads);
+    [sb] = [synced.sb];
+    const [, realPush] = A.receiveSyncMessage(A.clone(c3), sb, push!);
+    expect(comparable(sameHeadsReceived(sb, decodedPush))).toEqual(comparable(realPush));
   });
 });
 

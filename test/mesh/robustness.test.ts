@@ -21,6 +21,75 @@ async function openStore(storage: MemoryStorage, fleet = new MiniFleet()): Promi
   return DocStore.open({ storage, clock: fleet.clock, actorId: ACTOR, log: new MemoryLogger() });
 }
 
+/** Storage whose batches wait until `release()` while `holding`. */
+class HeldStorage extends MemoryStorage {
+  holding = false;
+  readonly #waiting: Array<() => void> = [];
+
+  override async batch(...args: Parameters<MemoryStorage['batch']>): Promise<void> {
+    if (this.holding) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    return super.batch(...args);
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+}
+
+describe('document store', () => {
+  it('makes a local change in memory before it is stored: readers see it while the durable write is under way', async () => {
+    const storage = new HeldStorage();
+    const store = await openStore(storage);
+    const version = store.version;
+    storage.holding = true;
+    let stored = false;
+    const writing = store.change<Loose>(FLEET_DOC_ID, (d) => {
+      d['schema'] = 1;
+      d['one'] = 1;
+    }, { durable: true }).then(() => (stored = true));
+    // Before the promise settles, and before any await: the pools owner answers claims on this.
+    expect(toPlain(store.get(FLEET_DOC_ID))).toEqual({ schema: 1, one: 1 });
+    expect(store.version).toBeGreaterThan(version);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(stored).toBe(false);
+    storage.release();
+    await writing;
+    expect(stored).toBe(true);
+    expect(toPlain((await openStore(storage)).get(FLEET_DOC_ID))).toEqual({ schema: 1, one: 1 });
+  });
+});
+
+describe('document store: change listeners', () => {
+  it('tells listeners of a durable local change once it is stored (so no peer is pushed what could be lost), of any other change at once', async () => {
+    const storage = new HeldStorage();
+    const store = await openStore(storage);
+    const heard: string[] = [];
+    store.onChanged(({ docId }) => heard.push(docId));
+    storage.holding = true;
+    const durable = store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1), { durable: true }).then(() => heard.push('durable stored'));
+    const other = 'node/' + fakePeerId(3);
+    void store.change<Loose>(other as DocId, (d) => void (d['schema'] = 1));
+    expect(heard).toEqual([other]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(heard).toEqual([other]);
+    storage.release();
+    await durable;
+    expect(heard).toEqual([other, FLEET_DOC_ID, 'durable stored']);
+  });
+
+  it('tells listeners of a durable local change whose write failed, as the change stays in memory', async () => {
+    const storage = new FailingStorage();
+    const store = await openStore(storage);
+    const heard: string[] = [];
+    store.onChanged(({ docId }) => heard.push(docId));
+    storage.failNextBatches = 1;
+    await expect(store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1), { durable: true })).rejects.toThrow(/EIO/);
+    expect(heard).toEqual([FLEET_DOC_ID]);
+    expect(toPlain(store.get(FLEET_DOC_ID))).toEqual({ schema: 1 });
+  });
+});
+
 describe('document store under failures', () => {
   it('keeps what it stored loadable after a failed write: the next write is a full snapshot', async () => {
     const storage = new FailingStorage();

@@ -10,10 +10,20 @@ class Cluster {
   readonly swims: Swim[] = [];
   readonly changes: Array<{ at: number; observer: number; peer: string; state: MemberState }> = [];
 
-  constructor(size: number) {
+  /** Streams each node opened to each other node (SWIM opens one per exchange). */
+  readonly opened = new Map<string, number>();
+
+  /** `view`: with it, each node probes in turn only the peers it names (by index). */
+  constructor(size: number, view?: (self: number) => readonly number[]) {
     this.peers = Array.from({ length: size }, (_, i) => testIdentity(i).peerId as PeerId);
     for (let i = 0; i < size; i++) {
       const transport = this.network.createTransport(this.peers[i]!);
+      const openStream = transport.openStream.bind(transport);
+      transport.openStream = (peer, protocol, options) => {
+        const key = `${i}>${this.peers.indexOf(peer)}`;
+        this.opened.set(key, (this.opened.get(key) ?? 0) + 1);
+        return openStream(peer, protocol, options);
+      };
       const swim = new Swim({
         transport,
         clock: this.clock,
@@ -22,6 +32,7 @@ class Cluster {
         penalties: new PeerPenalties({ clock: this.clock, onExceeded: () => {} }),
         members: () => this.peers,
         isAdmitted: () => true,
+        ...(view === undefined ? {} : { view: () => view(i).map((j) => this.peers[j]!) }),
         onChange: (peer, state) => this.changes.push({ at: this.clock.now(), observer: i, peer, state }),
       });
       this.swims.push(swim);
@@ -120,5 +131,35 @@ describe('SWIM failure detection', () => {
     await cluster.run(3_000);
     expect(cluster.seenBy(3, 'left', at)).toBeDefined();
     expect(cluster.changes.some((c) => c.peer === cluster.peers[3] && c.state === 'dead')).toBe(false);
+  });
+
+  it('probes in turn only the members in its view, and still finds a crashed one dead everywhere', async () => {
+    // A ring: each node's view is its two neighbours.
+    const cluster = new Cluster(8, (self) => [(self + 1) % 8, (self + 7) % 8]);
+    await cluster.run(10_000);
+    expect(cluster.changes).toEqual([]);
+    for (const [key] of cluster.opened) {
+      const [from, to] = key.split('>').map(Number) as [number, number];
+      expect([(from + 1) % 8, (from + 7) % 8]).toContain(to);
+    }
+    const crashedAt = cluster.clock.now();
+    cluster.crash(5);
+    await cluster.run(8_000);
+    // Its two neighbours probe it; the others hear of it and check for themselves.
+    expect(cluster.seenBy(5, 'dead', crashedAt)).toBeDefined();
+  });
+
+  it('probes a member outside its view that it never heard from when a dial to it fails, and finds it dead', async () => {
+    // Node 4 is cut off from the start; nobody has it in view (as nobody could connect to it).
+    const cluster = new Cluster(5, (self) => [0, 1, 2, 3].filter((j) => j !== self));
+    for (let j = 0; j < 4; j++) cluster.network.block(cluster.peers[4]!, cluster.peers[j]!);
+    await cluster.run(6_000);
+    expect(cluster.changes.filter((c) => c.peer === cluster.peers[4])).toEqual([]);
+    const hintedAt = cluster.clock.now();
+    // A keeper's dial to it failed (on one node), which never heard from it: it probes it.
+    cluster.swims[0]!.dialFailed(cluster.peers[4]!);
+    await cluster.run(6_000);
+    const times = cluster.seenBy(4, 'dead', hintedAt);
+    expect(times).toBeDefined();
   });
 });
