@@ -11,7 +11,7 @@ import { type TrustPolicy, type TrustVerdict, checkVersionTrust, trustPolicyOf }
 import { IllegalTransitionError } from './catalog/state-machine.ts';
 import { type ModuleVersion, moduleVersionOf, moveVersion, versionStatement } from './catalog/version.ts';
 import { type InstanceActionRequest, type TaskCancel, type TaskRequest, instanceActionOf, taskCancelOf, taskRequestOf } from './catalog/task-request.ts';
-import type { DesiredArea, DocId } from './ids.ts';
+import { type DesiredArea, type DocId, parseDocId } from './ids.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
 /**
@@ -26,8 +26,18 @@ import { SCHEMA_VERSIONS } from './schema.ts';
  */
 export const DESIRED_CATALOG_DOC_ID = 'desired/catalog' as DocId;
 
-/** The task requests document: tasks operators asked nodes to run, and cancellations. */
+/**
+ * The task requests area: tasks operators asked nodes to run, cancellations and instance actions.
+ * Entries are signed for this id and stored in the bucket of their day, `desired/tasks/<day>`
+ * ({@link desiredTasksBucketId}; docs/CATALOG.md §Tasks: retention). No document has this id.
+ */
 export const DESIRED_TASKS_DOC_ID = 'desired/tasks' as DocId;
+
+/** The id entries of desired document `docId` are signed for: its area (`desired/tasks` for a day bucket). */
+export function signedDocIdOf(docId: string): string {
+  const parsed = parseDocId(docId);
+  return parsed?.kind === 'desired' ? `desired/${parsed.area}` : docId;
+}
 
 export const DESIRED_KINDS = ['module', 'version', 'trust', 'template', 'assignment', 'pool', 'task', 'task-cancel', 'instance-action'] as const;
 export type DesiredKind = (typeof DESIRED_KINDS)[number];

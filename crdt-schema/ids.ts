@@ -1,7 +1,11 @@
 /** A fleet id: 32 lowercase hex characters (16 random bytes). */
 export type FleetId = string & { readonly __brand: 'FleetId' };
 
-/** The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>`, `tasks/<peerId>`, `pools/<peerId>` or `desired/<area>`. */
+/**
+ * The id of a replicated document: `fleet`, `node/<peerId>`, `events/<retention>/<day>/<peerId>`,
+ * `tasks/<peerId>`, `tasks/<peerId>/<day>`, `pools/<peerId>`, `desired/catalog` or
+ * `desired/tasks/<day>`.
+ */
 export type DocId = string & { readonly __brand: 'DocId' };
 
 /** libp2p peer ids in base58btc (Ed25519 ids are 52 characters). */
@@ -22,8 +26,8 @@ export type RetentionClass = 'routine' | 'high';
 /** What a document id names; undefined for an id this node does not know. */
 export type ParsedDocId =
   | { readonly kind: 'fleet' }
-  | { readonly kind: 'desired'; readonly area: DesiredArea }
-  | { readonly kind: 'tasks'; readonly peerId: string }
+  | { readonly kind: 'desired'; readonly area: DesiredArea; readonly day?: string }
+  | { readonly kind: 'tasks'; readonly peerId: string; readonly day?: string }
   | { readonly kind: 'pools'; readonly peerId: string }
   | { readonly kind: 'node'; readonly peerId: string }
   | { readonly kind: 'events'; readonly retention: RetentionClass; readonly day: string; readonly peerId: string };
@@ -33,16 +37,21 @@ const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 export function parseDocId(id: string): ParsedDocId | undefined {
   if (id === FLEET_DOC_ID) return { kind: 'fleet' };
   if (id.startsWith('desired/')) {
-    const area = id.slice('desired/'.length);
-    if ((DESIRED_AREAS as readonly string[]).includes(area)) return { kind: 'desired', area: area as DesiredArea };
+    const [area, day, ...rest] = id.slice('desired/'.length).split('/');
+    // Task requests live in day buckets only (docs/CATALOG.md §Tasks: retention); the catalog is one document.
+    if (area === 'catalog' && day === undefined) return { kind: 'desired', area };
+    if (area === 'tasks' && rest.length === 0 && DAY_PATTERN.test(day ?? '')) return { kind: 'desired', area, day: day! };
   }
   if (id.startsWith('node/')) {
     const peerId = id.slice('node/'.length);
     if (PEER_ID_PATTERN.test(peerId)) return { kind: 'node', peerId };
   }
   if (id.startsWith('tasks/')) {
-    const peerId = id.slice('tasks/'.length);
-    if (PEER_ID_PATTERN.test(peerId)) return { kind: 'tasks', peerId };
+    const [peerId, day, ...rest] = id.slice('tasks/'.length).split('/');
+    if (rest.length === 0 && PEER_ID_PATTERN.test(peerId ?? '')) {
+      if (day === undefined) return { kind: 'tasks', peerId: peerId! };
+      if (DAY_PATTERN.test(day)) return { kind: 'tasks', peerId: peerId!, day };
+    }
   }
   if (id.startsWith('pools/')) {
     const peerId = id.slice('pools/'.length);
@@ -75,6 +84,19 @@ export function nodeDocId(peerId: string): DocId {
 export function tasksDocId(peerId: string): DocId {
   if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
   return `tasks/${peerId}` as DocId;
+}
+
+/** The bucket of the runs `peerId` made and the leases it gave for tasks requested on `day` (`yyyy-mm-dd`, UTC). */
+export function taskBucketDocId(peerId: string, day: string): DocId {
+  if (!PEER_ID_PATTERN.test(peerId)) throw new RangeError(`not a peer id: ${peerId}`);
+  if (!DAY_PATTERN.test(day)) throw new RangeError(`not a day: ${day}`);
+  return `tasks/${peerId}/${day}` as DocId;
+}
+
+/** The bucket of the task requests, cancels and instance actions operators signed on `day` (`yyyy-mm-dd`, UTC). */
+export function desiredTasksBucketId(day: string): DocId {
+  if (!DAY_PATTERN.test(day)) throw new RangeError(`not a day: ${day}`);
+  return `desired/tasks/${day}` as DocId;
 }
 
 /** The document of the pool claims `peerId` recorded as owner of `control.pools`, and the claim it holds as a member (sealed by it). */

@@ -1,4 +1,6 @@
 import { ImmutableString } from '@automerge/automerge';
+import { dayOf } from './events.ts';
+import { parseDocId } from './ids.ts';
 import { INSTANCE_STATES, type InstanceState, type InstanceTransition } from './catalog/instance.ts';
 import { toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
@@ -82,6 +84,22 @@ export interface ActionOutcome {
 }
 
 const str = (value: string): ImmutableString => new ImmutableString(value);
+
+/** Days a task bucket is kept after its day: requests, and the runs and leases of their tasks (docs/CATALOG.md §Tasks: retention). */
+export const TASK_RETENTION_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** The day of a task bucket (`desired/tasks/<day>` or `tasks/<peer>/<day>`), or undefined for any other document. */
+export function taskBucketDay(docId: string): string | undefined {
+  const parsed = parseDocId(docId);
+  return (parsed?.kind === 'tasks' || (parsed?.kind === 'desired' && parsed.area === 'tasks')) ? parsed.day : undefined;
+}
+
+/** Whether `docId` is a task bucket past its retention at `nowMs`: deleted, and not taken in again. */
+export function isTaskBucketRetired(docId: string, nowMs: number, retentionDays = TASK_RETENTION_DAYS): boolean {
+  const day = taskBucketDay(docId);
+  return day !== undefined && day < dayOf(nowMs - retentionDays * DAY_MS);
+}
 
 /** Records (or replaces) this node's run of `taskId`. */
 export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): void {

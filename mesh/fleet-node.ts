@@ -8,6 +8,7 @@ import {
   type NodeStateView,
   foundFleet,
   nodeDocId,
+  parseDocId,
   type DocId,
   readFleet,
   readNodeState,
@@ -31,6 +32,7 @@ import {
 } from '../crdt-schema/index.ts';
 import { DesiredState } from './catalog/desired-state.ts';
 import { TaskRecords } from './catalog/task-records.ts';
+import { TaskRetention } from './catalog/task-retention.ts';
 import { PoolRecords } from './catalog/pool-records.ts';
 import { OperationRefusedError } from './errors.ts';
 import { EventLog, eventIdOf } from './events/event-log.ts';
@@ -219,6 +221,8 @@ export class FleetNode {
   readonly desired: DesiredState;
   /** Task runs and dispatcher leases (`tasks/<peer>` documents). */
   readonly tasks: TaskRecords;
+  /** Deletes task buckets past their retention (docs/CATALOG.md §Tasks: retention). */
+  readonly #taskRetention: TaskRetention;
   /** Pool claims and members' held claims (`pools/<peer>` documents). */
   readonly pools: PoolRecords;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
@@ -309,7 +313,8 @@ export class FleetNode {
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });
     this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
-    this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity });
+    this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity, requestedAt: (taskId) => this.desired.tasks().tasks.get(taskId)?.requestedAt });
+    this.#taskRetention = new TaskRetention({ store, clock: ports.clock, log: ports.log });
     this.pools = new PoolRecords({ store, self: this.peer, signer: ports.identity });
     this.events = new EventLog({
       store,
@@ -380,6 +385,7 @@ export class FleetNode {
       this.events.onEvent((event) => this.#events.emit({ type: 'event:new', event })),
     );
     this.events.start();
+    this.#taskRetention.start();
     await this.publishObservation();
     this.#keeper.start();
     this.swim.start();
@@ -392,6 +398,7 @@ export class FleetNode {
     this.#keeper.stop();
     this.admission.stop();
     this.events.stop();
+    this.#taskRetention.stop();
     if (this.#eventsTimer !== undefined) this.#ports.clock.clearTimeout(this.#eventsTimer);
     if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
@@ -595,7 +602,10 @@ export class FleetNode {
     if (docId.startsWith('events/')) return this.events.accepts(docId);
     if (docId.startsWith('desired/')) return this.desired.accepts(docId);
     if (!docId.startsWith('node/') && !docId.startsWith('tasks/') && !docId.startsWith('pools/')) return true;
-    const peer = docId.slice(docId.indexOf('/') + 1);
+    const parsed = parseDocId(docId);
+    if (parsed === undefined || parsed.kind === 'fleet' || parsed.kind === 'desired') return false;
+    if (!this.#taskRetention.accepts(docId)) return false;
+    const peer = parsed.peerId;
     if (this.#revoked.has(peer)) return false;
     if (peer === this.peer || peer === this.#config.bootstrapPeer) return true;
     // Without the fleet document, the members known are the nodes whose documents are held.

@@ -1,7 +1,11 @@
 import {
   DESIRED_CATALOG_DOC_ID,
   DESIRED_TASKS_DOC_ID,
+  TASK_RETENTION_DAYS,
   type TaskRequests,
+  dayOf,
+  desiredTasksBucketId,
+  isTaskBucketRetired,
   foldTasks,
   type DesiredCatalog,
   type DesiredDocument,
@@ -35,6 +39,11 @@ export function catalogProblem(held: readonly DesiredEntry[], added: readonly De
   return folded.skipped.find((change) => signatures.has(change.entry))?.reason;
 }
 
+/** The id prefix of the task request buckets. */
+const TASK_BUCKET_PREFIX = `${DESIRED_TASKS_DOC_ID}/`;
+/** The latest time a JavaScript Date holds (ms since the epoch). */
+const MAX_DATE_MS = 8.64e15;
+
 /** How far in the future (by this node's clock) an entry may be dated. */
 export const MAX_ENTRY_SKEW_MS = 5 * 60_000;
 /** At most this many entries in one request (one fleet apply). */
@@ -62,7 +71,7 @@ export class DesiredState {
   readonly #fleet: () => FleetView | undefined;
   readonly #verifier: DecisionVerifier;
   #view: DesiredCatalogView | undefined;
-  #tasks: (TaskRequests & { readonly digest: string | undefined }) | undefined;
+  #tasks: (TaskRequests & { readonly version: number; readonly digests: string }) | undefined;
 
   constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
     this.#store = init.store;
@@ -71,9 +80,13 @@ export class DesiredState {
     this.#verifier = init.verifier;
   }
 
-  /** Whether this node takes in desired document `docId` now: only once it holds the fleet document (entries are checked against its root key). */
+  /**
+   * Whether this node takes in desired document `docId` now: only once it holds the fleet document
+   * (entries are checked against its root key), and no task bucket past its retention.
+   */
   accepts(docId: string): boolean {
-    return parseDocId(docId)?.kind !== 'desired' || this.#fleet() !== undefined;
+    if (parseDocId(docId)?.kind !== 'desired') return true;
+    return this.#fleet() !== undefined && !isTaskBucketRetired(docId, this.#clock.now());
   }
 
   /** The replicator's authority check for desired documents; undefined for other documents and for acceptable changes. */
@@ -90,12 +103,24 @@ export class DesiredState {
     return this.#view;
   }
 
-  /** The tasks operators asked for, as this node holds them. */
+  /** The tasks operators asked for, as this node holds them (every day bucket held, folded as one). */
   tasks(): TaskRequests {
-    const digest = this.#store.digest(DESIRED_TASKS_DOC_ID);
-    if (this.#tasks !== undefined && this.#tasks.digest === digest) return this.#tasks;
-    this.#tasks = { ...foldTasks(this.#entries(DESIRED_TASKS_DOC_ID), this.#revokedAt()), digest };
+    const version = this.#store.version;
+    if (this.#tasks?.version === version) return this.#tasks;
+    const buckets = this.#taskBuckets();
+    const digests = buckets.map((id) => `${id}=${this.#store.digest(id)}`).join(' ');
+    if (this.#tasks?.digests === digests) {
+      this.#tasks = { ...this.#tasks, version };
+      return this.#tasks;
+    }
+    const entries = buckets.flatMap((id) => this.#entries(id)).sort(desiredEntryOrder);
+    this.#tasks = { ...foldTasks(entries, this.#revokedAt()), version, digests };
     return this.#tasks;
+  }
+
+  /** The task request buckets held, oldest day first. */
+  #taskBuckets(): DocId[] {
+    return this.#store.ids().filter((id) => id.startsWith(TASK_BUCKET_PREFIX) && parseDocId(id) !== undefined).sort();
   }
 
   #entries(docId: DocId): DesiredEntry[] {
@@ -109,16 +134,18 @@ export class DesiredState {
   }
 
   /**
-   * Records `entries` (signed where the operator key is) in desired document `docId` (the
-   * catalog unless named), all in one durable change or none: each must be valid for this fleet
-   * and document, by an operator not revoked now, and not dated in the future.
+   * Records `entries` (signed where the operator key is) in desired area `area` (the catalog
+   * unless named; task entries, signed for `desired/tasks`, go to the bucket of the day they were
+   * signed, and must all be of one day), all in one durable change or none: each must be valid for
+   * this fleet and document, by an operator not revoked now, and not dated in the future.
    */
-  async record(entries: readonly DesiredEntry[], docId: DocId = DESIRED_CATALOG_DOC_ID): Promise<void> {
+  async record(entries: readonly DesiredEntry[], area: DocId = DESIRED_CATALOG_DOC_ID): Promise<void> {
     const fleet = this.#fleet();
     if (fleet === undefined) throw new OperationRefusedError('this node has not received the fleet document yet: try again shortly');
     if (entries.length === 0) throw new OperationRefusedError('nothing to record: send at least one entry');
     if (entries.length > ENTRIES_PER_REQUEST_MAX) throw new OperationRefusedError(`at most ${ENTRIES_PER_REQUEST_MAX} entries in one request (got ${entries.length})`);
     const now = this.#clock.now();
+    const docId = area === DESIRED_TASKS_DOC_ID ? this.#taskBucketOf(entries, now) : area;
     entries.forEach((entry, index) => {
       const problem = this.#entryProblem(fleet, docId, entry, now);
       if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
@@ -127,15 +154,27 @@ export class DesiredState {
       const problem = catalogProblem(this.#entries(docId), entries, this.#revokedAt());
       if (problem !== undefined) throw new OperationRefusedError(problem);
     }
-    if (docId === DESIRED_TASKS_DOC_ID) {
+    if (docId !== area) {
       // A task id asked for again with other content would be skipped by every node: say so now.
       const signatures = new Set(entries.map((entry) => entry.signature));
-      const skipped = foldTasks([...this.#entries(docId), ...entries].sort(desiredEntryOrder), this.#revokedAt()).skipped.find((change) => signatures.has(change.entry));
+      const held = this.#taskBuckets().flatMap((id) => this.#entries(id));
+      const skipped = foldTasks([...held, ...entries].sort(desiredEntryOrder), this.#revokedAt()).skipped.find((change) => signatures.has(change.entry));
       if (skipped !== undefined) throw new OperationRefusedError(skipped.reason);
     }
     await this.#store.change<DesiredDocument>(docId, (draft) => {
       for (const entry of entries) recordDesiredEntry(draft, entry);
     }, { durable: true });
+  }
+
+  /** The day bucket task entries signed for `desired/tasks` go to: the day they were signed, one day per request. */
+  #taskBucketOf(entries: readonly DesiredEntry[], now: number): DocId {
+    const times = entries.map((entry) => entry.at);
+    if (!times.every((at) => Number.isSafeInteger(at) && at >= 0 && at <= MAX_DATE_MS)) throw new OperationRefusedError('an entry\'s time is not a valid time');
+    const days = new Set(times.map((at) => dayOf(at)));
+    if (days.size > 1) throw new OperationRefusedError(`the entries were signed on different days (${[...days].sort().join(', ')}): sign them again, together`);
+    const docId = desiredTasksBucketId([...days][0]!);
+    if (isTaskBucketRetired(docId, now)) throw new OperationRefusedError(`the entries are dated ${[...days][0]}, past the ${TASK_RETENTION_DAYS} days tasks are kept: check the operator machine's clock`);
+    return docId;
   }
 
   #entryProblem(fleet: FleetView, docId: DocId, entry: DesiredEntry, now: number): string | undefined {

@@ -8,6 +8,8 @@ import {
   SCHEMA_VERSIONS,
   canonicalJson,
   checkAreaChanges,
+  dayOf,
+  signedDocIdOf,
   parseDocId,
   desiredBody,
   desiredStatement,
@@ -24,6 +26,9 @@ import { isActiveOperator } from './operator-auth.ts';
 export interface SigningOperator extends EntryOperator {
   readonly seed: Uint8Array;
 }
+
+/** The latest time a JavaScript Date holds (ms since the epoch). */
+const MAX_DATE_MS = 8.64e15;
 
 /** Signs a batch of desired-state changes for document `docId` (where the operator key is). */
 export function signDesiredEntry(operator: SigningOperator, fleetId: string, docId: string, changes: readonly DesiredChange[], at: number): DesiredEntry {
@@ -43,6 +48,10 @@ export function signDesiredEntry(operator: SigningOperator, fleetId: string, doc
 export function desiredEntryProblem(fleet: FleetView, docId: string, entry: DesiredEntry, verifier: DecisionVerifier, options: { readonly activeAt?: number } = {}): string | undefined {
   const parsed = parseDocId(docId);
   if (parsed?.kind !== 'desired') return `${docId} is not a desired document`;
+  // A day bucket holds the entries signed on its day: a signed entry cannot be moved to another
+  // bucket (one that retires later than its tasks' runs) or out of the buckets.
+  if (!Number.isSafeInteger(entry.at) || entry.at < 0 || entry.at > MAX_DATE_MS) return 'the entry\'s time is not a valid time';
+  if (parsed.day !== undefined && dayOf(entry.at) !== parsed.day) return `the entry was signed on ${dayOf(entry.at)}, not on ${parsed.day} (the day of ${docId})`;
   try {
     checkAreaChanges(parsed.area, parseDesiredBody(entry.body));
   } catch (error) {
@@ -55,7 +64,7 @@ export function desiredEntryProblem(fleet: FleetView, docId: string, entry: Desi
     if (known !== undefined && !isActiveOperator(fleet, known, options.activeAt)) return 'that operator key was revoked by the fleet root key';
   }
   const { signature, ...unsigned } = entry;
-  const statement = desiredStatement(fleet.fleetId, docId, unsigned);
+  const statement = desiredStatement(fleet.fleetId, signedDocIdOf(docId), unsigned);
   // Remembered by what was signed and the signature, so a verdict never covers other content.
   const valid = verifier.verdict(`${sha256Hex(statement)}/${signature}`, () => {
     try {

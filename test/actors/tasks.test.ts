@@ -164,6 +164,43 @@ describe('task dispatch', () => {
   });
 });
 
+describe('task retention (docs/CATALOG.md §Tasks: retention)', () => {
+  it('deletes a task\'s request and run buckets on every node 31 days on, never runs it again, and runs new tasks', async () => {
+    const { fleet, nodes, ask, task, status, runners, alive } = await taskFleet(3);
+    await ask(0, task('t-month', 2, 'sleep', ['1000']));
+    await fleet.run(5_000);
+    for (const i of alive) expect(status(i, 't-month')).toMatchObject({ state: 'complete' });
+    const day = new Date(fleet.clock.now()).toISOString().slice(0, 10);
+    const buckets = (i: number): string[] => nodes[i]!.store.ids().filter((id) => id.endsWith(`/${day}`)).sort();
+    // The request, the run on node 2, and the lease the dispatcher's owner gave.
+    for (const i of alive) {
+      expect(buckets(i)).toContain(`desired/tasks/${day}`);
+      expect(buckets(i)).toContain(`tasks/${nodes[2]!.peer}/${day}`);
+      expect(nodes[i]!.store.ids()).not.toContain('desired/tasks');
+    }
+    const heldBefore = buckets(0);
+    // 30 days on, all of it is still there; from the 31st, retired everywhere at the hourly check.
+    const retiredFrom = Date.parse(`${day}T00:00:00Z`) + 31 * 86_400_000;
+    fleet.clock.jumpTo(retiredFrom - 3_600_000);
+    await fleet.run(2_000);
+    for (const i of alive) expect(buckets(i)).toEqual(heldBefore);
+    // The next hourly check falls just past midnight.
+    fleet.clock.jumpTo(retiredFrom + 1_000);
+    await fleet.run(5_000);
+    for (const i of alive) {
+      expect(buckets(i)).toEqual([]);
+      expect(status(i, 't-month')).toBeUndefined();
+      expect(nodes[i]!.desired.accepts(`desired/tasks/${day}`)).toBe(false);
+    }
+    expect(runners[2]!.starts).toEqual(['1000']);
+    // And tasks go on: a new one runs, in today's buckets.
+    await ask(1, task('t-after', 2, 'sleep', ['500']));
+    await fleet.run(5_000);
+    for (const i of alive) expect(status(i, 't-after')).toMatchObject({ state: 'complete' });
+    expect(runners[2]!.starts).toEqual(['1000', '500']);
+  });
+});
+
 describe('planDispatch', () => {
   const base: TaskStatus = { id: 't', node: 'n', command: 'c', args: [], timeoutMs: 1_000, requestedAt: 0, state: 'pending', cancelRequested: false };
   const plan = (status: TaskStatus, member: 'alive' | 'dead' | 'unknown' = 'alive', inFlight: string[] = []) =>

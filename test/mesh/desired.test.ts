@@ -2,6 +2,7 @@ import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import {
   DESIRED_CATALOG_DOC_ID,
+  DESIRED_TASKS_DOC_ID,
   type DesiredChange,
   type DesiredDocument,
   type DesiredEntry,
@@ -10,6 +11,7 @@ import {
   InvalidDesiredEntryError,
   desiredBody,
   foldDesired,
+  isTaskBucketRetired,
   parseDesiredBody,
   parseDocId,
   readDesiredEntries,
@@ -294,5 +296,69 @@ describe('desired catalog on a fleet', () => {
       expect(node.desired.catalog().catalog.modules.map((m) => m.name)).toEqual(['web']);
       expect(node.securityEvents().some((e) => e.peer === nodes[1]!.peer && e.kind === 'security.change_refused')).toBe(true);
     }
+  });
+});
+
+describe('task request buckets (docs/CATALOG.md §Tasks: retention)', () => {
+  const DAY = 86_400_000;
+  const midnight = Date.UTC(2026, 11, 1);
+  const task = (id: string, node: string): DesiredChange => put('task', { id, node, command: 'true', args: [], timeoutMs: 1_000 });
+
+  it('names day buckets for requests and runs, and no undated task documents but the instance records', () => {
+    expect(parseDocId('desired/tasks/2026-12-01')).toEqual({ kind: 'desired', area: 'tasks', day: '2026-12-01' });
+    expect(parseDocId('desired/tasks')).toBeUndefined();
+    expect(parseDocId('desired/tasks/2026-12-01/x')).toBeUndefined();
+    expect(parseDocId('desired/catalog/2026-12-01')).toBeUndefined();
+    const peer = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvqcH6zfrm5W5vJmUSWR7';
+    expect(parseDocId(`tasks/${peer}/2026-12-01`)).toEqual({ kind: 'tasks', peerId: peer, day: '2026-12-01' });
+    expect(parseDocId(`tasks/${peer}`)).toEqual({ kind: 'tasks', peerId: peer });
+    expect(parseDocId(`tasks/${peer}/yesterday`)).toBeUndefined();
+    expect(writerOfDoc(`tasks/${peer}/2026-12-01`)).toBe(peer);
+    // Kept through the 30th day after its own, retired from the 31st.
+    expect(isTaskBucketRetired('desired/tasks/2026-12-01', midnight + 31 * DAY - 1)).toBe(false);
+    expect(isTaskBucketRetired('desired/tasks/2026-12-01', midnight + 31 * DAY)).toBe(true);
+    expect(isTaskBucketRetired(`tasks/${peer}/2026-12-01`, midnight + 31 * DAY)).toBe(true);
+    expect(isTaskBucketRetired(`tasks/${peer}`, midnight + 3_650 * DAY)).toBe(false);
+    expect(isTaskBucketRetired('desired/catalog', midnight + 3_650 * DAY)).toBe(false);
+  });
+
+  it('takes an entry signed for desired/tasks into the bucket of its day only', () => {
+    const verifier = new DecisionVerifier();
+    const node = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvqcH6zfrm5W5vJmUSWR7';
+    const signed = entry([task('t1', node)], midnight + 5_000, ops, DESIRED_TASKS_DOC_ID);
+    expect(desiredEntryProblem(fleet, 'desired/tasks/2026-12-01', signed, verifier)).toBeUndefined();
+    // Moved to another day's bucket (one that would outlive its runs), or out of the buckets.
+    expect(desiredEntryProblem(fleet, 'desired/tasks/2026-12-02', signed, verifier)).toMatch(/signed on 2026-12-01, not on 2026-12-02/);
+    expect(desiredEntryProblem(fleet, DESIRED_TASKS_DOC_ID, signed, verifier)).toMatch(/not a desired document/);
+    // Signed for the catalog: its signature does not cover a task bucket.
+    const forCatalog = entry([task('t1', node)], midnight + 5_000);
+    expect(desiredEntryProblem(fleet, 'desired/tasks/2026-12-01', forCatalog, verifier)).toMatch(/signature does not verify/);
+    // An entry whose time is past what a date holds is refused, not thrown on.
+    expect(desiredEntryProblem(fleet, 'desired/tasks/2026-12-01', { ...signed, at: 9e15 }, verifier)).toMatch(/not a valid time/);
+  });
+
+  it('records each request in the bucket of its day, folds every bucket, and refuses one request of two days', async () => {
+    const fleet = new Fleet();
+    const node = await fleet.found(0);
+    const peer = node.peer;
+    const signer: SigningOperator = { ...fleet.operator, seed: fleet.operatorKeys.seed };
+    const now = fleet.clock.now();
+    const today = new Date(now).toISOString().slice(0, 10);
+    const yesterday = new Date(now - DAY).toISOString().slice(0, 10);
+    await fleet.pumpUntil(node.desired.record([signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task('t-old', peer)], now - DAY)], DESIRED_TASKS_DOC_ID));
+    await fleet.pumpUntil(node.desired.record([signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task('t-new', peer)], now)], DESIRED_TASKS_DOC_ID));
+    expect(node.store.ids().filter((id) => id.startsWith('desired/')).sort()).toEqual([`desired/tasks/${yesterday}`, `desired/tasks/${today}`].sort());
+    expect([...node.desired.tasks().tasks.keys()].sort()).toEqual(['t-new', 't-old']);
+    // The same id asked for again with other content, in another bucket, is still refused.
+    const again = signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [put('task', { id: 't-old', node: peer, command: 'false', args: [], timeoutMs: 1_000 })], now);
+    await expect(fleet.pumpUntil(node.desired.record([again], DESIRED_TASKS_DOC_ID))).rejects.toThrow(/t-old/);
+    const twoDays = [now - DAY, now].map((at, i) => signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task(`t-${i}`, peer)], at));
+    await expect(fleet.pumpUntil(node.desired.record(twoDays, DESIRED_TASKS_DOC_ID))).rejects.toThrow(/signed on different days/);
+    const ancient = signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task('t-ancient', peer)], now - 40 * DAY);
+    await expect(fleet.pumpUntil(node.desired.record([ancient], DESIRED_TASKS_DOC_ID))).rejects.toThrow(/past the 30 days/);
+    expect([...node.desired.tasks().tasks.keys()].sort()).toEqual(['t-new', 't-old']);
+    // A retired bucket is not taken in from a peer.
+    expect(node.desired.accepts(`desired/tasks/${today}`)).toBe(true);
+    expect(node.desired.accepts(new Date(now - 31 * DAY).toISOString().slice(0, 10).replace(/^/, 'desired/tasks/'))).toBe(false);
   });
 });

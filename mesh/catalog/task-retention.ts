@@ -1,0 +1,57 @@
+import { type DocId, TASK_RETENTION_DAYS, isTaskBucketRetired } from '../../crdt-schema/index.ts';
+import type { Logger } from '../logger.ts';
+import type { Clock, TimerId } from '../ports/clock.ts';
+import type { DocStore } from '../replication/doc-store.ts';
+
+/** How often retired task buckets are looked for and deleted. */
+const RETENTION_CHECK_MS = 60 * 60_000;
+
+/**
+ * Retires task buckets (docs/CATALOG.md §Tasks: retention): `desired/tasks/<day>` and
+ * `tasks/<peer>/<day>` more than {@link TASK_RETENTION_DAYS} days old are deleted at start and
+ * every hour, and not taken in again from peers.
+ */
+export class TaskRetention {
+  readonly #init: { readonly store: DocStore; readonly clock: Clock; readonly log: Logger };
+  #timer: TimerId | undefined;
+  #stopped = false;
+
+  constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly log: Logger }) {
+    this.#init = init;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    void this.prune();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#init.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Whether a task document offered by a peer is taken in: not a retired bucket. */
+  accepts(docId: string): boolean {
+    return !isTaskBucketRetired(docId, this.#init.clock.now());
+  }
+
+  /** Deletes retired buckets now, and schedules the next check. */
+  async prune(): Promise<void> {
+    const { store, clock, log } = this.#init;
+    if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
+    if (this.#stopped) return;
+    this.#timer = clock.setTimeout(() => void this.prune(), RETENTION_CHECK_MS);
+    const retired: DocId[] = store.ids().filter((id) => isTaskBucketRetired(id, clock.now()));
+    let removed = 0;
+    for (const id of retired) {
+      try {
+        await store.remove(id);
+        removed++;
+      } catch (error) {
+        log.error('deleting a retired task bucket failed; trying again at the next check', { docId: id, error: String(error) });
+      }
+    }
+    if (removed > 0) log.info(`deleted task buckets older than ${TASK_RETENTION_DAYS} days`, { count: removed });
+  }
+}
