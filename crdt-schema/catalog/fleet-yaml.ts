@@ -75,6 +75,27 @@ export function childPath(parent: string, key: string): string {
  * reported with both positions. The caller checks the size cap first.
  */
 export function readYaml(text: string): YamlSource {
+  const value = readYamlFast(text);
+  if (value === NOT_FAST) return readYamlFully(text);
+  return { value, positions: lazyPositions(text), problems: [] };
+}
+
+/**
+ * Where things are in a file the fast path read: found (by the full reader) only when something
+ * asks, which a clean file's check and diff never do.
+ */
+function lazyPositions(text: string): SourceMap {
+  let read: SourceMap | undefined;
+  const positions = (): SourceMap => (read ??= readYamlFully(text).positions);
+  return {
+    get keys() { return positions().keys; },
+    get values() { return positions().values; },
+    get lineStarts() { return positions().lineStarts; },
+  };
+}
+
+/** {@link readYaml} by the `yaml` library and {@link Walker}, for every input; the reference the fast path is tested against. */
+export function readYamlFully(text: string): YamlSource {
   const lines = new LineCounter();
   const document = parseDocument(text, {
     lineCounter: lines, version: '1.2', schema: 'core', merge: false, stringKeys: true, uniqueKeys: false, prettyErrors: false,
@@ -211,4 +232,363 @@ function label(path: string): string {
 
 function firstLine(message: string): string {
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/** Returned by {@link readYamlFast} for text outside what it reads: the full reader reads it instead. */
+const NOT_FAST: unique symbol = Symbol('not-fast');
+
+/** A line the fast path reads: printable ASCII (no tabs, no carriage return, no other Unicode). */
+const FAST_LINE = /^[\x20-\x7e]*$/;
+/** A comment line may hold other printable text, bar line and paragraph separators, byte order marks and surrogates. */
+const FAST_COMMENT = /^[\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*$/;
+/** A plain scalar may start with these (YAML indicators may not, nor `-` but before a plain character, checked apart). */
+const PLAIN_START = /^[A-Za-z0-9_.\/~+(=$^<;]$/;
+/** Characters that make a block-context key more than a simple name: left to the full reader. */
+const KEY_AWKWARD = /[\[\]{},#&*!|>'"%@`]/;
+const DEPTH_FAST_MAX = 48;
+const ESCAPES: Readonly<Record<string, string>> = {
+  '0': '\0', a: '\x07', b: '\b', e: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', N: '\u0085', _: '\u00a0', L: '\u2028', P: '\u2029', ' ': ' ', '"': '"', '/': '/', '\\': '\\',
+};
+
+/**
+ * The fast path of {@link readYaml}, for the clean file a fleet.yaml usually is: block mappings
+ * and sequences, one-line flow collections, one-line plain and quoted scalars, comments, in
+ * printable ASCII. It reads exactly what the full reader would give for such text, and gives up
+ * ({@link NOT_FAST}) at anything else — any other construct, anything the full reader would
+ * report (a duplicate key, an anchor, a tag, a syntax error), anything deeper than
+ * {@link DEPTH_FAST_MAX} — so that the full reader reads it (and reports what it finds).
+ */
+export function readYamlFast(text: string): unknown {
+  try {
+    return new FastReader(text).document();
+  } catch (error) {
+    if (error === NOT_FAST) return NOT_FAST;
+    throw error;
+  }
+}
+export { NOT_FAST };
+
+function giveUp(): never {
+  throw NOT_FAST;
+}
+
+/** Reads the lines that hold content (blank and comment-only lines dropped) by indentation. */
+class FastReader {
+  readonly #indents: number[] = [];
+  readonly #contents: string[] = [];
+  #at = 0;
+
+  constructor(text: string) {
+    for (const line of text.split('\n')) {
+      let indent = 0;
+      while (line.charCodeAt(indent) === 32) indent++;
+      if (indent === line.length) continue;
+      if (line.charCodeAt(indent) === 35 /* # */) {
+        if (!FAST_COMMENT.test(line)) giveUp();
+        continue;
+      }
+      if (!FAST_LINE.test(line)) giveUp();
+      // Directives and document markers are the full reader's.
+      if (indent === 0 && (line.startsWith('---') || line.startsWith('...') || line.startsWith('%'))) giveUp();
+      this.#indents.push(indent);
+      this.#contents.push(line.slice(indent));
+    }
+  }
+
+  document(): unknown {
+    if (this.#contents.length === 0) return null;
+    const value = this.block(this.#indents[0]!, 0);
+    if (this.#at !== this.#contents.length) giveUp();
+    return value;
+  }
+
+  /** The block collection whose first line is the current one, at indent `indent`. */
+  block(indent: number, depth: number): unknown {
+    if (depth >= DEPTH_FAST_MAX) giveUp();
+    return isSeqItem(this.#contents[this.#at]!) ? this.sequence(indent, depth) : this.mapping(indent, depth);
+  }
+
+  mapping(indent: number, depth: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const seen = new Set<string>();
+    while (this.#at < this.#contents.length && this.#indents[this.#at] === indent) {
+      const content = this.#contents[this.#at]!;
+      if (isSeqItem(content)) giveUp();
+      const { key, rest } = blockKey(content);
+      if (seen.has(key)) giveUp();
+      seen.add(key);
+      this.#at++;
+      const value = rest === '' ? this.nested(indent, depth, true) : this.inline(rest, indent, depth);
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    }
+    this.end(indent);
+    return out;
+  }
+
+  sequence(indent: number, depth: number): unknown[] {
+    const out: unknown[] = [];
+    while (this.#at < this.#contents.length && this.#indents[this.#at] === indent && isSeqItem(this.#contents[this.#at]!)) {
+      const content = this.#contents[this.#at]!;
+      let start = 1;
+      while (content.charCodeAt(start) === 32) start++;
+      const rest = content.slice(start);
+      if (rest === '' || rest.startsWith('#')) {
+        this.#at++;
+        out.push(this.nested(indent, depth, false));
+      } else if (isSeqItem(rest)) {
+        giveUp();
+      } else if (isCompactKey(rest)) {
+        // `- key: value`: a mapping whose lines are indented as its first key.
+        this.#indents[this.#at] = indent + start;
+        this.#contents[this.#at] = rest;
+        out.push(this.mapping(indent + start, depth + 1));
+      } else {
+        this.#at++;
+        out.push(this.inline(rest, indent, depth));
+      }
+    }
+    this.end(indent);
+    return out;
+  }
+
+  /** After `key:` or `-` with nothing after it: a deeper block, a sequence at the key's indent, or null. */
+  nested(indent: number, depth: number, underKey: boolean): unknown {
+    if (this.#at >= this.#contents.length) return null;
+    const next = this.#indents[this.#at]!;
+    if (next > indent) return this.block(next, depth + 1);
+    if (underKey && next === indent && isSeqItem(this.#contents[this.#at]!)) return this.sequence(indent, depth + 1);
+    return null;
+  }
+
+  /** A value on the line of its key or dash; nothing may continue it on deeper lines. */
+  inline(rest: string, indent: number, depth: number): unknown {
+    let value: unknown;
+    let after: number;
+    const first = rest.charCodeAt(0);
+    if (first === 123 /* { */ || first === 91 /* [ */) {
+      [value, after] = flowValue(rest, 0, depth + 1);
+    } else if (first === 34 /* " */ || first === 39 /* ' */) {
+      [value, after] = quoted(rest, 0);
+    } else {
+      value = resolvePlain(blockPlain(rest));
+      after = rest.length;
+    }
+    if (!isLineEnd(rest, after)) giveUp();
+    if (this.#at < this.#contents.length && this.#indents[this.#at]! > indent) giveUp();
+    return value;
+  }
+
+  /** A collection ends at a shallower line; one between its indent and its parent's is not read here. */
+  end(indent: number): void {
+    if (this.#at < this.#contents.length && this.#indents[this.#at]! > indent) giveUp();
+  }
+}
+
+function isSeqItem(content: string): boolean {
+  return content.charCodeAt(0) === 45 /* - */ && (content.length === 1 || content.charCodeAt(1) === 32);
+}
+
+/** Nothing but spaces and perhaps a comment from `at` on. */
+function isLineEnd(text: string, at: number): boolean {
+  if (at >= text.length) return true;
+  if (text.charCodeAt(at) !== 32) return false;
+  while (text.charCodeAt(at) === 32) at++;
+  return at >= text.length || text.charCodeAt(at) === 35;
+}
+
+function startsPlain(text: string, at: number): boolean {
+  const first = text[at] ?? '';
+  if (PLAIN_START.test(first)) return true;
+  return first === '-' && PLAIN_START.test(text[at + 1] ?? '');
+}
+
+/** Whether a sequence item's text is `key: …` (a compact mapping) rather than a scalar. */
+function isCompactKey(rest: string): boolean {
+  const first = rest.charCodeAt(0);
+  if (first === 34 || first === 39) {
+    const [, after] = quoted(rest, 0);
+    return rest.charCodeAt(after) === 58 /* : */;
+  }
+  if (first === 123 || first === 91) return false;
+  return keyEnd(rest) >= 0;
+}
+
+/** Where a plain block key's `:` is (followed by a space or the end of the line), or -1. */
+function keyEnd(content: string): number {
+  for (let at = content.indexOf(':'); at >= 0; at = content.indexOf(':', at + 1)) {
+    if (at + 1 === content.length || content.charCodeAt(at + 1) === 32) return at;
+  }
+  return -1;
+}
+
+/** `key: rest` → the key and what follows `: ` (`` for nothing or a comment). */
+function blockKey(content: string): { key: string; rest: string } {
+  let key: string;
+  let colon: number;
+  const first = content.charCodeAt(0);
+  if (first === 34 || first === 39) {
+    let value: unknown;
+    [value, colon] = quoted(content, 0);
+    key = value as string;
+    if (content.charCodeAt(colon) !== 58) giveUp();
+  } else {
+    colon = keyEnd(content);
+    if (colon <= 0 || !startsPlain(content, 0)) giveUp();
+    key = content.slice(0, colon).trimEnd();
+    if (KEY_AWKWARD.test(key) || key === '<<' || key.length > 1000) giveUp();
+  }
+  const after = colon + 1;
+  if (after < content.length && content.charCodeAt(after) !== 32) giveUp();
+  let start = after;
+  while (content.charCodeAt(start) === 32) start++;
+  const rest = start >= content.length || content.charCodeAt(start) === 35 ? '' : content.slice(start);
+  return { key, rest };
+}
+
+/** A one-line plain scalar in block context, its comment and trailing spaces dropped. */
+function blockPlain(rest: string): string {
+  if (!startsPlain(rest, 0)) giveUp();
+  const comment = rest.indexOf(' #');
+  const text = (comment < 0 ? rest : rest.slice(0, comment)).trimEnd();
+  if (text.includes(': ') || text.endsWith(':')) giveUp();
+  return text;
+}
+
+/** A one-line quoted scalar starting at `at`: its value and where it ends. */
+function quoted(text: string, at: number): [string, number] {
+  const quote = text[at];
+  let out = '';
+  for (let index = at + 1; index < text.length; index++) {
+    const char = text[index]!;
+    if (quote === "'") {
+      if (char !== "'") out += char;
+      else if (text[index + 1] === "'") out += text[++index];
+      else return [out, index + 1];
+    } else if (char === '"') {
+      return [out, index + 1];
+    } else if (char === '\\') {
+      const next = text[++index] ?? '';
+      const escape = ESCAPES[next];
+      if (escape !== undefined) {
+        out += escape;
+      } else if (next === 'x' || next === 'u' || next === 'U') {
+        const length = next === 'x' ? 2 : next === 'u' ? 4 : 8;
+        const digits = text.slice(index + 1, index + 1 + length);
+        if (!/^[0-9a-fA-F]+$/.test(digits) || digits.length !== length) giveUp();
+        const code = parseInt(digits, 16);
+        if (code > 0x10ffff) giveUp();
+        out += String.fromCodePoint(code);
+        index += length;
+      } else {
+        giveUp();
+      }
+    } else {
+      out += char;
+    }
+  }
+  return giveUp();
+}
+
+/** A one-line flow collection or scalar at `at` inside `[…]` or `{…}`: its value and where it ends. */
+function flowValue(text: string, at: number, depth: number): [unknown, number] {
+  const first = text.charCodeAt(at);
+  if (first === 123 || first === 91) {
+    if (depth >= DEPTH_FAST_MAX) giveUp();
+    return first === 123 ? flowMap(text, at, depth) : flowSeq(text, at, depth);
+  }
+  if (first === 34 || first === 39) return quoted(text, at);
+  if (!startsPlain(text, at)) giveUp();
+  let end = at;
+  for (; end < text.length; end++) {
+    const char = text.charCodeAt(end);
+    if (char === 44 /* , */ || char === 93 /* ] */ || char === 125 /* } */) break;
+    if (char === 91 || char === 123) giveUp();
+    if (char === 58 /* : */ && (end + 1 === text.length || ' ,[]{}'.includes(text[end + 1]!))) giveUp();
+    if (char === 35 /* # */ && text.charCodeAt(end - 1) === 32) giveUp();
+  }
+  return [resolvePlain(text.slice(at, end).trimEnd()), end];
+}
+
+function skipSpaces(text: string, at: number): number {
+  while (text.charCodeAt(at) === 32) at++;
+  return at;
+}
+
+function flowMap(text: string, at: number, depth: number): [Record<string, unknown>, number] {
+  const out: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  at = skipSpaces(text, at + 1);
+  if (text.charCodeAt(at) === 125) return [out, at + 1];
+  for (;;) {
+    let key: string;
+    const first = text.charCodeAt(at);
+    if (first === 34 || first === 39) {
+      [key, at] = quoted(text, at);
+      if (text.charCodeAt(at) !== 58) giveUp();
+    } else {
+      if (!startsPlain(text, at)) giveUp();
+      const colon = text.indexOf(': ', at);
+      if (colon < 0) giveUp();
+      key = text.slice(at, colon).trimEnd();
+      if (KEY_AWKWARD.test(key) || key === '<<') giveUp();
+      at = colon;
+    }
+    if (text.charCodeAt(at + 1) !== 32) giveUp();
+    at = skipSpaces(text, at + 1);
+    if (seen.has(key)) giveUp();
+    seen.add(key);
+    let value: unknown;
+    [value, at] = flowValue(text, at, depth + 1);
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    at = skipSpaces(text, at);
+    const next = text.charCodeAt(at);
+    if (next === 125) return [out, at + 1];
+    if (next !== 44) giveUp();
+    at = skipSpaces(text, at + 1);
+    if (text.charCodeAt(at) === 125 || text.charCodeAt(at) === 44) giveUp();
+  }
+}
+
+function flowSeq(text: string, at: number, depth: number): [unknown[], number] {
+  const out: unknown[] = [];
+  at = skipSpaces(text, at + 1);
+  if (text.charCodeAt(at) === 93) return [out, at + 1];
+  for (;;) {
+    let value: unknown;
+    const first = text.charCodeAt(at);
+    [value, at] = flowValue(text, at, depth + 1);
+    at = skipSpaces(text, at);
+    // `[a: b]` is a mapping in a list, `["a": b]` too: the full reader's.
+    if (text.charCodeAt(at) === 58 && (first === 34 || first === 39)) giveUp();
+    out.push(value);
+    const next = text.charCodeAt(at);
+    if (next === 93) return [out, at + 1];
+    if (next !== 44) giveUp();
+    at = skipSpaces(text, at + 1);
+    if (text.charCodeAt(at) === 93 || text.charCodeAt(at) === 44) giveUp();
+  }
+}
+
+const NULL_PLAIN = /^(?:~|[Nn]ull|NULL)?$/;
+const BOOL_PLAIN = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+const OCT_PLAIN = /^0o[0-7]+$/;
+const INT_PLAIN = /^[-+]?[0-9]+$/;
+const HEX_PLAIN = /^0x[0-9a-fA-F]+$/;
+const NAN_PLAIN = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
+const EXP_PLAIN = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/;
+const FLOAT_PLAIN = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
+/** Only these characters can start a plain scalar that is not a string in the core schema. */
+const NON_STRING_START = /^[-+.0-9~nNtTfF]/;
+
+/** A plain scalar as the YAML 1.2 core schema resolves it (the `yaml` library's tests and resolvers, in its order). */
+function resolvePlain(text: string): unknown {
+  if (!NON_STRING_START.test(text)) return text;
+  if (NULL_PLAIN.test(text)) return null;
+  if (BOOL_PLAIN.test(text)) return text[0] === 't' || text[0] === 'T';
+  if (OCT_PLAIN.test(text)) return parseInt(text.substring(2), 8);
+  if (INT_PLAIN.test(text)) return parseInt(text, 10);
+  if (HEX_PLAIN.test(text)) return parseInt(text.substring(2), 16);
+  if (NAN_PLAIN.test(text)) return text.slice(-3).toLowerCase() === 'nan' ? NaN : text[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  if (EXP_PLAIN.test(text) || FLOAT_PLAIN.test(text)) return parseFloat(text);
+  return text;
 }
