@@ -2,6 +2,7 @@ import { generateKeyPair as generateLibp2pKey, privateKeyFromProtobuf, privateKe
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { KeyFileError, assertPrivate, writeSecretFile } from './secret-files.ts';
 import { join } from 'node:path';
 import { type PeerId } from '../mesh/index.ts';
 
@@ -26,24 +27,7 @@ export function dataDir(root: string): DataDir {
   };
 }
 
-/** Thrown when a key file is readable by other users or otherwise unusable. */
-export class KeyFileError extends Error {
-  override name = 'KeyFileError';
-}
-
-/** Writes a secret file readable by its owner only. */
-export async function writeSecretFile(path: string, contents: string | Uint8Array): Promise<void> {
-  await writeFile(path, contents, { mode: 0o600, flag: 'wx' });
-  await chmod(path, 0o600);
-}
-
-/** Refuses key files that group or others can read or write. */
-export async function assertPrivate(path: string): Promise<void> {
-  const info = await stat(path);
-  if ((info.mode & 0o077) !== 0) {
-    throw new KeyFileError(`${path} is accessible by other users (mode ${(info.mode & 0o777).toString(8)}): run "chmod 600 ${path}"`);
-  }
-}
+export { KeyFileError, assertPrivate, writeSecretFile } from './secret-files.ts';
 
 /** Checks every key file in the data directory before the node starts. */
 export async function assertKeyFilesPrivate(dir: DataDir): Promise<void> {

@@ -2,7 +2,7 @@ import type { DecisionBody, DecisionKind, Revocation } from '../crdt-schema/inde
 import { certifyOperator, generateKeyPair, signDecision, signOperatorRevocation, toBase64Url } from '../mesh/index.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import type { ApiClient } from './api-client.ts';
-import { KeyFileError } from './data-dir.ts';
+import { KeyFileError } from './secret-files.ts';
 import { type OperatorKeyFile, type RootKeyFile, writeOperatorKeyFile } from './key-files.ts';
 
 /** What a node answers to a decision: the node it concerns, as the fleet now sees it. */

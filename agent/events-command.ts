@@ -1,4 +1,3 @@
-import WebSocket from 'ws';
 import { type EventFilter, type FleetEvent, SEVERITIES, type Severity, eventMatches } from '../crdt-schema/index.ts';
 import type { ApiClient } from './api-client.ts';
 import { UsageError } from './cli-args.ts';
@@ -49,7 +48,9 @@ export async function eventsCommand(client: ApiClient, options: EventsOptions, o
 }
 
 /** Follows the node's live events until the socket closes; true when it had opened. */
-function follow(client: ApiClient, onEvent: (event: FleetEvent) => void, onOpen: () => Promise<void>): Promise<boolean> {
+async function follow(client: ApiClient, onEvent: (event: FleetEvent) => void, onOpen: () => Promise<void>): Promise<boolean> {
+  // Loaded only to follow: a listing does not need it.
+  const { default: WebSocket } = await import('ws');
   return new Promise((resolve) => {
     let opened = false;
     const socket = new WebSocket(client.webSocketUrl());

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { OperatorView } from '../crdt-schema/index.ts';
 import { type Ed25519KeyPair, InvalidKeyError, fromBase64Url, keyPairFromSeed, s, toBase64Url } from '../mesh/index.ts';
-import { KeyFileError, assertPrivate, writeSecretFile } from './data-dir.ts';
+import { KeyFileError, assertPrivate, writeSecretFile } from './secret-files.ts';
 
 /** An operator key file: the operator's private key and its certificate from the fleet root. */
 export interface OperatorKeyFile {
