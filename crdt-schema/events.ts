@@ -115,7 +115,9 @@ export function recordEvent(draft: EventsDocument, event: FleetEvent): boolean {
   checkEvent(event);
   if (draft.schema === undefined) draft.schema = SCHEMA_VERSIONS.events;
   if (draft.events === undefined) draft.events = {};
-  if (draft.events[event.id] !== undefined || Object.keys(draft.events).length >= EVENTS_PER_BUCKET_MAX) return false;
+  // Reflect.ownKeys asks the document for its keys once; Object.keys on a draft would read every
+  // event too (a property descriptor per key), which made each emission cost what the bucket holds.
+  if (draft.events[event.id] !== undefined || Reflect.ownKeys(draft.events).length >= EVENTS_PER_BUCKET_MAX) return false;
   const str = (value: string): ImmutableString => new ImmutableString(value);
   draft.events[event.id] = {
     kind: str(event.kind),
@@ -134,27 +136,43 @@ export function recordEvent(draft: EventsDocument, event: FleetEvent): boolean {
 export function readEvents(docId: string, doc: unknown): FleetEvent[] {
   const parsed = parseDocId(docId);
   if (parsed?.kind !== 'events') return [];
-  const root = toPlain(doc) as { events?: Record<string, Record<string, unknown>> };
+  const events = (doc as { events?: Record<string, unknown> } | undefined)?.events;
+  if (events === null || typeof events !== 'object') return [];
   const out: FleetEvent[] = [];
-  for (const [id, raw] of Object.entries(root.events ?? {})) {
-    const { kind, severity, at, subject, detail, payload, singleton, epoch } = raw;
-    if (typeof kind !== 'string' || typeof severity !== 'string' || typeof at !== 'number' || typeof detail !== 'string') continue;
-    const event: FleetEvent = {
-      id,
-      kind,
-      severity: severity as Severity,
-      at,
-      detail,
-      ...(typeof subject === 'string' ? { subject } : {}),
-      ...(payload !== null && typeof payload === 'object' ? { payload: payload as Record<string, string | number> } : {}),
-      source: { peer: parsed.peerId, ...(typeof singleton === 'string' ? { singleton } : {}), ...(typeof epoch === 'number' ? { epoch } : {}) },
-    };
-    try {
-      checkEvent(event);
-    } catch {
-      continue;
-    }
-    out.push(event);
+  for (const id of Object.keys(events)) {
+    const event = eventOf(parsed.peerId, id, events[id]);
+    if (event !== undefined) out.push(event);
   }
   return out;
+}
+
+/** The event `id` of a bucket as plain data; undefined when the bucket has no such entry or it is malformed. */
+export function readEvent(docId: string, id: string, doc: unknown): FleetEvent | undefined {
+  const parsed = parseDocId(docId);
+  if (parsed?.kind !== 'events') return undefined;
+  const events = (doc as { events?: Record<string, unknown> } | undefined)?.events;
+  return events === null || typeof events !== 'object' ? undefined : eventOf(parsed.peerId, id, events[id]);
+}
+
+function eventOf(writer: string, id: string, entry: unknown): FleetEvent | undefined {
+  const raw = toPlain(entry) as Record<string, unknown> | undefined;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const { kind, severity, at, subject, detail, payload, singleton, epoch } = raw;
+  if (typeof kind !== 'string' || typeof severity !== 'string' || typeof at !== 'number' || typeof detail !== 'string') return undefined;
+  const event: FleetEvent = {
+    id,
+    kind,
+    severity: severity as Severity,
+    at,
+    detail,
+    ...(typeof subject === 'string' ? { subject } : {}),
+    ...(payload !== null && typeof payload === 'object' ? { payload: payload as Record<string, string | number> } : {}),
+    source: { peer: writer, ...(typeof singleton === 'string' ? { singleton } : {}), ...(typeof epoch === 'number' ? { epoch } : {}) },
+  };
+  try {
+    checkEvent(event);
+  } catch {
+    return undefined;
+  }
+  return event;
 }

@@ -1,3 +1,4 @@
+import * as A from '@automerge/automerge';
 import {
   type DocId,
   type EventFilter,
@@ -8,6 +9,7 @@ import {
   eventsDocId,
   isRetired,
   parseDocId,
+  readEvent,
   readEvents,
   recordEvent,
   toHex,
@@ -65,7 +67,7 @@ export interface EventInput {
  */
 export class EventLog {
   readonly #init: EventLogInit;
-  readonly #byDoc = new Map<DocId, { digest: string; events: FleetEvent[] }>();
+  readonly #byDoc = new Map<DocId, { digest: string; heads: A.Heads; events: Map<string, FleetEvent> }>();
   /** Each event id held, with its earliest emission and how many buckets hold it. */
   readonly #known = new Map<string, { event: FleetEvent; count: number }>();
   readonly #listeners = new Listeners<FleetEvent>();
@@ -137,7 +139,7 @@ export class EventLog {
   list(filter: EventFilter = {}): FleetEvent[] {
     const byId = new Map<string, FleetEvent>();
     for (const { events } of this.#byDoc.values()) {
-      for (const event of events) {
+      for (const event of events.values()) {
         if (!eventMatches(event, filter)) continue;
         const seen = byId.get(event.id);
         if (seen === undefined || event.at < seen.at) byId.set(event.id, event);
@@ -176,24 +178,55 @@ export class EventLog {
     if (retired.length > 0) log.info('deleted event buckets past their retention', { count: retired.length });
   }
 
+  /**
+   * Brings the index of one bucket up to date with the store. A bucket only grows (one entry per
+   * event, all day), so after the first read only the entries its new changes touched are read
+   * again (Automerge's diff between the heads indexed and the heads held); a full read happens
+   * when the bucket is new here, or when its history does not hold the heads indexed (it was
+   * stored again from scratch).
+   */
   #index(docId: DocId, announce: boolean): void {
-    const digest = this.#init.store.digest(docId);
+    const { store } = this.#init;
+    const digest = store.digest(docId);
     const previous = this.#byDoc.get(docId);
     if (previous?.digest === digest) return;
-    for (const event of previous?.events ?? []) this.#forget(event.id);
     if (digest === undefined) {
+      for (const id of previous?.events.keys() ?? []) this.#forget(id);
       this.#byDoc.delete(docId);
       return;
     }
-    const events = readEvents(docId, this.#init.store.get(docId));
-    this.#byDoc.set(docId, { digest, events });
-    for (const event of events) {
-      const held = this.#known.get(event.id);
-      if (held === undefined) this.#known.set(event.id, { event, count: 1 });
-      else this.#known.set(event.id, { event: event.at < held.event.at ? event : held.event, count: held.count + 1 });
-      const wasKnown = held !== undefined || previous?.events.some((e) => e.id === event.id) === true;
-      if (announce && !wasKnown) this.#listeners.emit(event);
+    const doc = store.get(docId);
+    const heads = store.heads(docId);
+    const touched = previous === undefined ? undefined : touchedEvents(doc, previous.heads, heads);
+    if (touched === undefined) {
+      for (const id of previous?.events.keys() ?? []) this.#forget(id);
+      const events = new Map<string, FleetEvent>();
+      for (const event of readEvents(docId, doc)) events.set(event.id, event);
+      this.#byDoc.set(docId, { digest, heads, events });
+      for (const event of events.values()) this.#add(event, announce && previous?.events.has(event.id) !== true);
+      return;
     }
+    const events = previous!.events;
+    this.#byDoc.set(docId, { digest, heads, events });
+    for (const id of touched) {
+      const before = events.get(id);
+      const event = readEvent(docId, id, doc);
+      if (before !== undefined) this.#forget(id);
+      if (event === undefined) {
+        events.delete(id);
+        continue;
+      }
+      events.set(id, event);
+      this.#add(event, announce && before === undefined);
+    }
+  }
+
+  /** Counts one bucket's copy of `event`; announces it when no bucket held its id before and `announce`. */
+  #add(event: FleetEvent, announce: boolean): void {
+    const held = this.#known.get(event.id);
+    if (held === undefined) this.#known.set(event.id, { event, count: 1 });
+    else this.#known.set(event.id, { event: event.at < held.event.at ? event : held.event, count: held.count + 1 });
+    if (announce && held === undefined) this.#listeners.emit(event);
   }
 
   #forget(id: string): void {
@@ -202,6 +235,27 @@ export class EventLog {
     if (held.count <= 1) this.#known.delete(id);
     else this.#known.set(id, { event: held.event, count: held.count - 1 });
   }
+}
+
+/**
+ * The ids of the events whose entries changed between `from` and `to` in `doc`, or undefined when
+ * that cannot be told (the history lacks `from`, or a change replaced the events map itself).
+ */
+function touchedEvents(doc: unknown, from: A.Heads, to: A.Heads): Set<string> | undefined {
+  let patches: A.Patch[];
+  try {
+    patches = A.diff(doc as A.Doc<unknown>, from, to);
+  } catch {
+    return undefined;
+  }
+  const ids = new Set<string>();
+  for (const patch of patches) {
+    const [root, id] = patch.path;
+    if (root !== 'events' && patch.path.length > 0) continue;
+    if (typeof id !== 'string') return undefined;
+    ids.add(id);
+  }
+  return ids;
 }
 
 function retentionIsHigh(severity: Severity): boolean {

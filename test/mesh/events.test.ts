@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type DocId, type EventsDocument, type FleetEvent, eventsDocId, isRetired, recordEvent } from '../../crdt-schema/index.ts';
+import { ImmutableString } from '@automerge/automerge';
+import { type DocId, type EventsDocument, type FleetEvent, eventsDocId, isRetired, readEvents, recordEvent } from '../../crdt-schema/index.ts';
 import { EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 import { MiniFleet, type MiniNode, testIdentity } from '../helpers/mini-fleet.ts';
@@ -46,6 +47,38 @@ describe('fleet event log', () => {
     }
     // And the refusal itself is in the event log, where operators look.
     expect(nodes[2]!.events.list({ kind: 'security.change_refused' }).map((e) => e.subject)).toContain(nodes[1]!.peer);
+  });
+});
+
+describe('event index', () => {
+  it('follows a bucket change by change (new, rewritten, broken and removed entries) as a full read of it would', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
+    for (const log of logs) log.start();
+    const announced: string[] = [];
+    logs[1]!.onEvent((event) => announced.push(event.detail));
+    await fleet.connect(a, b);
+    const docId = eventsDocId(a.peer, 'low', fleet.clock.now());
+    const emitted = [];
+    for (let i = 0; i < 5; i++) emitted.push((await logs[0]!.emit({ kind: 'test.step', severity: 'low', detail: `step ${i}` })).event);
+    await fleet.run(200);
+    // The writer (faulty, or a later release) rewrites one entry, breaks another and drops a third.
+    await a.store.change<EventsDocument>(docId, (draft) => {
+      draft.events[emitted[0]!.id]!.detail = new ImmutableString('rewritten');
+      draft.events[emitted[1]!.id]!.at = 'never' as unknown as number;
+      delete draft.events[emitted[2]!.id];
+    }, { signer: testIdentity(0) });
+    await logs[0]!.emit({ kind: 'test.step', severity: 'low', detail: 'last' });
+    await fleet.run(200);
+    for (const [log, node] of [[logs[0]!, a], [logs[1]!, b]] as const) {
+      const full = readEvents(docId, node.store.get(docId)).sort((x, y) => (x.id < y.id ? -1 : 1));
+      expect(log.list().sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual(full);
+      expect(log.list().map((e) => e.detail).sort()).toEqual(['last', 'rewritten', 'step 3', 'step 4']);
+      expect(log.stats()).toEqual({ buckets: 1, events: 4 });
+    }
+    expect(announced.sort()).toEqual(['last', 'step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
   });
 });
 
