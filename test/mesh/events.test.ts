@@ -61,7 +61,7 @@ describe('event index', () => {
     logs[1]!.onEvent((event) => announced.push(event.detail));
     await fleet.connect(a, b);
     const docId = eventsDocId(a.peer, 'low', fleet.clock.now());
-    const emitted = [];
+    const emitted: FleetEvent[] = [];
     for (let i = 0; i < 5; i++) emitted.push((await logs[0]!.emit({ kind: 'test.step', severity: 'low', detail: `step ${i}` })).event);
     await fleet.run(200);
     // The writer (faulty, or a later release) rewrites one entry, breaks another and drops a third.
