@@ -29,73 +29,58 @@ export function effectiveMasks(neighbours: readonly MaskInput[], linesMax: numbe
 /**
  * {@link effectiveMasks} as sorted line numbers of a {@link LineTable}, for building filters
  * without a string per line. Done once for all modules rather than module by module: the modules
- * are walked from the highest priority down while what higher modules push down accumulates, and
- * each mask is a merge of three sorted lists (neighbours' protected lines, what was pushed down,
- * the module's own mask), so no mask is sorted on its own.
+ * are walked from the highest priority down while what higher modules push down accumulates (a
+ * flag per line), and each mask is read off in one pass over the table's lines (which are numbered
+ * in sorted order): a line is in it when a higher module pushed it down, the module masks it
+ * itself, or a neighbour protects it. So no mask is sorted or merged on its own.
  */
 export function maskLineNumbers(neighbours: readonly MaskInput[], linesMax: number): { table: LineTable; masks: Map<string, Int32Array> } {
   const table = new LineTable(neighbours);
-  const protectedCount = new Uint32Array(table.size);
+  const size = table.size;
+  // How many times the neighbours protect each line (a module listing a line twice counts twice).
+  const protectedCount = new Uint32Array(size);
   for (const module of neighbours) for (const id of table.ids(module.protectedSpec)) protectedCount[id]!++;
-  const protectedIds = Int32Array.from(table.allIds().filter((id) => protectedCount[id]! > 0));
-  let carried = new Int32Array(0);
+  // Per line: IN when it is in the mask of a module that nothing of its own changes (carried down, or
+  // protected by some neighbour); OWN_MASK and OWN_CLAIM mark the current module's own mask and
+  // the lines only it protects, set and cleared around each module.
+  const IN = 1;
+  const OWN_MASK = 2;
+  const OWN_CLAIM = 4;
+  const state = new Uint8Array(size);
+  for (let id = 0; id < size; id++) if (protectedCount[id]! > 0) state[id] = IN;
+  const carried = new Uint8Array(size);
+  const scratch = new Int32Array(size);
   const masks = new Map<string, Int32Array>();
   let lines = 0;
   for (const group of priorityGroups(neighbours)) {
     for (const module of group) {
-      // A line only this module protects is its own claim, not a neighbour's.
-      const ownClaims = sortedIds(table, module.protectedSpec).filter((id) => protectedCount[id] === 1);
-      const neighbourClaims = difference(protectedIds, ownClaims);
-      const mask = union(union(neighbourClaims, carried), sortedIds(table, module.mask));
-      lines += mask.length;
+      const ownMask = table.ids(module.mask);
+      // A line only this module protects is its own claim, not a neighbour's: out, unless carried down or masked.
+      const ownClaims = table.ids(module.protectedSpec).filter((id) => protectedCount[id] === 1 && carried[id] === 0);
+      for (const id of ownClaims) state[id] = OWN_CLAIM;
+      for (const id of ownMask) state[id]! |= OWN_MASK;
+      let length = 0;
+      for (let id = 0; id < size; id++) {
+        const flags = state[id]!;
+        if ((flags & (IN | OWN_MASK)) !== 0) scratch[length++] = id;
+      }
+      for (const id of ownMask) state[id]! &= ~OWN_MASK;
+      // Each claim was IN before (a protected line): put it back for the next module.
+      for (const id of ownClaims) state[id] = IN;
+      lines += length;
       if (lines > linesMax) throw new CompositionTooLargeError(`the composition's filters would hold more than ${linesMax} lines; split it into smaller templates`);
-      masks.set(module.name, mask);
+      masks.set(module.name, scratch.slice(0, length));
     }
     // Pushed down only after the whole group: equal priorities do not carry into each other.
     for (const module of group) {
-      carried = union(carried, sortedIds(table, module.mask));
-      if (module.immutable) carried = union(carried, sortedIds(table, [...module.fileSpec, ...module.dependencySpec]));
+      const pushed = module.immutable ? [...module.mask, ...module.fileSpec, ...module.dependencySpec] : module.mask;
+      for (const id of table.ids(pushed)) {
+        carried[id] = 1;
+        state[id] = IN;
+      }
     }
   }
   return { table, masks };
-}
-
-/** The line numbers of `lines`, ascending, each once. */
-function sortedIds(table: LineTable, lines: readonly string[]): Int32Array<ArrayBuffer> {
-  const ids = Int32Array.from(table.ids(lines)).sort();
-  let kept = 0;
-  for (let index = 0; index < ids.length; index++) if (index === 0 || ids[index] !== ids[index - 1]) ids[kept++] = ids[index]!;
-  return ids.subarray(0, kept);
-}
-
-/** The members of ascending `a` that are not in ascending `b`. */
-function difference(a: Int32Array<ArrayBuffer>, b: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
-  if (b.length === 0) return a;
-  const out = new Int32Array(a.length);
-  let [j, k] = [0, 0];
-  for (const x of a) {
-    while (j < b.length && b[j]! < x) j++;
-    if (j === b.length || b[j] !== x) out[k++] = x;
-  }
-  return out.subarray(0, k);
-}
-
-/** The union of two ascending lists of distinct numbers, ascending and distinct. */
-function union(a: Int32Array<ArrayBuffer>, b: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
-  if (b.length === 0) return a;
-  if (a.length === 0) return b;
-  const out = new Int32Array(a.length + b.length);
-  let [i, j, k] = [0, 0, 0];
-  while (i < a.length && j < b.length) {
-    const x = a[i]!;
-    const y = b[j]!;
-    out[k++] = x <= y ? x : y;
-    if (x <= y) i++;
-    if (y <= x) j++;
-  }
-  while (i < a.length) out[k++] = a[i++]!;
-  while (j < b.length) out[k++] = b[j++]!;
-  return out.subarray(0, k);
 }
 
 /** Modules grouped by effective priority, highest first; each group in name order. */
