@@ -52,16 +52,28 @@ function isAscii(text: string): boolean {
 export function composeFilters(neighbours: readonly FilterInput[]): ModuleFilter[] {
   const includes = neighbours.reduce((sum, module) => sum + module.fileSpec.length, 0);
   const { table, masks } = maskLineNumbers(neighbours, CATALOG_LIMITS.filterLinesMax - includes);
-  // Each distinct exclude rule is made once and shared by every filter that holds it; whether
-  // all text is ASCII is known from the distinct lines, without scanning every filter.
+  // Each distinct exclude rule is made once, all of them in one string in line-number order, so
+  // a run of consecutive line numbers in a mask is one slice of it: a filter is joined from a
+  // few slices rather than a string per line. Whether all text is ASCII is known from the
+  // distinct lines, without scanning every filter.
   const excludeRules = Array.from({ length: table.size }, (_, id) => `- ${table.line(id)}\n`);
+  const allRules = excludeRules.join('');
+  const ruleStarts = new Int32Array(table.size + 1);
+  for (let id = 0; id < table.size; id++) ruleStarts[id + 1] = ruleStarts[id]! + excludeRules[id]!.length;
   const ascii = excludeRules.every(isAscii) && neighbours.every((module) => module.fileSpec.every(isAscii));
   return [...neighbours]
     .sort((a, b) => compareText(a.name, b.name))
     .map((module) => {
-      let filter = '';
-      for (const id of masks.get(module.name)!) filter += excludeRules[id]!;
-      filter += filterText([], module.fileSpec);
+      const ids = masks.get(module.name)!;
+      const parts: string[] = [];
+      for (let first = 0; first < ids.length; ) {
+        let last = first;
+        while (last + 1 < ids.length && ids[last + 1] === ids[last]! + 1) last++;
+        parts.push(allRules.slice(ruleStarts[ids[first]!], ruleStarts[ids[last]! + 1]));
+        first = last + 1;
+      }
+      parts.push(filterText([], module.fileSpec));
+      const filter = parts.join('');
       return { module: module.name, filter, fingerprint: fingerprint(filter, module.packageSpec, ascii) };
     });
 }
