@@ -1,16 +1,28 @@
 import { createHash } from 'node:crypto';
 
-const scores = new Map<string, string>();
+/** Scores by name, then peer: lookups by the strings callers hold (whose hashes V8 keeps), with no key to build. */
+const scores = new Map<string, Map<string, string>>();
 const MAX_CACHED_SCORES = 100_000;
+let cachedScores = 0;
 
 /** The rendezvous score of `peer` for `name`: the first 8 bytes of SHA-256 over both, as hex. */
 function score(name: string, peer: string): string {
-  const key = `${name}\u0000${peer}`;
-  let value = scores.get(key);
+  let byPeer = scores.get(name);
+  if (byPeer === undefined) {
+    byPeer = new Map();
+    scores.set(name, byPeer);
+  }
+  let value = byPeer.get(peer);
   if (value === undefined) {
-    if (scores.size >= MAX_CACHED_SCORES) scores.clear();
-    value = createHash('sha256').update(key).digest('hex').slice(0, 16);
-    scores.set(key, value);
+    if (cachedScores >= MAX_CACHED_SCORES) {
+      scores.clear();
+      cachedScores = 0;
+      byPeer = new Map();
+      scores.set(name, byPeer);
+    }
+    value = createHash('sha256').update(`${name}\u0000${peer}`).digest('hex').slice(0, 16);
+    byPeer.set(peer, value);
+    cachedScores++;
   }
   return value;
 }
