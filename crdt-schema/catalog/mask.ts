@@ -1,5 +1,5 @@
 import type { Module } from './module.ts';
-import { compareText, sortedUnique } from './order.ts';
+import { compareText } from './order.ts';
 
 /** What the effective mask reads of a module; `fileSpec` is the effective one (a child's parent's dependencySpec). */
 export type MaskInput = Pick<Module, 'name' | 'immutable' | 'mask' | 'fileSpec' | 'dependencySpec' | 'protectedSpec'> & { readonly effectivePriority: number };
@@ -101,7 +101,14 @@ export class LineTable {
   private readonly idOf = new Map<string, number>();
 
   constructor(modules: readonly MaskInput[]) {
-    this.sortedLines = sortedUnique(modules.flatMap((module) => [...module.mask, ...module.protectedSpec, ...(module.immutable ? [...module.fileSpec, ...module.dependencySpec] : [])]));
+    const lines = new Set<string>();
+    for (const module of modules) {
+      for (const line of module.mask) lines.add(line);
+      for (const line of module.protectedSpec) lines.add(line);
+      if (module.immutable) for (const line of [...module.fileSpec, ...module.dependencySpec]) lines.add(line);
+    }
+    // The default sort compares strings by code units: compareText's order, without a call per comparison.
+    this.sortedLines = [...lines].sort();
     this.sortedLines.forEach((line, id) => this.idOf.set(line, id));
   }
 
