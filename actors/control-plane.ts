@@ -115,11 +115,14 @@ export class ControlPlane {
   readonly remote: RemoteActors;
   readonly lease: QuorumLease;
   readonly placement: Placement;
-  readonly fence = new EpochFence();
+  /** The singletons this node runs placement for (every node registers the same): the only names orders and the fence take. */
+  readonly #knownSingletons = new Set<string>();
+  readonly fence = new EpochFence((name) => this.#knownSingletons.has(name));
   /** The promises this node gives would-be owners (it is a member of every majority's count). */
   readonly promises: OwnerPromises;
   readonly #init: ControlPlaneInit;
-  readonly #executors = new Map<string, OrderExecutor>([['noop', () => ({ done: true })]]);
+  /** Executors by order kind, each with the one singleton whose orders it takes (any known one when unnamed). */
+  readonly #executors = new Map<string, { readonly run: OrderExecutor; readonly singleton?: string }>([['noop', { run: () => ({ done: true }) }]]);
   #unsubscribe: (() => void) | undefined;
   readonly #singletonListeners = new Listeners<SingletonsChanged>();
   /** What each member's latest lease round said it runs, and when (this node's clock). */
@@ -201,15 +204,21 @@ export class ControlPlane {
       emit: (event) => node.events.emit(event),
       ...(init.placement === undefined ? {} : { config: init.placement }),
     });
-    this.placement.register(instanceSilenceSpec(init.silenceCriticalAfterMs ?? DEFAULT_CRITICAL_AFTER_MS));
-    for (const spec of init.singletons ?? []) this.placement.register(spec);
+    for (const spec of [instanceSilenceSpec(init.silenceCriticalAfterMs ?? DEFAULT_CRITICAL_AFTER_MS), ...(init.singletons ?? [])]) {
+      this.#knownSingletons.add(spec.name);
+      this.placement.register(spec);
+    }
     this.host.spawn(LEASE_ACTOR, this.#leaseBehavior(), { remote: pingShape as s.Shape<unknown>, mailbox: 10_000 });
     this.host.spawn(ORDERS_ACTOR, this.#ordersBehavior(), { remote: orderShape as s.Shape<unknown>, mailbox: 10_000 });
   }
 
-  /** Adds an executor for orders of `kind`. */
-  registerExecutor(kind: string, executor: OrderExecutor): void {
-    this.#executors.set(kind, executor);
+  /**
+   * Adds an executor for orders of `kind`. With `singleton`, it takes orders of that singleton
+   * only: a member that records an activation of a made-up singleton cannot order what belongs
+   * to a real one (claim pool members, say) under a fence no real owner ever set.
+   */
+  registerExecutor(kind: string, executor: OrderExecutor, options: { readonly singleton?: string } = {}): void {
+    this.#executors.set(kind, { run: executor, ...(options.singleton === undefined ? {} : { singleton: options.singleton }) });
   }
 
   async start(): Promise<void> {
@@ -291,7 +300,10 @@ export class ControlPlane {
     const version = node.store.version;
     const cached = this.#recordsCache;
     if (cached !== undefined && cached.ids === ids && cached.version === version) return cached.records;
-    const records = node.activationRecords();
+    const built = node.activationRecords();
+    // Most document changes (observations, events, other documents) leave every record as it
+    // was: the same map then comes back, so what placement keeps by it stays good.
+    const records = cached !== undefined && sameRecords(cached.records, built) ? cached.records : built;
     this.#recordsCache = { ids, version, records };
     return records;
   }
@@ -388,6 +400,16 @@ export class ControlPlane {
           return { state, effects: [{ type: 'reply', value: answer }] };
         }
         const stamp = { epoch: order.epoch, owner: order.owner };
+        const executor = this.#executors.get(order.kind);
+        const foreign = !this.#knownSingletons.has(order.singleton)
+          ? `${order.singleton} is not a singleton of this fleet`
+          : executor?.singleton !== undefined && executor.singleton !== order.singleton
+            ? `${order.kind} orders come from ${executor.singleton} only, not ${order.singleton}`
+            : undefined;
+        if (foreign !== undefined) {
+          this.#init.log.warn('refused an order from the wrong singleton', { kind: order.kind, singleton: order.singleton, from: order.from, why: foreign });
+          return { state, effects: [{ type: 'reply', value: { accepted: false, reason: 'failed', detail: foreign } satisfies OrderAnswer }] };
+        }
         const unbacked = this.#unbackedOrder(order);
         if (unbacked !== undefined) {
           this.#init.log.warn('refused an order its sender cannot stand behind', { singleton: order.singleton, epoch: order.epoch, owner: order.owner, from: order.from, why: unbacked });
@@ -399,8 +421,7 @@ export class ControlPlane {
           this.#init.log.warn('refused an order from a superseded activation', { singleton: order.singleton, epoch: order.epoch, owner: order.owner, current: refusal.current });
           answer = { accepted: false, ...refusal };
         } else {
-          const executor = this.#executors.get(order.kind);
-          const ran = executor === undefined ? { accepted: false as const, reason: 'unknown-kind' as const, detail: `no executor for ${order.kind} on this node` } : run(executor, order.body, stamp);
+          const ran = executor === undefined ? { accepted: false as const, reason: 'unknown-kind' as const, detail: `no executor for ${order.kind} on this node` } : run(executor.run, order.body, stamp);
           if (ran.accepted && ran.result instanceof Promise) {
             return { state, effects: [{ type: 'perform', port: AWAIT_PORT, request: ran.result, carryReply: true, then: (outcome) => ({ type: 'settled', outcome }) }] };
           }
@@ -410,6 +431,31 @@ export class ControlPlane {
       },
     };
   }
+}
+
+/** Whether two views hold the same records (the same peers in the same order, the same singletons and fields). */
+function sameRecords(a: RecordsView, b: RecordsView): boolean {
+  if (a.size !== b.size) return false;
+  const others = a.entries();
+  for (const [peer, byName] of b) {
+    const [otherPeer, other] = others.next().value!;
+    if (otherPeer !== peer) return false;
+    if (other === byName) continue;
+    const names = Object.keys(byName);
+    const otherNames = Object.keys(other);
+    if (names.length !== otherNames.length) return false;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] !== otherNames[i] || !sameFields(byName[names[i]!]!, other[names[i]!]!)) return false;
+    }
+  }
+  return true;
+}
+
+function sameFields(x: object, y: object): boolean {
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  for (const key of keys) if ((x as Record<string, unknown>)[key] !== (y as Record<string, unknown>)[key]) return false;
+  return true;
 }
 
 function run(executor: OrderExecutor, body: string, stamp: EpochStamp): OrderAnswer {

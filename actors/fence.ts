@@ -18,15 +18,25 @@ export interface FenceRefusal {
 /**
  * Epoch fencing on the executing side (docs/PLACEMENT.md §Placement): the newest activation seen
  * of each singleton, from activation records and from orders; an order stamped older than that is
- * refused. Bounded by the number of singletons.
+ * refused. Bounded by the number of singletons it knows.
  */
 export class EpochFence {
   readonly #newest = new Map<string, EpochStamp>();
+  readonly #known: (singleton: string) => boolean;
   #refused = 0;
   #admitted = 0;
 
-  /** Learns of an activation (from a record or an order). */
+  /**
+   * `known`: the singletons it keeps stamps of (by default all). Activation records come from
+   * members' documents; without it, a member recording made-up singletons would grow the map.
+   */
+  constructor(known: (singleton: string) => boolean = () => true) {
+    this.#known = known;
+  }
+
+  /** Learns of an activation (from a record or an order); one of a singleton it does not know is ignored. */
   observe(singleton: string, stamp: EpochStamp): void {
+    if (!this.#known(singleton)) return;
     const current = this.#newest.get(singleton);
     if (current === undefined || compareStamps(stamp, current) > 0) this.#newest.set(singleton, { epoch: stamp.epoch, owner: stamp.owner });
   }

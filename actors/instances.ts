@@ -301,6 +301,7 @@ export function registerInstanceExecutors(
         init.clock.setTimeout(() => init.stopSelf(), 100);
       },
     })),
+    { singleton: INSTANCES_SINGLETON },
   );
   controlPlane.registerExecutor('instance.reboot', (body) =>
     once('reboot', body, () => {
@@ -314,5 +315,6 @@ export function registerInstanceExecutors(
         },
       };
     }),
+    { singleton: INSTANCES_SINGLETON },
   );
 }

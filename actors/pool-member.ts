@@ -46,8 +46,8 @@ export class PoolMemberAgent {
 
   /** Adds the executors to `controlPlane` (before it starts). */
   register(controlPlane: ControlPlane): void {
-    controlPlane.registerExecutor('pool.claim', (body, stamp) => this.#serial(() => this.#claim(JSON.parse(body) as { pool: string; claimId: string; replaces?: string }, stamp.epoch)));
-    controlPlane.registerExecutor('pool.release', (body, stamp) => this.#serial(() => this.#release(JSON.parse(body) as { pool: string; claimId: string }, stamp.epoch)));
+    controlPlane.registerExecutor('pool.claim', (body, stamp) => this.#serial(() => this.#claim(JSON.parse(body) as { pool: string; claimId: string; replaces?: string }, stamp.epoch)), { singleton: POOLS_SINGLETON });
+    controlPlane.registerExecutor('pool.release', (body, stamp) => this.#serial(() => this.#release(JSON.parse(body) as { pool: string; claimId: string }, stamp.epoch)), { singleton: POOLS_SINGLETON });
   }
 
   #serial<T>(work: () => Promise<T>): Promise<T> {

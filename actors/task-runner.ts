@@ -52,8 +52,8 @@ export class TaskRunner {
 
   /** Adds the executors to `controlPlane` (before it starts). */
   register(controlPlane: ControlPlane): void {
-    controlPlane.registerExecutor('task.run', (body) => this.#run(JSON.parse(body) as { taskId: string; lease: TaskLease }));
-    controlPlane.registerExecutor('task.abort', (body) => this.#abort((JSON.parse(body) as { taskId: string }).taskId, 'aborted: an operator cancelled it'));
+    controlPlane.registerExecutor('task.run', (body) => this.#run(JSON.parse(body) as { taskId: string; lease: TaskLease }), { singleton: DISPATCHER_SINGLETON });
+    controlPlane.registerExecutor('task.abort', (body) => this.#abort((JSON.parse(body) as { taskId: string }).taskId, 'aborted: an operator cancelled it'), { singleton: DISPATCHER_SINGLETON });
   }
 
   /** Closes runs a previous process left running, then watches leases. */

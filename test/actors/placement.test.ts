@@ -195,6 +195,29 @@ describe('control-plane placement', () => {
     expect([...owners.values()].every((set) => set.size === 1)).toBe(true);
   });
 
+  it('takes orders only of singletons it knows, each kind only from its own singleton, and keeps no fence for made-up ones', async () => {
+    const { fleet, nodes, planes, running, view } = await controlFleet(3);
+    await fleet.run(2_000);
+    const [owner] = running();
+    const member = [0, 1, 2].find((i) => i !== owner)!;
+    const target = [0, 1, 2].find((i) => i !== owner && i !== member)!;
+    // A member records activations of made-up singletons in its own (sealed) document, as a
+    // modified node could, and orders under one: the record backs the order, the name does not.
+    for (let n = 0; n < 50; n++) await fleet.pumpUntil(nodes[member]!.recordActivation(`made.up${n}`, { epoch: 1, since: fleet.clock.now(), active: true }));
+    await fleet.run(2_000);
+    const madeUp = await fleet.pumpUntil(planes[member]!.order(nodes[target]!.peer as PeerId, 'made.up0', { epoch: 1, owner: nodes[member]!.peer }, 'noop'));
+    expect(madeUp).toMatchObject({ accepted: false, reason: 'failed', detail: 'made.up0 is not a singleton of this fleet' });
+    expect(Object.keys(planes[target]!.fence.stats().newest)).toEqual([SENSOR]);
+    // An executor bound to one singleton refuses orders of another, even from that one's real owner.
+    const ran: string[] = [];
+    planes[target]!.registerExecutor('claim.thing', (body) => void ran.push(body), { singleton: 'control.things' });
+    const stamp = { epoch: view(owner!).epoch, owner: view(owner!).owner! };
+    const wrong = await fleet.pumpUntil(planes[owner!]!.order(nodes[target]!.peer as PeerId, SENSOR, stamp, 'claim.thing', 'x'));
+    expect(wrong).toMatchObject({ accepted: false, reason: 'failed', detail: `claim.thing orders come from control.things only, not ${SENSOR}` });
+    expect(ran).toEqual([]);
+    expect(await fleet.pumpUntil(planes[owner!]!.order(nodes[target]!.peer as PeerId, SENSOR, stamp, 'noop'))).toMatchObject({ accepted: true });
+  });
+
   it('records two activations alive at once as a fleet event', async () => {
     const { fleet, nodes, running, view } = await controlFleet(3);
     await fleet.run(2_000);
