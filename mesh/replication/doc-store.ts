@@ -311,13 +311,25 @@ export class DocStore {
     this.#assertWritable(docId);
     const entry = this.#entryFor(docId);
     const before = entry.doc;
-    // Change a clone, so a change refused below (too large) leaves the held document usable. The
-    // clone takes this store's actor: a shared (interned) document may carry another's.
-    const fork = this.fork(before);
+    // The held document is changed in place when it is this store's own: a clone costs what the
+    // document holds (an event bucket grows all day), on every local change. What read `before`
+    // keeps reading it as it was (Automerge leaves it a view at its heads, and the store hands out
+    // no document to change). The shared empty document, a shared (interned) one and one with
+    // another actor are changed on a clone with this store's actor.
+    const inPlace = before !== NO_DOCUMENT && !entry.interned && A.getActorId(before) === this.#init.actorId;
+    const fork = inPlace ? before : this.fork(before);
+    const headsBefore = A.getHeads(before);
     const after = A.change(fork, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
-    if (A.getHeads(after).join() === A.getHeads(before).join()) return false;
+    if (A.getHeads(after).join() === headsBefore.join()) return false;
     const seals = options.signer === undefined ? [] : [signSeal(this.#requireFleetId(), docId, A.getHeads(after), options.signer)];
-    await this.#commit(docId, entry, after, 'local', options.durable === true, seals);
+    try {
+      await this.#commit(docId, entry, after, 'local', options.durable === true, seals);
+    } catch (error) {
+      // Refused before it was taken (too large): the held document goes back to what it was
+      // (a clone of `before`, which Automerge left a view at the heads before this change).
+      if (inPlace && error instanceof DocTooLargeError && entry.doc === before) entry.doc = this.fork(before);
+      throw error;
+    }
     return true;
   }
 

@@ -113,6 +113,23 @@ describe('document store under failures', () => {
     await expect(store.change<Loose>(FLEET_DOC_ID, (d) => void (d['blob'] = randomBytes(MAX_DOC_BYTES + 1)))).rejects.toBeInstanceOf(DocTooLargeError);
     await store.change<Loose>(FLEET_DOC_ID, (d) => void (d['after'] = true));
     expect(toPlain(store.get(FLEET_DOC_ID))).toEqual({ schema: 1, after: true });
+    expect(A.getMissingDeps(store.get(FLEET_DOC_ID)!, [])).toEqual([]);
+  });
+
+  it('changes a held document in place, and a document read before the change still reads as it was', async () => {
+    const storage = new MemoryStorage();
+    const store = await openStore(storage);
+    await store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1));
+    const held = store.get(FLEET_DOC_ID)!;
+    const heads = A.getHeads(held);
+    await store.change<Loose>(FLEET_DOC_ID, (d) => void (d['two'] = 2));
+    expect(toPlain(held)).toEqual({ schema: 1 });
+    expect(A.getHeads(held)).toEqual(heads);
+    expect(toPlain(store.get(FLEET_DOC_ID))).toEqual({ schema: 1, two: 2 });
+    // A copy made of the earlier read (as replication forks what it verifies) is that version.
+    expect(toPlain(store.fork(held))).toEqual({ schema: 1 });
+    await store.flush();
+    expect(toPlain((await openStore(storage)).get(FLEET_DOC_ID))).toEqual({ schema: 1, two: 2 });
   });
 
   it('leaves a document written by a newer schema untouched on disk', async () => {
