@@ -86,7 +86,7 @@ export function readYaml(text: string): YamlSource {
  */
 function lazyPositions(text: string): SourceMap {
   let read: SourceMap | undefined;
-  const positions = (): SourceMap => (read ??= readYamlFully(text).positions);
+  const positions = (): SourceMap => (read ??= positionsFast(text) ?? readYamlFully(text).positions);
   return {
     get keys() { return positions().keys; },
     get values() { return positions().values; },
@@ -260,13 +260,37 @@ const ESCAPES: Readonly<Record<string, string>> = {
  */
 export function readYamlFast(text: string): unknown {
   try {
-    return new FastReader(text).document();
+    return new FastReader(text, undefined).document();
   } catch (error) {
     if (error === NOT_FAST) return NOT_FAST;
     throw error;
   }
 }
 export { NOT_FAST };
+
+/**
+ * The positions {@link Walker} notes, for text the fast path reads, found by reading it again
+ * with paths and offsets kept; undefined (so the full reader finds them) for text it does not
+ * read, or that holds an empty value (whose position the `yaml` library works out its own way).
+ */
+export function positionsFast(text: string): SourceMap | undefined {
+  const recorder: Recorder = { keys: new Map(), values: new Map() };
+  try {
+    new FastReader(text, recorder).document();
+  } catch (error) {
+    if (error === NOT_FAST) return undefined;
+    throw error;
+  }
+  const lineStarts = [0];
+  for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) lineStarts.push(at + 1);
+  return { ...recorder, lineStarts };
+}
+
+/** Where the fast path notes each path's key and value (offsets), when asked for positions. */
+interface Recorder {
+  readonly keys: Map<string, number>;
+  readonly values: Map<string, number>;
+}
 
 function giveUp(): never {
   throw NOT_FAST;
@@ -276,10 +300,17 @@ function giveUp(): never {
 class FastReader {
   readonly #indents: number[] = [];
   readonly #contents: string[] = [];
+  /** Offset in the text of each content line's first character (kept only for positions). */
+  readonly #starts: number[] = [];
+  readonly #recorder: Recorder | undefined;
   #at = 0;
 
-  constructor(text: string) {
+  constructor(text: string, recorder: Recorder | undefined) {
+    this.#recorder = recorder;
+    let lineStart = 0;
     for (const line of text.split('\n')) {
+      const start = lineStart;
+      lineStart += line.length + 1;
       let indent = 0;
       while (line.charCodeAt(indent) === 32) indent++;
       if (indent === line.length) continue;
@@ -292,56 +323,73 @@ class FastReader {
       if (indent === 0 && (line.startsWith('---') || line.startsWith('...') || line.startsWith('%'))) giveUp();
       this.#indents.push(indent);
       this.#contents.push(line.slice(indent));
+      if (recorder !== undefined) this.#starts.push(start + indent);
     }
   }
 
   document(): unknown {
-    if (this.#contents.length === 0) return null;
-    const value = this.block(this.#indents[0]!, 0);
+    if (this.#contents.length === 0) {
+      this.#recorder?.values.set('', 0);
+      return null;
+    }
+    const value = this.block(this.#indents[0]!, 0, '');
     if (this.#at !== this.#contents.length) giveUp();
     return value;
   }
 
   /** The block collection whose first line is the current one, at indent `indent`. */
-  block(indent: number, depth: number): unknown {
+  block(indent: number, depth: number, path: string): unknown {
     if (depth >= DEPTH_FAST_MAX) giveUp();
-    return isSeqItem(this.#contents[this.#at]!) ? this.sequence(indent, depth) : this.mapping(indent, depth);
+    this.#recorder?.values.set(path, this.#starts[this.#at]!);
+    return isSeqItem(this.#contents[this.#at]!) ? this.sequence(indent, depth, path) : this.mapping(indent, depth, path);
   }
 
-  mapping(indent: number, depth: number): Record<string, unknown> {
+  mapping(indent: number, depth: number, path: string): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     while (this.#at < this.#contents.length && this.#indents[this.#at] === indent) {
-      const content = this.#contents[this.#at]!;
+      const line = this.#at;
+      const content = this.#contents[line]!;
       if (isSeqItem(content)) giveUp();
-      const { key, rest } = blockKey(content);
+      const { key, rest, restAt } = blockKey(content);
       if (Object.hasOwn(out, key)) giveUp();
+      let keyPath = '';
+      if (this.#recorder !== undefined) {
+        keyPath = childPath(path, key);
+        this.#recorder.keys.set(keyPath, this.#starts[line]!);
+      }
       this.#at++;
-      setField(out, key, rest === '' ? this.nested(indent, depth, true) : this.inline(rest, indent, depth));
+      setField(out, key, rest === '' ? this.nested(indent, depth, true, keyPath) : this.inline(rest, line, restAt, indent, depth, keyPath));
     }
     this.end(indent);
     return out;
   }
 
-  sequence(indent: number, depth: number): unknown[] {
+  sequence(indent: number, depth: number, path: string): unknown[] {
     const out: unknown[] = [];
     while (this.#at < this.#contents.length && this.#indents[this.#at] === indent && isSeqItem(this.#contents[this.#at]!)) {
-      const content = this.#contents[this.#at]!;
+      const line = this.#at;
+      const content = this.#contents[line]!;
+      const itemPath = this.#recorder === undefined ? '' : `${path}[${out.length}]`;
       let start = 1;
       while (content.charCodeAt(start) === 32) start++;
       const rest = content.slice(start);
       if (rest === '' || rest.startsWith('#')) {
         this.#at++;
-        out.push(this.nested(indent, depth, false));
+        out.push(this.nested(indent, depth, false, itemPath));
       } else if (isSeqItem(rest)) {
         giveUp();
       } else if (isCompactKey(rest)) {
         // `- key: value`: a mapping whose lines are indented as its first key.
-        this.#indents[this.#at] = indent + start;
-        this.#contents[this.#at] = rest;
-        out.push(this.mapping(indent + start, depth + 1));
+        this.#indents[line] = indent + start;
+        this.#contents[line] = rest;
+        if (this.#recorder !== undefined) {
+          this.#starts[line]! += start;
+          this.#recorder.values.set(itemPath, this.#starts[line]!);
+        }
+        out.push(this.mapping(indent + start, depth + 1, itemPath));
       } else {
         this.#at++;
-        out.push(this.inline(rest, indent, depth));
+        out.push(this.inline(rest, line, start, indent, depth, itemPath));
       }
     }
     this.end(indent);
@@ -349,26 +397,30 @@ class FastReader {
   }
 
   /** After `key:` or `-` with nothing after it: a deeper block, a sequence at the key's indent, or null. */
-  nested(indent: number, depth: number, underKey: boolean): unknown {
-    if (this.#at >= this.#contents.length) return null;
-    const next = this.#indents[this.#at]!;
-    if (next > indent) return this.block(next, depth + 1);
-    if (underKey && next === indent && isSeqItem(this.#contents[this.#at]!)) return this.sequence(indent, depth + 1);
+  nested(indent: number, depth: number, underKey: boolean, path: string): unknown {
+    const next = this.#at < this.#contents.length ? this.#indents[this.#at]! : -1;
+    if (next > indent) return this.block(next, depth + 1, path);
+    if (underKey && next === indent && isSeqItem(this.#contents[this.#at]!)) return this.block(indent, depth + 1, path);
+    // An empty value: where the `yaml` library places it is the full reader's to say.
+    if (this.#recorder !== undefined) giveUp();
     return null;
   }
 
-  /** A value on the line of its key or dash; nothing may continue it on deeper lines. */
-  inline(rest: string, indent: number, depth: number): unknown {
+  /** A value on the line of its key or dash (`rest`, at `restAt` of line `line`); nothing may continue it on deeper lines. */
+  inline(rest: string, line: number, restAt: number, indent: number, depth: number, path: string): unknown {
     let value: unknown;
     let after: number;
     const first = rest.charCodeAt(0);
     if (first === 123 /* { */ || first === 91 /* [ */) {
-      [value, after] = flowValue(rest, 0, depth + 1);
-    } else if (first === 34 /* " */ || first === 39 /* ' */) {
-      [value, after] = quoted(rest, 0);
+      [value, after] = flowValue(rest, 0, depth + 1, this.#recorder === undefined ? undefined : { recorder: this.#recorder, base: this.#starts[line]! + restAt, path });
     } else {
-      value = resolvePlain(blockPlain(rest));
-      after = rest.length;
+      this.#recorder?.values.set(path, this.#starts[line]! + restAt);
+      if (first === 34 /* " */ || first === 39 /* ' */) {
+        [value, after] = quoted(rest, 0);
+      } else {
+        value = resolvePlain(blockPlain(rest));
+        after = rest.length;
+      }
     }
     if (!isLineEnd(rest, after)) giveUp();
     if (this.#at < this.#contents.length && this.#indents[this.#at]! > indent) giveUp();
@@ -379,6 +431,13 @@ class FastReader {
   end(indent: number): void {
     if (this.#at < this.#contents.length && this.#indents[this.#at]! > indent) giveUp();
   }
+}
+
+/** Where a flow value's positions go: `base` is the offset in the file of its text's start. */
+interface FlowPositions {
+  readonly recorder: Recorder;
+  readonly base: number;
+  readonly path: string;
 }
 
 /**
@@ -427,8 +486,8 @@ function keyEnd(content: string): number {
   return -1;
 }
 
-/** `key: rest` → the key and what follows `: ` (`` for nothing or a comment). */
-function blockKey(content: string): { key: string; rest: string } {
+/** `key: rest` → the key and what follows `: ` (`` for nothing or a comment), which starts at `restAt`. */
+function blockKey(content: string): { key: string; rest: string; restAt: number } {
   let key: string;
   let colon: number;
   const first = content.charCodeAt(0);
@@ -448,7 +507,7 @@ function blockKey(content: string): { key: string; rest: string } {
   let start = after;
   while (content.charCodeAt(start) === 32) start++;
   const rest = start >= content.length || content.charCodeAt(start) === 35 ? '' : content.slice(start);
-  return { key, rest };
+  return { key, rest, restAt: start };
 }
 
 /** A one-line plain scalar in block context, its comment and trailing spaces dropped. */
@@ -496,11 +555,12 @@ function quoted(text: string, at: number): [string, number] {
 }
 
 /** A one-line flow collection or scalar at `at` inside `[…]` or `{…}`: its value and where it ends. */
-function flowValue(text: string, at: number, depth: number): [unknown, number] {
+function flowValue(text: string, at: number, depth: number, positions: FlowPositions | undefined): [unknown, number] {
+  positions?.recorder.values.set(positions.path, positions.base + at);
   const first = text.charCodeAt(at);
   if (first === 123 || first === 91) {
     if (depth >= DEPTH_FAST_MAX) giveUp();
-    return first === 123 ? flowMap(text, at, depth) : flowSeq(text, at, depth);
+    return first === 123 ? flowMap(text, at, depth, positions) : flowSeq(text, at, depth, positions);
   }
   if (first === 34 || first === 39) return quoted(text, at);
   if (!startsPlain(text, at)) giveUp();
@@ -520,12 +580,13 @@ function skipSpaces(text: string, at: number): number {
   return at;
 }
 
-function flowMap(text: string, at: number, depth: number): [Record<string, unknown>, number] {
+function flowMap(text: string, at: number, depth: number, positions: FlowPositions | undefined): [Record<string, unknown>, number] {
   const out: Record<string, unknown> = {};
   at = skipSpaces(text, at + 1);
   if (text.charCodeAt(at) === 125) return [out, at + 1];
   for (;;) {
     let key: string;
+    const keyAt = at;
     const first = text.charCodeAt(at);
     if (first === 34 || first === 39) {
       [key, at] = quoted(text, at);
@@ -541,8 +602,13 @@ function flowMap(text: string, at: number, depth: number): [Record<string, unkno
     if (text.charCodeAt(at + 1) !== 32) giveUp();
     at = skipSpaces(text, at + 1);
     if (Object.hasOwn(out, key)) giveUp();
+    let inner: FlowPositions | undefined;
+    if (positions !== undefined) {
+      inner = { ...positions, path: childPath(positions.path, key) };
+      positions.recorder.keys.set(inner.path, positions.base + keyAt);
+    }
     let value: unknown;
-    [value, at] = flowValue(text, at, depth + 1);
+    [value, at] = flowValue(text, at, depth + 1, inner);
     setField(out, key, value);
     at = skipSpaces(text, at);
     const next = text.charCodeAt(at);
@@ -553,14 +619,14 @@ function flowMap(text: string, at: number, depth: number): [Record<string, unkno
   }
 }
 
-function flowSeq(text: string, at: number, depth: number): [unknown[], number] {
+function flowSeq(text: string, at: number, depth: number, positions: FlowPositions | undefined): [unknown[], number] {
   const out: unknown[] = [];
   at = skipSpaces(text, at + 1);
   if (text.charCodeAt(at) === 93) return [out, at + 1];
   for (;;) {
     let value: unknown;
     const first = text.charCodeAt(at);
-    [value, at] = flowValue(text, at, depth + 1);
+    [value, at] = flowValue(text, at, depth + 1, positions === undefined ? undefined : { ...positions, path: `${positions.path}[${out.length}]` });
     at = skipSpaces(text, at);
     // `[a: b]` is a mapping in a list, `["a": b]` too: the full reader's.
     if (text.charCodeAt(at) === 58 && (first === 34 || first === 39)) giveUp();

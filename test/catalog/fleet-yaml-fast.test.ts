@@ -1,13 +1,21 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NOT_FAST, type YamlSource, readYaml, readYamlFast, readYamlFully } from '../../crdt-schema/catalog/fleet-yaml.ts';
+import { NOT_FAST, type SourceMap, type YamlSource, positionsFast, readYaml, readYamlFast, readYamlFully } from '../../crdt-schema/catalog/fleet-yaml.ts';
 import { EMPTY_DESIRED_CATALOG, assignmentOf, exportFleetFile, moduleOf, poolOf, templateOf } from '../../crdt-schema/index.ts';
 
 /** Everything a reader gives, with the positions as plain lists (read through, so lazy ones are found). */
 function everything(source: YamlSource): unknown {
-  return { value: source.value, problems: source.problems, keys: [...source.positions.keys], values: [...source.positions.values], lineStarts: [...source.positions.lineStarts] };
+  return { value: source.value, problems: source.problems, ...listed(source.positions) };
 }
+
+/** Positions as lists, in the order they were noted. */
+function listed(positions: SourceMap): unknown {
+  return { keys: [...positions.keys], values: [...positions.values], lineStarts: [...positions.lineStarts] };
+}
+
+/** How many texts the fast path found the positions of itself (the rest: the full reader). */
+let positionsFound = 0;
 
 /** The fast path either gives up or reads exactly what the full reader reads; readYaml is the full reader's result either way. */
 function expectSameAsFull(text: string): boolean {
@@ -18,6 +26,13 @@ function expectSameAsFull(text: string): boolean {
     // isDeepStrictEqual tells -0 from 0, matches NaN and compares prototypes (not a `constructor` key); key order is checked apart.
     expect(isDeepStrictEqual(fast, full.value), `${text}\n${JSON.stringify(fast)}\n${JSON.stringify(full.value)}`).toBe(true);
     expect(keyOrders(fast), text).toEqual(keyOrders(full.value));
+    const positions = positionsFast(text);
+    if (positions !== undefined) {
+      positionsFound++;
+      expect(listed(positions), text).toEqual(listed(full.positions));
+    }
+  } else {
+    expect(positionsFast(text), text).toBeUndefined();
   }
   expect(isDeepStrictEqual(everything(readYaml(text)), everything(full)), text).toBe(true);
   return fast !== NOT_FAST;
@@ -130,8 +145,10 @@ describe('the fast path of reading fleet.yaml', () => {
       runs++;
       if (expectSameAsFull(text)) fast++;
     }), { numRuns: 6000 });
-    // Not a vacuous comparison: a good share of the documents takes the fast path.
+    // Not a vacuous comparison: a good share of the documents takes the fast path, and of those
+    // a good share has its positions found by it (the others hold an empty value).
     expect(fast / runs).toBeGreaterThan(0.2);
+    expect(positionsFound / fast).toBeGreaterThan(0.3);
   });
 
   it('reads an exported catalog, the shape fleet.yaml usually has, on the fast path', () => {
