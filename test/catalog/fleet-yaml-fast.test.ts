@@ -10,7 +10,7 @@ function everything(source: YamlSource): unknown {
 }
 
 /** Positions as lists, in the order they were noted. */
-function listed(positions: SourceMap): unknown {
+function listed(positions: SourceMap): { keys: [string, number][]; values: [string, number][]; lineStarts: number[] } {
   return { keys: [...positions.keys], values: [...positions.values], lineStarts: [...positions.lineStarts] };
 }
 
