@@ -40,7 +40,14 @@ export class Claims {
   readonly #refusals = new Map<string, Map<string, { answer: PromiseAnswer; sentAt: number }>>();
   /** Bumped with every change; with the member list's identity, keys the cached {@link Claims.promisedUntil}. */
   #version = 0;
-  readonly #cache = new Map<string, { members: readonly string[]; version: number; epoch: number; until: number }>();
+  /**
+   * Bumped with every change that can shorten a promise (a claim made or given back, everything
+   * dropped). Answers taken in only lengthen them (a grant's send time only moves later), so a
+   * cached promise from the same floor version is a lower bound: while it holds, the claim is
+   * promised, with no count over the members for every answer of a round.
+   */
+  #floorVersion = 0;
+  readonly #cache = new Map<string, { members: readonly string[]; version: number; floorVersion: number; epoch: number; until: number }>();
 
   constructor(init: ClaimsInit) {
     this.#init = init;
@@ -53,6 +60,7 @@ export class Claims {
     if (previous !== undefined) this.#release(name, previous);
     this.#claims.set(name, epoch);
     this.#version++;
+    this.#floorVersion++;
     this.#init.changed();
   }
 
@@ -63,6 +71,7 @@ export class Claims {
     this.#claims.delete(name);
     this.#release(name, epoch);
     this.#version++;
+    this.#floorVersion++;
     this.#init.changed();
   }
 
@@ -97,6 +106,7 @@ export class Claims {
     this.#grants.clear();
     this.#refusals.clear();
     this.#version++;
+    this.#floorVersion++;
     return releases;
   }
 
@@ -127,12 +137,15 @@ export class Claims {
       sentTimes.sort((a, b) => b - a);
       until = sentTimes[needed - 1]! + this.#init.termMs;
     }
-    this.#cache.set(name, { members, version: this.#version, epoch, until });
+    this.#cache.set(name, { members, version: this.#version, floorVersion: this.#floorVersion, epoch, until });
     return until;
   }
 
   /** Whether a majority promised `name` at `epoch` to this node at `nowMs`. */
   promised(name: string, epoch: number, nowMs = this.#init.now()): boolean {
+    if (this.#claims.get(name) !== epoch) return false;
+    const floor = this.#cache.get(name);
+    if (floor !== undefined && floor.epoch === epoch && floor.floorVersion === this.#floorVersion && nowMs < floor.until && floor.members === this.#init.members()) return true;
     return nowMs < this.promisedUntil(name, epoch);
   }
 

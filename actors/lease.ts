@@ -311,8 +311,13 @@ export class QuorumLease {
     this.#acks.set(peer, entry);
     if (answer === undefined) return; // A miss never makes the lease valid; it may lapse, which readers see by time.
     this.claims.take(peer, sentAt, answer.promises);
+    // An answer only moves a member's latest acknowledged round later, so with the same members
+    // the lease lasts at least as long as before: one that holds now still holds, and is not
+    // worked out again for every answer of a round (a large fleet's round has dozens).
+    const before = this.#cached;
     this.#version++;
-    const valid = this.valid();
+    const now = this.now();
+    const valid = before !== undefined && before.members === this.#init.members() && now < before.until ? true : this.valid(now);
     if (valid && !this.#wasValid) this.#init.onGained?.();
     this.#wasValid = valid;
   }

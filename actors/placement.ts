@@ -141,6 +141,8 @@ export class Placement {
   readonly #backoffUntil = new Map<string, number>();
   readonly #duplicates = new Map<string, number>();
   #failedUntil = new Map<string, number>();
+  /** Each singleton's owner as last worked out, with its inputs and the time window it holds over ({@link Placement.#owner}). */
+  readonly #owners = new Map<string, { members: readonly PlacementMember[]; records: RecordsView; ownFailedUntil: number; from: number; until: number; owner: string | undefined }>();
   #observedRecords: RecordsView | undefined;
   /** The inputs of the last duplicate check that found no singleton held twice. */
   #noDuplicatesIn: { members: readonly PlacementMember[]; records: RecordsView } | undefined;
@@ -318,21 +320,46 @@ export class Placement {
     }
   }
 
-  /** The rendezvous owner of `spec` among its candidates now. */
+  /**
+   * The rendezvous owner of `spec` among its candidates now. Placement asks ten times a second
+   * and the answer is a function of the members, the records, this node's own cooldown and the
+   * time; so it is kept with those inputs and the window of time over which it cannot change
+   * (from when it was worked out until the next member's cooldown ends or it has been alive long
+   * enough to count as stable), and worked out again only outside it or when an input changed.
+   */
   #owner(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string | undefined {
-    return rendezvousOwner(spec.name, this.#candidates(spec, members, records, now));
+    const ownFailedUntil = this.#failedUntil.get(spec.name) ?? 0;
+    const cached = this.#owners.get(spec.name);
+    if (cached !== undefined && cached.members === members && cached.records === records && cached.ownFailedUntil === ownFailedUntil && cached.from <= now && now < cached.until) return cached.owner;
+    const window = { until: Number.POSITIVE_INFINITY };
+    const owner = rendezvousOwner(spec.name, this.#candidates(spec, members, records, now, window));
+    this.#owners.set(spec.name, { members, records, ownFailedUntil, from: now, until: window.until, owner });
+    return owner;
   }
 
-  #candidates(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string[] {
+  /**
+   * The members that may own `spec` now. `window.until` is lowered to the earliest time after
+   * `now` at which one of the time-dependent tests below could turn out otherwise (each turns from
+   * false to true as time goes on, so the answer holds from `now` until then).
+   */
+  #candidates(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number, window: { until: number }): string[] {
     const eligible = members
       .filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self)
       .filter((m) => spec.eligible === undefined || (spec.eligible.value === undefined ? m.labels[spec.eligible.key] !== undefined : m.labels[spec.eligible.key] === spec.eligible.value))
       .filter((m) => {
         const failedUntil = m.peerId === this.#init.self ? (this.#failedUntil.get(spec.name) ?? 0) : (records.get(m.peerId)?.[spec.name]?.failedUntil ?? 0);
-        return failedUntil <= now;
+        if (failedUntil <= now) return true;
+        window.until = Math.min(window.until, failedUntil);
+        return false;
       });
     // Members alive again only recently wait, unless they already hold it or nobody else can.
-    const stable = eligible.filter((m) => now - m.stateSince >= this.#config.stableMs || records.get(m.peerId)?.[spec.name]?.active === true);
+    const { stableMs } = this.#config;
+    const stable = eligible.filter((m) => {
+      if (now - m.stateSince >= stableMs || records.get(m.peerId)?.[spec.name]?.active === true) return true;
+      // Checked again from a little before it turns stable (so rounding never keeps it out past then).
+      window.until = Math.min(window.until, m.stateSince + stableMs - 1);
+      return false;
+    });
     return (stable.length > 0 ? stable : eligible).map((m) => m.peerId);
   }
 
