@@ -49,7 +49,11 @@ export async function addOperator(
   return { publicKey: operator.publicKey, name: operator.name, keyFile: options.out };
 }
 
-/** Revokes an operator key with the fleet root key's signature, from now on. */
+/**
+ * Revokes an operator key with the fleet root key's signature, from now on, and cuts its catalog
+ * entries at what the node holds now (docs/SECURITY.md §Operator revocation): entries it signs
+ * later, dated before now, do not count.
+ */
 export async function revokeOperator(
   client: ApiClient,
   key: OperatorKeyFile & { readonly seed: Uint8Array },
@@ -57,6 +61,7 @@ export async function revokeOperator(
   options: { readonly publicKey: string; readonly reason: string },
 ): Promise<DecisionResult> {
   if (root.fleetId !== key.fleetId) throw new KeyFileError(`the root key is for fleet ${root.fleetId}, the operator key for ${key.fleetId}`);
-  const revocation = signOperatorRevocation(root.seed, root.fleetId, { publicKey: options.publicKey, effectiveAt: Date.now(), reason: options.reason });
+  const { heads } = await client.get<{ heads: string[] }>('/api/v1/catalog');
+  const revocation = signOperatorRevocation(root.seed, root.fleetId, { publicKey: options.publicKey, effectiveAt: Date.now(), reason: options.reason, catalogHeads: [...heads].sort() });
   return decide(client, key, 'operator-revoke', revocation);
 }

@@ -51,8 +51,19 @@ export interface OperatorRevokeDecision {
   readonly publicKey: string;
   readonly effectiveAt: number;
   readonly reason: string;
+  /**
+   * The heads of `desired/catalog` where the revocation was made (docs/SECURITY.md §Operator
+   * revocation): of the operator's catalog entries, only those that document held at these heads
+   * count — so a leaked key cannot add entries dated before `effectiveAt` afterwards. Absent: every
+   * entry dated before `effectiveAt` counts (revocations made before this field existed).
+   */
+  readonly catalogHeads?: readonly string[];
   readonly rootSignature: string;
 }
+
+/** At most this many heads in a revocation's catalog cut (a document's heads are its concurrent tips: a few). */
+export const REVOCATION_HEADS_MAX = 32;
+const HEAD_PATTERN = /^[0-9a-f]{64}$/;
 
 export type DecisionBody<K extends DecisionKind> = K extends 'labels'
   ? LabelsDecision
@@ -64,7 +75,10 @@ export type DecisionBody<K extends DecisionKind> = K extends 'labels'
 
 /** What the root key signs to revoke an operator. */
 export function operatorRevocationStatement(fleetId: string, revocation: Omit<OperatorRevokeDecision, 'rootSignature'>): Uint8Array {
-  return encoder.encode(`powernode-operator-revocation/v1\n${fleetId}\n${revocation.publicKey}\n${revocation.effectiveAt}\n${revocation.reason}`);
+  const v1 = `${fleetId}\n${revocation.publicKey}\n${revocation.effectiveAt}\n${revocation.reason}`;
+  // The cut is signed too (v2): an operator relaying the decision cannot widen it.
+  if (revocation.catalogHeads === undefined) return encoder.encode(`powernode-operator-revocation/v1\n${v1}`);
+  return encoder.encode(`powernode-operator-revocation/v2\n${v1}\n${revocation.catalogHeads.join(',')}`);
 }
 
 /** Thrown when a decision's content is not what its kind requires. */
@@ -130,7 +144,11 @@ function operatorRevokeBody(value: OperatorRevokeDecision): OperatorRevokeDecisi
   const reason = value.reason ?? '';
   if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) throw new InvalidDecisionError(`a revocation reason is text of at most ${MAX_REASON_CHARS} characters`);
   if (typeof value.effectiveAt !== 'number' || !Number.isSafeInteger(value.effectiveAt) || value.effectiveAt < 0) throw new InvalidDecisionError('effectiveAt is a time in ms');
-  return { effectiveAt: value.effectiveAt, publicKey: key(value.publicKey, 'the public key'), reason, rootSignature: key(value.rootSignature, 'the root signature') };
+  const heads = value.catalogHeads;
+  if (heads !== undefined && (!Array.isArray(heads) || heads.length > REVOCATION_HEADS_MAX || !heads.every((h) => typeof h === 'string' && HEAD_PATTERN.test(h)) || heads.some((h, i) => i > 0 && heads[i - 1]! >= h))) {
+    throw new InvalidDecisionError(`catalogHeads is a sorted list of at most ${REVOCATION_HEADS_MAX} distinct document heads (64 hex characters each)`);
+  }
+  return { ...(heads === undefined ? {} : { catalogHeads: [...heads] }), effectiveAt: value.effectiveAt, publicKey: key(value.publicKey, 'the public key'), reason, rootSignature: key(value.rootSignature, 'the root signature') };
 }
 
 function node(value: unknown): string {
@@ -208,9 +226,11 @@ export function decisionOrder(a: Decision, b: Decision): number {
  * checked before the decision was taken in). Decisions by a revoked operator dated from its
  * revocation on are not applied ({@link effectiveDecisions}).
  */
-export function foldOperators(decisions: readonly Decision[]): { added: OperatorAddDecision[]; revokedAt: Record<string, number> } {
+export function foldOperators(decisions: readonly Decision[]): { added: OperatorAddDecision[]; revokedAt: Record<string, number>; catalogCuts: Record<string, readonly string[]> } {
   const added = new Map<string, OperatorAddDecision>();
   const revokedAt: Record<string, number> = {};
+  // The cut of the revocation that applies (the earliest; the first of equals, in decision order).
+  const catalogCuts: Record<string, readonly string[]> = {};
   for (const decision of decisions) {
     try {
       if (decision.kind === 'operator-add') {
@@ -218,13 +238,18 @@ export function foldOperators(decisions: readonly Decision[]): { added: Operator
         if (!added.has(body.publicKey)) added.set(body.publicKey, body);
       } else if (decision.kind === 'operator-revoke') {
         const body = parseDecisionBody('operator-revoke', decision.body);
-        revokedAt[body.publicKey] = Math.min(revokedAt[body.publicKey] ?? Number.MAX_SAFE_INTEGER, body.effectiveAt);
+        const earlier = revokedAt[body.publicKey];
+        if (earlier === undefined || body.effectiveAt < earlier) {
+          revokedAt[body.publicKey] = body.effectiveAt;
+          if (body.catalogHeads === undefined) delete catalogCuts[body.publicKey];
+          else catalogCuts[body.publicKey] = body.catalogHeads;
+        }
       }
     } catch {
       // Not applied.
     }
   }
-  return { added: [...added.values()], revokedAt };
+  return { added: [...added.values()], revokedAt, catalogCuts };
 }
 
 /** The decisions that apply: all but those an operator made on or after its revocation. */

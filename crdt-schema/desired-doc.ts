@@ -303,19 +303,22 @@ export interface SkippedChange {
 /**
  * Applies the entries in order (they come sorted by time, then signature) through `apply`, which
  * returns why a change was not applied, if it was not. Entries of an operator dated on or after
- * its revocation are left out (`revokedAt`, from the fleet document).
+ * its revocation are left out (`revokedAt`, from the fleet document), and so are a revoked
+ * operator's entries outside its revocation's cut (`kept`: the signatures the document held at the
+ * heads the revocation names, once this node holds those heads).
  */
 function foldEntries(
   entries: readonly DesiredEntry[],
   revokedAt: (operator: string) => number | undefined,
   apply: (change: DesiredChange) => string | undefined,
   onEntry: (entry: DesiredEntry) => void = () => undefined,
+  kept: (operator: string) => ReadonlySet<string> | undefined = () => undefined,
 ): { skipped: SkippedChange[]; entries: number } {
   const skipped: SkippedChange[] = [];
   let applied = 0;
   for (const entry of entries) {
     const revoked = revokedAt(entry.operator.publicKey);
-    if (revoked !== undefined && entry.at >= revoked) continue;
+    if (revoked !== undefined && (entry.at >= revoked || kept(entry.operator.publicKey)?.has(entry.signature) === false)) continue;
     onEntry(entry);
     let changes: DesiredChange[];
     try {
@@ -362,7 +365,11 @@ function versionTrustProblem(version: ModuleVersion, policy: TrustPolicy | undef
  * it stands at that point of the fold. A change that breaks this is skipped, the same way on every
  * node, whoever wrote it (a node refuses it where it is made, too: `catalogProblem`).
  */
-export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined = () => undefined): { catalog: DesiredCatalog; skipped: SkippedChange[]; entries: number } {
+export function foldDesired(
+  entries: readonly DesiredEntry[],
+  revokedAt: (operator: string) => number | undefined = () => undefined,
+  kept: (operator: string) => ReadonlySet<string> | undefined = () => undefined,
+): { catalog: DesiredCatalog; skipped: SkippedChange[]; entries: number } {
   const maps = Object.fromEntries(DESIRED_KINDS.map((kind) => [kind, new Map<string, unknown>()])) as { [K in DesiredKind]: Map<string, DesiredValues[K]> };
   const folded = foldEntries(entries, revokedAt, (change) => {
     const map = maps[change.kind] as Map<string, unknown>;
@@ -377,7 +384,7 @@ export function foldDesired(entries: readonly DesiredEntry[], revokedAt: (operat
         : undefined;
     if (problem === undefined) map.set(key, change.value);
     return problem;
-  });
+  }, undefined, kept);
   const sorted = <K extends DesiredKind>(kind: K): DesiredValues[K][] =>
     [...maps[kind].entries()].sort(([a], [b]) => compareText(a, b)).map(([, value]) => value);
   const catalog: DesiredCatalog = {

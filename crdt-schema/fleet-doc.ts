@@ -13,6 +13,8 @@ export interface OperatorView {
   readonly certificate: string;
   /** Set when the root key revoked it: it may not act from this time on. */
   readonly revokedAt?: number;
+  /** With a revocation that names them: the `desired/catalog` heads its catalog entries are cut at. */
+  readonly catalogHeads?: readonly string[];
 }
 
 /** The node that created the fleet: the first member, admitted by the root key at `fleet init`. */
@@ -94,7 +96,7 @@ export function readFleet(doc: unknown): FleetView | undefined {
   const root = toPlain(doc) as Record<string, unknown>;
   if (typeof root['fleetId'] !== 'string' || typeof root['schema'] !== 'number') return undefined;
   const all = readDecisions(root['decisions']);
-  const { added, revokedAt } = foldOperators(all);
+  const { added, revokedAt, catalogCuts } = foldOperators(all);
   const decisions = effectiveDecisions(all, revokedAt);
   const founding = entries(root['operators']).flatMap(([publicKey, v]) =>
     typeof v['name'] === 'string' && typeof v['certificate'] === 'string'
@@ -102,7 +104,9 @@ export function readFleet(doc: unknown): FleetView | undefined {
       : [],
   );
   const operators = [...founding, ...added.filter((a) => !founding.some((f) => f.publicKey === a.publicKey))].map((operator) =>
-    revokedAt[operator.publicKey] === undefined ? operator : { ...operator, revokedAt: revokedAt[operator.publicKey]! },
+    revokedAt[operator.publicKey] === undefined
+      ? operator
+      : { ...operator, revokedAt: revokedAt[operator.publicKey]!, ...(catalogCuts[operator.publicKey] === undefined ? {} : { catalogHeads: catalogCuts[operator.publicKey]! }) },
   );
   return {
     schema: root['schema'],

@@ -1,3 +1,4 @@
+import * as A from '@automerge/automerge';
 import {
   DESIRED_CATALOG_DOC_ID,
   DESIRED_TASKS_DOC_ID,
@@ -32,10 +33,15 @@ import { desiredChangeProblem, desiredEntryProblem } from '../trust/desired.ts';
  * or live that its module's trust policy does not trust). Refused where the change is made, so an
  * operator hears it; a change that gets in another way is skipped by the fold on every node.
  */
-export function catalogProblem(held: readonly DesiredEntry[], added: readonly DesiredEntry[], revokedAt: (operator: string) => number | undefined): string | undefined {
+export function catalogProblem(
+  held: readonly DesiredEntry[],
+  added: readonly DesiredEntry[],
+  revokedAt: (operator: string) => number | undefined,
+  kept: (operator: string) => ReadonlySet<string> | undefined = () => undefined,
+): string | undefined {
   const signatures = new Set(added.map((entry) => entry.signature));
   const all = [...held, ...added].sort(desiredEntryOrder);
-  const folded = foldDesired(all, revokedAt);
+  const folded = foldDesired(all, revokedAt, kept);
   return folded.skipped.find((change) => signatures.has(change.entry))?.reason;
 }
 
@@ -71,6 +77,9 @@ export class DesiredState {
   readonly #fleet: () => FleetView | undefined;
   readonly #verifier: DecisionVerifier;
   #view: DesiredCatalogView | undefined;
+  #viewKey = '';
+  /** Revocation cuts by their heads: the entry signatures `desired/catalog` held there. */
+  readonly #cuts = new Map<string, ReadonlySet<string>>();
   #tasks: (TaskRequests & { readonly version: number; readonly digests: string }) | undefined;
 
   constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
@@ -95,12 +104,48 @@ export class DesiredState {
     return desiredChangeProblem(docId, before, after, this.#fleet(), this.#verifier);
   }
 
-  /** The catalog as this node holds it. */
+  /**
+   * The catalog as this node holds it: folded again when the document changes or an operator's
+   * revocation does (its time, or whether this node holds the heads of its catalog cut yet).
+   */
   catalog(): DesiredCatalogView {
     const digest = this.#store.digest(DESIRED_CATALOG_DOC_ID);
-    if (this.#view !== undefined && this.#view.digest === digest) return this.#view;
-    this.#view = { ...foldDesired(this.#entries(DESIRED_CATALOG_DOC_ID), this.#revokedAt()), digest };
+    const kept = this.#catalogCuts();
+    const key = `${digest} ${kept.key}`;
+    if (this.#view !== undefined && this.#viewKey === key) return this.#view;
+    this.#view = { ...foldDesired(this.#entries(DESIRED_CATALOG_DOC_ID), this.#revokedAt(), kept.of), digest };
+    this.#viewKey = key;
     return this.#view;
+  }
+
+  /**
+   * Of each revoked operator whose revocation names `desired/catalog` heads, the entries that
+   * document held at those heads (docs/SECURITY.md §Operator revocation) — once this node holds the
+   * heads; until then none is named, and the entries dated before the revocation count (as for a
+   * revocation without a cut). `key` says what the fold depends on.
+   */
+  #catalogCuts(): { readonly key: string; readonly of: (operator: string) => ReadonlySet<string> | undefined } {
+    const revoked = (this.#fleet()?.operators ?? []).filter((o) => o.revokedAt !== undefined);
+    if (revoked.length === 0) return { key: '', of: () => undefined };
+    const doc = this.#store.get(DESIRED_CATALOG_DOC_ID);
+    const cuts = new Map<string, ReadonlySet<string>>();
+    const parts: string[] = [];
+    for (const operator of revoked) {
+      const heads = operator.catalogHeads;
+      let cut: ReadonlySet<string> | undefined;
+      if (heads !== undefined && doc !== undefined) {
+        const headsKey = heads.join(',');
+        cut = this.#cuts.get(headsKey);
+        if (cut === undefined && (heads.length === 0 || A.hasHeads(doc, heads as A.Heads))) {
+          // What the document held at the heads never changes: computed once.
+          cut = new Set(Object.keys(heads.length === 0 ? {} : A.view(doc, heads as A.Heads)).filter((k) => k !== 'schema'));
+          this.#cuts.set(headsKey, cut);
+        }
+      }
+      if (cut !== undefined) cuts.set(operator.publicKey, cut);
+      parts.push(`${operator.publicKey}@${operator.revokedAt}${heads === undefined ? '' : cut === undefined ? ':pending' : ':cut'}`);
+    }
+    return { key: parts.join(' '), of: (operator) => cuts.get(operator) };
   }
 
   /** The tasks operators asked for, as this node holds them (every day bucket held, folded as one). */
@@ -151,7 +196,7 @@ export class DesiredState {
       if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
     });
     if (docId === DESIRED_CATALOG_DOC_ID) {
-      const problem = catalogProblem(this.#entries(docId), entries, this.#revokedAt());
+      const problem = catalogProblem(this.#entries(docId), entries, this.#revokedAt(), this.#catalogCuts().of);
       if (problem !== undefined) throw new OperationRefusedError(problem);
     }
     if (docId !== area) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FLEET_DOC_ID, type FleetDocument, type NodeStateDocument, admissionRank, nodeDocId, recordAdmission, recordDecision } from '../../crdt-schema/index.ts';
-import { FleetNode, type PeerId, certifyOperator, generateKeyPair, sha256Hex, signDecision, signGrant, signOperatorRevocation, toBase64Url } from '../../mesh/index.ts';
+import { DESIRED_CATALOG_DOC_ID, type DesiredDocument, FLEET_DOC_ID, type FleetDocument, type NodeStateDocument, admissionRank, nodeDocId, recordAdmission, recordDecision, recordDesiredEntry } from '../../crdt-schema/index.ts';
+import { FleetNode, type PeerId, certifyOperator, generateKeyPair, sha256Hex, signDecision, signDesiredEntry, signGrant, signOperatorRevocation, toBase64Url } from '../../mesh/index.ts';
+import { module } from '../catalog/fixtures.ts';
 import { testIdentity } from '../helpers/mini-fleet.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 
@@ -162,6 +163,37 @@ describe('operator decisions and revocation', () => {
     const token = fleet.token('token-again');
     const bootstrap = testIdentity(0).peerId;
     await expect(fleet.pumpUntil(FleetNode.join(ports, { fleetId: fleet.fleetId, addrs: [`/memory/${bootstrap}/p2p/${bootstrap}`], ...token }, 'n2'))).rejects.toThrow(/refused/);
+  });
+
+  it('cuts a revoked operator\'s catalog entries at the heads its revocation names: a leaked key cannot back-date one in later', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    const other = await fleet.join(1, 0, 'token-a');
+    const third = await fleet.join(2, 0, 'token-b');
+    await fleet.run(2_000);
+    const mallory = generateKeyPair(fleet.random);
+    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: toBase64Url(mallory.publicKey), name: 'mallory', addedAt: fleet.clock.now() });
+    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name: 'mallory', addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    await fleet.run(1_000);
+    const signer = { ...certified, seed: mallory.seed };
+    const moduleEntry = (name: string, at: number) => signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, [{ op: 'put', kind: 'module', value: module(name) }], at);
+    const before = fleet.clock.now() - 60_000;
+    await fleet.pumpUntil(other.desired.record([moduleEntry('made-before', before)]));
+    await fleet.run(1_000);
+    // The root key revokes her, cut at what the founder holds of the catalog now.
+    const effectiveAt = fleet.clock.now() + 1;
+    const catalogHeads = [...founder.store.heads(DESIRED_CATALOG_DOC_ID)].sort();
+    await founder.decide(decide(fleet, 'operator-revoke', signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: signer.publicKey, effectiveAt, reason: 'leaked', catalogHeads }) as never));
+    await fleet.run(1_000);
+    // With the leaked key, an entry dated before the revocation, slipped in by a compromised
+    // member (the document takes it: a certified operator signed it), counts nowhere.
+    const backDated = moduleEntry('back-dated', before + 1);
+    await other.store.change<DesiredDocument>(DESIRED_CATALOG_DOC_ID, (d) => recordDesiredEntry(d, backDated));
+    await fleet.run(2_000);
+    for (const node of [founder, other, third]) {
+      expect(node.store.digest(DESIRED_CATALOG_DOC_ID)).toBe(other.store.digest(DESIRED_CATALOG_DOC_ID));
+      expect(node.desired.catalog().catalog.modules.map((m) => m.name)).toEqual(['made-before']);
+    }
   });
 
   it('takes an operator revocation only with the root key, and from then on applies none of that operator\'s decisions', async () => {
