@@ -1,4 +1,4 @@
-import type { DecisionBody, DecisionKind, Revocation } from '../crdt-schema/index.ts';
+import { DESIRED_CATALOG_DOC_ID, type DecisionBody, type DecisionKind, FLEET_DOC_ID, type Revocation } from '../crdt-schema/index.ts';
 import { certifyOperator, generateKeyPair, signDecision, signOperatorRevocation, toBase64Url } from '../mesh/index.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import type { ApiClient } from './api-client.ts';
@@ -51,8 +51,8 @@ export async function addOperator(
 
 /**
  * Revokes an operator key with the fleet root key's signature, from now on, and cuts its catalog
- * entries at what the node holds now (docs/SECURITY.md §Operator revocation): entries it signs
- * later, dated before now, do not count.
+ * entries and decisions at what the node holds now (docs/SECURITY.md §Revocation): what it signs
+ * later, dated before now, does not count.
  */
 export async function revokeOperator(
   client: ApiClient,
@@ -61,7 +61,16 @@ export async function revokeOperator(
   options: { readonly publicKey: string; readonly reason: string },
 ): Promise<DecisionResult> {
   if (root.fleetId !== key.fleetId) throw new KeyFileError(`the root key is for fleet ${root.fleetId}, the operator key for ${key.fleetId}`);
-  const { heads } = await client.get<{ heads: string[] }>('/api/v1/catalog');
-  const revocation = signOperatorRevocation(root.seed, root.fleetId, { publicKey: options.publicKey, effectiveAt: Date.now(), reason: options.reason, catalogHeads: [...heads].sort() });
+  // Where the node stands: the cut. It records the decision on top of these heads, so every
+  // replica that takes the revocation holds the fleet document's cut already.
+  const { docs } = await client.get<{ docs: ReadonlyArray<{ id: string; heads: string[] }> }>('/api/v1/status');
+  const headsOf = (id: string): string[] => [...(docs.find((doc) => doc.id === id)?.heads ?? [])].sort();
+  const revocation = signOperatorRevocation(root.seed, root.fleetId, {
+    publicKey: options.publicKey,
+    effectiveAt: Date.now(),
+    reason: options.reason,
+    catalogHeads: headsOf(DESIRED_CATALOG_DOC_ID),
+    fleetHeads: headsOf(FLEET_DOC_ID),
+  });
   return decide(client, key, 'operator-revoke', revocation);
 }

@@ -58,6 +58,8 @@ export interface OperatorRevokeDecision {
    * entry dated before `effectiveAt` counts (revocations made before this field existed).
    */
   readonly catalogHeads?: readonly string[];
+  /** The same for the fleet document: of the operator's decisions, only those it held at these heads apply. */
+  readonly fleetHeads?: readonly string[];
   readonly rootSignature: string;
 }
 
@@ -76,9 +78,10 @@ export type DecisionBody<K extends DecisionKind> = K extends 'labels'
 /** What the root key signs to revoke an operator. */
 export function operatorRevocationStatement(fleetId: string, revocation: Omit<OperatorRevokeDecision, 'rootSignature'>): Uint8Array {
   const v1 = `${fleetId}\n${revocation.publicKey}\n${revocation.effectiveAt}\n${revocation.reason}`;
-  // The cut is signed too (v2): an operator relaying the decision cannot widen it.
-  if (revocation.catalogHeads === undefined) return encoder.encode(`powernode-operator-revocation/v1\n${v1}`);
-  return encoder.encode(`powernode-operator-revocation/v2\n${v1}\n${revocation.catalogHeads.join(',')}`);
+  // The cuts are signed too (v2): an operator relaying the decision cannot widen them.
+  if (revocation.catalogHeads === undefined && revocation.fleetHeads === undefined) return encoder.encode(`powernode-operator-revocation/v1\n${v1}`);
+  const cut = (heads: readonly string[] | undefined): string => (heads === undefined ? '-' : heads.join(','));
+  return encoder.encode(`powernode-operator-revocation/v2\n${v1}\ncatalog ${cut(revocation.catalogHeads)}\nfleet ${cut(revocation.fleetHeads)}`);
 }
 
 /** Thrown when a decision's content is not what its kind requires. */
@@ -144,11 +147,24 @@ function operatorRevokeBody(value: OperatorRevokeDecision): OperatorRevokeDecisi
   const reason = value.reason ?? '';
   if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) throw new InvalidDecisionError(`a revocation reason is text of at most ${MAX_REASON_CHARS} characters`);
   if (typeof value.effectiveAt !== 'number' || !Number.isSafeInteger(value.effectiveAt) || value.effectiveAt < 0) throw new InvalidDecisionError('effectiveAt is a time in ms');
-  const heads = value.catalogHeads;
-  if (heads !== undefined && (!Array.isArray(heads) || heads.length > REVOCATION_HEADS_MAX || !heads.every((h) => typeof h === 'string' && HEAD_PATTERN.test(h)) || heads.some((h, i) => i > 0 && heads[i - 1]! >= h))) {
-    throw new InvalidDecisionError(`catalogHeads is a sorted list of at most ${REVOCATION_HEADS_MAX} distinct document heads (64 hex characters each)`);
+  const catalogHeads = headsOf(value.catalogHeads, 'catalogHeads');
+  const fleetHeads = headsOf(value.fleetHeads, 'fleetHeads');
+  return {
+    ...(catalogHeads === undefined ? {} : { catalogHeads }),
+    effectiveAt: value.effectiveAt,
+    ...(fleetHeads === undefined ? {} : { fleetHeads }),
+    publicKey: key(value.publicKey, 'the public key'),
+    reason,
+    rootSignature: key(value.rootSignature, 'the root signature'),
+  };
+}
+
+function headsOf(heads: unknown, name: string): string[] | undefined {
+  if (heads === undefined) return undefined;
+  if (!Array.isArray(heads) || heads.length > REVOCATION_HEADS_MAX || !heads.every((h) => typeof h === 'string' && HEAD_PATTERN.test(h)) || heads.some((h, i) => i > 0 && heads[i - 1]! >= h)) {
+    throw new InvalidDecisionError(`${name} is a sorted list of at most ${REVOCATION_HEADS_MAX} distinct document heads (64 hex characters each)`);
   }
-  return { ...(heads === undefined ? {} : { catalogHeads: [...heads] }), effectiveAt: value.effectiveAt, publicKey: key(value.publicKey, 'the public key'), reason, rootSignature: key(value.rootSignature, 'the root signature') };
+  return [...(heads as string[])];
 }
 
 function node(value: unknown): string {
@@ -226,11 +242,17 @@ export function decisionOrder(a: Decision, b: Decision): number {
  * checked before the decision was taken in). Decisions by a revoked operator dated from its
  * revocation on are not applied ({@link effectiveDecisions}).
  */
-export function foldOperators(decisions: readonly Decision[]): { added: OperatorAddDecision[]; revokedAt: Record<string, number>; catalogCuts: Record<string, readonly string[]> } {
+export function foldOperators(decisions: readonly Decision[]): {
+  added: OperatorAddDecision[];
+  revokedAt: Record<string, number>;
+  catalogCuts: Record<string, readonly string[]>;
+  fleetCuts: Record<string, readonly string[]>;
+} {
   const added = new Map<string, OperatorAddDecision>();
   const revokedAt: Record<string, number> = {};
-  // The cut of the revocation that applies (the earliest; the first of equals, in decision order).
+  // The cuts of the revocation that applies (the earliest; the first of equals, in decision order).
   const catalogCuts: Record<string, readonly string[]> = {};
+  const fleetCuts: Record<string, readonly string[]> = {};
   for (const decision of decisions) {
     try {
       if (decision.kind === 'operator-add') {
@@ -243,18 +265,24 @@ export function foldOperators(decisions: readonly Decision[]): { added: Operator
           revokedAt[body.publicKey] = body.effectiveAt;
           if (body.catalogHeads === undefined) delete catalogCuts[body.publicKey];
           else catalogCuts[body.publicKey] = body.catalogHeads;
+          if (body.fleetHeads === undefined) delete fleetCuts[body.publicKey];
+          else fleetCuts[body.publicKey] = body.fleetHeads;
         }
       }
     } catch {
       // Not applied.
     }
   }
-  return { added: [...added.values()], revokedAt, catalogCuts };
+  return { added: [...added.values()], revokedAt, catalogCuts, fleetCuts };
 }
 
-/** The decisions that apply: all but those an operator made on or after its revocation. */
-export function effectiveDecisions(decisions: readonly Decision[], revokedAt: Readonly<Record<string, number>>): Decision[] {
-  return decisions.filter((d) => d.kind === 'operator-revoke' || revokedAt[d.operator] === undefined || d.at < revokedAt[d.operator]!);
+/**
+ * The decisions that apply: all but those an operator made on or after its revocation, and a
+ * revoked operator's that are outside its revocation's cut (`kept`: the decisions the fleet
+ * document held at the heads the revocation names, where known).
+ */
+export function effectiveDecisions(decisions: readonly Decision[], revokedAt: Readonly<Record<string, number>>, kept: (operator: string) => ReadonlySet<string> | undefined = () => undefined): Decision[] {
+  return decisions.filter((d) => d.kind === 'operator-revoke' || revokedAt[d.operator] === undefined || (d.at < revokedAt[d.operator]! && kept(d.operator)?.has(d.signature) !== false));
 }
 
 /** Labels by node after applying the labels decisions in order (a later decision wins per key). */

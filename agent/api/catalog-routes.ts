@@ -1,5 +1,5 @@
 import { instanceRecords, taskView } from '../../actors/index.ts';
-import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_CATALOG_DOC_ID, DESIRED_TASKS_DOC_ID, type DesiredCatalog, TASK_STATES, previewTemplate } from '../../crdt-schema/index.ts';
+import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, TASK_STATES, previewTemplate } from '../../crdt-schema/index.ts';
 import { type DesiredCatalogView, ENTRIES_PER_REQUEST_MAX, type FleetNode, s } from '../../mesh/index.ts';
 import type { ApiRequest, ApiResponse } from './http-server.ts';
 
@@ -20,9 +20,8 @@ const ok = (json: unknown): ApiResponse => ({ status: 200, json });
 const fail = (status: number, error: string): ApiResponse => ({ status, json: { error } });
 
 /** What the catalog endpoints answer: the folded catalog and how it was folded. */
-export function catalogAnswer(view: DesiredCatalogView, heads: readonly string[]): { catalog: DesiredCatalog; entries: number; skipped: DesiredCatalogView['skipped']; heads: string[] } {
-  // `heads`: where the document stands here, so an operator revocation can name its cut.
-  return { catalog: view.catalog, entries: view.entries, skipped: view.skipped, heads: [...heads].sort() };
+export function catalogAnswer(view: DesiredCatalogView): { catalog: DesiredCatalog; entries: number; skipped: DesiredCatalogView['skipped'] } {
+  return { catalog: view.catalog, entries: view.entries, skipped: view.skipped };
 }
 
 const TASK_LIST_LIMIT_MAX = 10_000;
@@ -56,12 +55,12 @@ function taskList(node: FleetNode, params: URLSearchParams): ApiResponse {
 export async function catalogRoute(node: FleetNode, request: ApiRequest, url: URL, parse: <T>(shape: s.Shape<T>) => T | ApiResponse): Promise<ApiResponse | undefined> {
   switch (`${request.method} ${url.pathname}`) {
     case 'GET /api/v1/catalog':
-      return ok(catalogAnswer(node.desired.catalog(), node.store.heads(DESIRED_CATALOG_DOC_ID)));
+      return ok(catalogAnswer(node.desired.catalog()));
     case 'POST /api/v1/catalog': {
       const body = parse(recordRequest);
       if ('status' in body) return body;
       await node.desired.record(body.entries);
-      return ok(catalogAnswer(node.desired.catalog(), node.store.heads(DESIRED_CATALOG_DOC_ID)));
+      return ok(catalogAnswer(node.desired.catalog()));
     }
     case 'GET /api/v1/instances': {
       const records = instanceRecords(node);

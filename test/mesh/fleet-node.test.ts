@@ -165,7 +165,7 @@ describe('operator decisions and revocation', () => {
     await expect(fleet.pumpUntil(FleetNode.join(ports, { fleetId: fleet.fleetId, addrs: [`/memory/${bootstrap}/p2p/${bootstrap}`], ...token }, 'n2'))).rejects.toThrow(/refused/);
   });
 
-  it('cuts a revoked operator\'s catalog entries at the heads its revocation names: a leaked key cannot back-date one in later', async () => {
+  it('cuts a revoked operator\'s catalog entries and decisions at the heads its revocation names: a leaked key cannot back-date one in later', async () => {
     const fleet = new Fleet();
     const founder = await fleet.found(0);
     const other = await fleet.join(1, 0, 'token-a');
@@ -179,20 +179,28 @@ describe('operator decisions and revocation', () => {
     const moduleEntry = (name: string, at: number) => signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, [{ op: 'put', kind: 'module', value: module(name) }], at);
     const before = fleet.clock.now() - 60_000;
     await fleet.pumpUntil(other.desired.record([moduleEntry('made-before', before)]));
+    const target = testIdentity(2).peerId;
+    const malloryKey = { seed: mallory.seed, publicKey: signer.publicKey };
+    await founder.decide(signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-before' }, remove: [] }, fleet.clock.now()));
     await fleet.run(1_000);
     // The root key revokes her, cut at what the founder holds of the catalog now.
     const effectiveAt = fleet.clock.now() + 1;
     const catalogHeads = [...founder.store.heads(DESIRED_CATALOG_DOC_ID)].sort();
-    await founder.decide(decide(fleet, 'operator-revoke', signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: signer.publicKey, effectiveAt, reason: 'leaked', catalogHeads }) as never));
+    const fleetHeads = [...founder.store.heads(FLEET_DOC_ID)].sort();
+    await founder.decide(decide(fleet, 'operator-revoke', signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: signer.publicKey, effectiveAt, reason: 'leaked', catalogHeads, fleetHeads }) as never));
     await fleet.run(1_000);
     // With the leaked key, an entry dated before the revocation, slipped in by a compromised
     // member (the document takes it: a certified operator signed it), counts nowhere.
     const backDated = moduleEntry('back-dated', before + 1);
     await other.store.change<DesiredDocument>(DESIRED_CATALOG_DOC_ID, (d) => recordDesiredEntry(d, backDated));
+    const backDatedDecision = signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-back-dated' }, remove: [] }, effectiveAt - 10);
+    await other.store.change<FleetDocument>(FLEET_DOC_ID, (d) => recordDecision(d, backDatedDecision));
     await fleet.run(2_000);
     for (const node of [founder, other, third]) {
       expect(node.store.digest(DESIRED_CATALOG_DOC_ID)).toBe(other.store.digest(DESIRED_CATALOG_DOC_ID));
+      expect(node.store.digest(FLEET_DOC_ID)).toBe(other.store.digest(FLEET_DOC_ID));
       expect(node.desired.catalog().catalog.modules.map((m) => m.name)).toEqual(['made-before']);
+      expect(node.fleet()?.labels[target]).toEqual({ by: 'mallory-before' });
     }
   });
 
