@@ -246,6 +246,8 @@ const PLAIN_START = /^[A-Za-z0-9_.\/~+(=$^<;]$/;
 /** Characters that make a block-context key more than a simple name: left to the full reader. */
 const KEY_AWKWARD = /[\[\]{},#&*!|>'"%@`]/;
 const DEPTH_FAST_MAX = 48;
+/** Longest key (to its `:`) the fast path reads; the `yaml` library's limit is 1024. */
+const KEY_CHARS_FAST_MAX = 1000;
 const ESCAPES: Readonly<Record<string, string>> = {
   '0': '\0', a: '\x07', b: '\b', e: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', N: '\u0085', _: '\u00a0', L: '\u2028', P: '\u2029', ' ': ' ', '"': '"', '/': '/', '\\': '\\',
 };
@@ -500,8 +502,10 @@ function blockKey(content: string): { key: string; rest: string; restAt: number 
     colon = keyEnd(content);
     if (colon <= 0 || !startsPlain(content, 0)) giveUp();
     key = content.slice(0, colon).trimEnd();
-    if (KEY_AWKWARD.test(key) || key === '<<' || key.length > 1000) giveUp();
+    if (KEY_AWKWARD.test(key) || key === '<<') giveUp();
   }
+  // The `yaml` library refuses an implicit key whose `:` is more than 1024 characters on.
+  if (colon > KEY_CHARS_FAST_MAX) giveUp();
   const after = colon + 1;
   if (after < content.length && content.charCodeAt(after) !== 32) giveUp();
   let start = after;
@@ -599,7 +603,7 @@ function flowMap(text: string, at: number, depth: number, positions: FlowPositio
       if (KEY_AWKWARD.test(key) || key === '<<') giveUp();
       at = colon;
     }
-    if (text.charCodeAt(at + 1) !== 32) giveUp();
+    if (text.charCodeAt(at + 1) !== 32 || at - keyAt > KEY_CHARS_FAST_MAX) giveUp();
     at = skipSpaces(text, at + 1);
     if (Object.hasOwn(out, key)) giveUp();
     let inner: FlowPositions | undefined;
