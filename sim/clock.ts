@@ -45,6 +45,11 @@ export class SimClock {
     return this.#byId.size;
   }
 
+  /** Entries on the heap, cancelled ones not yet dropped included. */
+  get heapSize(): number {
+    return this.#heap.length;
+  }
+
   schedule(owner: number, callback: () => void, delayMs: number): number {
     const id = ++this.#seq;
     const timer: SimTimer = { id, dueMs: this.#nowMs + Math.max(0, delayMs), seq: id, owner, callback, cancelled: false };

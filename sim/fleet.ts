@@ -11,6 +11,7 @@ import {
   type PeerId,
   SeededRandom,
   type Storage,
+  type StorageEntry,
   type SignatureCheck,
   type SignatureVerifier,
   type SigningOperator,
@@ -114,24 +115,39 @@ export class SimLogger implements Logger {
  * is a pure function of its bytes, so a thousand nodes checking one seal pay for it once.
  */
 export class SharedVerifier implements SignatureVerifier {
-  readonly #verdicts = new Map<string, boolean>();
+  /** Verdicts by signature, each with the key and message it was checked against (compared byte for byte). */
+  readonly #verdicts = new Map<string, Array<{ readonly publicKey: Buffer; readonly message: Buffer; readonly verdict: boolean }>>();
+  #held = 0;
   checks = 0;
 
   async verifyBatch(checks: readonly SignatureCheck[]): Promise<boolean[]> {
     return checks.map((check) => {
-      const key = `${toBase64Url(check.signature)}|${toBase64Url(check.publicKey)}|${sha256Hex(check.message)}`;
-      let verdict = this.#verdicts.get(key);
-      if (verdict === undefined) {
-        this.checks++;
-        verdict = verifyBytes(check.publicKey, check.message, check.signature);
-        if (this.#verdicts.size > 1_000_000) this.#verdicts.clear();
-        this.#verdicts.set(key, verdict);
+      const key = bytesOf(check.signature).toString('base64');
+      const publicKey = bytesOf(check.publicKey);
+      const message = bytesOf(check.message);
+      let known = this.#verdicts.get(key);
+      const found = known?.find((k) => k.publicKey.equals(publicKey) && k.message.equals(message));
+      if (found !== undefined) return found.verdict;
+      this.checks++;
+      const verdict = verifyBytes(check.publicKey, check.message, check.signature);
+      if (this.#held >= 1_000_000) {
+        this.#verdicts.clear();
+        this.#held = 0;
+        known = undefined;
       }
+      if (known === undefined) this.#verdicts.set(key, (known = []));
+      known.push({ publicKey: Buffer.from(publicKey), message: Buffer.from(message), verdict });
+      this.#held++;
       return verdict;
     });
   }
 
   async close(): Promise<void> {}
+}
+
+/** The bytes of `bytes` as a Buffer, without copying them. */
+function bytesOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -186,6 +202,9 @@ export class SharedDocuments implements DocumentInterner {
     return this.#held.size;
   }
 }
+
+/** What a simulated node listens on (`SimTransport.listenAddresses`). */
+const simAddrs = (peer: string): string[] => [`/sim/${peer}/p2p/${peer}`];
 
 const HOST = { hostname: 'sim', arch: 'x64', platform: 'linux', versions: { powernode: 'sim' } };
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -255,7 +274,7 @@ export class SimFleet {
     // The founder admitted everyone: its document holds each admission with its operator grant.
     const store = await DocStore.open({ storage: founder.storage, clock: founder.clock, actorId: `${actorPrefixFor(founder.peer)}00000000`, log: founder.log, fleetId });
     await store.change<NodeStateDocument>(nodeDocId(founder.peer), (draft) => {
-      writeObservation(draft, { peerId: founder.peer, ...HOST, addrs: [], startedAt: now });
+      writeObservation(draft, { peerId: founder.peer, ...HOST, addrs: simAddrs(founder.peer), startedAt: now });
       for (const member of this.nodes.slice(1)) {
         const tokenHash = sha256Hex(keys.bytes(32));
         const grant = signGrant(operator.seed, { fleetId, tokenHash, expiresAt: now + 3_600_000, operator: toBase64Url(operator.publicKey) });
@@ -263,11 +282,22 @@ export class SimFleet {
       }
     }, { durable: true, signer: founder.identity });
     await store.flush();
-    const held = [...(await founder.storage.range(['doc'])), ...(await founder.storage.range(['seal']))];
+    // Every other member's own document, sealed by it, as it writes it when it starts (its
+    // observation: the nodes start at this very instant), so the fleet starts with every node
+    // document everywhere, as if replicated, instead of each node taking in every other's new
+    // document in its first seconds (a million documents at 1,000 nodes).
     for (const member of this.nodes.slice(1)) {
-      await member.storage.batch(held.map((e) => ({ type: 'put' as const, key: e.key, value: e.value })));
+      const own = await DocStore.open({ storage: member.storage, clock: member.clock, actorId: `${actorPrefixFor(member.peer)}00000000`, log: member.log, fleetId });
+      await own.change<NodeStateDocument>(nodeDocId(member.peer), (draft) => writeObservation(draft, { peerId: member.peer, ...HOST, addrs: simAddrs(member.peer), startedAt: now }), { durable: true, signer: member.identity });
+      await own.flush();
+    }
+    const held: StorageEntry[] = [];
+    for (const member of this.nodes) held.push(...(await member.storage.range(['doc'])), ...(await member.storage.range(['seal'])));
+    for (const member of this.nodes) {
+      member.storage.load(held);
+      if (member === founder) continue;
       const chain = [issueCredential({ ...founder.identity, peerId: founder.peer }, { fleetId, peerId: member.peer, issuedAt: now, expiresAt: now + CREDENTIAL_LIFE_MS })];
-      await adoptMembershipInStorage(member.storage, { fleetId, bootstrapPeer: founder.peer, bootstrapAddrs: [`/sim/${founder.peer}/p2p/${founder.peer}`], chain });
+      await adoptMembershipInStorage(member.storage, { fleetId, bootstrapPeer: founder.peer, bootstrapAddrs: simAddrs(founder.peer), chain });
     }
   }
 
