@@ -9,6 +9,8 @@ import { OwnerPromises, type PromiseAnswer, memoryPromiseStore, storagePromiseSt
 import { RemoteActors } from './remote.ts';
 
 export const LEASE_ACTOR = 'sys/lease';
+/** The labels of a member that has none (shared: placement only reads them). */
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 const ANNOUNCE_COALESCE_MS = 50;
 export const ORDERS_ACTOR = 'sys/orders';
 
@@ -128,7 +130,7 @@ export class ControlPlane {
   /** What each member's latest lease round said it runs, and when (this node's clock). */
   readonly #heardHolds = new Map<string, { holds: readonly Holding[]; atMs: number }>();
   /** `members()` and the activation records as last built, with what they were built from. */
-  #membersCache: { ids: readonly string[]; fleet: unknown; swim: number; members: PlacementMember[] } | undefined;
+  #membersCache: { ids: readonly string[]; fleet: ReturnType<FleetNode['fleet']>; swim: number; members: PlacementMember[]; byPeer: ReadonlyMap<string, PlacementMember> } | undefined;
   #recordsCache: { ids: readonly string[]; version: number; records: RecordsView } | undefined;
   #lastView = '';
   #announceTimer: TimerId | undefined;
@@ -284,12 +286,24 @@ export class ControlPlane {
     const swimVersion = node.swim.version;
     const cached = this.#membersCache;
     if (cached !== undefined && cached.ids === ids && cached.fleet === fleet && cached.swim === swimVersion) return cached.members;
-    const states = node.swim.states();
-    const members = node.members().map((m) => {
-      const swim = states.get(m.peerId);
-      return { peerId: m.peerId, name: m.name, state: m.state, stateSince: swim?.since ?? 0, incarnation: swim?.incarnation ?? 0, labels: m.labels };
+    // What `node.members()` says of each (state, labels), read straight from membership, failure
+    // detection and the fleet document: a start-up changes some member's state hundreds of times
+    // a second, and `node.members()` also reads every member's document and the connections.
+    // A member whose entry is unchanged keeps its object.
+    const previous = cached?.byPeer;
+    const byPeer = new Map<string, PlacementMember>();
+    const members = node.membershipList().map((m) => {
+      const swim = node.swim.member(m.peerId);
+      const state = m.peerId === node.peer ? 'alive' : (swim?.state ?? 'alive');
+      const stateSince = swim?.since ?? 0;
+      const incarnation = swim?.incarnation ?? 0;
+      const labels = fleet?.labels[m.peerId] ?? NO_LABELS;
+      const before = previous?.get(m.peerId);
+      const member = before !== undefined && before.name === m.name && before.state === state && before.stateSince === stateSince && before.incarnation === incarnation && before.labels === labels ? before : { peerId: m.peerId, name: m.name, state, stateSince, incarnation, labels };
+      byPeer.set(m.peerId, member);
+      return member;
     });
-    this.#membersCache = { ids, fleet, swim: swimVersion, members };
+    this.#membersCache = { ids, fleet, swim: swimVersion, members, byPeer };
     return members;
   }
 

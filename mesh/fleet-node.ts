@@ -157,6 +157,23 @@ export async function adoptMembershipInStorage(storage: Storage, membership: { f
 }
 
 /** The Automerge actor of this process: the node's 12-byte prefix plus 4 random bytes. */
+/**
+ * Plain views of document versions, by the Automerge document they were read from (which never
+ * changes: a store replaces it with a new one). Where documents are shared between nodes in one
+ * process (the simulator's interner), so are their views: a thousand nodes read a member's
+ * document once, not a thousand times.
+ */
+const nodeViews = new WeakMap<object, NodeStateView | undefined>();
+const fleetViews = new WeakMap<object, FleetView | undefined>();
+
+function viewOf<D, V>(views: WeakMap<object, V | undefined>, doc: D | undefined, read: (doc: D | undefined) => V | undefined): V | undefined {
+  if (doc === undefined || doc === null || typeof doc !== 'object') return read(doc);
+  if (views.has(doc)) return views.get(doc);
+  const view = read(doc);
+  views.set(doc, view);
+  return view;
+}
+
 function actorIdFor(peer: PeerId, random: Random): string {
   return actorPrefixFor(peer) + Buffer.from(random.bytes(4)).toString('hex');
 }
@@ -477,7 +494,7 @@ export class FleetNode {
   fleet(): FleetView | undefined {
     const digest = this.store.digest(FLEET_DOC_ID);
     if (digest === undefined) return undefined;
-    if (this.#fleetView?.digest !== digest) this.#fleetView = { digest, view: readFleet(this.store.get(FLEET_DOC_ID)) };
+    if (this.#fleetView?.digest !== digest) this.#fleetView = { digest, view: viewOf(fleetViews, this.store.get(FLEET_DOC_ID), readFleet) };
     return this.#fleetView.view;
   }
 
@@ -489,7 +506,7 @@ export class FleetNode {
     const digest = this.store.digest(docId);
     if (digest === undefined) return undefined;
     if (cached?.digest === digest) return cached.view;
-    const view = readNodeState(this.store.get(docId));
+    const view = viewOf(nodeViews, this.store.get(docId), readNodeState);
     this.#nodeStates.set(peer, { docId, digest, view });
     return view;
   }
@@ -644,6 +661,15 @@ export class FleetNode {
     if (decision.kind === 'operator-revoke' && operator === undefined) throw new OperationRefusedError('that key is not an operator of this fleet');
     if (decision.kind === 'operator-revoke' && operator?.revokedAt !== undefined) throw new OperationRefusedError('that operator is already revoked');
     await this.store.change<FleetDocument>(FLEET_DOC_ID, (draft) => recordDecision(draft, decision), { durable: true });
+  }
+
+  /**
+   * The members as trust derives them (revoked ones excluded), in {@link FleetNode.members}'
+   * order; the same array until membership changes. Empty without the fleet document, as
+   * `members()` is.
+   */
+  membershipList(): readonly MembershipMember[] {
+    return this.fleet() === undefined ? [] : this.#membership.members;
   }
 
   /** Members as this node sees them, sorted by peer id. */

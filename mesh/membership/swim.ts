@@ -193,6 +193,11 @@ export class Swim {
     return this.#version;
   }
 
+  /** One member as `states()` shows it, without building the map (read it at once: it is live). */
+  member(peer: string): MemberView | undefined {
+    return this.#members.get(peer);
+  }
+
   state(peer: string): MemberState | undefined {
     return peer === this.#self ? 'alive' : this.#members.get(peer)?.state;
   }
