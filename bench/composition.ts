@@ -83,6 +83,8 @@ process.stdout.write(
       p99Ms: round(percentile(timesMs, 99)),
       maxMs: round(Math.max(...timesMs)),
       cpuP50Ms: round(percentile(cpuTimesMs, 50)),
+      // With p99Ms: a wall p99 far above the CPU p99 is time spent waiting for a core.
+      cpuP99Ms: round(percentile(cpuTimesMs, 99)),
       loadAverage1m: round(loadavg()[0]!),
       targetMs: 50,
     },
