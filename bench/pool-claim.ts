@@ -6,7 +6,9 @@
 // is given back for reuse (not timed), so it is ready again. Then rounds of concurrent claims, one
 // through every node at once. Ports: PORT_BASE..+4 (API) and +5..+9 (libp2p), PORT_BASE picked at
 // random in 7700-7989 unless set; data under /tmp/pl-bench-*.
-// Prints one JSON object of figures.
+// Prints one JSON object of figures: latencies, the fleet's CPU time (idle per second, per claim with
+// its give-back), the sync messages and bytes the fleet sent per claim. On stderr: each node's pid
+// and peer id (PROFILE_DIR's profiles are named by pid) and the wall-clock start of each phase.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -59,7 +61,8 @@ function fleetCpuMs(nodes: ReadonlyArray<{ child: ChildProcess }>): number {
 }
 
 /** Starts `node start` on fixed ports and resolves with its ready line. */
-async function startNode(dataDir: string, index: number, extra: readonly string[] = []): Promise<{ child: ChildProcess; api: string; peerId: string }> {
+async function startNode(dataDir: string, index: number, extra: readonly string[] = []): Promise<{ child: ChildProcess; api: string; peerId: string; spawnedAt: number }> {
+  const spawnedAt = Date.now();
   const child = spawn(process.execPath, [BIN, 'node', 'start', '--data', dataDir, '--listen', `/ip4/127.0.0.1/tcp/${PORT_BASE + NODES + index}`, '--api', `127.0.0.1:${PORT_BASE + index}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, env: NODE_ENV });
   let stderr = '';
   const logFile = LOG_DIR === undefined ? undefined : createWriteStream(join(LOG_DIR, `n${index}.log`), { flags: 'a' });
@@ -77,7 +80,7 @@ async function startNode(dataDir: string, index: number, extra: readonly string[
       if (newline === -1) return;
       clearTimeout(timer);
       const ready = JSON.parse(stdout.slice(0, newline)) as { api: string; peerId: string };
-      resolveReady({ child, api: ready.api, peerId: ready.peerId });
+      resolveReady({ child, api: ready.api, peerId: ready.peerId, spawnedAt });
     });
     child.once('exit', (code) => reject(new Error(`node ${index} exited with ${code}:\n${stderr}`)));
   });
@@ -85,7 +88,7 @@ async function startNode(dataDir: string, index: number, extra: readonly string[
 
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'pl-bench-'));
-  const nodes: Array<{ child: ChildProcess; api: string; peerId: string }> = [];
+  const nodes: Array<{ child: ChildProcess; api: string; peerId: string; spawnedAt: number }> = [];
   try {
     const init = JSON.parse((await cli(['fleet', 'init', '--data', join(root, 'n0')])).stdout) as { operatorKey: string };
     nodes.push(await startNode(join(root, 'n0'), 0));
@@ -103,6 +106,9 @@ async function main(): Promise<void> {
     const ready = async (i: number): Promise<number> => (await clients[i]!.get<Members>('/api/v1/pools')).pools.find((p) => p.name === 'bench')?.members.filter((m) => m.state === 'ready').length ?? 0;
     for (let i = 0; i < NODES; i++) await eventually(async () => ((await ready(i)) === NODES ? true : undefined), 30_000, `all members ready on node ${i}`, 200);
     const owner = (await clients[0]!.get<Members>('/api/v1/pools')).owner?.owner;
+    // Which profile is whose (PROFILE_DIR names them by pid), and when each phase began (wall clock, ms).
+    process.stderr.write(`nodes ${JSON.stringify(nodes.map((n) => ({ pid: n.child.pid, peerId: n.peerId, spawnedAt: n.spawnedAt, owner: n.peerId === owner })))}\n`);
+    const phase = (name: string): void => void process.stderr.write(`phase ${name} ${Date.now()}\n`);
 
     // A failed claim or give-back (the owner changing on a loaded machine) is counted, not fatal.
     const failures: Record<string, number> = {};
@@ -138,12 +144,21 @@ async function main(): Promise<void> {
     for (let i = 0; i < NODES; i++) await giveBack(i, (await claim(i))?.member);
     // The fleet's CPU time, idle and then per claim (with its give-back): on a shared machine
     // latency follows the load, while CPU time per claim says what the fleet itself spends.
+    phase('idle');
     const idleStarted = performance.now();
     const idleCpuStart = fleetCpuMs(nodes);
     await new Promise((r) => setTimeout(r, IDLE_MS));
     const idleCpuMsPerS = ((fleetCpuMs(nodes) - idleCpuStart) / (performance.now() - idleStarted)) * 1_000;
     const sequential: number[] = [];
     const viaOwner: number[] = [];
+    phase('claims');
+    // Sync messages the fleet sent (every node's sessions), to tell replication's share per claim.
+    type Status = { peers: Array<{ messagesOut: number; bytesOut: number }> };
+    const syncSent = async (): Promise<{ messages: number; bytes: number }> => {
+      const all = await Promise.all(clients.map((c) => c.get<Status>('/api/v1/status')));
+      return all.flatMap((s) => s.peers).reduce((sum, p) => ({ messages: sum.messages + p.messagesOut, bytes: sum.bytes + p.bytesOut }), { messages: 0, bytes: 0 });
+    };
+    const syncBefore = await syncSent();
     const claimsStarted = performance.now();
     const claimsCpuStart = fleetCpuMs(nodes);
     let stepCpuMs = claimsCpuStart;
@@ -160,6 +175,8 @@ async function main(): Promise<void> {
     }
     const claimsS = (performance.now() - claimsStarted) / 1_000;
     const cpuMsPerClaim = (fleetCpuMs(nodes) - claimsCpuStart - idleCpuMsPerS * claimsS) / CLAIMS;
+    const syncAfter = await syncSent();
+    phase('concurrent');
     const concurrent: number[] = [];
     let doubles = 0;
     for (let round = 0; round < ROUNDS; round++) {
@@ -169,10 +186,12 @@ async function main(): Promise<void> {
       if (new Set(got.map((a) => a.member)).size !== got.length) doubles++;
       await Promise.all(answers.map((a, i) => giveBack(i, a?.member)));
     }
+    phase('end');
     console.log(JSON.stringify({
       nodes: NODES,
       claimLatencyMs: { throughOtherNodes: summary(sequential), throughOwner: summary(viaOwner), concurrentOnePerNode: summary(concurrent) },
       fleetCpu: { idleMsPerS: Math.round(idleCpuMsPerS), msPerClaimAndGiveBack: Math.round(cpuMsPerClaim) },
+      syncPerClaimAndGiveBack: { messages: Math.round((syncAfter.messages - syncBefore.messages) / CLAIMS), bytes: Math.round((syncAfter.bytes - syncBefore.bytes) / CLAIMS) },
       roundsWithADoubleClaim: doubles,
       failures,
       loadAverage: (await import('node:os')).loadavg().map((l) => +l.toFixed(1)),
