@@ -11,6 +11,7 @@ import { type TrustPolicy, type TrustVerdict, checkVersionTrust, trustPolicyOf }
 import { IllegalTransitionError } from './catalog/state-machine.ts';
 import { type ModuleVersion, moduleVersionOf, moveVersion, versionStatement } from './catalog/version.ts';
 import { type InstanceActionRequest, type TaskCancel, type TaskRequest, instanceActionOf, taskCancelOf, taskRequestOf } from './catalog/task-request.ts';
+import { dayOf } from './events.ts';
 import { type DesiredArea, type DocId, parseDocId } from './ids.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
@@ -425,6 +426,9 @@ export function foldTasks(entries: readonly DesiredEntry[], revokedAt: (operator
         const held = tasks.get(change.value.id);
         if (held === undefined) tasks.set(change.value.id, { ...change.value, requestedAt: current!.at, by: current!.operator.publicKey });
         else if (canonicalJson({ ...held, requestedAt: undefined, by: undefined }) !== canonicalJson(change.value)) return `task ${change.value.id} was already asked for with other content`;
+        // Asked again on another day: its runs are kept with the first request and retire with
+        // it, and this one would then read as a new task and run again (docs/CATALOG.md §Tasks: retention).
+        else if (dayOf(held.requestedAt) !== dayOf(current!.at)) return `task ${change.value.id} was already asked for on ${dayOf(held.requestedAt)}: ask for a new id`;
         return undefined;
       }
       if (change.kind === 'task-cancel') {

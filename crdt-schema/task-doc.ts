@@ -101,6 +101,22 @@ export function isTaskBucketRetired(docId: string, nowMs: number, retentionDays 
   return day !== undefined && day < dayOf(nowMs - retentionDays * DAY_MS);
 }
 
+/**
+ * Whether a task bucket may be taken in at `nowMs`: its day a real date, neither retired nor after
+ * tomorrow (entries are dated at most minutes ahead) — a bucket for a far day would never retire.
+ * Any other document: true.
+ */
+export function isTaskBucketAcceptable(docId: string, nowMs: number): boolean {
+  const day = taskBucketDay(docId);
+  if (day === undefined) return true;
+  const start = Date.parse(`${day}T00:00:00Z`);
+  if (!Number.isFinite(start) || dayOf(start) !== day) return false;
+  return !isTaskBucketRetired(docId, nowMs) && day <= dayOf(nowMs + DAY_MS);
+}
+
+/** The latest time an entry may carry: the end of year 9999, past which a day is not `yyyy-mm-dd`. */
+export const LATEST_ENTRY_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 /** Records (or replaces) this node's run of `taskId`. */
 export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): void {
   draft.schema ??= SCHEMA_VERSIONS.tasks;

@@ -2,10 +2,12 @@ import * as A from '@automerge/automerge';
 import {
   DESIRED_CATALOG_DOC_ID,
   DESIRED_TASKS_DOC_ID,
+  LATEST_ENTRY_TIME_MS,
   TASK_RETENTION_DAYS,
   type TaskRequests,
   dayOf,
   desiredTasksBucketId,
+  isTaskBucketAcceptable,
   isTaskBucketRetired,
   foldTasks,
   type DesiredCatalog,
@@ -47,8 +49,6 @@ export function catalogProblem(
 
 /** The id prefix of the task request buckets. */
 const TASK_BUCKET_PREFIX = `${DESIRED_TASKS_DOC_ID}/`;
-/** The latest time a JavaScript Date holds (ms since the epoch). */
-const MAX_DATE_MS = 8.64e15;
 
 /** How far in the future (by this node's clock) an entry may be dated. */
 export const MAX_ENTRY_SKEW_MS = 5 * 60_000;
@@ -80,7 +80,7 @@ export class DesiredState {
   #viewKey = '';
   /** Revocation cuts by their heads: the entry signatures `desired/catalog` held there. */
   readonly #cuts = new Map<string, ReadonlySet<string>>();
-  #tasks: (TaskRequests & { readonly version: number; readonly digests: string }) | undefined;
+  #tasks: (TaskRequests & { readonly version: number; readonly revocations: string; readonly digests: string }) | undefined;
 
   constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
     this.#store = init.store;
@@ -95,7 +95,7 @@ export class DesiredState {
    */
   accepts(docId: string): boolean {
     if (parseDocId(docId)?.kind !== 'desired') return true;
-    return this.#fleet() !== undefined && !isTaskBucketRetired(docId, this.#clock.now());
+    return this.#fleet() !== undefined && isTaskBucketAcceptable(docId, this.#clock.now());
   }
 
   /** The replicator's authority check for desired documents; undefined for other documents and for acceptable changes. */
@@ -143,7 +143,7 @@ export class DesiredState {
         }
       }
       if (cut !== undefined) cuts.set(operator.publicKey, cut);
-      parts.push(`${operator.publicKey}@${operator.revokedAt}${heads === undefined ? '' : cut === undefined ? ':pending' : ':cut'}`);
+      parts.push(`${operator.publicKey}@${operator.revokedAt}${heads === undefined ? '' : `${cut === undefined ? ':pending:' : ':cut:'}${heads.join(',')}`}`);
     }
     return { key: parts.join(' '), of: (operator) => cuts.get(operator) };
   }
@@ -151,21 +151,32 @@ export class DesiredState {
   /** The tasks operators asked for, as this node holds them (every day bucket held, folded as one). */
   tasks(): TaskRequests {
     const version = this.#store.version;
-    if (this.#tasks?.version === version) return this.#tasks;
+    // Revocations change the fold; the day changes which buckets are retired.
+    const revocations = `${dayOf(this.#clock.now())} ${this.#revocationsKey()}`;
+    if (this.#tasks?.version === version && this.#tasks.revocations === revocations) return this.#tasks;
     const buckets = this.#taskBuckets();
-    const digests = buckets.map((id) => `${id}=${this.#store.digest(id)}`).join(' ');
+    const digests = `${revocations} ${buckets.map((id) => `${id}=${this.#store.digest(id)}`).join(' ')}`;
     if (this.#tasks?.digests === digests) {
-      this.#tasks = { ...this.#tasks, version };
+      this.#tasks = { ...this.#tasks, version, revocations };
       return this.#tasks;
     }
     const entries = buckets.flatMap((id) => this.#entries(id)).sort(desiredEntryOrder);
-    this.#tasks = { ...foldTasks(entries, this.#revokedAt()), version, digests };
+    this.#tasks = { ...foldTasks(entries, this.#revokedAt()), version, revocations, digests };
     return this.#tasks;
   }
 
-  /** The task request buckets held, oldest day first. */
+  /** What the folds take from revocations: each revoked operator's time. */
+  #revocationsKey(): string {
+    return (this.#fleet()?.operators ?? []).flatMap((o) => (o.revokedAt === undefined ? [] : [`${o.publicKey}@${o.revokedAt}`])).join(' ');
+  }
+
+  /**
+   * The task request buckets held and not retired by this node's clock (one retired but not
+   * deleted yet is not read: its runs may be gone already), oldest day first.
+   */
   #taskBuckets(): DocId[] {
-    return this.#store.ids().filter((id) => id.startsWith(TASK_BUCKET_PREFIX) && parseDocId(id) !== undefined).sort();
+    const now = this.#clock.now();
+    return this.#store.ids().filter((id) => id.startsWith(TASK_BUCKET_PREFIX) && parseDocId(id) !== undefined && !isTaskBucketRetired(id, now)).sort();
   }
 
   #entries(docId: DocId): DesiredEntry[] {
@@ -214,7 +225,7 @@ export class DesiredState {
   /** The day bucket task entries signed for `desired/tasks` go to: the day they were signed, one day per request. */
   #taskBucketOf(entries: readonly DesiredEntry[], now: number): DocId {
     const times = entries.map((entry) => entry.at);
-    if (!times.every((at) => Number.isSafeInteger(at) && at >= 0 && at <= MAX_DATE_MS)) throw new OperationRefusedError('an entry\'s time is not a valid time');
+    if (!times.every((at) => Number.isSafeInteger(at) && at >= 0 && at <= LATEST_ENTRY_TIME_MS)) throw new OperationRefusedError('an entry\'s time is not a valid time');
     const days = new Set(times.map((at) => dayOf(at)));
     if (days.size > 1) throw new OperationRefusedError(`the entries were signed on different days (${[...days].sort().join(', ')}): sign them again, together`);
     const docId = desiredTasksBucketId([...days][0]!);

@@ -1,4 +1,4 @@
-import { type DocId, TASK_RETENTION_DAYS, isTaskBucketRetired } from '../../crdt-schema/index.ts';
+import { type DocId, TASK_RETENTION_DAYS, desiredTasksBucketId, isTaskBucketAcceptable, isTaskBucketRetired, taskBucketDay } from '../../crdt-schema/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import type { DocStore } from '../replication/doc-store.ts';
@@ -31,9 +31,9 @@ export class TaskRetention {
     this.#timer = undefined;
   }
 
-  /** Whether a task document offered by a peer is taken in: not a retired bucket. */
+  /** Whether a task document offered by a peer is taken in: not a bucket retired or of a day after tomorrow. */
   accepts(docId: string): boolean {
-    return !isTaskBucketRetired(docId, this.#init.clock.now());
+    return isTaskBucketAcceptable(docId, this.#init.clock.now());
   }
 
   /** Deletes retired buckets now, and schedules the next check. */
@@ -42,15 +42,25 @@ export class TaskRetention {
     if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
     if (this.#stopped) return;
     this.#timer = clock.setTimeout(() => void this.prune(), RETENTION_CHECK_MS);
-    const retired: DocId[] = store.ids().filter((id) => isTaskBucketRetired(id, clock.now()));
+    // Requests first: a day's runs go only once its requests are gone, so a failed delete never
+    // leaves a request without the runs of it (it would read as a task never run).
+    const now = clock.now();
+    const retired: DocId[] = store.ids().filter((id) => isTaskBucketRetired(id, now));
+    const requests = retired.filter((id) => id.startsWith('desired/'));
     let removed = 0;
-    for (const id of retired) {
+    const remove = async (id: DocId): Promise<void> => {
       try {
         await store.remove(id);
         removed++;
       } catch (error) {
         log.error('deleting a retired task bucket failed; trying again at the next check', { docId: id, error: String(error) });
       }
+    };
+    for (const id of requests) await remove(id);
+    for (const id of retired) {
+      if (id.startsWith('desired/')) continue;
+      if (store.has(desiredTasksBucketId(taskBucketDay(id)!))) continue;
+      await remove(id);
     }
     if (removed > 0) log.info(`deleted task buckets older than ${TASK_RETENTION_DAYS} days`, { count: removed });
   }

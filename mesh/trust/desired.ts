@@ -7,6 +7,7 @@ import {
   InvalidDesiredEntryError,
   SCHEMA_VERSIONS,
   canonicalJson,
+  LATEST_ENTRY_TIME_MS,
   checkAreaChanges,
   dayOf,
   signedDocIdOf,
@@ -26,9 +27,6 @@ import { isActiveOperator } from './operator-auth.ts';
 export interface SigningOperator extends EntryOperator {
   readonly seed: Uint8Array;
 }
-
-/** The latest time a JavaScript Date holds (ms since the epoch). */
-const MAX_DATE_MS = 8.64e15;
 
 /** Signs a batch of desired-state changes for document `docId` (where the operator key is). */
 export function signDesiredEntry(operator: SigningOperator, fleetId: string, docId: string, changes: readonly DesiredChange[], at: number): DesiredEntry {
@@ -50,7 +48,7 @@ export function desiredEntryProblem(fleet: FleetView, docId: string, entry: Desi
   if (parsed?.kind !== 'desired') return `${docId} is not a desired document`;
   // A day bucket holds the entries signed on its day: a signed entry cannot be moved to another
   // bucket (one that retires later than its tasks' runs) or out of the buckets.
-  if (!Number.isSafeInteger(entry.at) || entry.at < 0 || entry.at > MAX_DATE_MS) return 'the entry\'s time is not a valid time';
+  if (!Number.isSafeInteger(entry.at) || entry.at < 0 || entry.at > LATEST_ENTRY_TIME_MS) return 'the entry\'s time is not a valid time';
   if (parsed.day !== undefined && dayOf(entry.at) !== parsed.day) return `the entry was signed on ${dayOf(entry.at)}, not on ${parsed.day} (the day of ${docId})`;
   try {
     checkAreaChanges(parsed.area, parseDesiredBody(entry.body));

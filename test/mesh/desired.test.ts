@@ -11,6 +11,7 @@ import {
   InvalidDesiredEntryError,
   desiredBody,
   foldDesired,
+  isTaskBucketAcceptable,
   isTaskBucketRetired,
   parseDesiredBody,
   parseDocId,
@@ -357,8 +358,25 @@ describe('task request buckets (docs/CATALOG.md §Tasks: retention)', () => {
     const ancient = signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task('t-ancient', peer)], now - 40 * DAY);
     await expect(fleet.pumpUntil(node.desired.record([ancient], DESIRED_TASKS_DOC_ID))).rejects.toThrow(/past the 30 days/);
     expect([...node.desired.tasks().tasks.keys()].sort()).toEqual(['t-new', 't-old']);
-    // A retired bucket is not taken in from a peer.
-    expect(node.desired.accepts(`desired/tasks/${today}`)).toBe(true);
-    expect(node.desired.accepts(new Date(now - 31 * DAY).toISOString().slice(0, 10).replace(/^/, 'desired/tasks/'))).toBe(false);
+    // The same task asked for again on another day, even word for word, is refused (its runs are
+    // kept with the first request and retire with it: the second would then read as a new task).
+    const sameAgain = signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task('t-old', peer)], now);
+    await expect(fleet.pumpUntil(node.desired.record([sameAgain], DESIRED_TASKS_DOC_ID))).rejects.toThrow(new RegExp(`already asked for on ${yesterday}`));
+    // An entry dated past year 9999 is refused with a reason, not an internal error.
+    const farOff = signDesiredEntry(signer, fleet.fleetId, DESIRED_TASKS_DOC_ID, [task('t-far', peer)], Date.UTC(10_000, 0, 2));
+    await expect(fleet.pumpUntil(node.desired.record([farOff], DESIRED_TASKS_DOC_ID))).rejects.toThrow(/not a valid time/);
+    // A bucket is taken in from a peer only for a real day from 30 days ago to tomorrow: a retired
+    // one would come back, and one of a far day would never retire.
+    const bucket = (ms: number): string => `desired/tasks/${new Date(ms).toISOString().slice(0, 10)}`;
+    expect(node.desired.accepts(bucket(now))).toBe(true);
+    expect(node.desired.accepts(bucket(now + DAY))).toBe(true);
+    expect(node.desired.accepts(bucket(now - 31 * DAY))).toBe(false);
+    expect(node.desired.accepts(bucket(now + 3 * DAY))).toBe(false);
+    expect(node.desired.accepts('desired/tasks/9999-99-99')).toBe(false);
+    expect(node.desired.accepts('desired/tasks/2026-02-30')).toBe(false);
+    expect(isTaskBucketAcceptable(`tasks/${peer}/9999-12-31`, now)).toBe(false);
+    // A bucket past its retention is not read even before the hourly check deletes it.
+    fleet.clock.jumpTo(now + 31 * DAY + DAY);
+    expect([...node.desired.tasks().tasks.keys()]).toEqual([]);
   });
 });
