@@ -130,7 +130,9 @@ export class ControlPlane {
   /** What each member's latest lease round said it runs, and when (this node's clock). */
   readonly #heardHolds = new Map<string, { holds: readonly Holding[]; atMs: number }>();
   /** `members()` and the activation records as last built, with what they were built from. */
-  #membersCache: { ids: readonly string[]; fleet: ReturnType<FleetNode['fleet']>; swim: number; members: PlacementMember[]; byPeer: ReadonlyMap<string, PlacementMember> } | undefined;
+  #membersCache:
+    | { list: ReturnType<FleetNode['membershipList']>; fleet: ReturnType<FleetNode['fleet']>; swim: number; members: PlacementMember[]; index: ReadonlyMap<string, number>; shape: number }
+    | undefined;
   #recordsCache: { ids: readonly string[]; version: number; records: RecordsView } | undefined;
   #lastView = '';
   #announceTimer: TimerId | undefined;
@@ -200,6 +202,7 @@ export class ControlPlane {
       lease: this.lease,
       fence: this.fence,
       members: () => this.members(),
+      membersShape: () => this.membersShape(),
       stateOf: (peer) => node.swim.state(peer),
       records: () => this.#records(),
       write: (name, record) => node.recordActivation(name, record),
@@ -281,30 +284,69 @@ export class ControlPlane {
     const { node } = this.#init;
     // Placement reads this ten times a second; it is built again only when membership, the
     // fleet document (labels) or a member's state changed, so the same array comes back meanwhile.
-    const ids = node.memberIds();
+    const list = node.membershipList();
     const fleet = node.fleet();
     const swimVersion = node.swim.version;
     const cached = this.#membersCache;
-    if (cached !== undefined && cached.ids === ids && cached.fleet === fleet && cached.swim === swimVersion) return cached.members;
+    if (cached !== undefined && cached.list === list && cached.fleet === fleet && cached.swim === swimVersion) return cached.members;
     // What `node.members()` says of each (state, labels), read straight from membership, failure
-    // detection and the fleet document: a start-up changes some member's state hundreds of times
-    // a second, and `node.members()` also reads every member's document and the connections.
-    // A member whose entry is unchanged keeps its object.
-    const previous = cached?.byPeer;
-    const byPeer = new Map<string, PlacementMember>();
-    const members = node.membershipList().map((m) => {
-      const swim = node.swim.member(m.peerId);
-      const state = m.peerId === node.peer ? 'alive' : (swim?.state ?? 'alive');
-      const stateSince = swim?.since ?? 0;
-      const incarnation = swim?.incarnation ?? 0;
-      const labels = fleet?.labels[m.peerId] ?? NO_LABELS;
-      const before = previous?.get(m.peerId);
-      const member = before !== undefined && before.name === m.name && before.state === state && before.stateSince === stateSince && before.incarnation === incarnation && before.labels === labels ? before : { peerId: m.peerId, name: m.name, state, stateSince, incarnation, labels };
-      byPeer.set(m.peerId, member);
-      return member;
-    });
-    this.#membersCache = { ids, fleet, swim: swimVersion, members, byPeer };
+    // detection and the fleet document. With the same members and labels, only the members
+    // failure detection changed since are read again (a large fleet's start changes one state or
+    // another hundreds of times a second); a member whose entry is unchanged keeps its object.
+    const changed = cached !== undefined && cached.list === list && cached.fleet === fleet ? node.swim.changedSince(cached.swim) : undefined;
+    let members: PlacementMember[];
+    let index: ReadonlyMap<string, number>;
+    let shapeChanged = false;
+    if (cached !== undefined && changed !== undefined) {
+      members = cached.members.slice();
+      index = cached.index;
+      for (const peer of changed) {
+        const at = index.get(peer);
+        if (at === undefined) continue;
+        const before = members[at]!;
+        const member = this.#member(before.peerId, before.name, fleet, before);
+        if (member !== before && (member.state !== before.state || member.stateSince !== before.stateSince)) shapeChanged = true;
+        members[at] = member;
+      }
+    } else {
+      const previous = cached?.index;
+      const byPeer = new Map<string, number>();
+      members = list.map((m, i) => {
+        byPeer.set(m.peerId, i);
+        const at = previous?.get(m.peerId);
+        const before = at === undefined ? undefined : cached!.members[at];
+        return this.#member(m.peerId, m.name, fleet, before);
+      });
+      index = byPeer;
+      shapeChanged = cached === undefined || members.length !== cached.members.length || members.some((m, i) => {
+        const before = cached.members[i]!;
+        return m.peerId !== before.peerId || m.name !== before.name || m.state !== before.state || m.stateSince !== before.stateSince || m.labels !== before.labels;
+      });
+    }
+    const shape = shapeChanged ? (cached?.shape ?? 0) + 1 : cached!.shape;
+    this.#membersCache = { list, fleet, swim: swimVersion, members, index, shape };
     return members;
+  }
+
+  /**
+   * Changes whenever what placement reads of the members to choose owners (who they are, their
+   * states and since when, their labels) changes; a new incarnation alone leaves it.
+   */
+  membersShape(): number {
+    this.members();
+    return this.#membersCache!.shape;
+  }
+
+  /** `peer` as a placement member now; `before` itself when nothing about it changed. */
+  #member(peer: string, name: string, fleet: ReturnType<FleetNode['fleet']>, before: PlacementMember | undefined): PlacementMember {
+    const { node } = this.#init;
+    const swim = node.swim.member(peer);
+    const state = peer === node.peer ? 'alive' : (swim?.state ?? 'alive');
+    const stateSince = swim?.since ?? 0;
+    const incarnation = swim?.incarnation ?? 0;
+    const labels = fleet?.labels[peer] ?? NO_LABELS;
+    if (before !== undefined && before.name === name && before.state === state && before.stateSince === stateSince && before.incarnation === incarnation && before.labels === labels) return before;
+    return { peerId: peer, name, state, stateSince, incarnation, labels };
   }
 
   /** Every member's activation records, built again only when a document or membership changed. */

@@ -93,6 +93,12 @@ export interface PlacementInit {
   readonly fence: EpochFence;
   /** Members with their states and labels (this node included, as alive). */
   members(): readonly PlacementMember[];
+  /**
+   * Optional: a number that changes whenever what choosing owners reads of the members (who,
+   * states, since when, labels) changes, so an owner worked out for a member list equal in that
+   * is kept when only incarnations moved. Without it, any new member list counts as a change.
+   */
+  membersShape?(): number;
   /** One member's state, as failure detection sees it (cheaper than {@link PlacementInit.members}). */
   stateOf(peer: string): MemberState | undefined;
   /** Every member's activation records, by peer and singleton name (this node's included). */
@@ -142,7 +148,7 @@ export class Placement {
   readonly #duplicates = new Map<string, number>();
   #failedUntil = new Map<string, number>();
   /** Each singleton's owner as last worked out, with its inputs and the time window it holds over ({@link Placement.#owner}). */
-  readonly #owners = new Map<string, { members: readonly PlacementMember[]; records: RecordsView; ownFailedUntil: number; from: number; until: number; owner: string | undefined }>();
+  readonly #owners = new Map<string, { members: readonly PlacementMember[]; shape: number | undefined; records: RecordsView; ownFailedUntil: number; from: number; until: number; owner: string | undefined }>();
   #observedRecords: RecordsView | undefined;
   /** The inputs of the last duplicate check that found no singleton held twice. */
   #noDuplicatesIn: { members: readonly PlacementMember[]; records: RecordsView } | undefined;
@@ -329,11 +335,12 @@ export class Placement {
    */
   #owner(spec: SingletonSpec, members: readonly PlacementMember[], records: RecordsView, now: number): string | undefined {
     const ownFailedUntil = this.#failedUntil.get(spec.name) ?? 0;
+    const shape = this.#init.membersShape?.();
     const cached = this.#owners.get(spec.name);
-    if (cached !== undefined && cached.members === members && cached.records === records && cached.ownFailedUntil === ownFailedUntil && cached.from <= now && now < cached.until) return cached.owner;
+    if (cached !== undefined && (shape === undefined ? cached.members === members : cached.shape === shape) && cached.records === records && cached.ownFailedUntil === ownFailedUntil && cached.from <= now && now < cached.until) return cached.owner;
     const window = { until: Number.POSITIVE_INFINITY };
     const owner = rendezvousOwner(spec.name, this.#candidates(spec, members, records, now, window));
-    this.#owners.set(spec.name, { members, records, ownFailedUntil, from: now, until: window.until, owner });
+    this.#owners.set(spec.name, { members, shape, records, ownFailedUntil, from: now, until: window.until, owner });
     return owner;
   }
 

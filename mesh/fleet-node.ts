@@ -163,6 +163,8 @@ export async function adoptMembershipInStorage(storage: Storage, membership: { f
  * process (the simulator's interner), so are their views: a thousand nodes read a member's
  * document once, not a thousand times.
  */
+const NO_MEMBERS: readonly MembershipMember[] = Object.freeze([]);
+
 const nodeViews = new WeakMap<object, NodeStateView | undefined>();
 const fleetViews = new WeakMap<object, FleetView | undefined>();
 
@@ -669,7 +671,7 @@ export class FleetNode {
    * `members()` is.
    */
   membershipList(): readonly MembershipMember[] {
-    return this.fleet() === undefined ? [] : this.#membership.members;
+    return this.fleet() === undefined ? NO_MEMBERS : this.#membership.members;
   }
 
   /** Members as this node sees them, sorted by peer id. */

@@ -60,6 +60,9 @@ export const DEFAULT_SWIM_CONFIG: SwimConfig = {
   deadProbeEvery: 4,
 };
 
+/** Member changes remembered for {@link Swim.changedSince}. */
+const MAX_CHANGES = 8_192;
+
 /** Local health (Lifeguard): a node that runs late stretches its own timeouts instead of accusing others. */
 const MAX_HEALTH_MULTIPLIER = 8;
 
@@ -133,6 +136,8 @@ export class Swim {
   #stopped = true;
   /** Bumped whenever a member's state, incarnation or presence changes (keys `states()`). */
   #version = 0;
+  /** The members changed at each recent version (null: the member list itself changed), for {@link Swim.changedSince}. */
+  #changes: Array<{ readonly version: number; readonly peer: string | null }> = [];
   #statesCache: { version: number; states: ReadonlyMap<string, MemberView> } | undefined;
   /** The member list last taken in; the same array again means nothing to take in. */
   #syncedMembers: readonly string[] | undefined;
@@ -193,6 +198,30 @@ export class Swim {
     return this.#version;
   }
 
+  /**
+   * The members whose entry changed since `version` (in order, possibly repeated), or undefined
+   * when that is not known any more (too long ago) or the member list itself changed since: then
+   * read them all. Lets a reader of a large fleet follow changes without reading every member.
+   */
+  changedSince(version: number): readonly string[] | undefined {
+    if (version === this.#version) return [];
+    const changes = this.#changes;
+    if (version > this.#version || changes.length === 0 || changes[0]!.version > version + 1) return undefined;
+    const peers: string[] = [];
+    for (let i = changes.length - 1; i >= 0 && changes[i]!.version > version; i--) {
+      const peer = changes[i]!.peer;
+      if (peer === null) return undefined;
+      peers.push(peer);
+    }
+    return peers.reverse();
+  }
+
+  #bump(peer: string | null): void {
+    this.#version++;
+    if (this.#changes.length >= MAX_CHANGES) this.#changes = this.#changes.slice(MAX_CHANGES / 2);
+    this.#changes.push({ version: this.#version, peer });
+  }
+
   /** One member as `states()` shows it, without building the map (read it at once: it is live). */
   member(peer: string): MemberView | undefined {
     return this.#members.get(peer);
@@ -243,7 +272,7 @@ export class Swim {
     // The member list changes rarely: the same members in the same order have nothing new.
     if (sameList(list, this.#syncedMembers)) return;
     this.#syncedMembers = list;
-    this.#version++;
+    this.#bump(null);
     const members = new Set(list);
     members.delete(this.#self);
     for (const peer of members) {
@@ -470,7 +499,7 @@ export class Swim {
       this.#init.clock.clearTimeout(member.suspicion.timer);
       member.suspicion = undefined;
     }
-    if (member.incarnation !== incarnation || previous !== state) this.#version++;
+    if (member.incarnation !== incarnation || previous !== state) this.#bump(peer);
     member.incarnation = incarnation;
     if (previous !== state) {
       member.state = state;
