@@ -1,4 +1,4 @@
-import { DESIRED_CATALOG_DOC_ID, type DecisionBody, type DecisionKind, FLEET_DOC_ID, type Revocation } from '../crdt-schema/index.ts';
+import type { DecisionBody, DecisionKind, Revocation } from '../crdt-schema/index.ts';
 import { certifyOperator, generateKeyPair, signDecision, signOperatorRevocation, toBase64Url } from '../mesh/index.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import type { ApiClient } from './api-client.ts';
@@ -61,16 +61,17 @@ export async function revokeOperator(
   options: { readonly publicKey: string; readonly reason: string },
 ): Promise<DecisionResult> {
   if (root.fleetId !== key.fleetId) throw new KeyFileError(`the root key is for fleet ${root.fleetId}, the operator key for ${key.fleetId}`);
-  // Where the node stands: the cut. It records the decision on top of these heads, so every
-  // replica that takes the revocation holds the fleet document's cut already.
-  const { docs } = await client.get<{ docs: ReadonlyArray<{ id: string; heads: string[] }> }>('/api/v1/status');
-  const headsOf = (id: string): string[] => [...(docs.find((doc) => doc.id === id)?.heads ?? [])].sort();
+  // Where the node stands: the cut (each document joined to one head). The node records the
+  // decision on top of these heads, so every replica that takes the revocation holds the fleet
+  // document's cut already. A catalog the node does not hold is cut by time alone (an empty cut
+  // would drop every entry of the operator's).
+  const cut = await client.post<{ fleet: string[] | null; catalog: string[] | null }>('/api/v1/revocation-cut', {});
   const revocation = signOperatorRevocation(root.seed, root.fleetId, {
     publicKey: options.publicKey,
     effectiveAt: Date.now(),
     reason: options.reason,
-    catalogHeads: headsOf(DESIRED_CATALOG_DOC_ID),
-    fleetHeads: headsOf(FLEET_DOC_ID),
+    ...(cut.catalog === null ? {} : { catalogHeads: cut.catalog }),
+    ...(cut.fleet === null ? {} : { fleetHeads: cut.fleet }),
   });
   return decide(client, key, 'operator-revoke', revocation);
 }

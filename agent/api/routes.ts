@@ -1,4 +1,4 @@
-import { DECISION_KINDS, type EventFilter, InvalidDecisionError, InvalidLabelError, SEVERITIES, UnknownMemberError } from '../../crdt-schema/index.ts';
+import { DECISION_KINDS, DESIRED_CATALOG_DOC_ID, type EventFilter, FLEET_DOC_ID, InvalidDecisionError, InvalidLabelError, SEVERITIES, UnknownMemberError } from '../../crdt-schema/index.ts';
 import { AskTimeoutError, type ControlPlane, DeadLetterError } from '../../actors/index.ts';
 import { AUTH_HEADERS, AuthError, type Clock, EVENTS_LIST_MAX, type FleetNode, OperationRefusedError, type PeerId, RequestVerifier, s } from '../../mesh/index.ts';
 import { catalogRoute } from './catalog-routes.ts';
@@ -177,6 +177,15 @@ async function route(runtime: Runtime, request: ApiRequest, faultInjection: bool
       return ok({ ...node.status(), ...controlPlane.status(), process: processFacts() });
     case 'GET /api/v1/events':
       return listEvents(node, url);
+    case 'POST /api/v1/revocation-cut': {
+      // Where the fleet document and the catalog stand here, each joined to one head first (so a
+      // member's merged empty changes cannot make the cut too long to sign): what an operator
+      // revocation going through this node cuts the revoked operator's writes at. The catalog's
+      // is null when this node does not hold it (a revocation then cuts it by time alone).
+      const fleet = await node.store.joinHeads(FLEET_DOC_ID);
+      const catalog = await node.store.joinHeads(DESIRED_CATALOG_DOC_ID);
+      return ok({ fleet: fleet === undefined ? null : [...fleet].sort(), catalog: catalog === undefined ? null : [...catalog].sort() });
+    }
     case 'POST /api/v1/decisions': {
       const decision = parseBody(request, decisionRequest);
       if ('status' in decision) return decision;

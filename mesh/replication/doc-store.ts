@@ -267,6 +267,24 @@ export class DocStore {
     return entry === undefined ? [] : A.getHeads(entry.doc);
   }
 
+  /**
+   * Joins a document's concurrent heads into one with an empty change (it changes no value), so
+   * what it holds now is named by one head: an operator revocation's cut, which a member could
+   * otherwise make too long to sign by merging empty changes of many actors. Resolves with the
+   * heads once stored (fsynced); a document with at most one head is left as it is. Undefined
+   * when the document is not held.
+   */
+  async joinHeads(docId: DocId): Promise<A.Heads | undefined> {
+    const entry = this.#entries.get(docId);
+    if (entry === undefined) return undefined;
+    const heads = A.getHeads(entry.doc);
+    if (heads.length <= 1) return heads;
+    this.#assertWritable(docId);
+    const joined = A.emptyChange(this.fork(entry.doc), { time: Math.floor(this.#init.clock.now() / 1000) });
+    await this.#commit(docId, entry, joined, 'local', true, []);
+    return A.getHeads(joined);
+  }
+
   /** 16-hex digest of the document's heads; equal digests mean equal documents. */
   digest(docId: DocId): string | undefined {
     return this.#entries.get(docId)?.digest;

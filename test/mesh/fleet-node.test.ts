@@ -1,3 +1,4 @@
+import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { DESIRED_CATALOG_DOC_ID, type DesiredDocument, FLEET_DOC_ID, type FleetDocument, type NodeStateDocument, admissionRank, nodeDocId, recordAdmission, recordDecision, recordDesiredEntry } from '../../crdt-schema/index.ts';
 import { FleetNode, type PeerId, certifyOperator, generateKeyPair, sha256Hex, signDecision, signDesiredEntry, signGrant, signOperatorRevocation, toBase64Url } from '../../mesh/index.ts';
@@ -183,10 +184,19 @@ describe('operator decisions and revocation', () => {
     const malloryKey = { seed: mallory.seed, publicKey: signer.publicKey };
     await founder.decide(signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-before' }, remove: [] }, fleet.clock.now()));
     await fleet.run(1_000);
-    // The root key revokes her, cut at what the founder holds of the catalog now.
+    // A compromised member merges empty changes of 40 actors into the fleet document (no value
+    // changes, so every replica takes them): 40 heads, more than a revocation may name.
+    const held = other.store.get(FLEET_DOC_ID)!;
+    let inflated = A.clone(held);
+    for (let i = 0; i < 40; i++) inflated = A.merge(inflated, A.emptyChange(A.clone(held, { actor: (i + 1).toString(16).padStart(32, 'a') })));
+    await other.store.adopt(FLEET_DOC_ID, inflated, other.peer);
+    await fleet.run(1_000);
+    expect(founder.store.heads(FLEET_DOC_ID).length).toBeGreaterThan(32);
+    // The root key revokes her, cut at what the founder holds now, each document joined to one head first.
     const effectiveAt = fleet.clock.now() + 1;
-    const catalogHeads = [...founder.store.heads(DESIRED_CATALOG_DOC_ID)].sort();
-    const fleetHeads = [...founder.store.heads(FLEET_DOC_ID)].sort();
+    const catalogHeads = [...(await fleet.pumpUntil(founder.store.joinHeads(DESIRED_CATALOG_DOC_ID)))!].sort();
+    const fleetHeads = [...(await fleet.pumpUntil(founder.store.joinHeads(FLEET_DOC_ID)))!].sort();
+    expect(fleetHeads).toHaveLength(1);
     await founder.decide(decide(fleet, 'operator-revoke', signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: signer.publicKey, effectiveAt, reason: 'leaked', catalogHeads, fleetHeads }) as never));
     await fleet.run(1_000);
     // With the leaked key, an entry dated before the revocation, slipped in by a compromised
