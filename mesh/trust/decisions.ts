@@ -73,6 +73,22 @@ export function decisionProblem(
   return undefined;
 }
 
+/**
+ * Why the changes from `before` to `after` of a document written only by operators (the fleet
+ * document, desired documents) may not be taken, as far as changes without operations go: such a
+ * change must join two or more heads (a node's `DocStore.joinHeads`). Honest nodes make no other
+ * (a change that changes nothing is not written), and a member that forks empty changes could
+ * otherwise give the document more heads than an operator revocation may name, or fill it
+ * toward its size cap with nothing.
+ */
+export function emptyChangeProblem(before: AnyDoc, after: AnyDoc): string | undefined {
+  for (const bytes of A.getChanges(before, after)) {
+    const change = A.decodeChange(bytes);
+    if (change.ops.length === 0 && change.deps.length < 2) return 'a change that changes nothing may only join heads';
+  }
+  return undefined;
+}
+
 /** The root key's signature for revoking an operator (made where the root key is, the CLI). */
 export function signOperatorRevocation(rootSeed: Uint8Array, fleetId: string, revocation: Omit<OperatorRevokeDecision, 'rootSignature'>): OperatorRevokeDecision {
   return { ...revocation, rootSignature: toBase64Url(signBytes(rootSeed, operatorRevocationStatement(fleetId, revocation))) };
@@ -138,6 +154,8 @@ export function fleetChangeProblem(
   receivedView: () => FleetView | undefined,
   verifier: DecisionVerifier,
 ): string | undefined {
+  const empty = emptyChangeProblem(before, after);
+  if (empty !== undefined) return empty;
   const held = before as unknown as { fleetId?: unknown; decisions?: Record<string, unknown> };
   let added: Record<string, unknown>;
   if (typeof held.fleetId !== 'string') {

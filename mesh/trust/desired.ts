@@ -19,7 +19,7 @@ import {
   toPlain,
 } from '../../crdt-schema/index.ts';
 import type { AnyDoc } from '../replication/doc-store.ts';
-import type { DecisionVerifier } from './decisions.ts';
+import { type DecisionVerifier, emptyChangeProblem } from './decisions.ts';
 import { fromBase64Url, sha256Hex, signBytes, toBase64Url, verifyBytes } from './keys.ts';
 import { isActiveOperator } from './operator-auth.ts';
 
@@ -101,6 +101,8 @@ function conflictFree(object: unknown, key: string): boolean {
  */
 export function desiredChangeProblem(docId: string, before: AnyDoc, after: AnyDoc, fleet: FleetView | undefined, verifier: DecisionVerifier): string | undefined {
   if (fleet === undefined) return 'the fleet document is not held yet';
+  const empty = emptyChangeProblem(before, after);
+  if (empty !== undefined) return empty;
   // A sync round that brought no changes yet (an empty document) has nothing to check.
   if (Object.keys(after).length === 0) return undefined;
   const held = before as unknown as Record<string, unknown>;

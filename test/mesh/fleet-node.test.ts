@@ -184,19 +184,20 @@ describe('operator decisions and revocation', () => {
     const malloryKey = { seed: mallory.seed, publicKey: signer.publicKey };
     await founder.decide(signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-before' }, remove: [] }, fleet.clock.now()));
     await fleet.run(1_000);
-    // A compromised member merges empty changes of 40 actors into the fleet document (no value
-    // changes, so every replica takes them): 40 heads, more than a revocation may name.
-    const held = other.store.get(FLEET_DOC_ID)!;
-    let inflated = A.clone(held);
-    for (let i = 0; i < 40; i++) inflated = A.merge(inflated, A.emptyChange(A.clone(held, { actor: (i + 1).toString(16).padStart(32, 'a') })));
-    await other.store.adopt(FLEET_DOC_ID, inflated, other.peer);
+    // Concurrent operator writes leave honest concurrent heads; the node the revocation goes
+    // through joins them into one (an empty change every replica takes).
+    await Promise.all([
+      founder.decide(decide(fleet, 'labels', { node: testIdentity(1).peerId, set: { zone: 'a' }, remove: [] } as never)),
+      third.decide(decide(fleet, 'labels', { node: testIdentity(0).peerId, set: { zone: 'b' }, remove: [] } as never)),
+    ]);
     await fleet.run(1_000);
-    expect(founder.store.heads(FLEET_DOC_ID).length).toBeGreaterThan(32);
-    // The root key revokes her, cut at what the founder holds now, each document joined to one head first.
+    expect(founder.store.heads(FLEET_DOC_ID)).toHaveLength(2);
     const effectiveAt = fleet.clock.now() + 1;
     const catalogHeads = [...(await fleet.pumpUntil(founder.store.joinHeads(DESIRED_CATALOG_DOC_ID)))!].sort();
     const fleetHeads = [...(await fleet.pumpUntil(founder.store.joinHeads(FLEET_DOC_ID)))!].sort();
     expect(fleetHeads).toHaveLength(1);
+    await fleet.run(1_000);
+    expect(third.store.heads(FLEET_DOC_ID)).toEqual(fleetHeads);
     await founder.decide(decide(fleet, 'operator-revoke', signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: signer.publicKey, effectiveAt, reason: 'leaked', catalogHeads, fleetHeads }) as never));
     await fleet.run(1_000);
     // With the leaked key, an entry dated before the revocation, slipped in by a compromised
@@ -212,6 +213,17 @@ describe('operator decisions and revocation', () => {
       expect(node.desired.catalog().catalog.modules.map((m) => m.name)).toEqual(['made-before']);
       expect(node.fleet()?.labels[target]).toEqual({ by: 'mallory-before' });
     }
+    // A compromised member merges empty changes of 40 actors into its fleet document: more heads
+    // than a revocation may name, if others took them. None does (a change that changes nothing
+    // may only join heads).
+    const fleetHeld = third.store.get(FLEET_DOC_ID)!;
+    let inflated = A.clone(fleetHeld);
+    for (let i = 0; i < 40; i++) inflated = A.merge(inflated, A.emptyChange(A.clone(fleetHeld, { actor: (i + 1).toString(16).padStart(32, 'a') })));
+    await third.store.adopt(FLEET_DOC_ID, inflated, third.peer);
+    await fleet.run(1_000);
+    expect(third.store.heads(FLEET_DOC_ID).length).toBe(40);
+    expect(founder.store.heads(FLEET_DOC_ID)).toHaveLength(1);
+    expect(other.store.heads(FLEET_DOC_ID)).toHaveLength(1);
   });
 
   it('takes an operator revocation only with the root key, and from then on applies none of that operator\'s decisions', async () => {
