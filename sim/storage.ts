@@ -114,7 +114,9 @@ export class SimStorage implements Storage {
     this.#assertOpen();
     let added = false;
     for (const entry of entries) {
-      const key = encodeStorageKey(entry.key);
+      // Encoded once per entry, so every storage loaded with it shares the key's string too.
+      let key = encodedKeys.get(entry);
+      if (key === undefined) encodedKeys.set(entry, (key = encodeStorageKey(entry.key)));
       if (!this.#entries.has(key)) {
         this.#keys.push(key);
         added = true;
@@ -197,6 +199,9 @@ export class SimStorage implements Storage {
     if (this.#closed) throw new StorageClosedError('storage is closed');
   }
 }
+
+/** Storage keys of founding entries, encoded ({@link SimStorage.load}). */
+const encodedKeys = new WeakMap<StorageEntry, string>();
 
 /** The first index whose key is not below `key`. */
 function lowerBound(keys: readonly string[], key: string): number {
