@@ -215,6 +215,8 @@ export class SimTransport implements Transport {
     // A handshake takes a round trip; into a partition, it takes the dial timeout and fails.
     await this.#wait(delay === undefined ? DIAL_TIMEOUT_MS : 2 * delay, options?.signal);
     if (this.#connections.has(peer)) return;
+    // A process killed while it dialled connects nothing (the far end would hold a connection to no one).
+    if (this.#stopped) throw new PeerUnreachableError(`peer ${peer} is not reachable: this transport stopped`);
     const reachable = this.#network.lookup(peer);
     if (delay === undefined || reachable === undefined || this.#network.controlDelay(this.localPeer, peer) === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
     if (this.#policy?.isDenied(peer) === true || reachable.#policy?.isDenied(this.localPeer) === true) throw new PeerUnreachableError(`the connection to ${peer} was refused`);
@@ -274,8 +276,10 @@ export class SimTransport implements Transport {
   }
 
   async stop(): Promise<void> {
-    for (const peer of this.connectedPeers()) this.dropConnection(peer);
+    // Stopped first: what the disconnects below set off (a probe of the peer, a dial) must not
+    // open a connection from a dead process, which its peer would keep, half-open, for ever.
     this.#stopped = true;
+    for (const peer of this.connectedPeers()) this.dropConnection(peer);
     this.#network.remove(this.localPeer);
   }
 
