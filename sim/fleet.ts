@@ -74,9 +74,8 @@ export interface SimFleetOptions {
   /**
    * Founds the fleet with every member's own node document already on every node (as if
    * replicated), not only the founder's: the first seconds then take in no new documents, which
-   * at 1,000 nodes are a million transfers. Off by default: with it, leader-kill at 100 nodes
-   * fails membership-accurate on seeds 1–3 (one node keeps suspecting the sensor's owner), not
-   * understood yet (docs/SIMULATION.md §Where it stands).
+   * at 1,000 nodes are a million transfers. On unless false (false: only the founder's documents,
+   * and every node's own arrives by replication once it starts).
    */
   readonly replicatedStart?: boolean;
   /** Called for every member-state change and placement change, for the trace and invariants. */
@@ -260,7 +259,7 @@ export class SimFleet {
   }
 
   async #found(): Promise<void> {
-    const replicated = this.#options.replicatedStart === true;
+    const replicated = this.#options.replicatedStart !== false;
     const keys = new SeededRandom(this.#options.seed * 7 + 3);
     const fleetId = toHex(keys.bytes(16)) as FleetId;
     const root = generateKeyPair(keys);

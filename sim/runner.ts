@@ -50,7 +50,7 @@ export interface SimRunOptions {
   readonly scenario: string;
   readonly nodes: number;
   readonly seed: number;
-  /** Starts the fleet with every node document on every node ({@link SimFleetOptions.replicatedStart}). */
+  /** Whether the fleet starts with every node document on every node (default true; {@link SimFleetOptions.replicatedStart}). */
   readonly replicatedStart?: boolean;
   readonly durationMs: number;
   /**
@@ -101,7 +101,7 @@ export async function runSimulation(options: SimRunOptions): Promise<SimReport> 
     line(`${t} ${node.index} ${JSON.stringify(event)}`);
     watch.observed(t, node, event);
   };
-  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement, ...(options.replicatedStart === true ? { replicatedStart: true } : {}), ...(workloads.length === 0 ? {} : { catalogActors: true, actorFaults }) });
+  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement, ...(options.replicatedStart === undefined ? {} : { replicatedStart: options.replicatedStart }), ...(workloads.length === 0 ? {} : { catalogActors: true, actorFaults }) });
   watch.startMs = fleet.clock.now();
   if (workloads.length > 0) watch.singletons = [SENSOR, DISPATCHER_SINGLETON, POOLS_SINGLETON];
   // The operator's workloads draw from their own random source, apart from the faults'.
