@@ -305,7 +305,7 @@ export class ControlPlane {
         if (at === undefined) continue;
         const before = members[at]!;
         const member = this.#member(before.peerId, before.name, fleet, before);
-        if (member !== before && (member.state !== before.state || member.stateSince !== before.stateSince)) shapeChanged = true;
+        if (member !== before && (member.state !== before.state || member.stateSince !== before.stateSince || member.upSince !== before.upSince)) shapeChanged = true;
         members[at] = member;
       }
     } else {
@@ -320,7 +320,7 @@ export class ControlPlane {
       index = byPeer;
       shapeChanged = cached === undefined || members.length !== cached.members.length || members.some((m, i) => {
         const before = cached.members[i]!;
-        return m.peerId !== before.peerId || m.name !== before.name || m.state !== before.state || m.stateSince !== before.stateSince || m.labels !== before.labels;
+        return m.peerId !== before.peerId || m.name !== before.name || m.state !== before.state || m.stateSince !== before.stateSince || m.upSince !== before.upSince || m.labels !== before.labels;
       });
     }
     const shape = shapeChanged ? (cached?.shape ?? 0) + 1 : cached!.shape;
@@ -343,10 +343,11 @@ export class ControlPlane {
     const swim = node.swim.member(peer);
     const state = peer === node.peer ? 'alive' : (swim?.state ?? 'alive');
     const stateSince = swim?.since ?? 0;
+    const upSince = swim?.upSince ?? 0;
     const incarnation = swim?.incarnation ?? 0;
     const labels = fleet?.labels[peer] ?? NO_LABELS;
-    if (before !== undefined && before.name === name && before.state === state && before.stateSince === stateSince && before.incarnation === incarnation && before.labels === labels) return before;
-    return { peerId: peer, name, state, stateSince, incarnation, labels };
+    if (before !== undefined && before.name === name && before.state === state && before.stateSince === stateSince && before.upSince === upSince && before.incarnation === incarnation && before.labels === labels) return before;
+    return { peerId: peer, name, state, stateSince, upSince, incarnation, labels };
   }
 
   /** Every member's activation records, built again only when a document or membership changed. */

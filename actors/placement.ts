@@ -24,6 +24,8 @@ export interface PlacementMember {
   readonly state: MemberState;
   /** When failure detection last changed its state (this node's clock). */
   readonly stateSince: number;
+  /** When it last came up (first seen, or back from dead or left; a refuted suspicion does not count). */
+  readonly upSince: number;
   readonly incarnation: number;
   readonly labels: Readonly<Record<string, string>>;
 }
@@ -362,9 +364,11 @@ export class Placement {
     // Members alive again only recently wait, unless they already hold it or nobody else can.
     const { stableMs } = this.#config;
     const stable = eligible.filter((m) => {
-      if (now - m.stateSince >= stableMs || records.get(m.peerId)?.[spec.name]?.active === true) return true;
+      // Up for a while, not merely unsuspected for a while: a suspicion it refuted (many a minute
+      // on a loaded machine) does not make a member wait again, nor move a singleton off it.
+      if (now - m.upSince >= stableMs || records.get(m.peerId)?.[spec.name]?.active === true) return true;
       // Checked again from a little before it turns stable (so rounding never keeps it out past then).
-      window.until = Math.min(window.until, m.stateSince + stableMs - 1);
+      window.until = Math.min(window.until, m.upSince + stableMs - 1);
       return false;
     });
     return (stable.length > 0 ? stable : eligible).map((m) => m.peerId);

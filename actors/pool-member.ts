@@ -17,7 +17,8 @@ export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Cl
       peerId: m.peerId,
       name: m.name,
       alive: m.peerId === node.peer || m.state === 'alive' || m.state === 'suspect',
-      aliveSince: m.peerId === node.peer ? 0 : m.stateSince,
+      // Up since (a refuted suspicion does not send a ready member back to warming).
+      aliveSince: m.peerId === node.peer ? 0 : m.upSince,
       ...(startedAt === undefined ? {} : { startedAt }),
       labels: m.labels,
     };

@@ -99,12 +99,20 @@ export interface MemberView {
   readonly state: MemberState;
   readonly incarnation: number;
   readonly since: number;
+  /**
+   * When it last came up: first seen, or back from dead or left. A suspicion it refuted does not
+   * count — on a loaded machine members are suspected and refute it many times a minute, and what
+   * waits for a member to be up a while (placement's stability, a pool member's warming) must not
+   * start over each time.
+   */
+  readonly upSince: number;
 }
 
 interface Member {
   state: MemberState;
   incarnation: number;
   since: number;
+  upSince: number;
   /** While suspect: when it becomes dead unless refuted, and who confirmed the suspicion. */
   suspicion?: { startedAt: number; timer: TimerId; confirmations: Set<string> };
 }
@@ -188,7 +196,7 @@ export class Swim {
   states(): ReadonlyMap<string, MemberView> {
     if (this.#statesCache?.version === this.#version) return this.#statesCache.states;
     const out = new Map<string, MemberView>();
-    for (const [peer, member] of this.#members) out.set(peer, { state: member.state, incarnation: member.incarnation, since: member.since });
+    for (const [peer, member] of this.#members) out.set(peer, { state: member.state, incarnation: member.incarnation, since: member.since, upSince: member.upSince });
     this.#statesCache = { version: this.#version, states: out };
     return out;
   }
@@ -276,7 +284,7 @@ export class Swim {
     const members = new Set(list);
     members.delete(this.#self);
     for (const peer of members) {
-      if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: sinceMs });
+      if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: sinceMs, upSince: sinceMs });
     }
     for (const [peer, member] of this.#members) {
       if (members.has(peer)) continue;
@@ -504,6 +512,7 @@ export class Swim {
     if (previous !== state) {
       member.state = state;
       member.since = this.#init.clock.now();
+      if ((state === 'alive' || state === 'suspect') && (previous === 'dead' || previous === 'left')) member.upSince = member.since;
       if (state === 'dead' || state === 'left') this.#gone.add(peer);
       else this.#gone.delete(peer);
       this.#init.log.info('member state changed', { peer, state, previous, incarnation });

@@ -166,7 +166,7 @@ describe('control-plane placement', () => {
     const b = byPeer(rendezvousOwner(SENSOR, rest.map((i) => nodes[i]!.peer)));
     const a = byPeer(rendezvousOwner(SENSOR, rest.filter((i) => i !== b).map((i) => nodes[i]!.peer)));
     const members = planes[a]!.members.bind(planes[a]!);
-    planes[a]!.members = () => members().map((m) => (m.peerId === nodes[b]!.peer ? { ...m, stateSince: fleet.clock.now() } : m));
+    planes[a]!.members = () => members().map((m) => (m.peerId === nodes[b]!.peer ? { ...m, stateSince: fleet.clock.now(), upSince: fleet.clock.now() } : m));
     // Neither has the other's activation records yet (replication under loss lags).
     for (const [self, other] of [[a, b], [b, a]] as const) {
       const records = nodes[self]!.activationRecords.bind(nodes[self]!);

@@ -107,6 +107,37 @@ describe('SWIM failure detection', () => {
     for (const swim of cluster.swims) expect([...swim.states().values()].every((m) => m.state === 'alive')).toBe(true);
   });
 
+  it('keeps when a member came up across a suspicion it refutes, and moves it when it comes back from dead', async () => {
+    const cluster = new Cluster(6);
+    await cluster.run(2_000);
+    const upBefore = cluster.swims.map((swim) => swim.member(cluster.peers[2]!)?.upSince);
+    // Cut off briefly: every other member suspects it at once (its connections closed); some hold
+    // it dead before it refutes, others see it refute first.
+    const cutAt = cluster.clock.now();
+    cluster.isolate(2, true);
+    await cluster.run(450, 10);
+    cluster.isolate(2, false);
+    await cluster.run(4_000);
+    const seen = (i: number) => cluster.changes.filter((c) => c.observer === i && c.peer === cluster.peers[2] && c.at >= cutAt);
+    let refutedOnly = 0;
+    cluster.swims.forEach((swim, i) => {
+      if (i === 2) return;
+      const member = swim.member(cluster.peers[2]!)!;
+      expect(member.state).toBe('alive');
+      expect(seen(i).some((c) => c.state === 'suspect')).toBe(true);
+      const dead = seen(i).filter((c) => c.state === 'dead');
+      if (dead.length === 0) {
+        // A refuted suspicion: still up since before.
+        refutedOnly++;
+        expect(member.upSince).toBe(upBefore[i]);
+      } else {
+        // Back from dead: up since it came back.
+        expect(member.upSince).toBe(seen(i).filter((c) => c.at >= dead.at(-1)!.at && c.state === 'alive').at(-1)!.at);
+      }
+    });
+    expect(refutedOnly).toBeGreaterThan(0);
+  });
+
   it('does not let a member back from a partition make the others hold live members dead', async () => {
     const cluster = new Cluster(8);
     await cluster.run(2_000);

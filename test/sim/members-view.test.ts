@@ -6,7 +6,7 @@ function fullRead(node: NonNullable<SimFleet['nodes'][number]['node']>) {
   const states = node.swim.states();
   return node.members().map((m) => {
     const swim = states.get(m.peerId);
-    return { peerId: m.peerId, name: m.name, state: m.state, stateSince: swim?.since ?? 0, incarnation: swim?.incarnation ?? 0, labels: m.labels };
+    return { peerId: m.peerId, name: m.name, state: m.state, stateSince: swim?.since ?? 0, upSince: swim?.upSince ?? 0, incarnation: swim?.incarnation ?? 0, labels: m.labels };
   });
 }
 
