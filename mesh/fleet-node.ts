@@ -722,6 +722,8 @@ export class FleetNode {
       connectedPeers: this.#ports.transport.connectedPeers(),
       wireErrors: this.penalties.snapshot(),
       securityEvents: this.securityEvents().slice(0, 100),
+      // Revoked operators and whether their catalog cut applies here yet (docs/SECURITY.md §Revocation).
+      revocations: this.desired.revocationCuts(),
       dialBackoff: this.#keeper.backoffs(),
     };
   }

@@ -119,6 +119,19 @@ export class DesiredState {
   }
 
   /**
+   * Each revoked operator's catalog cut as this node applies it: `cut` (its entries are those the
+   * catalog held at the revocation's heads), `pending` (this node does not hold those heads yet, so
+   * it keeps the entries dated before the revocation — a revocation whose heads never arrive stays
+   * so, and an operator should look), or `by-time` (the revocation names no heads).
+   */
+  revocationCuts(): Array<{ readonly operator: string; readonly name: string; readonly revokedAt: number; readonly catalog: 'cut' | 'pending' | 'by-time' }> {
+    const cuts = this.#catalogCuts();
+    return (this.#fleet()?.operators ?? []).flatMap((o) =>
+      o.revokedAt === undefined ? [] : [{ operator: o.publicKey, name: o.name, revokedAt: o.revokedAt, catalog: o.catalogHeads === undefined ? ('by-time' as const) : cuts.of(o.publicKey) === undefined ? ('pending' as const) : ('cut' as const) }],
+    );
+  }
+
+  /**
    * Of each revoked operator whose revocation names `desired/catalog` heads, the entries that
    * document held at those heads (docs/SECURITY.md §Operator revocation) — once this node holds the
    * heads; until then none is named, and the entries dated before the revocation count (as for a

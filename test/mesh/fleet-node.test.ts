@@ -212,6 +212,7 @@ describe('operator decisions and revocation', () => {
       expect(node.store.digest(FLEET_DOC_ID)).toBe(other.store.digest(FLEET_DOC_ID));
       expect(node.desired.catalog().catalog.modules.map((m) => m.name)).toEqual(['made-before']);
       expect(node.fleet()?.labels[target]).toEqual({ by: 'mallory-before' });
+      expect(node.status()['revocations']).toEqual([{ operator: signer.publicKey, name: 'mallory', revokedAt: effectiveAt, catalog: 'cut' }]);
     }
     // A compromised member merges empty changes of 40 actors into its fleet document: more heads
     // than a revocation may name, if others took them. None does (a change that changes nothing
