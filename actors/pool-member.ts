@@ -148,6 +148,12 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
       const view = poolsView(node, controlPlane(), clock);
       const member = view.members.find((m) => m.member === release.member);
       if (member === undefined || member.pool !== release.pool) throw new Error(`${release.member ?? '?'} is not a member of pool ${release.pool}`);
+      // The same request again (its answer was lost, or came after the asker's timeout, and it
+      // asked again): answered as done, not refused as "not claimed" — the release it asked for is made.
+      const done = member.record;
+      if (done !== undefined && done.releaseId === release.requestId && (done.state === 'released' || done.state === 'reused')) {
+        return { type: 'released', pool: release.pool, member: member.member, claimId: done.claimId, reuse: done.state === 'reused' };
+      }
       if (member.state !== 'claimed') throw new Error(`${member.name} in pool ${release.pool} is ${member.state}, not claimed`);
       const claimId = member.record?.state === 'claimed' ? member.record.claimId : member.held!.claimId;
       const record: PoolClaimRecord = {
@@ -161,6 +167,7 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         via: release.via,
         memberStartedAt: member.startedAt ?? 0,
         ...(member.record?.for === undefined ? {} : { for: member.record.for }),
+        releaseId: release.requestId,
       };
       await node.pools.recordClaims([record]);
       emit({

@@ -36,6 +36,8 @@ export interface PoolClaimRecord {
   /** The member's start time (its node document) when this was written: a later start means it restarted since. */
   readonly memberStartedAt?: number;
   readonly reason?: string;
+  /** For a release: the request that made it, so the same request asked again is answered as done. */
+  readonly releaseId?: string;
 }
 
 /** The claim a member accepted. */
@@ -73,6 +75,7 @@ export function recordPoolClaim(draft: PoolsDocument, record: PoolClaimRecord): 
     ...(record.via === undefined ? {} : { via: str(record.via.slice(0, 200)) }),
     ...(record.memberStartedAt === undefined ? {} : { memberStartedAt: record.memberStartedAt }),
     ...(record.reason === undefined ? {} : { reason: str(record.reason.slice(0, 500)) }),
+    ...(record.releaseId === undefined ? {} : { releaseId: str(record.releaseId.slice(0, 100)) }),
   };
 }
 
@@ -104,6 +107,7 @@ export function readPoolsDoc(doc: unknown): { claims: Map<string, PoolClaimRecor
       ...(text(raw['via']) ? { via: raw['via'] } : {}),
       ...(num(raw['memberStartedAt']) ? { memberStartedAt: raw['memberStartedAt'] } : {}),
       ...(text(raw['reason']) ? { reason: raw['reason'] } : {}),
+      ...(text(raw['releaseId']) ? { releaseId: raw['releaseId'] } : {}),
     });
   }
   const h = root.held;

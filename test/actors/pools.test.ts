@@ -67,6 +67,21 @@ describe('pool claims', () => {
     for (const i of [1, 2, 3]) expect(nodes[i]!.pools.of(nodes[i]!.peer).held).toMatchObject({ pool: 'web', state: 'claimed' });
   });
 
+  it('answers a release asked again under its request id as done, not as "not claimed"', async () => {
+    const { fleet, nodes, planes, acquire, all } = await poolFleet(3, [1, 2]);
+    const [first] = await all([acquire(0)]);
+    expect(first).toMatchObject({ type: 'claimed' });
+    const member = (first as { member: string; claimId: string }).member;
+    // As the API does when an answer is lost or late: the same request again.
+    const again = (via: number, requestId: string) => askPools(planes[via]!, fleet.clock, nodes[via]!.peer, { type: 'release', pool: 'web', requestId, member, via: nodes[via]!.peer, reuse: true });
+    const done = { type: 'released', pool: 'web', member, claimId: (first as { claimId: string }).claimId, reuse: true };
+    expect(await all([again(2, 'r-same')])).toEqual([done]);
+    await fleet.run(500);
+    expect(await all([again(1, 'r-same')])).toEqual([done]);
+    // Another request for a member no longer claimed is refused, as before.
+    expect(await all([again(2, 'r-other')])).toEqual([{ type: 'refused', reason: 'not-claimed', message: expect.stringMatching(/is ready, not claimed/) }]);
+  });
+
   it('drains a released member (not handed out again until it restarts) and logs the release', async () => {
     const { fleet, nodes, acquire, release, all, view } = await poolFleet(3, [1, 2]);
     const [first] = await all([acquire(0)]);
