@@ -90,7 +90,12 @@ export function eventsDocId(peer: string, severity: Severity, atMs: number): Doc
 export function isRetired(docId: string, nowMs: number): boolean {
   const parsed = parseDocId(docId);
   if (parsed?.kind !== 'events') return false;
-  return parsed.day < dayOf(nowMs - RETENTION_DAYS[parsed.retention] * DAY_MS);
+  return isDayRetired(parsed.day, nowMs, RETENTION_DAYS[parsed.retention]);
+}
+
+/** Whether a bucket of `day` (`yyyy-mm-dd`) kept `retentionDays` after it is past that at `nowMs`. */
+export function isDayRetired(day: string, nowMs: number, retentionDays: number): boolean {
+  return day < dayOf(nowMs - retentionDays * DAY_MS);
 }
 
 /** Checks an event before it is written; throws {@link InvalidEventError}. */

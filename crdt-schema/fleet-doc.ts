@@ -1,6 +1,6 @@
-import * as A from '@automerge/automerge';
 import { ImmutableString } from '@automerge/automerge';
 import { type DecisionsMap, type Revocation, effectiveDecisions, foldLabels, foldOperators, foldRevocations, readDecisions } from './decisions.ts';
+import { keysAtHeads } from './heads-cut.ts';
 import type { FleetId } from './ids.ts';
 import { toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
@@ -93,32 +93,6 @@ export class UnknownMemberError extends Error {
   override name = 'UnknownMemberError';
 }
 
-const decisionCuts = new Map<string, ReadonlySet<string>>();
-const DECISION_CUTS_MAX = 64;
-
-/**
- * The signatures of the decisions the fleet document held at `heads` (a revocation's cut), or
- * undefined while this replica does not hold those heads (the cut is then applied once it does).
- * What a document held at given heads never changes, so each cut is computed once.
- */
-function decisionsAt(doc: unknown, heads: readonly string[]): ReadonlySet<string> | undefined {
-  const key = heads.join(',');
-  const known = decisionCuts.get(key);
-  if (known !== undefined) return known;
-  let cut: ReadonlySet<string>;
-  try {
-    const automerge = doc as A.Doc<{ decisions?: Record<string, unknown> }>;
-    if (heads.length > 0 && !A.hasHeads(automerge, heads as A.Heads)) return undefined;
-    cut = new Set(heads.length === 0 ? [] : Object.keys(A.view(automerge, heads as A.Heads).decisions ?? {}));
-  } catch {
-    // Not an Automerge document (plain data read by a test): no cut to apply.
-    return undefined;
-  }
-  if (decisionCuts.size >= DECISION_CUTS_MAX) decisionCuts.clear();
-  decisionCuts.set(key, cut);
-  return cut;
-}
-
 /** Reads the fleet document into plain data, leaving out entries that do not have the right shape. */
 export function readFleet(doc: unknown): FleetView | undefined {
   if (typeof doc !== 'object' || doc === null) return undefined;
@@ -126,7 +100,7 @@ export function readFleet(doc: unknown): FleetView | undefined {
   if (typeof root['fleetId'] !== 'string' || typeof root['schema'] !== 'number') return undefined;
   const all = readDecisions(root['decisions']);
   const { added, revokedAt, catalogCuts, fleetCuts } = foldOperators(all);
-  const decisions = effectiveDecisions(all, revokedAt, (operator) => (fleetCuts[operator] === undefined ? undefined : decisionsAt(doc, fleetCuts[operator]!)));
+  const decisions = effectiveDecisions(all, revokedAt, (operator) => (fleetCuts[operator] === undefined ? undefined : keysAtHeads(doc, fleetCuts[operator]!, 'decisions')));
   const founding = entries(root['operators']).flatMap(([publicKey, v]) =>
     typeof v['name'] === 'string' && typeof v['certificate'] === 'string'
       ? [{ publicKey, name: v['name'], addedAt: numberOr(v['addedAt'], 0), certificate: v['certificate'] }]

@@ -1,6 +1,7 @@
 export * from './ids.ts';
 export * from './schema.ts';
 export * from './plain.ts';
+export * from './heads-cut.ts';
 export * from './labels.ts';
 export * from './fleet-doc.ts';
 export * from './node-doc.ts';

@@ -1,5 +1,5 @@
 import { ImmutableString } from '@automerge/automerge';
-import { dayOf } from './events.ts';
+import { dayOf, isDayRetired } from './events.ts';
 import { parseDocId } from './ids.ts';
 import { INSTANCE_STATES, type InstanceState, type InstanceTransition } from './catalog/instance.ts';
 import { toPlain } from './plain.ts';
@@ -98,7 +98,7 @@ export function taskBucketDay(docId: string): string | undefined {
 /** Whether `docId` is a task bucket past its retention at `nowMs`: deleted, and not taken in again. */
 export function isTaskBucketRetired(docId: string, nowMs: number, retentionDays = TASK_RETENTION_DAYS): boolean {
   const day = taskBucketDay(docId);
-  return day !== undefined && day < dayOf(nowMs - retentionDays * DAY_MS);
+  return day !== undefined && isDayRetired(day, nowMs, retentionDays);
 }
 
 /**
@@ -116,6 +116,11 @@ export function isTaskBucketAcceptable(docId: string, nowMs: number): boolean {
 
 /** The latest time an entry may carry: the end of year 9999, past which a day is not `yyyy-mm-dd`. */
 export const LATEST_ENTRY_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** Whether `at` is a time an entry may carry (whole ms, from 1970 to the end of year 9999). */
+export function isEntryTime(at: number): boolean {
+  return Number.isSafeInteger(at) && at >= 0 && at <= LATEST_ENTRY_TIME_MS;
+}
 
 /** Records (or replaces) this node's run of `taskId`. */
 export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): void {

@@ -1,14 +1,14 @@
-import * as A from '@automerge/automerge';
 import {
   DESIRED_CATALOG_DOC_ID,
   DESIRED_TASKS_DOC_ID,
-  LATEST_ENTRY_TIME_MS,
   TASK_RETENTION_DAYS,
   type TaskRequests,
   dayOf,
   desiredTasksBucketId,
+  isEntryTime,
   isTaskBucketAcceptable,
   isTaskBucketRetired,
+  keysAtHeads,
   foldTasks,
   type DesiredCatalog,
   type DesiredDocument,
@@ -78,8 +78,6 @@ export class DesiredState {
   readonly #verifier: DecisionVerifier;
   #view: DesiredCatalogView | undefined;
   #viewKey = '';
-  /** Revocation cuts by their heads: the entry signatures `desired/catalog` held there. */
-  readonly #cuts = new Map<string, ReadonlySet<string>>();
   #tasks: (TaskRequests & { readonly version: number; readonly revocations: string; readonly digests: string }) | undefined;
 
   constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
@@ -145,16 +143,7 @@ export class DesiredState {
     const parts: string[] = [];
     for (const operator of revoked) {
       const heads = operator.catalogHeads;
-      let cut: ReadonlySet<string> | undefined;
-      if (heads !== undefined && doc !== undefined) {
-        const headsKey = heads.join(',');
-        cut = this.#cuts.get(headsKey);
-        if (cut === undefined && (heads.length === 0 || A.hasHeads(doc, heads as A.Heads))) {
-          // What the document held at the heads never changes: computed once.
-          cut = new Set(Object.keys(heads.length === 0 ? {} : A.view(doc, heads as A.Heads)).filter((k) => k !== 'schema'));
-          this.#cuts.set(headsKey, cut);
-        }
-      }
+      const cut = heads === undefined || doc === undefined ? undefined : keysAtHeads(doc, heads);
       if (cut !== undefined) cuts.set(operator.publicKey, cut);
       parts.push(`${operator.publicKey}@${operator.revokedAt}${heads === undefined ? '' : `${cut === undefined ? ':pending:' : ':cut:'}${heads.join(',')}`}`);
     }
@@ -238,7 +227,7 @@ export class DesiredState {
   /** The day bucket task entries signed for `desired/tasks` go to: the day they were signed, one day per request. */
   #taskBucketOf(entries: readonly DesiredEntry[], now: number): DocId {
     const times = entries.map((entry) => entry.at);
-    if (!times.every((at) => Number.isSafeInteger(at) && at >= 0 && at <= LATEST_ENTRY_TIME_MS)) throw new OperationRefusedError('an entry\'s time is not a valid time');
+    if (!times.every(isEntryTime)) throw new OperationRefusedError('an entry\'s time is not a valid time');
     const days = new Set(times.map((at) => dayOf(at)));
     if (days.size > 1) throw new OperationRefusedError(`the entries were signed on different days (${[...days].sort().join(', ')}): sign them again, together`);
     const docId = desiredTasksBucketId([...days][0]!);

@@ -1,4 +1,4 @@
-import { type DocId, TASK_RETENTION_DAYS, desiredTasksBucketId, isTaskBucketAcceptable, isTaskBucketRetired, taskBucketDay } from '../../crdt-schema/index.ts';
+import { type DocId, TASK_RETENTION_DAYS, desiredTasksBucketId, isTaskBucketAcceptable, isTaskBucketRetired, parseDocId, taskBucketDay } from '../../crdt-schema/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import type { DocStore } from '../replication/doc-store.ts';
@@ -46,7 +46,8 @@ export class TaskRetention {
     // leaves a request without the runs of it (it would read as a task never run).
     const now = clock.now();
     const retired: DocId[] = store.ids().filter((id) => isTaskBucketRetired(id, now));
-    const requests = retired.filter((id) => id.startsWith('desired/'));
+    const requests = retired.filter((id) => parseDocId(id)?.kind === 'desired');
+    const runs = retired.filter((id) => !requests.includes(id));
     let removed = 0;
     const remove = async (id: DocId): Promise<void> => {
       try {
@@ -57,11 +58,7 @@ export class TaskRetention {
       }
     };
     for (const id of requests) await remove(id);
-    for (const id of retired) {
-      if (id.startsWith('desired/')) continue;
-      if (store.has(desiredTasksBucketId(taskBucketDay(id)!))) continue;
-      await remove(id);
-    }
+    for (const id of runs) if (!store.has(desiredTasksBucketId(taskBucketDay(id)!))) await remove(id);
     if (removed > 0) log.info(`deleted task buckets older than ${TASK_RETENTION_DAYS} days`, { count: removed });
   }
 }

@@ -7,9 +7,9 @@ import {
   InvalidDesiredEntryError,
   SCHEMA_VERSIONS,
   canonicalJson,
-  LATEST_ENTRY_TIME_MS,
   checkAreaChanges,
   dayOf,
+  isEntryTime,
   signedDocIdOf,
   parseDocId,
   desiredBody,
@@ -48,7 +48,7 @@ export function desiredEntryProblem(fleet: FleetView, docId: string, entry: Desi
   if (parsed?.kind !== 'desired') return `${docId} is not a desired document`;
   // A day bucket holds the entries signed on its day: a signed entry cannot be moved to another
   // bucket (one that retires later than its tasks' runs) or out of the buckets.
-  if (!Number.isSafeInteger(entry.at) || entry.at < 0 || entry.at > LATEST_ENTRY_TIME_MS) return 'the entry\'s time is not a valid time';
+  if (!isEntryTime(entry.at)) return 'the entry\'s time is not a valid time';
   if (parsed.day !== undefined && dayOf(entry.at) !== parsed.day) return `the entry was signed on ${dayOf(entry.at)}, not on ${parsed.day} (the day of ${docId})`;
   try {
     checkAreaChanges(parsed.area, parseDesiredBody(entry.body));
