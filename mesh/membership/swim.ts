@@ -138,6 +138,8 @@ export class Swim {
   #seq = 0;
   #ticks = 0;
   #probeOrder: string[] = [];
+  /** When the probe order was last filtered: the version and the view it was filtered against. */
+  #probeFiltered: { readonly version: number; readonly view: readonly string[] | undefined } | undefined;
   #timer: TimerId | undefined;
   #expectedTickAt = 0;
   #health = 1;
@@ -351,13 +353,22 @@ export class Swim {
   }
 
   #nextTarget(): string | undefined {
-    const view = this.#init.view === undefined ? undefined : new Set(this.#init.view());
-    const probeable = (peer: string) => {
-      const state = this.#members.get(peer)?.state;
-      return (state === 'alive' || state === 'suspect') && (view === undefined || view.has(peer));
-    };
-    this.#probeOrder = this.#probeOrder.filter(probeable);
-    if (this.#probeOrder.length === 0) this.#probeOrder = shuffled(this.#init.random, (view === undefined ? [...this.#members.keys()] : [...view].sort()).filter(probeable));
+    const viewList = this.#init.view?.();
+    // Every member left in the probe order passed the filter below when it last ran; with no
+    // member's entry changed since (the version) and the same view, it would drop none of them,
+    // so it is skipped (it was an O(members) pass on every tick of every node).
+    const filtered = this.#probeFiltered;
+    const unchanged = filtered !== undefined && filtered.version === this.#version && (viewList === undefined ? filtered.view === undefined : sameList(viewList, filtered.view));
+    if (!unchanged || this.#probeOrder.length === 0) {
+      const view = viewList === undefined ? undefined : new Set(viewList);
+      const probeable = (peer: string) => {
+        const state = this.#members.get(peer)?.state;
+        return (state === 'alive' || state === 'suspect') && (view === undefined || view.has(peer));
+      };
+      this.#probeOrder = this.#probeOrder.filter(probeable);
+      if (this.#probeOrder.length === 0) this.#probeOrder = shuffled(this.#init.random, (view === undefined ? [...this.#members.keys()] : [...view].sort()).filter(probeable));
+    }
+    this.#probeFiltered = { version: this.#version, view: viewList };
     return this.#probeOrder.shift();
   }
 
