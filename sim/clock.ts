@@ -1,12 +1,14 @@
 import type { Clock, TimerId } from '../mesh/index.ts';
 
 /** A timer on the simulation's heap. */
-interface SimTimer {
+export interface SimTimer {
   readonly id: number;
   dueMs: number;
   readonly seq: number;
   readonly owner: number;
   readonly callback: () => void;
+  /** The process that set it: once it is dead, the timer fires without calling back. */
+  readonly gate: { readonly dead: boolean } | undefined;
   cancelled: boolean;
 }
 
@@ -17,6 +19,10 @@ export const SCENARIO_OWNER = -1;
  * Virtual time for a whole simulated fleet: one clock, one binary heap of timers ordered by due
  * time and then creation order, so the same seed always runs callbacks in the same order. Each
  * node sees it through a {@link NodeClock}.
+ *
+ * Timers set with {@link SimClock.schedule} are cancelled by id; those set with
+ * {@link SimClock.timer} (network deliveries, the nodes' own timers) are their own handle and
+ * never enter the id map: a 100-node fleet sets a few thousand timers a simulated second.
  */
 export class SimClock {
   #nowMs: number;
@@ -27,6 +33,7 @@ export class SimClock {
   readonly #held = new Map<number, SimTimer[]>();
   readonly #paused = new Set<number>();
   #fired = 0;
+  #pending = 0;
 
   constructor(startMs = 1_800_000_000_000) {
     this.#nowMs = startMs;
@@ -42,7 +49,7 @@ export class SimClock {
   }
 
   get pending(): number {
-    return this.#byId.size;
+    return this.#pending;
   }
 
   /** Entries on the heap, cancelled ones not yet dropped included. */
@@ -51,27 +58,47 @@ export class SimClock {
   }
 
   schedule(owner: number, callback: () => void, delayMs: number): number {
+    const timer = this.timer(owner, callback, delayMs);
+    this.#byId.set(timer.id, timer);
+    return timer.id;
+  }
+
+  /**
+   * Sets a timer whose handle is the timer itself (cancel it with {@link SimClock.cancelTimer}).
+   * With `gate`, it calls back only while `gate.dead` is false.
+   */
+  timer(owner: number, callback: () => void, delayMs: number, gate?: { readonly dead: boolean }): SimTimer {
     const id = ++this.#seq;
-    const timer: SimTimer = { id, dueMs: this.#nowMs + Math.max(0, delayMs), seq: id, owner, callback, cancelled: false };
-    this.#byId.set(id, timer);
+    const timer: SimTimer = { id, dueMs: this.#nowMs + Math.max(0, delayMs), seq: id, owner, callback, gate, cancelled: false };
+    this.#pending++;
     this.#push(timer);
-    return id;
+    return timer;
   }
 
   cancel(id: number): void {
     const timer = this.#byId.get(id);
     if (timer === undefined) return;
-    timer.cancelled = true;
     this.#byId.delete(id);
+    this.cancelTimer(timer);
+  }
+
+  /** Cancels a timer set with {@link SimClock.timer} (nothing if it fired or was cancelled). */
+  cancelTimer(timer: SimTimer): void {
+    if (!this.#isPending(timer)) return;
+    timer.cancelled = true;
+    this.#pending--;
   }
 
   /** Drops every timer of `owner` (a crash: nothing it scheduled will run). */
   cancelAll(owner: number): void {
-    for (const timer of this.#byId.values()) {
-      if (timer.owner !== owner) continue;
+    const drop = (timer: SimTimer): void => {
+      if (timer.owner !== owner || timer.cancelled || timer.dueMs === FIRED) return;
       timer.cancelled = true;
+      this.#pending--;
       this.#byId.delete(timer.id);
-    }
+    };
+    for (const timer of this.#heap) drop(timer);
+    for (const timer of this.#held.get(owner) ?? []) drop(timer);
     this.#held.delete(owner);
   }
 
@@ -112,31 +139,38 @@ export class SimClock {
     }
     this.#nowMs = Math.max(this.#nowMs, next);
     let fired = 0;
-    while (this.#heap.length > 0) {
-      this.#dropCancelled();
-      const top = this.#heap[0];
-      if (top === undefined || top.dueMs > this.#nowMs) break;
+    const heap = this.#heap;
+    while (heap.length > 0) {
+      const top = heap[0]!;
+      if (top.cancelled) {
+        this.#pop();
+        continue;
+      }
+      if (top.dueMs > this.#nowMs) break;
       this.#pop();
-      if (this.#paused.has(top.owner)) {
+      if (this.#paused.size > 0 && this.#paused.has(top.owner)) {
         const held = this.#held.get(top.owner) ?? [];
         held.push(top);
         this.#held.set(top.owner, held);
         continue;
       }
-      this.#byId.delete(top.id);
+      if (this.#byId.size > 0) this.#byId.delete(top.id);
+      top.dueMs = FIRED;
+      this.#pending--;
       fired++;
       this.#fired++;
-      top.callback();
+      if (top.gate === undefined || !top.gate.dead) top.callback();
     }
     return fired;
   }
 
-  #dropCancelled(): void {
-    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) this.#pop();
+  /** Whether `timer` is still to fire (on the heap or held, not cancelled). */
+  #isPending(timer: SimTimer): boolean {
+    return !timer.cancelled && timer.dueMs !== FIRED;
   }
 
-  #less(a: SimTimer, b: SimTimer): boolean {
-    return a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.seq < b.seq);
+  #dropCancelled(): void {
+    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) this.#pop();
   }
 
   #push(timer: SimTimer): void {
@@ -145,32 +179,43 @@ export class SimClock {
     let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.#less(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      const above = heap[parent]!;
+      if (!less(timer, above)) break;
+      heap[i] = above;
       i = parent;
     }
+    heap[i] = timer;
   }
 
   #pop(): SimTimer | undefined {
     const heap = this.#heap;
     const top = heap[0];
     const last = heap.pop();
-    if (heap.length > 0 && last !== undefined) {
-      heap[0] = last;
+    const n = heap.length;
+    if (n > 0 && last !== undefined) {
       let i = 0;
       for (;;) {
         const left = 2 * i + 1;
+        if (left >= n) break;
         const right = left + 1;
-        let smallest = i;
-        if (left < heap.length && this.#less(heap[left]!, heap[smallest]!)) smallest = left;
-        if (right < heap.length && this.#less(heap[right]!, heap[smallest]!)) smallest = right;
-        if (smallest === i) break;
-        [heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!];
-        i = smallest;
+        let child = left;
+        if (right < n && less(heap[right]!, heap[left]!)) child = right;
+        if (!less(heap[child]!, last)) break;
+        heap[i] = heap[child]!;
+        i = child;
       }
+      heap[i] = last;
     }
     return top;
   }
+}
+
+/** `dueMs` of a timer that fired. */
+const FIRED = Number.NEGATIVE_INFINITY;
+
+/** Heap order: due time, then creation order. */
+function less(a: SimTimer, b: SimTimer): boolean {
+  return a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.seq < b.seq);
 }
 
 /** A machine's wall-clock offset from true time; it outlives the processes that run on it. */
@@ -188,7 +233,8 @@ export class NodeClock implements Clock {
   readonly #sim: SimClock;
   readonly #owner: number;
   readonly #skew: Skew;
-  #dead = false;
+  /** Dead once the process is killed: its timers then fire without calling back. */
+  readonly #gate = { dead: false };
 
   constructor(sim: SimClock, owner: number, skew: Skew = { ms: 0 }) {
     this.#sim = sim;
@@ -210,10 +256,8 @@ export class NodeClock implements Clock {
   }
 
   setTimeout(callback: () => void, delayMs: number): TimerId {
-    if (this.#dead) return -1;
-    return this.#sim.schedule(this.#owner, () => {
-      if (!this.#dead) callback();
-    }, delayMs);
+    if (this.#gate.dead) return -1;
+    return this.#sim.timer(this.#owner, callback, delayMs, this.#gate);
   }
 
   defer(callback: () => void): void {
@@ -221,7 +265,8 @@ export class NodeClock implements Clock {
   }
 
   clearTimeout(id: TimerId): void {
-    this.#sim.cancel(id as number);
+    if (typeof id === 'number') this.#sim.cancel(id);
+    else this.#sim.cancelTimer(id as SimTimer);
   }
 
   /** Steps the machine's wall clock by `deltaMs` (negative: back). */
@@ -231,6 +276,6 @@ export class NodeClock implements Clock {
 
   /** The process died: its timers never fire, and it can set no more. */
   kill(): void {
-    this.#dead = true;
+    this.#gate.dead = true;
   }
 }

@@ -37,7 +37,8 @@ const DIAL_TIMEOUT_MS = 2_000;
 /** Bytes in flight on one stream direction before `send` waits for deliveries. */
 const IN_FLIGHT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
-interface DirectionState {
+/** @internal */
+export interface DirectionState {
   busyUntilMs: number;
   clogUntilMs: number;
 }
@@ -125,16 +126,24 @@ export class SimNetwork {
 
   /** Holds what `from` sends `to` until `untilMs` (a clogged link), then delivers it in order. */
   clog(from: PeerId, to: PeerId, untilMs: number): void {
-    this.#direction(from, to).clogUntilMs = untilMs;
+    this.directionOf(from, to).clogUntilMs = untilMs;
   }
 
   isBlocked(from: PeerId, to: PeerId): boolean {
-    return this.#blocked.has(`${from}>${to}`);
+    return this.#blocked.size > 0 && this.#blocked.has(`${from}>${to}`);
   }
 
-  /** @internal When a frame of `bytes` sent now from `from` reaches `to`; undefined when it is lost. */
-  deliveryTime(from: PeerId, to: PeerId, bytes: number): number | undefined {
-    const link = this.#links.get(`${from}>${to}`) ?? this.#defaults;
+  #link(from: PeerId, to: PeerId): LinkConfig {
+    return this.#links.size === 0 ? this.#defaults : (this.#links.get(`${from}>${to}`) ?? this.#defaults);
+  }
+
+  /**
+   * @internal When a frame of `bytes` sent now from `from` reaches `to`; undefined when it is
+   * lost. `direction` is the link's state as {@link SimNetwork.directionOf} gave it (a stream
+   * keeps it rather than looking it up for every frame).
+   */
+  deliveryTime(from: PeerId, to: PeerId, bytes: number, direction: DirectionState = this.directionOf(from, to)): number | undefined {
+    const link = this.#link(from, to);
     this.messages++;
     this.bytes += bytes;
     if (this.isBlocked(from, to) || (link.loss > 0 && this.#random.float() < link.loss)) {
@@ -142,7 +151,6 @@ export class SimNetwork {
       return undefined;
     }
     const now = this.clock.now();
-    const direction = this.#direction(from, to);
     const spread = Math.max(0, link.meanDelayMs - link.minDelayMs);
     // An exponential tail above the minimum, with the mean the link asks for, plus jitter.
     const delay = link.minDelayMs + (spread === 0 ? 0 : -spread * Math.log(1 - this.#random.float())) + this.#random.float() * link.jitterMs;
@@ -155,11 +163,12 @@ export class SimNetwork {
   /** @internal One-way delay for control traffic (dials, stream opening). */
   controlDelay(from: PeerId, to: PeerId): number | undefined {
     if (this.isBlocked(from, to) || this.isBlocked(to, from)) return undefined;
-    const link = this.#links.get(`${from}>${to}`) ?? this.#defaults;
+    const link = this.#link(from, to);
     return link.minDelayMs + this.#random.float() * link.jitterMs;
   }
 
-  #direction(from: PeerId, to: PeerId): DirectionState {
+  /** @internal The state of the link from `from` to `to` (one object for good: entries are never dropped). */
+  directionOf(from: PeerId, to: PeerId): DirectionState {
     const key = `${from}>${to}`;
     let state = this.#directions.get(key);
     if (state === undefined) {
@@ -242,7 +251,7 @@ export class SimTransport implements Transport {
     remote.#track(this.localPeer, far);
     // The far side learns of the stream with its first frame's delay, before that frame.
     const at = this.#network.controlDelay(this.localPeer, peer);
-    this.#network.clock.schedule(this.#network.ownerOf(peer), () => registration.handler(far), at ?? 0);
+    this.#network.clock.timer(this.#network.ownerOf(peer), () => registration.handler(far), at ?? 0);
     return local;
   }
 
@@ -286,12 +295,12 @@ export class SimTransport implements Transport {
   #wait(delayMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted === true) return reject(signal.reason as Error);
-      const id = this.#network.clock.schedule(this.#network.ownerOf(this.localPeer), () => {
+      const timer = this.#network.clock.timer(this.#network.ownerOf(this.localPeer), () => {
         signal?.removeEventListener('abort', onAbort);
         resolve();
       }, delayMs);
       const onAbort = (): void => {
-        this.#network.clock.cancel(id);
+        this.#network.clock.cancelTimer(timer);
         reject(signal!.reason as Error);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -324,6 +333,9 @@ class SimStream implements FrameStream {
   #waiters: Array<() => void> = [];
   #done: Array<() => void> = [];
   #aborted = false;
+  /** The link's state from this end to the far one, and the node whose loop takes what arrives there. */
+  readonly #direction: DirectionState;
+  readonly #remoteOwner: number;
 
   constructor(network: SimNetwork, local: PeerId, remote: PeerId, protocol: string, maxFrameBytes: number) {
     this.#network = network;
@@ -331,6 +343,8 @@ class SimStream implements FrameStream {
     this.remotePeer = remote;
     this.protocol = protocol;
     this.#maxFrameBytes = maxFrameBytes;
+    this.#direction = network.directionOf(local, remote);
+    this.#remoteOwner = network.ownerOf(remote);
   }
 
   link(far: SimStream): void {
@@ -345,7 +359,7 @@ class SimStream implements FrameStream {
     if (this.#writeClosed || this.#aborted) throw new StreamResetError('stream is closed for writing');
     const far = this.#far!;
     const copy = frame.slice();
-    const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length);
+    const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length, this.#direction);
     if (at === undefined) {
       // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
       this.#schedule(this.clockNow(), () => this.abort(new StreamResetError('the connection lost data')));
@@ -405,7 +419,7 @@ class SimStream implements FrameStream {
   }
 
   #schedule(atMs: number, callback: () => void): void {
-    this.#network.clock.schedule(this.#network.ownerOf(this.remotePeer), callback, atMs - this.clockNow());
+    this.#network.clock.timer(this.#remoteOwner, callback, atMs - this.clockNow());
   }
 
   #releaseWaiters(): void {
