@@ -158,7 +158,11 @@ export function fleetChangeProblem(
   if (empty !== undefined) return empty;
   const held = before as unknown as { fleetId?: unknown; decisions?: Record<string, unknown> };
   let added: Record<string, unknown>;
-  if (typeof held.fleetId !== 'string') {
+  // A first copy holds no fleet id yet. (The id is an ImmutableString in the document: a test of
+  // `typeof === 'string'` took every held copy for a first one, so a change that removed or
+  // rewrote a decision passed as long as what remained was valid.)
+  const firstCopy = held.fleetId === undefined;
+  if (firstCopy) {
     added = (toPlain(after) as { decisions?: Record<string, unknown> }).decisions ?? {};
   } else {
     const created = new Set<string>();
@@ -179,7 +183,7 @@ export function fleetChangeProblem(
   const parsed = readDecisions(added);
   if (parsed.length !== Object.keys(added).length) return 'a malformed operator decision';
   // The fleet as held knows the operators, except one added in this very change (or a first copy).
-  let view = typeof held.fleetId === 'string' ? heldView() : receivedView();
+  let view = firstCopy ? receivedView() : heldView();
   if (view !== undefined && parsed.some((d) => !view!.operators.some((o) => o.publicKey === d.operator))) view = receivedView();
   if (view === undefined) return 'the fleet document is malformed';
   const fleet = view;

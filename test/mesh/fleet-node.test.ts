@@ -131,6 +131,28 @@ describe('operator decisions and revocation', () => {
     expect(founder.securityEvents().some((e) => e.docId === honestDoc && e.peer === rogue.peer)).toBe(true);
   });
 
+  it("refuses a member's removal of a decision from the fleet document, though every decision left is valid", async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    const rogue = await fleet.join(1, 0, 'token-a');
+    const honest = await fleet.join(2, 0, 'token-b');
+    await fleet.run(2_000);
+    const target = testIdentity(2).peerId;
+    const labelled = decide(fleet, 'labels', { node: target, set: { role: 'db' }, remove: [] } as never);
+    await founder.decide(labelled);
+    await fleet.run(1_000);
+    const before = honest.store.digest(FLEET_DOC_ID);
+    expect(honest.fleet()?.labels[target]).toEqual({ role: 'db' });
+    await rogue.store.change<FleetDocument>(FLEET_DOC_ID, (d) => void delete (d as unknown as { decisions: Record<string, unknown> }).decisions[labelled.signature]);
+    await fleet.run(2_000);
+    expect(rogue.fleet()?.labels[target]).toBeUndefined();
+    for (const node of [founder, honest]) {
+      expect(node.store.digest(FLEET_DOC_ID)).toBe(before);
+      expect(node.fleet()?.labels[target]).toEqual({ role: 'db' });
+    }
+    expect(founder.penalties.snapshot().byPeer[rogue.peer]?.['refused:not-authorized']).toBeGreaterThanOrEqual(1);
+  });
+
   it('revokes a node: every member drops it within seconds, refuses its connections, documents and a new join', async () => {
     const fleet = new Fleet();
     const founder = await fleet.found(0);
