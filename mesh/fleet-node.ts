@@ -47,7 +47,7 @@ import { type Clock, type TimerId, TimeoutError, withTimeout } from './ports/clo
 import type { Random } from './ports/random.ts';
 import type { Storage } from './ports/storage.ts';
 import { type AccessPolicy, type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
-import type { SignatureVerifier } from './ports/signature-verifier.ts';
+import type { SignatureCheck, SignatureVerifier } from './ports/signature-verifier.ts';
 import { DocStore, type DocumentInterner, Replicator, type SealSigner, type SessionStats, actorPrefixFor } from './replication/index.ts';
 import { Admission, storeCredentialChain } from './trust/admission.ts';
 import type { Credential } from './trust/credentials.ts';
@@ -168,6 +168,23 @@ const NO_MEMBERS: readonly MembershipMember[] = Object.freeze([]);
 const nodeViews = new WeakMap<object, NodeStateView | undefined>();
 const fleetViews = new WeakMap<object, FleetView | undefined>();
 
+/**
+ * Memberships derived, by their inputs (the digests of the fleet document and of every document
+ * holding admissions), with the grant verdicts they rest on: membership is a function of those,
+ * so the nodes of one process that hold the same versions (a simulated fleet: a thousand nodes
+ * each deriving the same thousand members) derive it once. A real node holds one or two.
+ */
+const derivedMemberships = new Map<string, { readonly key: string; readonly fleetId: string; readonly verdicts: ReadonlyArray<readonly [string, boolean]>; readonly membership: { members: MembershipMember[]; lost: LostAdmission[] }; readonly members: ReadonlySet<string> }>();
+const DERIVED_MEMBERSHIPS_KEPT = 4;
+
+/** Each grant's signature check, built once per grant object (views of one version share them). */
+const grantChecks = new WeakMap<StoredGrant, SignatureCheck | null>();
+function grantCheckOf(grant: StoredGrant): SignatureCheck | undefined {
+  let check = grantChecks.get(grant);
+  if (check === undefined) grantChecks.set(grant, (check = grantSignatureCheck(grant) ?? null));
+  return check ?? undefined;
+}
+
 function viewOf<D, V>(views: WeakMap<object, V | undefined>, doc: D | undefined, read: (doc: D | undefined) => V | undefined): V | undefined {
   if (doc === undefined || doc === null || typeof doc !== 'object') return read(doc);
   if (views.has(doc)) return views.get(doc);
@@ -217,7 +234,7 @@ export class FleetNode {
   readonly #keeper: ConnectionKeeper;
   readonly #events = new Listeners<FleetNodeEvent>();
   /** Member peer ids as last derived from admission records (recomputed once per tick after changes). */
-  #members = new Set<string>();
+  #members: ReadonlySet<string> = new Set<string>();
   #memberIds: { of: ReadonlySet<string>; ids: readonly string[] } | undefined;
   /** What membership was last derived from (fleet and admitting documents' digests). */
   #membershipInputs: string | undefined;
@@ -794,6 +811,13 @@ export class FleetNode {
     }
     const inputKey = inputs.join(',');
     if (inputKey === this.#membershipInputs) return;
+    const derived = derivedMemberships.get(inputKey);
+    if (derived !== undefined && derived.fleetId === fleet.fleetId && derived.verdicts.every(([signature, holds]) => this.#grantSignatures.get(signature) === holds)) {
+      // The kept key, not this one: a thousand nodes then hold one copy of the long string.
+      this.#membershipInputs = derived.key;
+      this.#adoptMembership(derived.membership, derived.members);
+      return;
+    }
     const grants = new Map<string, StoredGrant>();
     const admissions: AdmissionRecord[] = [];
     for (const admitter of admitters) {
@@ -813,12 +837,23 @@ export class FleetNode {
     // Operators certified by the fleet root key (checked once here rather than once per
     // admission), with the time each was revoked from, if it was.
     const operators = new Map(fleet.operators.filter((operator) => isCertifiedOperator(fleet, operator)).map((operator) => [operator.publicKey, operator.revokedAt ?? Number.MAX_SAFE_INTEGER]));
-    this.#membership = deriveMembership(fleet.founder, admissions, (a) => {
+    const all = deriveMembership(fleet.founder, admissions, (a) => {
       const grant = grants.get(`${a.admittedBy}/${a.tokenHash}`);
       return grant !== undefined && this.#grantHolds(fleet.fleetId, operators, grant, a);
     });
-    this.#membership = { ...this.#membership, members: this.#membership.members.filter((m) => fleet.revoked[m.peerId] === undefined) };
-    this.#members = new Set(this.#membership.members.map((m) => m.peerId));
+    const membership = { ...all, members: all.members.filter((m) => fleet.revoked[m.peerId] === undefined) };
+    const members: ReadonlySet<string> = new Set(membership.members.map((m) => m.peerId));
+    // Kept for the other nodes of this process that hold the same versions (a simulated fleet),
+    // with the verdicts it rests on: another node takes it only with the same verdicts.
+    const verdicts = [...grants.values()].map((grant) => [grant.signature, this.#grantSignatures.get(grant.signature) === true] as const);
+    if (derivedMemberships.size >= DERIVED_MEMBERSHIPS_KEPT) derivedMemberships.delete(derivedMemberships.keys().next().value!);
+    derivedMemberships.set(inputKey, { key: inputKey, fleetId: fleet.fleetId, verdicts, membership, members });
+    this.#adoptMembership(membership, members);
+  }
+
+  #adoptMembership(membership: { members: MembershipMember[]; lost: LostAdmission[] }, members: ReadonlySet<string>): void {
+    this.#membership = membership;
+    this.#members = members;
     const lost = this.#membership.lost.find((l) => l.peerId === this.peer);
     if (lost !== undefined && !this.#lostLogged) {
       this.#lostLogged = true;
@@ -837,7 +872,7 @@ export class FleetNode {
   /** Checks grant signatures in one batch, then derives membership again. */
   #verifyGrants(grants: readonly StoredGrant[]): void {
     if (this.#verifyingGrants !== undefined) return;
-    const checks = grants.map((grant) => grantSignatureCheck(grant));
+    const checks = grants.map((grant) => grantCheckOf(grant));
     const wellFormed = checks.flatMap((check, i) => (check === undefined ? [] : [{ check, signature: grants[i]!.signature }]));
     for (let i = 0; i < grants.length; i++) if (checks[i] === undefined) this.#grantSignatures.set(grants[i]!.signature, false);
     this.#verifyingGrants = this.#verifier
