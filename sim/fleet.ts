@@ -124,29 +124,39 @@ export class SimLogger implements Logger {
 export class SharedVerifier implements SignatureVerifier {
   /** Verdicts by signature, each with the key and message it was checked against (compared byte for byte). */
   readonly #verdicts = new Map<string, Array<{ readonly publicKey: Buffer; readonly message: Buffer; readonly verdict: boolean }>>();
+  /** Verdicts by check object: nodes that share a check (a grant's, built once per grant) skip even the key. */
+  readonly #byCheck = new WeakMap<SignatureCheck, boolean>();
   #held = 0;
   checks = 0;
 
   async verifyBatch(checks: readonly SignatureCheck[]): Promise<boolean[]> {
     return checks.map((check) => {
-      const key = bytesOf(check.signature).toString('base64');
-      const publicKey = bytesOf(check.publicKey);
-      const message = bytesOf(check.message);
-      let known = this.#verdicts.get(key);
-      const found = known?.find((k) => k.publicKey.equals(publicKey) && k.message.equals(message));
-      if (found !== undefined) return found.verdict;
-      this.checks++;
-      const verdict = verifyBytes(check.publicKey, check.message, check.signature);
-      if (this.#held >= 1_000_000) {
-        this.#verdicts.clear();
-        this.#held = 0;
-        known = undefined;
-      }
-      if (known === undefined) this.#verdicts.set(key, (known = []));
-      known.push({ publicKey: Buffer.from(publicKey), message: Buffer.from(message), verdict });
-      this.#held++;
+      const shared = this.#byCheck.get(check);
+      if (shared !== undefined) return shared;
+      const verdict = this.#verify(check);
+      this.#byCheck.set(check, verdict);
       return verdict;
     });
+  }
+
+  #verify(check: SignatureCheck): boolean {
+    const key = bytesOf(check.signature).toString('base64');
+    const publicKey = bytesOf(check.publicKey);
+    const message = bytesOf(check.message);
+    let known = this.#verdicts.get(key);
+    const found = known?.find((k) => k.publicKey.equals(publicKey) && k.message.equals(message));
+    if (found !== undefined) return found.verdict;
+    this.checks++;
+    const verdict = verifyBytes(check.publicKey, check.message, check.signature);
+    if (this.#held >= 1_000_000) {
+      this.#verdicts.clear();
+      this.#held = 0;
+      known = undefined;
+    }
+    if (known === undefined) this.#verdicts.set(key, (known = []));
+    known.push({ publicKey: Buffer.from(publicKey), message: Buffer.from(message), verdict });
+    this.#held++;
+    return verdict;
   }
 
   async close(): Promise<void> {}
@@ -166,8 +176,12 @@ function bytesOf(bytes: Uint8Array): Buffer {
  */
 export class SharedDocuments implements DocumentInterner {
   readonly #held = new Map<string, { doc: AnyDoc; holders: number }>();
-  /** Snapshot bytes (SHA-256) already loaded, and the version they gave. */
-  readonly #loaded = new Map<string, string>();
+  /**
+   * Stored bytes already loaded, by document and length, with the version they gave: compared
+   * byte for byte (a thousand nodes opening the same records hashed a megabyte each before).
+   */
+  readonly #loaded = new Map<string, Array<{ readonly bytes: Buffer; version: string }>>();
+  #loadedBytes = 0;
   loads = 0;
   reuses = 0;
 
@@ -190,17 +204,29 @@ export class SharedDocuments implements DocumentInterner {
   }
 
   load(docId: DocId, bytes: Uint8Array, loadFresh: () => AnyDoc): AnyDoc {
-    const bytesKey = `${docId}|${sha256Hex(bytes)}`;
-    const version = this.#loaded.get(bytesKey);
-    const held = version === undefined ? undefined : this.#held.get(version);
+    const sizeKey = `${docId}|${bytes.length}`;
+    const given = bytesOf(bytes);
+    const match = this.#loaded.get(sizeKey)?.find((loaded) => loaded.bytes.equals(given));
+    const held = match === undefined ? undefined : this.#held.get(match.version);
     if (held !== undefined) {
       this.reuses++;
       return held.doc;
     }
     this.loads++;
     const doc = loadFresh();
-    if (this.#loaded.size > 1_000_000) this.#loaded.clear();
-    this.#loaded.set(bytesKey, `${docId}|${headsDigest(A.getHeads(doc))}`);
+    const version = `${docId}|${headsDigest(A.getHeads(doc))}`;
+    if (match !== undefined) {
+      match.version = version;
+      return doc;
+    }
+    if (this.#loadedBytes > 256 * 1024 * 1024) {
+      this.#loaded.clear();
+      this.#loadedBytes = 0;
+    }
+    const sameSize = this.#loaded.get(sizeKey) ?? [];
+    sameSize.push({ bytes: Buffer.from(given), version });
+    this.#loaded.set(sizeKey, sameSize);
+    this.#loadedBytes += bytes.length;
     return doc;
   }
 
