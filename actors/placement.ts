@@ -153,7 +153,7 @@ export class Placement {
   readonly #owners = new Map<string, { members: readonly PlacementMember[]; shape: number | undefined; records: RecordsView; ownFailedUntil: number; from: number; until: number; owner: string | undefined }>();
   #observedRecords: RecordsView | undefined;
   /** The inputs of the last duplicate check that found no singleton held twice. */
-  #noDuplicatesIn: { members: readonly PlacementMember[]; records: RecordsView } | undefined;
+  #noDuplicatesIn: { members: readonly PlacementMember[]; shape: number | undefined; records: RecordsView } | undefined;
   #timer: TimerId | undefined;
   #timerDueMs = Number.POSITIVE_INFINITY;
   #membersDirty = false;
@@ -516,7 +516,12 @@ export class Placement {
   /** Two live members whose records both run a singleton, for longer than the grace: a fleet event. */
   #checkDuplicates(members: readonly PlacementMember[], records: RecordsView, now: number): void {
     // Nothing held twice in these very inputs last time, and nothing pending: nothing can be now.
-    if (this.#duplicates.size === 0 && this.#noDuplicatesIn?.members === members && this.#noDuplicatesIn.records === records) return;
+    // The members' shape (who, states, since when, labels) stands for the members where the host
+    // keeps it: which of them are live is all this reads of them, and a new incarnation alone
+    // (a thousand at a large fleet's start) gives a new members array but the same shape.
+    const shape = this.#init.membersShape?.();
+    const before = this.#noDuplicatesIn;
+    if (this.#duplicates.size === 0 && before !== undefined && (shape === undefined ? before.members === members : before.shape === shape) && before.records === records) return;
     this.#noDuplicatesIn = undefined;
     const live = new Set(members.filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self).map((m) => m.peerId));
     const seen = new Set<string>();
@@ -534,6 +539,6 @@ export class Placement {
         .catch((error: unknown) => this.#init.log.error('recording a duplicate activation failed', { error: String(error) }));
     }
     for (const key of this.#duplicates.keys()) if (!seen.has(key)) this.#duplicates.delete(key);
-    if (seen.size === 0) this.#noDuplicatesIn = { members, records };
+    if (seen.size === 0) this.#noDuplicatesIn = { members, shape, records };
   }
 }
