@@ -236,6 +236,7 @@ export class FleetNode {
   /** Member peer ids as last derived from admission records (recomputed once per tick after changes). */
   #members: ReadonlySet<string> = new Set<string>();
   #memberIds: { of: ReadonlySet<string>; ids: readonly string[] } | undefined;
+  #candidatesCache: { readonly members: ReadonlySet<string>; readonly storeVersion: number; readonly candidates: ReadonlyMap<PeerId, readonly string[]> } | undefined;
   /** What membership was last derived from (fleet and admitting documents' digests). */
   #membershipInputs: string | undefined;
   readonly #membershipDirty = new Set<string>();
@@ -907,7 +908,14 @@ export class FleetNode {
     return { lostAdmission: { reason: `this node's join token was used by ${lost.winner} on the other side of a partition: ask an operator for a new token`, winner: lost.winner } };
   }
 
-  #dialCandidates(): Map<PeerId, readonly string[]> {
+  /**
+   * The members to dial, with their addresses; the same map (read only) until membership or a
+   * document changes: the keeper asks every tick while it is short of peers, and a large fleet
+   * has a thousand members.
+   */
+  #dialCandidates(): ReadonlyMap<PeerId, readonly string[]> {
+    const cached = this.#candidatesCache;
+    if (cached !== undefined && cached.members === this.#members && cached.storeVersion === this.store.version) return cached.candidates;
     const candidates = new Map<PeerId, readonly string[]>();
     for (const member of this.#members) {
       if (member === this.peer) continue;
@@ -917,6 +925,7 @@ export class FleetNode {
     if (bootstrap !== undefined && bootstrap !== this.peer) {
       candidates.set(bootstrap, [...(candidates.get(bootstrap) ?? []), ...(this.#config.bootstrapAddrs ?? [])]);
     }
+    this.#candidatesCache = { members: this.#members, storeVersion: this.store.version, candidates };
     return candidates;
   }
 
