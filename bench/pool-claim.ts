@@ -21,6 +21,8 @@ import { cli, eventually } from '../test/helpers/cli-fleet.ts';
 const NODES = 5;
 const CLAIMS = Number(process.env['CLAIMS'] ?? 200);
 const ROUNDS = Number(process.env['ROUNDS'] ?? 20);
+// PACE_MS=N starts claim n at N·n ms after the first (open loop; 0: each right after the last give-back).
+const PACE_MS = Number(process.env['PACE_MS'] ?? 0);
 // The machine is shared: a random base keeps two runs (or another engineer's fleet) apart.
 // BENCH_LOG_DIR=DIR keeps every node's log (DIR/n0.log ...), e.g. with POWERNODE_LOG=debug.
 const LOG_DIR = process.env['BENCH_LOG_DIR'];
@@ -164,6 +166,8 @@ async function main(): Promise<void> {
     let stepCpuMs = claimsCpuStart;
     for (let n = 0; n < CLAIMS; n++) {
       const i = n % NODES;
+      const wait = claimsStarted + n * PACE_MS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const claimed = await claim(i);
       if (claimed !== undefined) (nodes[i]!.peerId === owner ? viaOwner : sequential).push(claimed.ms);
       await giveBack(i, claimed?.member);

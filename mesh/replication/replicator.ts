@@ -13,7 +13,7 @@ import { coveredBySeals, sealAuthority } from './seal-coverage.ts';
 import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
 import { headsDigest } from './record-codec.ts';
 import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
-import { MAX_WANT_PER_MESSAGE, type SyncMessage, syncProtocol } from './sync-protocol.ts';
+import { MAX_ALSO_PEERS, MAX_HAVE_PER_MESSAGE, MAX_WANT_PER_MESSAGE, PEER_TAG_BYTES, type SyncMessage, syncProtocol } from './sync-protocol.ts';
 
 export interface ReplicatorInit {
   readonly transport: Transport;
@@ -91,6 +91,16 @@ const MAX_DOCS_PER_SESSION = 100_000;
 export const DEFAULT_SYNC_NEIGHBOURS = 4;
 /** How long other sessions' offers of a document wait for the copy one session asked for. */
 const FETCH_WAIT_MS = 2_000;
+/**
+ * How long a session gathers the documents it did not relay to its peer (the peer was sent them
+ * by the node they came from) before it tells the peer which versions it holds, in one `have`.
+ */
+export const HAVE_DELAY_MS = 1_000;
+/** Documents remembered as held exactly as a peer pushed them (with the peers it pushed them to), until the next flush. */
+const MAX_COVERED = 10_000;
+/** Documents pushed in batches (event buckets), and how long a batch gathers changes. */
+const BATCHED_PREFIX = 'events/';
+export const EVENT_PUSH_BATCH_MS = 100;
 /** Rendezvous scores remembered, one per peer seen connected. */
 const MAX_SCORES = 100_000;
 
@@ -100,6 +110,19 @@ const NOTHING_HELD: AnyDoc = A.init<Record<string, unknown>>();
 /** How near `peer` is to `self` when `self` chooses its sync neighbours (lower is nearer): a hash of both ids. */
 export function neighbourScore(self: string, peer: string): number {
   return createHash('sha256').update(self).update('\u0000').update(peer).digest().readUInt32BE(0);
+}
+
+/** A peer's tag in a sync message's `also`: the first {@link PEER_TAG_BYTES} bytes of SHA-256 of its id. */
+export function peerTag(peer: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(peer).digest().subarray(0, PEER_TAG_BYTES));
+}
+
+/** The tags of an `also` field, as keys (hex); empty when its length is not a whole number of tags. */
+function alsoTags(also: Uint8Array | undefined): ReadonlySet<string> {
+  if (also === undefined || also.length % PEER_TAG_BYTES !== 0) return new Set();
+  const tags = new Set<string>();
+  for (let i = 0; i < also.length; i += PEER_TAG_BYTES) tags.add(Buffer.from(also.subarray(i, i + PEER_TAG_BYTES)).toString('hex'));
+  return tags;
 }
 
 /** Runs a timer callback so that an exception is logged, never thrown into the event loop. */
@@ -126,6 +149,9 @@ export class Replicator {
   /** Consecutive sessions per peer that ended without hearing from the peer. */
   readonly #failedSessions = new Map<PeerId, number>();
   #flushTimer: TimerId | undefined;
+  /** Event buckets changed since the last batch push, and its timer. */
+  readonly #batched = new Set<DocId>();
+  #batchTimer: TimerId | undefined;
   #antiEntropyTimer: TimerId | undefined;
   #unsubscribe: Array<() => void> = [];
   #stopped = false;
@@ -146,6 +172,17 @@ export class Replicator {
    * again (in a flood each new document is offered by most neighbours at once).
    */
   readonly #fetching = new Map<DocId, { session: Session; timer: TimerId }>();
+  /**
+   * Documents held exactly as the peer that pushed them holds them, with the peers that push also
+   * went to (tags): the next flush does not relay that version to those (they have it from the
+   * same node), only tells them later that it holds it (`have`). Read and cleared by each flush.
+   */
+  readonly #covered = new Map<DocId, { digest: string; tags: ReadonlySet<string> }>();
+  /**
+   * Whom the last flush of each document pushed its version to: every sync message about that
+   * version says so (the push itself, and an answer that carries the changes a round later).
+   */
+  readonly #pushedTo = new Map<DocId, { digest: string; also: Uint8Array }>();
 
   constructor(init: ReplicatorInit) {
     this.#init = init;
@@ -174,6 +211,7 @@ export class Replicator {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     const { clock } = this.#init;
     if (this.#flushTimer !== undefined) clock.clearTimeout(this.#flushTimer);
+    if (this.#batchTimer !== undefined) clock.clearTimeout(this.#batchTimer);
     if (this.#antiEntropyTimer !== undefined) clock.clearTimeout(this.#antiEntropyTimer);
     for (const timer of this.#reopenTimers.values()) clock.clearTimeout(timer);
     this.#reopenTimers.clear();
@@ -269,6 +307,29 @@ export class Replicator {
     return score;
   }
 
+  /**
+   * @internal `docId` is about to be held at `digest` exactly as the peer that pushed it holds it,
+   * and that peer pushed it to the peers `also` names as well.
+   */
+  noteCovered(docId: DocId, digest: string, also: Uint8Array | undefined): void {
+    const tags = alsoTags(also);
+    if (tags.size === 0) return;
+    if (this.#covered.size >= MAX_COVERED && !this.#covered.has(docId)) this.#covered.clear();
+    this.#covered.set(docId, { digest, tags });
+  }
+
+  /** @internal The peers this node's last flush pushed `docId` at `digest` to (tags), if that is the version it holds. */
+  pushedTo(docId: DocId, digest: string | undefined): Uint8Array | undefined {
+    const pushed = this.#pushedTo.get(docId);
+    return pushed !== undefined && pushed.digest === digest ? pushed.also : undefined;
+  }
+
+  /** @internal Whether the peer tagged `tag` was pushed `docId` at `digest` by the node this one has it from. */
+  covers(docId: DocId, digest: string, tag: string): boolean {
+    const covered = this.#covered.get(docId);
+    return covered !== undefined && covered.digest === digest && covered.tags.has(tag);
+  }
+
   /** What this node holds, summarized once per store version (every session sends the same). */
   summary(): Summary {
     const { store } = this.#init;
@@ -342,18 +403,52 @@ export class Replicator {
   }
 
   #markDirty(docId: DocId): void {
+    if (this.#stopped) return;
+    if (docId.startsWith(BATCHED_PREFIX)) {
+      // Event buckets: a trace, written in bursts (a claim and its give-back, a reaper pass),
+      // read by people. Their changes of EVENT_PUSH_BATCH_MS go out as one push per peer.
+      this.#batched.add(docId);
+      if (this.#batchTimer !== undefined) return;
+      this.#batchTimer = this.#init.clock.setTimeout(
+        guarded(this.#init.log, 'pushing event buckets to peers', () => {
+          this.#batchTimer = undefined;
+          const batched = [...this.#batched].sort();
+          this.#batched.clear();
+          this.#flush(batched);
+        }),
+        EVENT_PUSH_BATCH_MS,
+      );
+      return;
+    }
     this.#dirty.add(docId);
-    if (this.#flushTimer !== undefined || this.#stopped) return;
+    if (this.#flushTimer !== undefined) return;
     // Coalesce the changes of one tick into one sync message per peer and document.
     this.#flushTimer = this.#init.clock.setTimeout(
       guarded(this.#init.log, 'pushing changes to peers', () => {
         this.#flushTimer = undefined;
         const dirty = [...this.#dirty].sort();
         this.#dirty.clear();
-        for (const session of this.#sessions.values()) session.push(dirty);
+        this.#flush(dirty);
       }),
       0,
     );
+  }
+
+  /** Pushes the changes of `dirty` (sorted) through every session. */
+  #flush(dirty: readonly DocId[]): void {
+    // Whom this flush pushes to (every open session), told with each push so the receivers
+    // relay it only to the peers of theirs that are not on that list.
+    const open = [...this.#sessions.values()].filter((session) => session.isOpen).slice(0, MAX_ALSO_PEERS);
+    const also = Buffer.concat(open.map((session) => session.tag));
+    if (this.#pushedTo.size + dirty.length > MAX_COVERED) this.#pushedTo.clear();
+    const { store } = this.#init;
+    for (const docId of dirty) {
+      const digest = store.digest(docId);
+      if (digest !== undefined && also.length > 0) this.#pushedTo.set(docId, { digest, also });
+      else this.#pushedTo.delete(docId);
+        }
+        for (const session of this.#sessions.values()) session.push(dirty);
+        for (const docId of dirty) this.#covered.delete(docId);
   }
 
   #onInbound(stream: FrameStream): void {
@@ -378,6 +473,9 @@ export class Replicator {
 /** One peer's replication: our outbound stream, per-document sync states, and the reader of theirs. */
 class Session {
   readonly peer: PeerId;
+  /** The peer's tag in `also` (wire) and as a key (hex). */
+  readonly tag: Uint8Array;
+  readonly #tagKey: string;
   /** The peer opened this session (this node did not choose it): kept for as long as the peer keeps it. */
   readonly accepted: boolean;
   readonly #init: ReplicatorInit;
@@ -419,11 +517,16 @@ class Session {
   readonly #asked = new Set<DocId>();
   /** Documents the peer offered while another session's copy of them was due: answered once it comes. */
   readonly #heldBackOffers = new Set<DocId>();
+  /** Documents not relayed to the peer (the node they came from pushed them to it too), to name in the next `have`. */
+  readonly #unrelayed = new Set<DocId>();
+  #haveTimer: TimerId | undefined;
 
   readonly #sealVerifier: SealVerifier;
 
   constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator, sealVerifier: SealVerifier, accepted: boolean) {
     this.peer = peer;
+    this.tag = peerTag(peer);
+    this.#tagKey = Buffer.from(this.tag).toString('hex');
     this.accepted = accepted;
     this.#init = init;
     this.#owner = owner;
@@ -431,7 +534,12 @@ class Session {
   }
 
   stats(): SessionStats {
-    return { peer: this.peer, open: this.#outbound !== undefined && !this.#closed, ...this.#stats };
+    return { peer: this.peer, open: this.isOpen, ...this.#stats };
+  }
+
+  /** Our stream to the peer is open: what is pushed now is sent. */
+  get isOpen(): boolean {
+    return this.#outbound !== undefined && !this.#closed;
   }
 
   /** Opens our side of the session (once). */
@@ -497,18 +605,57 @@ class Session {
     this.#waitingBytes = 0;
     this.#beforeOpen = [];
     this.#inbox = [];
+    this.#unrelayed.clear();
+    if (this.#haveTimer !== undefined) this.#init.clock.clearTimeout(this.#haveTimer);
+    this.#haveTimer = undefined;
     this.#releaseReader();
     this.#owner.sessionClosed(this.peer, this);
   }
 
-  /** Pushes local or relayed changes of `docIds` through the per-document sync states. */
+  /**
+   * Pushes local or relayed changes of `docIds` through the per-document sync states. A version
+   * that came from a node which pushed it to this peer as well is not relayed: the peer is told
+   * later, in a `have`, that this node holds it.
+   */
   push(docIds: readonly DocId[]): void {
-    if (this.#outbound === undefined || this.#closed) return;
+    if (!this.isOpen) return;
+    const { store } = this.#init;
     for (const docId of docIds) {
+      const digest = store.digest(docId);
       // The peer already holds exactly this version (it just sent it to us): nothing to say.
-      if (this.#peerDigests.get(docId) === this.#init.store.digest(docId)) continue;
+      if (this.#peerDigests.get(docId) === digest) continue;
+      if (digest !== undefined && this.#owner.covers(docId, digest, this.#tagKey)) {
+        this.#notRelayed(docId);
+        continue;
+      }
       this.#sendSync(docId);
     }
+  }
+
+  /**
+   * Names `docId` in a `have` to the peer within {@link HAVE_DELAY_MS}: should the push from the
+   * node it came from not reach the peer (that node stopped, or a frame was lost), the peer learns
+   * that this node holds a version it lacks and syncs it from here.
+   */
+  #notRelayed(docId: DocId): void {
+    if (this.#unrelayed.size >= MAX_DOCS_PER_SESSION) return;
+    this.#unrelayed.add(docId);
+    if (this.#haveTimer !== undefined) return;
+    this.#haveTimer = this.#init.clock.setTimeout(
+      guarded(this.#init.log, 'telling a peer what this node holds', () => {
+        this.#haveTimer = undefined;
+        const { store } = this.#init;
+        const entries: Array<[string, string]> = [];
+        for (const docId of [...this.#unrelayed].sort()) {
+          const digest = store.digest(docId);
+          // Not when the peer has since told this node it holds that very version.
+          if (digest !== undefined && this.#peerDigests.get(docId) !== digest) entries.push([docId, digest]);
+        }
+        this.#unrelayed.clear();
+        for (let i = 0; i < entries.length; i += MAX_HAVE_PER_MESSAGE) this.#send({ type: 'have', body: { entries: entries.slice(i, i + MAX_HAVE_PER_MESSAGE) } });
+      }),
+      HAVE_DELAY_MS,
+    );
   }
 
   /**
@@ -615,12 +762,14 @@ class Session {
         return this.#onSummary({ count: message.body.count, root: message.body.root, buckets: message.body.buckets });
       case 'entries':
         return this.#onEntries(message.body.bucket, message.body.entries);
+      case 'have':
+        return this.#compare(message.body.entries);
       case 'want':
         return this.#onWant(message.body.docIds);
       case 'snapshot':
         return this.#onSnapshot(message.body.docId, message.body.bytes, fromWire(message.body.docId, message.body.seals));
       case 'sync':
-        return this.#onSync(message.body.docId, message.body.message, fromWire(message.body.docId, message.body.seals));
+        return this.#onSync(message.body.docId, message.body.message, fromWire(message.body.docId, message.body.seals), message.body.also);
       case 'refused':
         this.#init.log.warn('a peer refused one of our documents', { peer: this.peer, docId: message.body.docId, reason: message.body.reason });
         return;
@@ -643,18 +792,23 @@ class Session {
    * summary sent again (anti-entropy, new members) always completes the exchange.
    */
   #onEntries(bucket: number, theirs: ReadonlyArray<readonly [string, string]>): void {
+    this.#compare(theirs.filter(([docId]) => bucketOf(docId) === bucket));
+  }
+
+  /** The peer holds these versions: sync the documents both hold differently, ask for those this node lacks and would take in. */
+  #compare(theirs: ReadonlyArray<readonly [string, string]>): void {
     const { store } = this.#init;
     const wanted: string[] = [];
     for (const [docId, digest] of theirs) {
       const id = docId as DocId;
-      if (bucketOf(docId) !== bucket || this.#refused.has(docId)) continue;
+      if (this.#refused.has(docId)) continue;
       if (this.#peerDigests.size >= MAX_DOCS_PER_SESSION) this.#peerDigests.clear();
       this.#peerDigests.set(id, digest);
       const ours = store.digest(id);
       if (ours === undefined) {
         if (parseDocId(docId) !== undefined && !store.isLocked(id) && this.#init.acceptsDocument?.(id) !== false) wanted.push(docId);
       } else if (ours !== digest) {
-        this.#sendSync(id);
+        this.#syncDiffering(id);
       }
     }
     // A large transfer is about to arrive: have the verifier's workers start while it does.
@@ -699,7 +853,7 @@ class Session {
     else this.#sendSync(id);
   }
 
-  async #onSync(docId: string, message: Uint8Array, seals: readonly Seal[]): Promise<void> {
+  async #onSync(docId: string, message: Uint8Array, seals: readonly Seal[], also?: Uint8Array): Promise<void> {
     const id = docId as DocId;
     if (!this.#syncStates.has(id) && this.#syncStates.size >= MAX_DOCS_PER_SESSION) {
       this.#init.penalties.record(this.peer, 'too-many-documents');
@@ -745,7 +899,7 @@ class Session {
       const clean = held === undefined ? this.#init.store.empty() : this.#init.store.fork(held);
       const applied = A.saveSince(next, A.getHeads(clean));
       return applied.length === 0 ? clean : A.loadIncremental(clean, applied);
-    }, waiting === undefined ? seals : [...waiting.seals, ...seals]);
+    }, waiting === undefined ? seals : [...waiting.seals, ...seals], also === undefined ? undefined : { digest: theirs, also });
     if (!accepted) {
       this.#syncStates.delete(id);
       this.#dropWaiting(id);
@@ -874,7 +1028,7 @@ class Session {
    * Applies received bytes to a clone of the document, verifies what they added, and adopts the
    * clone. Returns false (and tells the peer) when the change is refused.
    */
-  async #receive(docId: string, apply: (fork: AnyDoc | undefined) => AnyDoc, seals: readonly Seal[]): Promise<boolean> {
+  async #receive(docId: string, apply: (fork: AnyDoc | undefined) => AnyDoc, seals: readonly Seal[], pushed?: { readonly digest: string; readonly also: Uint8Array }): Promise<boolean> {
     const { store } = this.#init;
     if (this.#refused.has(docId)) return false;
     if (parseDocId(docId) === undefined) {
@@ -923,6 +1077,10 @@ class Session {
       this.#refuseDoc(docId, new RefusedChangeError('not-authorized', `changes to ${docId} are not sealed by a writer of that document`));
       return false;
     }
+    // This node is about to hold exactly what the peer pushed (not merged with changes of its own):
+    // the flush that relays it leaves out the peers the push also went to. Noted before the
+    // adoption, whose change notice schedules that flush.
+    if (pushed !== undefined && headsDigest(A.getHeads(after)) === pushed.digest) this.#owner.noteCovered(id, pushed.digest, pushed.also);
     try {
       await store.adopt(id, after, this.peer, validSeals);
     } catch (error) {
@@ -965,20 +1123,42 @@ class Session {
     this.#send({ type: 'refused', body: { docId, reason: error.message.slice(0, 1000) } });
   }
 
-  #sendSync(docId: DocId): void {
-    if (this.#closed) return;
+  /**
+   * Syncs a document the peer holds in another version than this node. When the sync state has
+   * nothing to say (it believes both sides hold what they last told each other, while a change
+   * was not sent to the peer or was lost on the way), the document's sync starts from a fresh
+   * state: its first message names this node's heads and what it holds, which the peer answers.
+   */
+  #syncDiffering(docId: DocId): void {
+    if (this.#sendSync(docId) || !this.#syncStates.has(docId)) return;
+    this.#syncStates.delete(docId);
+    this.#sendSync(docId);
+  }
+
+  /** Sends the document's next sync message, if Automerge has one; true when one was sent. */
+  #sendSync(docId: DocId): boolean {
+    if (this.#closed) return false;
     // A document we do not hold yet, but that the peer is syncing with us, is answered from an
     // empty document: that answer is what asks the peer for its changes.
     const held = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) && this.#init.acceptsDocument?.(docId) !== false ? this.#init.store.empty() : undefined);
     if (held === undefined) {
       this.#syncStates.delete(docId);
       this.#dropWaiting(docId);
-      return;
+      return false;
     }
     const doc = this.#syncedDoc(docId, held);
     const [state, message] = A.generateSyncMessage(doc, this.#syncStates.get(docId) ?? A.initSyncState());
     // Automerge records what the state says was sent: keep it only if the message really goes.
-    if (message === null || this.#send({ type: 'sync', body: { docId, message, ...this.#sealsFor(docId) } })) this.#syncStates.set(docId, state);
+    // A message about the version this node last pushed names whom it pushed it to.
+    const also = this.#owner.pushedTo(docId, this.#init.store.digest(docId));
+    const pushedTo = also === undefined ? {} : { also };
+    if (message === null) {
+      this.#syncStates.set(docId, state);
+      return false;
+    }
+    if (!this.#send({ type: 'sync', body: { docId, message, ...this.#sealsFor(docId), ...pushedTo } })) return false;
+    this.#syncStates.set(docId, state);
+    return true;
   }
 
   #summary(): Summary {

@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
-import { type DocId, FLEET_DOC_ID, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
-import { MemoryStorage, type PeerId, actorPrefixFor, decodeMessage, encodeFrame, encodeMessage, neighbourScore, sameHeadsReceived, signSeal, syncProtocol } from '../../mesh/index.ts';
+import { type DocId, FLEET_DOC_ID, eventsDocId, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
+import { EVENT_PUSH_BATCH_MS, HAVE_DELAY_MS, MemoryStorage, type PeerId, type SyncMessage, actorPrefixFor, decodeMessage, encodeFrame, encodeMessage, neighbourScore, sameHeadsReceived, signSeal, syncProtocol } from '../../mesh/index.ts';
 import { FLEET_ID, MiniFleet, type MiniNode, fakePeerId, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
 type Loose = Record<string, unknown>;
@@ -318,6 +318,108 @@ describe('replication: sync neighbours', () => {
     expect(nodes[1]!.store.has(FLEET_DOC_ID)).toBe(true);
     expect(nodes[2]!.store.has(FLEET_DOC_ID) || nodes[3]!.store.has(FLEET_DOC_ID)).toBe(false);
     await fleet.until(() => nodes.every((node) => node.store.digest(FLEET_DOC_ID) === nodes[0]!.store.digest(FLEET_DOC_ID)), 20_000);
+  });
+});
+
+describe('replication: hinted relays', () => {
+  /**
+   * `count` nodes, each connected to every other and syncing with all of them. Every sync frame
+   * sent is logged as [from, to, type, carries changes]; `drop` loses the frames it matches.
+   */
+  async function fullMesh(count: number, drop: (from: number, to: PeerId, message: SyncMessage) => boolean = () => false) {
+    const fleet = new MiniFleet();
+    const nodes: MiniNode[] = [];
+    const sent: Array<{ from: number; to: PeerId; type: string; changes: boolean }> = [];
+    for (let i = 0; i < count; i++) {
+      const node = await fleet.add(i, new MemoryStorage(), { neighbours: count });
+      const transport = fleet.transportOf(node.peer);
+      const openStream = transport.openStream.bind(transport);
+      transport.openStream = async (peer, protocol, options) => {
+        const stream = await openStream(peer, protocol, options);
+        const send = stream.send.bind(stream);
+        stream.send = async (frame) => {
+          const message = decodeMessage(syncProtocol, frame);
+          sent.push({ from: i, to: peer, type: message.type, changes: message.type === 'sync' && A.decodeSyncMessage(message.body.message).changes.length > 0 });
+          if (!drop(i, peer, message)) await send(frame);
+        };
+        return stream;
+      };
+      nodes.push(node);
+    }
+    for (let i = 0; i < count; i++) for (let j = i + 1; j < count; j++) await fleet.transportOf(nodes[i]!.peer).dial(nodes[j]!.peer, []);
+    await seedFleetDoc(fleet, 0, 1);
+    await fleet.until(() => nodes.every((node) => node.store.digest(FLEET_DOC_ID) === nodes[0]!.store.digest(FLEET_DOC_ID)));
+    await fleet.run(2 * HAVE_DELAY_MS);
+    sent.length = 0;
+    return { fleet, nodes, sent };
+  }
+
+  const relabel = (node: MiniNode, role: string) =>
+    node.store.change<Loose>(FLEET_DOC_ID, (d) => {
+      ((d['members'] as Loose)['member-0'] as { labels: Loose }).labels['role'] = new A.ImmutableString(role);
+    });
+
+  it('does not relay a change to the peers its origin pushed it to, and tells them later what it holds', async () => {
+    const { fleet, nodes, sent } = await fullMesh(5);
+    const indexOf = (peer: PeerId) => nodes.findIndex((n) => n.peer === peer);
+    await relabel(nodes[2]!, 'gateway');
+    await fleet.until(() => nodes.every((_, i) => labelOf(fleet, i, 'member-0') === 'gateway'));
+    // The origin's four pushes carried the change; none of the receivers sent it on to another.
+    expect(sent.filter((m) => m.from === 2 && m.changes)).toHaveLength(4);
+    expect(sent.filter((m) => m.from !== 2 && indexOf(m.to) !== 2 && m.type === 'sync')).toEqual([]);
+    // Within the delay each receiver names the version it holds to the others it has not heard
+    // it from (a pair's first `have` answers for both), and nothing more follows.
+    await fleet.run(HAVE_DELAY_MS + 500);
+    const among = sent.filter((m) => m.from !== 2 && indexOf(m.to) !== 2);
+    expect(among.every((m) => m.type === 'have')).toBe(true);
+    const pairs = among.map((m) => [m.from, indexOf(m.to)].sort().join('-'));
+    expect(new Set(pairs).size).toBe(6);
+    expect(among.length).toBeLessThanOrEqual(12);
+    // Without the hint, each receiver would have pushed the change to the other three (12 pushes, and answers).
+    expect(sent.filter((m) => m.from !== 2 && m.changes)).toEqual([]);
+  });
+
+  it('brings a peer whose push from the origin was lost up to date from the others, without waiting for anti-entropy', async () => {
+    let lose = false;
+    const { fleet, nodes, sent } = await fullMesh(4, (from, to, message) => lose && from === 1 && to === nodes[3]!.peer && message.type === 'sync');
+    lose = true;
+    await relabel(nodes[1]!, 'edge');
+    await fleet.run(200);
+    expect(labelOf(fleet, 0, 'member-0')).toBe('edge');
+    expect(labelOf(fleet, 3, 'member-0')).toBe('worker');
+    // A receiver's `have` shows node 3 the version it lacks; it syncs it from that receiver.
+    await fleet.until(() => labelOf(fleet, 3, 'member-0') === 'edge', HAVE_DELAY_MS + 1_000);
+    expect(sent.some((m) => m.to === nodes[3]!.peer && m.type === 'have')).toBe(true);
+  });
+
+  it('pushes the changes an event bucket takes within EVENT_PUSH_BATCH_MS as one message per peer', async () => {
+    const { fleet, nodes, sent } = await fullMesh(3);
+    const bucket = eventsDocId(nodes[0]!.peer, 'low', fleet.clock.now());
+    const write = (key: string) =>
+      nodes[0]!.store.change<Loose>(bucket, (d) => {
+        d['schema'] = 1;
+        d[key] = 1;
+      }, { signer: testIdentity(0) });
+    await write('first');
+    await fleet.run(EVENT_PUSH_BATCH_MS / 2);
+    await write('second');
+    expect(sent.filter((m) => m.from === 0)).toEqual([]);
+    await fleet.until(() => nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket)));
+    // Both changes in one message to each peer (a snapshot: the peers did not hold the bucket).
+    expect(sent.filter((m) => m.from === 0 && (m.type === 'sync' || m.type === 'snapshot')).length).toBeLessThanOrEqual(4);
+    expect(sent.filter((m) => m.from === 0 && m.type === 'snapshot')).toHaveLength(2);
+  });
+
+  it('relays to every peer a version it merged with changes of its own', async () => {
+    const { fleet, nodes, sent } = await fullMesh(3);
+    await relabel(nodes[0]!, 'a');
+    await nodes[1]!.store.change<Loose>(FLEET_DOC_ID, (d) => {
+      d['note'] = new A.ImmutableString('b');
+    });
+    await fleet.until(() => nodes.every((n) => n.store.digest(FLEET_DOC_ID) === nodes[0]!.store.digest(FLEET_DOC_ID)));
+    expect(labelOf(fleet, 2, 'member-0')).toBe('a');
+    expect((toPlain(nodes[2]!.store.get(FLEET_DOC_ID)) as Loose)['note']).toBe('b');
+    expect(sent.some((m) => m.type === 'sync' && m.changes)).toBe(true);
   });
 });
 
