@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { type KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import type { Random } from '../ports/random.ts';
 
 /** An Ed25519 key pair. The 32-byte seed is the private key. */
@@ -16,14 +16,44 @@ export class InvalidKeyError extends Error {
   override name = 'InvalidKeyError';
 }
 
-function privateKeyObject(seed: Uint8Array) {
-  if (seed.length !== 32) throw new InvalidKeyError('an Ed25519 private key is 32 bytes');
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+/**
+ * node:crypto key objects, by key bytes: making one from DER costs about as much as the signature
+ * it is for (a node signs with its one identity, and verifies the same few hundred keys, over and
+ * over). Bounded; the oldest goes first.
+ */
+class KeyObjects {
+  readonly #max: number;
+  readonly #make: (bytes: Uint8Array) => KeyObject;
+  readonly #held = new Map<string, KeyObject>();
+
+  constructor(max: number, make: (bytes: Uint8Array) => KeyObject) {
+    this.#max = max;
+    this.#make = make;
+  }
+
+  get(bytes: Uint8Array): KeyObject {
+    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    let object = this.#held.get(key);
+    if (object === undefined) {
+      object = this.#make(bytes);
+      if (this.#held.size >= this.#max) this.#held.delete(this.#held.keys().next().value!);
+      this.#held.set(key, object);
+    }
+    return object;
+  }
 }
 
-function publicKeyObject(publicKey: Uint8Array) {
+const privateKeys = new KeyObjects(1_024, (seed) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
+const publicKeys = new KeyObjects(8_192, (publicKey) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }));
+
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  if (seed.length !== 32) throw new InvalidKeyError('an Ed25519 private key is 32 bytes');
+  return privateKeys.get(seed);
+}
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== 32) throw new InvalidKeyError('an Ed25519 public key is 32 bytes');
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+  return publicKeys.get(publicKey);
 }
 
 /** Derives the key pair for a seed. */
