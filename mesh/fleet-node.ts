@@ -268,6 +268,10 @@ export class FleetNode {
   /** Grant verdicts by signature: each grant's signature is checked once. */
   /** Grant signatures checked so far (by signature): true when it verifies. */
   readonly #grantSignatures = new Map<string, boolean>();
+  /** Bumped whenever a grant verdict is set or dropped. */
+  #verdictsVersion = 0;
+  /** The store version and verdicts version membership was last found up to date at. */
+  #membershipAt: { readonly store: number; readonly verdicts: number } | undefined;
   /** A batch of grant signatures being checked; membership is derived again when it is done. */
   #verifyingGrants: Promise<void> | undefined;
   readonly #verifier: SignatureVerifier;
@@ -797,8 +801,14 @@ export class FleetNode {
       const known = this.store.ids().flatMap((id) => (id.startsWith('node/') ? [id.slice('node/'.length)] : []));
       this.#members = new Set(known);
       this.#membershipInputs = undefined;
+      this.#membershipAt = undefined;
       return;
     }
+    // Nothing held and no verdict changed since membership was last up to date: it still is (the
+    // pass below reads every node document, and a large fleet changes documents many times a second).
+    const at = this.#membershipAt;
+    if (at !== undefined && at.store === this.store.version && at.verdicts === this.#verdictsVersion) return;
+    const upToDate = { store: this.store.version, verdicts: this.#verdictsVersion };
     // Derived again only when the fleet document or a document holding admissions changed: most
     // changes (observations, a bulk transfer of node documents) leave membership as it was.
     const admitters: string[] = [];
@@ -811,11 +821,15 @@ export class FleetNode {
       inputs.push(`${admitter}:${this.store.digest(id)}`);
     }
     const inputKey = inputs.join(',');
-    if (inputKey === this.#membershipInputs) return;
+    if (inputKey === this.#membershipInputs) {
+      this.#membershipAt = upToDate;
+      return;
+    }
     const derived = derivedMemberships.get(inputKey);
     if (derived !== undefined && derived.fleetId === fleet.fleetId && derived.verdicts.every(([signature, holds]) => this.#grantSignatures.get(signature) === holds)) {
       // The kept key, not this one: a thousand nodes then hold one copy of the long string.
       this.#membershipInputs = derived.key;
+      this.#membershipAt = upToDate;
       this.#adoptMembership(derived.membership, derived.members);
       return;
     }
@@ -849,6 +863,7 @@ export class FleetNode {
     const verdicts = [...grants.values()].map((grant) => [grant.signature, this.#grantSignatures.get(grant.signature) === true] as const);
     if (derivedMemberships.size >= DERIVED_MEMBERSHIPS_KEPT) derivedMemberships.delete(derivedMemberships.keys().next().value!);
     derivedMemberships.set(inputKey, { key: inputKey, fleetId: fleet.fleetId, verdicts, membership, members });
+    this.#membershipAt = upToDate;
     this.#adoptMembership(membership, members);
   }
 
@@ -876,12 +891,14 @@ export class FleetNode {
     const checks = grants.map((grant) => grantCheckOf(grant));
     const wellFormed = checks.flatMap((check, i) => (check === undefined ? [] : [{ check, signature: grants[i]!.signature }]));
     for (let i = 0; i < grants.length; i++) if (checks[i] === undefined) this.#grantSignatures.set(grants[i]!.signature, false);
+    this.#verdictsVersion++;
     this.#verifyingGrants = this.#verifier
       .verifyBatch(wellFormed.map((w) => w.check))
       .then(
         (results) => {
           if (this.#grantSignatures.size > 100_000) this.#grantSignatures.clear();
           wellFormed.forEach((w, i) => this.#grantSignatures.set(w.signature, results[i] === true));
+          this.#verdictsVersion++;
           this.#verifyingGrants = undefined;
           this.#scheduleMembership(FLEET_DOC_ID);
         },
