@@ -190,6 +190,8 @@ async function main(): Promise<void> {
       if (new Set(got.map((a) => a.member)).size !== got.length) doubles++;
       await Promise.all(answers.map((a, i) => giveBack(i, a?.member)));
     }
+    // DETAIL=1: each concurrent claim's latency in the order the rounds ran (a tail that grows with the rounds, or one that comes and goes).
+    if (process.env['DETAIL'] !== undefined) process.stderr.write(`concurrent ${JSON.stringify(concurrent.map((ms) => Math.round(ms)))}\n`);
     phase('end');
     console.log(JSON.stringify({
       nodes: NODES,
