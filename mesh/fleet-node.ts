@@ -32,6 +32,7 @@ import {
 } from '../crdt-schema/index.ts';
 import { DesiredState } from './catalog/desired-state.ts';
 import { TaskRecords } from './catalog/task-records.ts';
+import { RevocationCutWatch } from './catalog/revocation-watch.ts';
 import { TaskRetention } from './catalog/task-retention.ts';
 import { PoolRecords } from './catalog/pool-records.ts';
 import { OperationRefusedError } from './errors.ts';
@@ -260,6 +261,7 @@ export class FleetNode {
   readonly tasks: TaskRecords;
   /** Deletes task buckets past their retention (docs/CATALOG.md §Tasks: retention). */
   readonly #taskRetention: TaskRetention;
+  readonly #revocationWatch: RevocationCutWatch;
   /** Pool claims and members' held claims (`pools/<peer>` documents). */
   readonly pools: PoolRecords;
   #membership: { members: MembershipMember[]; lost: LostAdmission[] } = { members: [], lost: [] };
@@ -356,6 +358,7 @@ export class FleetNode {
     this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
     this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity, requestedAt: (taskId) => this.desired.tasks().tasks.get(taskId)?.requestedAt });
     this.#taskRetention = new TaskRetention({ store, clock: ports.clock, log: ports.log });
+    this.#revocationWatch = new RevocationCutWatch({ clock: ports.clock, log: ports.log, self: this.peer, events: { has: (id) => this.events.has(id), emit: (input) => this.events.emit(input) }, cuts: () => this.desired.revocationCuts() });
     this.pools = new PoolRecords({ store, self: this.peer, signer: ports.identity });
     this.events = new EventLog({
       store,
@@ -427,6 +430,7 @@ export class FleetNode {
     );
     this.events.start();
     this.#taskRetention.start();
+    this.#revocationWatch.start();
     await this.publishObservation();
     this.#keeper.start();
     this.swim.start();
@@ -440,6 +444,7 @@ export class FleetNode {
     this.admission.stop();
     this.events.stop();
     this.#taskRetention.stop();
+    this.#revocationWatch.stop();
     if (this.#eventsTimer !== undefined) this.#ports.clock.clearTimeout(this.#eventsTimer);
     if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();

@@ -5,6 +5,7 @@ import { FleetNode, type PeerId, certifyOperator, generateKeyPair, sha256Hex, si
 import { module } from '../catalog/fixtures.ts';
 import { testIdentity } from '../helpers/mini-fleet.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
+import { REVOCATION_CUT_PENDING_MS } from '../../mesh/catalog/revocation-watch.ts';
 
 const memberIds = (node: FleetNode): string[] => node.members().map((m) => m.peerId).sort();
 
@@ -247,6 +248,41 @@ describe('operator decisions and revocation', () => {
     expect(third.store.heads(FLEET_DOC_ID).length).toBe(40);
     expect(founder.store.heads(FLEET_DOC_ID)).toHaveLength(1);
     expect(other.store.heads(FLEET_DOC_ID)).toHaveLength(1);
+  });
+
+  it('records on each node a revocation whose catalog cut stays pending there for 10 minutes', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    const other = await fleet.join(1, 0, 'token-a');
+    await fleet.run(2_000);
+    const mallory = generateKeyPair(fleet.random);
+    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: toBase64Url(mallory.publicKey), name: 'mallory', addedAt: fleet.clock.now() });
+    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name: 'mallory', addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    await fleet.run(1_000);
+    // Heads of desired/catalog no node holds (the node it went through lost them, say).
+    const catalogHeads = ['ab'.repeat(32)];
+    const fleetHeads = [...(await fleet.pumpUntil(founder.store.joinHeads(FLEET_DOC_ID)))!].sort();
+    await founder.decide(decide(fleet, 'operator-revoke', signOperatorRevocation(fleet.root.seed, fleet.fleetId, { publicKey: certified.publicKey, effectiveAt: fleet.clock.now(), reason: 'leaked', catalogHeads, fleetHeads }) as never));
+    await fleet.run(1_000);
+    const pendingEvents = (node: FleetNode) => node.events.list({ kind: 'security.revocation_cut_pending' });
+    for (const node of [founder, other]) expect(node.status()['revocations']).toEqual([expect.objectContaining({ name: 'mallory', catalog: 'pending' })]);
+    // Seen pending at the first check; not reported before it has been so for 10 minutes.
+    fleet.clock.jumpTo(fleet.clock.now() + 60_000);
+    await fleet.run(200);
+    fleet.clock.jumpTo(fleet.clock.now() + REVOCATION_CUT_PENDING_MS - 120_000);
+    await fleet.run(200);
+    for (const node of [founder, other]) expect(pendingEvents(node)).toEqual([]);
+    fleet.clock.jumpTo(fleet.clock.now() + 120_000);
+    await fleet.run(1_000);
+    for (const node of [founder, other]) {
+      // Each node reports its own, once; and sees the other's.
+      expect(pendingEvents(node).map((e) => [e.source.peer, e.subject, e.severity]).sort()).toEqual(
+        [[founder.peer, certified.publicKey, 'high'], [other.peer, certified.publicKey, 'high']].sort(),
+      );
+    }
+    fleet.clock.jumpTo(fleet.clock.now() + 60_000);
+    await fleet.run(1_000);
+    expect(pendingEvents(founder)).toHaveLength(2);
   });
 
   it('takes an operator revocation only with the root key, and from then on applies none of that operator\'s decisions', async () => {
