@@ -1,5 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
 import { identify } from '@libp2p/identify';
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
@@ -32,6 +33,27 @@ export interface Libp2pTransportInit {
   readonly fleetId: string;
   /** Highest number of open connections. */
   readonly maxConnections?: number;
+}
+
+/**
+ * Yamux window updates once half of a stream's receive window is used, as go-yamux and rust-yamux
+ * send them (libp2p/rust-yamux#109), instead of one after every data frame received, which
+ * @chainsafe/libp2p-yamux 8 does: on streams of small messages (sync, actor asks, SWIM) every
+ * message was answered by a window-update frame, each Noise-encrypted and written on its own —
+ * about a third of all frames. A sender still never waits with credit left: it may send the whole
+ * window, and the update comes when less than half of it is left. Only steady states are held back
+ * (flags to send, a paused stream or any other state go through as before). Applied once per process.
+ */
+export function sendYamuxWindowUpdatesAtHalf(): void {
+  type Window = { state: StreamState; recvWindow: number; recvWindowCapacity: number; sendWindowUpdate(): void; powernodeHalfWindow?: true };
+  const prototype = YamuxStream.prototype as unknown as Window;
+  if (prototype.powernodeHalfWindow === true) return;
+  const original = prototype.sendWindowUpdate;
+  prototype.sendWindowUpdate = function (this: Window): void {
+    if ((this.state === StreamState.Established || this.state === StreamState.SYNSent) && this.recvWindowCapacity * 2 >= this.recvWindow) return;
+    original.call(this);
+  };
+  prototype.powernodeHalfWindow = true;
 }
 
 const DEFAULT_MAX_CONNECTIONS = 128;
@@ -112,6 +134,7 @@ export class Libp2pTransport implements Transport {
   }
 
   static async create(init: Libp2pTransportInit): Promise<Libp2pTransport> {
+    sendYamuxWindowUpdatesAtHalf();
     const gate = new PolicyHolder();
     const dht = kadDHT({
       protocol: `/powernode/${init.fleetId}/kad/1.0.0`,

@@ -148,6 +148,49 @@ runTransportSuite('Libp2pTransport', async () => {
   return { a, b, stranger, stop: async () => Promise.all([a.stop(), b.stop()]).then(() => {}) };
 });
 
+describe('Libp2pTransport: Yamux flow control', () => {
+  it('sends window updates once half a stream\'s window is used, not one per frame, and still carries more than a window', async () => {
+    const { YamuxStream } = await import('@chainsafe/libp2p-yamux/stream');
+    const prototype = YamuxStream.prototype as unknown as { handleWindowUpdate(frame: { header: { length: number; flag: number } }): void };
+    const handle = prototype.handleWindowUpdate;
+    let updates = 0;
+    prototype.handleWindowUpdate = function (this: unknown, frame) {
+      if (frame.header.flag === 0 && frame.header.length > 0) updates++;
+      return handle.call(this, frame);
+    };
+    const create = async () => Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], fleetId: 'test' });
+    const [a, b] = await Promise.all([create(), create()]);
+    try {
+      let received = 0;
+      let bytesIn = 0;
+      b.handle('/test/window/1', (stream) => void (async () => {
+        for await (const frame of stream) {
+          received++;
+          bytesIn += frame.length;
+        }
+      })(), { maxFrameBytes: 1024 * 1024 });
+      await a.dial(b.localPeer, b.listenAddresses());
+      const stream = await a.openStream(b.localPeer, '/test/window/1', { maxFrameBytes: 1024 * 1024 });
+      // 300 small messages (60 KB, under half of the 256 KiB window): no update needed.
+      for (let i = 0; i < 300; i++) await stream.send(new Uint8Array(200).fill(i % 256));
+      const deadline = Date.now() + 5_000;
+      while (received < 300 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(received).toBe(300);
+      expect(updates).toBe(0);
+      // Then 4 MB in 64 KiB messages: far past the window, so updates come, and everything arrives.
+      for (let i = 0; i < 64; i++) await stream.send(new Uint8Array(64 * 1024).fill(i));
+      while (received < 364 && Date.now() < deadline + 10_000) await new Promise((r) => setTimeout(r, 10));
+      expect(received).toBe(364);
+      expect(bytesIn).toBe(300 * 200 + 64 * 64 * 1024);
+      expect(updates).toBeGreaterThan(0);
+      expect(updates).toBeLessThan(64);
+    } finally {
+      prototype.handleWindowUpdate = handle;
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
 runProcessRunnerSuite('ExecaProcessRunner', () => new ExecaProcessRunner());
 
 describe('ExecaProcessRunner: stopping what a command started', () => {
