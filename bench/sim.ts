@@ -4,8 +4,10 @@
 // Run: npm run bench:sim                       (sizes 10, 25, 50; steady and leader-kill, 60 s)
 //      SIZES=100 SCENARIOS=steady,leader-kill,leader-kill-lossy npm run bench:sim
 //      SIZES=100 SCENARIOS=steady DURATION_MS=600000 npm run bench:sim
+//      SIZES=1000 PHASES=1000,1000 npm run bench:sim   (phases: see below)
 // Prints one JSON object (progress on stderr).
 import { loadavg } from 'node:os';
+import { SimFleet } from '../sim/fleet.ts';
 import { runSimulation } from '../sim/runner.ts';
 
 const SIZES = (process.env['SIZES'] ?? '10,25,50').split(',').map(Number);
@@ -31,7 +33,43 @@ const ANCHORS = {
   },
 };
 
+/**
+ * PHASES=ms,ms,...: instead of scenarios, what each phase of a plain fleet costs (no faults, no
+ * invariants): creating it, then each run of that many simulated ms, with wall and CPU time, RSS,
+ * timers fired, virtual instants and frames sent in it. Where the time goes, phase by phase.
+ */
+const PHASES = process.env['PHASES']?.split(',').map(Number);
+
+async function phases(nodes: number, runs: readonly number[]): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  let wall = performance.now();
+  let cpu = process.cpuUsage();
+  const measure = (phase: string, extra: Record<string, unknown>): void => {
+    const spent = process.cpuUsage(cpu);
+    const row = { nodes, phase, wallS: Math.round((performance.now() - wall) / 100) / 10, cpuS: Math.round((spent.user + spent.system) / 1e5) / 10, rssMb: Math.round(process.memoryUsage().rss / 1e6), load: loadavg().map((l) => Math.round(l * 10) / 10), ...extra };
+    out.push(row);
+    process.stderr.write(`${JSON.stringify(row)}\n`);
+    wall = performance.now();
+    cpu = process.cpuUsage();
+  };
+  const fleet = await SimFleet.create({ seed: SEED, nodes, ...(REPLICATED ? {} : { replicatedStart: false }) });
+  measure('create', {});
+  for (const ms of runs) {
+    const fired = fleet.clock.fired;
+    const messages = fleet.network.messages;
+    let instants = 0;
+    await fleet.run(ms, () => instants++);
+    measure(`run ${ms} ms`, { timers: fleet.clock.fired - fired, instants, messages: fleet.network.messages - messages });
+  }
+  return out;
+}
+
 const results: Array<Record<string, unknown>> = [];
+if (PHASES !== undefined) {
+  for (const nodes of SIZES) results.push(...(await phases(nodes, PHASES)));
+  process.stdout.write(`${JSON.stringify({ benchmark: 'sim-phases', seed: SEED, replicatedStart: REPLICATED, results }, null, 1)}\n`);
+  process.exit(0);
+}
 for (const nodes of SIZES) {
   for (const scenario of SCENARIOS) {
     const cpuBefore = process.cpuUsage();
