@@ -59,7 +59,12 @@ export function eventMatches(event: FleetEvent, filter: EventFilter): boolean {
 /** An event bucket as Automerge holds it. */
 export interface EventsDocument {
   schema: number;
-  events: Record<string, { kind: ImmutableString; severity: ImmutableString; at: number; subject?: ImmutableString; detail: ImmutableString; payload?: Record<string, ImmutableString | number>; singleton?: ImmutableString; epoch?: number }>;
+  /**
+   * Each event as one JSON string (schema 2: one operation an event, where a map of its fields was
+   * about a dozen, each one costing the writer and every reader); schema 1 buckets hold maps, read
+   * as before.
+   */
+  events: Record<string, ImmutableString | { kind: ImmutableString; severity: ImmutableString; at: number; subject?: ImmutableString; detail: ImmutableString; payload?: Record<string, ImmutableString | number>; singleton?: ImmutableString; epoch?: number }>;
 }
 
 /** Thrown when an event cannot be recorded as given; the message says what is wrong. */
@@ -109,6 +114,7 @@ export function checkEvent(event: FleetEvent): void {
   if (payload.length > MAX_PAYLOAD_KEYS) throw new InvalidEventError(`an event payload has at most ${MAX_PAYLOAD_KEYS} keys`);
   for (const [key, value] of payload) {
     if (key.length > 64 || (typeof value === 'string' && value.length > MAX_PAYLOAD_VALUE_CHARS)) throw new InvalidEventError(`event payload entry ${key} is too long`);
+    if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new InvalidEventError(`event payload entry ${key} is neither a string nor a number`);
   }
 }
 
@@ -118,22 +124,22 @@ export function checkEvent(event: FleetEvent): void {
  */
 export function recordEvent(draft: EventsDocument, event: FleetEvent): boolean {
   checkEvent(event);
-  if (draft.schema === undefined) draft.schema = SCHEMA_VERSIONS.events;
+  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS.events) draft.schema = SCHEMA_VERSIONS.events;
   if (draft.events === undefined) draft.events = {};
   // Reflect.ownKeys asks the document for its keys once; Object.keys on a draft would read every
   // event too (a property descriptor per key), which made each emission cost what the bucket holds.
   if (draft.events[event.id] !== undefined || Reflect.ownKeys(draft.events).length >= EVENTS_PER_BUCKET_MAX) return false;
-  const str = (value: string): ImmutableString => new ImmutableString(value);
-  draft.events[event.id] = {
-    kind: str(event.kind),
-    severity: str(event.severity),
+  const entry = {
+    kind: event.kind,
+    severity: event.severity,
     at: event.at,
-    detail: str(event.detail),
-    ...(event.subject === undefined ? {} : { subject: str(event.subject) }),
-    ...(event.payload === undefined ? {} : { payload: Object.fromEntries(Object.entries(event.payload).map(([k, v]) => [k, typeof v === 'string' ? str(v) : v])) }),
-    ...(event.source.singleton === undefined ? {} : { singleton: str(event.source.singleton) }),
+    detail: event.detail,
+    ...(event.subject === undefined ? {} : { subject: event.subject }),
+    ...(event.payload === undefined ? {} : { payload: event.payload }),
+    ...(event.source.singleton === undefined ? {} : { singleton: event.source.singleton }),
     ...(event.source.epoch === undefined ? {} : { epoch: event.source.epoch }),
   };
+  draft.events[event.id] = new ImmutableString(JSON.stringify(entry));
   return true;
 }
 
@@ -159,8 +165,19 @@ export function readEvent(docId: string, id: string, doc: unknown): FleetEvent |
   return events === null || typeof events !== 'object' ? undefined : eventOf(parsed.peerId, id, events[id]);
 }
 
+/** An event entry as JSON is at most this long (detail, subject and payload are bounded by {@link checkEvent}). */
+const MAX_EVENT_JSON_CHARS = 64 * 1024;
+
 function eventOf(writer: string, id: string, entry: unknown): FleetEvent | undefined {
-  const raw = toPlain(entry) as Record<string, unknown> | undefined;
+  let raw = toPlain(entry) as Record<string, unknown> | string | undefined;
+  if (typeof raw === 'string') {
+    if (raw.length > MAX_EVENT_JSON_CHARS) return undefined;
+    try {
+      raw = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
   const { kind, severity, at, subject, detail, payload, singleton, epoch } = raw;
   if (typeof kind !== 'string' || typeof severity !== 'string' || typeof at !== 'number' || typeof detail !== 'string') return undefined;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import * as A from '@automerge/automerge';
 import { ImmutableString } from '@automerge/automerge';
-import { type DocId, type EventsDocument, type FleetEvent, eventsDocId, isRetired, readEvents, recordEvent } from '../../crdt-schema/index.ts';
+import { type DocId, type EventsDocument, type FleetEvent, eventsDocId, isRetired, readEvents, recordEvent, toPlain } from '../../crdt-schema/index.ts';
 import { EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 import { MiniFleet, type MiniNode, testIdentity } from '../helpers/mini-fleet.ts';
@@ -66,8 +67,9 @@ describe('event index', () => {
     await fleet.run(200);
     // The writer (faulty, or a later release) rewrites one entry, breaks another and drops a third.
     await a.store.change<EventsDocument>(docId, (draft) => {
-      draft.events[emitted[0]!.id]!.detail = new ImmutableString('rewritten');
-      draft.events[emitted[1]!.id]!.at = 'never' as unknown as number;
+      const entry = (id: string) => JSON.parse(String(draft.events[id])) as Record<string, unknown>;
+      draft.events[emitted[0]!.id] = new ImmutableString(JSON.stringify({ ...entry(emitted[0]!.id), detail: 'rewritten' }));
+      draft.events[emitted[1]!.id] = new ImmutableString(JSON.stringify({ ...entry(emitted[1]!.id), at: 'never' }));
       delete draft.events[emitted[2]!.id];
     }, { signer: testIdentity(0) });
     await logs[0]!.emit({ kind: 'test.step', severity: 'low', detail: 'last' });
@@ -79,6 +81,42 @@ describe('event index', () => {
       expect(log.stats()).toEqual({ buckets: 1, events: 4 });
     }
     expect(announced.sort()).toEqual(['last', 'step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
+  });
+});
+
+describe('event bucket entries', () => {
+  const writer = testIdentity(3).peerId;
+  const docId = eventsDocId(writer, 'low', Date.parse('2026-12-01T12:00:00Z'));
+  const id = (n: number) => n.toString(16).padStart(32, '0');
+
+  it('writes each event as one JSON string, and reads those and the maps of schema 1 buckets alike', () => {
+    const event: FleetEvent = { id: id(1), kind: 'pool.claimed', severity: 'low', at: 1_000, detail: 'n1 claimed', subject: 's', payload: { pool: 'bench', n: 2 }, source: { peer: writer, singleton: 'control.pools', epoch: 3 } };
+    let doc = A.change(A.init<EventsDocument>(), (d) => void recordEvent(d, event));
+    expect(doc.schema).toBe(2);
+    expect(typeof toPlain(doc.events[id(1)])).toBe('string');
+    // A bucket a schema 1 writer made: maps of fields.
+    doc = A.change(doc, (d) => {
+      d.events[id(2)] = { kind: new ImmutableString('test.old'), severity: new ImmutableString('low'), at: 500, detail: new ImmutableString('old'), payload: { k: new ImmutableString('v') } };
+    });
+    expect(readEvents(docId, doc).sort((a, b) => a.at - b.at)).toEqual([
+      { id: id(2), kind: 'test.old', severity: 'low', at: 500, detail: 'old', payload: { k: 'v' }, source: { peer: writer } },
+      event,
+    ]);
+  });
+
+  it('leaves out entries that do not parse or break the rules (a faulty writer), and keeps the rest', () => {
+    const good = JSON.stringify({ kind: 'test.ok', severity: 'low', at: 1, detail: 'ok' });
+    const doc = A.change(A.init<EventsDocument>(), (d) => {
+      d.schema = 2;
+      d.events = {};
+      d.events[id(1)] = new ImmutableString(good);
+      d.events[id(2)] = new ImmutableString('{"kind": "test.broken"');
+      d.events[id(3)] = new ImmutableString(JSON.stringify({ kind: 'test.nested', severity: 'low', at: 1, detail: 'x', payload: { deep: { a: 1 } } }));
+      d.events[id(4)] = new ImmutableString(JSON.stringify({ kind: 'test.big', severity: 'low', at: 1, detail: 'x'.repeat(70_000) }));
+      d.events[id(5)] = new ImmutableString('[1,2]');
+      d.events['not-an-id'] = new ImmutableString(good);
+    });
+    expect(readEvents(docId, doc).map((e) => e.id)).toEqual([id(1)]);
   });
 });
 
