@@ -1,6 +1,6 @@
 import { ImmutableString } from '@automerge/automerge';
 import { type DocId, PEER_ID_PATTERN, type RetentionClass, parseDocId } from './ids.ts';
-import { toPlain } from './plain.ts';
+import { plainEntry, toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
 /** How much an event matters (the original's levels). */
@@ -169,16 +169,8 @@ export function readEvent(docId: string, id: string, doc: unknown): FleetEvent |
 const MAX_EVENT_JSON_CHARS = 64 * 1024;
 
 function eventOf(writer: string, id: string, entry: unknown): FleetEvent | undefined {
-  let raw = toPlain(entry) as Record<string, unknown> | string | undefined;
-  if (typeof raw === 'string') {
-    if (raw.length > MAX_EVENT_JSON_CHARS) return undefined;
-    try {
-      raw = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      return undefined;
-    }
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const raw = plainEntry(entry, MAX_EVENT_JSON_CHARS);
+  if (raw === undefined) return undefined;
   const { kind, severity, at, subject, detail, payload, singleton, epoch } = raw;
   if (typeof kind !== 'string' || typeof severity !== 'string' || typeof at !== 'number' || typeof detail !== 'string') return undefined;
   const event: FleetEvent = {

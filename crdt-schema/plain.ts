@@ -23,3 +23,21 @@ function isImmutableString(value: object): boolean {
 function isCounter(value: object): boolean {
   return value.constructor?.name === 'Counter' && typeof (value as { value?: unknown }).value === 'number';
 }
+
+/**
+ * A document entry written as one JSON string (one Automerge operation for a whole record), or as
+ * a map of fields (older schemas), as a plain object; undefined when it is neither, is longer
+ * than `maxChars`, or does not parse to an object.
+ */
+export function plainEntry(entry: unknown, maxChars: number): Record<string, unknown> | undefined {
+  let value = toPlain(entry);
+  if (typeof value === 'string') {
+    if (value.length > maxChars) return undefined;
+    try {
+      value = JSON.parse(value) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+  return value === null || typeof value !== 'object' || Array.isArray(value) ? undefined : (value as Record<string, unknown>);
+}

@@ -1,6 +1,6 @@
 import { ImmutableString } from '@automerge/automerge';
 import type { MemberState, Pool } from './catalog/pool.ts';
-import { toPlain } from './plain.ts';
+import { plainEntry, toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
 /**
@@ -49,10 +49,22 @@ export interface HeldClaim {
   readonly at: number;
 }
 
+/**
+ * A node's pools document. Each record, and the held claim, is one JSON string (schema 2: one
+ * Automerge operation a record, where a map of its fields was about ten); schema 1 documents hold
+ * maps, read as before.
+ */
 export interface PoolsDocument {
   schema?: number;
   claims?: Record<string, unknown>;
   held?: unknown;
+}
+
+/** A record as JSON is at most this long (its strings are bounded when written). */
+const MAX_RECORD_JSON_CHARS = 8 * 1024;
+
+function markSchema(draft: PoolsDocument): void {
+  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS.pools) draft.schema = SCHEMA_VERSIONS.pools;
 }
 
 export const POOL_FOR_CHARS_MAX = 200;
@@ -61,28 +73,29 @@ const str = (value: string): ImmutableString => new ImmutableString(value);
 
 /** Records (or replaces) the owner's record about `record.member`. */
 export function recordPoolClaim(draft: PoolsDocument, record: PoolClaimRecord): void {
-  draft.schema ??= SCHEMA_VERSIONS.pools;
+  markSchema(draft);
   draft.claims ??= {};
-  draft.claims[record.member] = {
-    pool: str(record.pool),
-    member: str(record.member),
-    claimId: str(record.claimId),
-    state: str(record.state),
+  const entry = {
+    pool: record.pool.slice(0, 200),
+    member: record.member,
+    claimId: record.claimId.slice(0, 200),
+    state: record.state,
     epoch: record.epoch,
     at: record.at,
     claimedAt: record.claimedAt,
-    ...(record.for === undefined ? {} : { for: str(record.for.slice(0, POOL_FOR_CHARS_MAX)) }),
-    ...(record.via === undefined ? {} : { via: str(record.via.slice(0, 200)) }),
+    ...(record.for === undefined ? {} : { for: record.for.slice(0, POOL_FOR_CHARS_MAX) }),
+    ...(record.via === undefined ? {} : { via: record.via.slice(0, 200) }),
     ...(record.memberStartedAt === undefined ? {} : { memberStartedAt: record.memberStartedAt }),
-    ...(record.reason === undefined ? {} : { reason: str(record.reason.slice(0, 500)) }),
-    ...(record.releaseId === undefined ? {} : { releaseId: str(record.releaseId.slice(0, 100)) }),
+    ...(record.reason === undefined ? {} : { reason: record.reason.slice(0, 500) }),
+    ...(record.releaseId === undefined ? {} : { releaseId: record.releaseId.slice(0, 100) }),
   };
+  draft.claims[record.member] = str(JSON.stringify(entry));
 }
 
 /** Records the claim this node holds as a member. */
 export function recordHeldClaim(draft: PoolsDocument, held: HeldClaim): void {
-  draft.schema ??= SCHEMA_VERSIONS.pools;
-  draft.held = { pool: str(held.pool), claimId: str(held.claimId), state: str(held.state), epoch: held.epoch, at: held.at };
+  markSchema(draft);
+  draft.held = str(JSON.stringify({ pool: held.pool.slice(0, 200), claimId: held.claimId.slice(0, 200), state: held.state, epoch: held.epoch, at: held.at }));
 }
 
 const num = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
@@ -90,10 +103,11 @@ const text = (value: unknown): value is string => typeof value === 'string';
 
 /** The records and the held claim of a pools document; malformed entries are left out. */
 export function readPoolsDoc(doc: unknown): { claims: Map<string, PoolClaimRecord>; held?: HeldClaim } {
-  const root = (doc === undefined ? {} : toPlain(doc)) as { claims?: Record<string, Record<string, unknown>>; held?: Record<string, unknown> };
+  const root = (doc === undefined ? {} : toPlain(doc)) as { claims?: Record<string, unknown>; held?: unknown };
   const claims = new Map<string, PoolClaimRecord>();
-  for (const [member, raw] of Object.entries(root.claims ?? {})) {
-    if (typeof raw !== 'object' || raw === null || raw['member'] !== member || !text(raw['pool']) || !text(raw['claimId'])) continue;
+  for (const [member, entry] of Object.entries(root.claims ?? {})) {
+    const raw = plainEntry(entry, MAX_RECORD_JSON_CHARS);
+    if (raw === undefined || raw['member'] !== member || !text(raw['pool']) || !text(raw['claimId'])) continue;
     if (!num(raw['epoch']) || !num(raw['at']) || !num(raw['claimedAt']) || !(POOL_RECORD_STATES as readonly unknown[]).includes(raw['state'])) continue;
     claims.set(member, {
       pool: raw['pool'],
@@ -110,9 +124,9 @@ export function readPoolsDoc(doc: unknown): { claims: Map<string, PoolClaimRecor
       ...(text(raw['releaseId']) ? { releaseId: raw['releaseId'] } : {}),
     });
   }
-  const h = root.held;
+  const h = root.held === undefined ? undefined : plainEntry(root.held, MAX_RECORD_JSON_CHARS);
   const held: HeldClaim | undefined =
-    typeof h === 'object' && h !== null && text(h['pool']) && text(h['claimId']) && (h['state'] === 'claimed' || h['state'] === 'released') && num(h['epoch']) && num(h['at'])
+    h !== undefined && text(h['pool']) && text(h['claimId']) && (h['state'] === 'claimed' || h['state'] === 'released') && num(h['epoch']) && num(h['at'])
       ? { pool: h['pool'], claimId: h['claimId'], state: h['state'], epoch: h['epoch'], at: h['at'] }
       : undefined;
   return held === undefined ? { claims } : { claims, held };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IllegalTransitionError, type Pool, type PoolMember, REAPER_DEFAULTS, chooseClaim, memberMachine, poolMembersOf, poolOf, reap } from '../../crdt-schema/index.ts';
+import * as A from '@automerge/automerge';
+import { IllegalTransitionError, type Pool, type PoolMember, type PoolsDocument, REAPER_DEFAULTS, chooseClaim, memberMachine, poolMembersOf, poolOf, readPoolsDoc, reap, recordHeldClaim, recordPoolClaim, toPlain } from '../../crdt-schema/index.ts';
 
 const nowMs = 100_000_000_000;
 const minute = 60_000;
@@ -82,5 +83,43 @@ describe('reaper', () => {
     const members = [member('b', 'warming', 40), member('a', 'ready', 300), member('c', 'errored', 1), member('d', 'ready', 1)];
     expect(reap(pool(), [...members].reverse(), nowMs)).toEqual(reap(pool(), members, nowMs));
     expect(REAPER_DEFAULTS).toEqual({ warmingTimeoutMs: 30 * minute, readyTtlMs: 240 * minute });
+  });
+});
+
+describe('pools documents', () => {
+  const member = '12D3KooWMember';
+  const record = { pool: 'ci', member, claimId: 'c-1', state: 'claimed' as const, epoch: 3, at: 20, claimedAt: 10, for: 'job 7', via: 'n1', memberStartedAt: 5 };
+
+  it('writes each record and the held claim as one JSON string, and reads those and the maps of schema 1 documents alike', () => {
+    let doc = A.change(A.init<PoolsDocument>(), (d) => {
+      recordPoolClaim(d, record);
+      recordHeldClaim(d, { pool: 'ci', claimId: 'c-1', state: 'claimed', epoch: 3, at: 11 });
+    });
+    expect(doc.schema).toBe(2);
+    expect(typeof toPlain((doc.claims as Record<string, unknown>)[member])).toBe('string');
+    expect(readPoolsDoc(doc)).toEqual({ claims: new Map([[member, record]]), held: { pool: 'ci', claimId: 'c-1', state: 'claimed', epoch: 3, at: 11 } });
+    // What a schema 1 writer made: maps of fields.
+    const str = (value: string) => new A.ImmutableString(value);
+    doc = A.change(A.init<PoolsDocument>(), (d) => {
+      d.schema = 1;
+      d.claims = { [member]: { pool: str('ci'), member: str(member), claimId: str('c-0'), state: str('released'), epoch: 2, at: 9, claimedAt: 8 } };
+      d.held = { pool: str('ci'), claimId: str('c-0'), state: str('released'), epoch: 2, at: 9 };
+    });
+    expect(readPoolsDoc(doc)).toEqual({ claims: new Map([[member, { pool: 'ci', member, claimId: 'c-0', state: 'released', epoch: 2, at: 9, claimedAt: 8 }]]), held: { pool: 'ci', claimId: 'c-0', state: 'released', epoch: 2, at: 9 } });
+  });
+
+  it('leaves out records that do not parse, name another member or break the rules', () => {
+    const doc = A.change(A.init<PoolsDocument>(), (d) => {
+      d.schema = 2;
+      d.claims = {
+        [member]: new A.ImmutableString(JSON.stringify(record)),
+        other: new A.ImmutableString(JSON.stringify(record)),
+        broken: new A.ImmutableString('{"member": "broken"'),
+        badState: new A.ImmutableString(JSON.stringify({ ...record, member: 'badState', state: 'stolen' })),
+        huge: new A.ImmutableString(JSON.stringify({ ...record, member: 'huge', for: 'x'.repeat(10_000) })),
+      };
+      d.held = new A.ImmutableString('[]');
+    });
+    expect(readPoolsDoc(doc)).toEqual({ claims: new Map([[member, record]]) });
   });
 });
