@@ -297,8 +297,10 @@ async function decideFromFlags<K extends DecisionKind>(flags: ParsedArgs['flags'
 }
 
 export async function apiClient(flags: ParsedArgs['flags']): Promise<ApiClient> {
-  const api = String(flags['api']);
-  if (!/^https?:\/\/[^/]+\/?$/.test(api)) throw new UsageError(`--api takes the node's URL, e.g. http://127.0.0.1:7420, not ${JSON.stringify(api)}`);
+  const given = String(flags['api']);
+  // HOST:PORT as `node start --api` takes it is the node's plain-HTTP API as well.
+  const api = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(given) ? `http://${given}` : given;
+  if (!/^https?:\/\/[^/]+\/?$/.test(api)) throw new UsageError(`--api takes the node's URL or HOST:PORT, e.g. http://127.0.0.1:7420 or 127.0.0.1:7420, not ${JSON.stringify(given)}`);
   return ApiClient.create(api, String(flags['key']));
 }
 

@@ -169,6 +169,12 @@ describe('a fleet of real node processes', () => {
     expect((await cli(['label', 'set', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--node', 'x'])).code).toBe(2);
     expect((await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--ttl', 'soon'])).code).toBe(2);
     expect((await cli(['fleet', 'explode'])).code).toBe(2);
+    // --api as `node start --api` takes it (HOST:PORT) works too; anything else is wrong usage.
+    const hostPort = new URL(nodes[0]!.ready.api).host;
+    expect((await cli(['status', '--api', hostPort, '--key', operatorKey, '--json'])).code).toBe(0);
+    const notAnApi = await cli(['status', '--api', 'http://127.0.0.1:7420/api/v1', '--key', operatorKey]);
+    expect(notAnApi.code).toBe(2);
+    expect(notAnApi.stderr).toMatch(/--api takes the node's URL or HOST:PORT/);
     const badKey = await cli(['status', '--api', nodes[0]!.ready.api, '--key', join(dirs[0]!, 'identity.key')]);
     expect(badKey.code).toBe(1);
     expect(badKey.stderr).toMatch(/is not a powernode operator key/);
