@@ -342,7 +342,9 @@ class Watcher {
     const wrong: string[] = [];
     for (const observer of fleet.nodes) {
       if (observer.node === undefined) continue;
-      const states = new Map(observer.node.members().map((m) => [m.peerId, m.state]));
+      // What `members()` says of each member's state, without building every member's status.
+      const node = observer.node;
+      const states = new Map(node.membershipList().map((m) => [m.peerId, m.peerId === node.peer ? 'alive' : (node.swim.state(m.peerId) ?? 'alive')]));
       for (const member of fleet.nodes) {
         const state = states.get(member.peer);
         const expected = member.node === undefined ? ['dead', 'left'] : ['alive'];
