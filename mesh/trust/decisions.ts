@@ -1,4 +1,5 @@
 import * as A from '@automerge/automerge';
+import { isDeepStrictEqual } from 'node:util';
 import {
   type OperatorAddDecision,
   type OperatorRevokeDecision,
@@ -165,19 +166,23 @@ export function fleetChangeProblem(
   if (firstCopy) {
     added = (toPlain(after) as { decisions?: Record<string, unknown> }).decisions ?? {};
   } else {
-    const created = new Set<string>();
+    // Which decisions the change touched (a put, a delete, or a conflict Automerge reports when the
+    // same decision was recorded concurrently): each must be new, or read the same as before.
+    const touched = new Set<string>();
     for (const patch of A.diff(after, A.getHeads(before), A.getHeads(after))) {
       const [field, key] = patch.path;
       if (field !== 'decisions' || typeof key !== 'string') return `the fleet document's ${String(field)} may not change`;
-      if (patch.action !== 'put') return 'an operator decision may not change or disappear';
-      if (patch.path.length === 2) {
-        if (held.decisions?.[key] !== undefined) return 'an operator decision may not change or disappear';
-        created.add(key);
-      } else if (!created.has(key)) {
-        return 'an operator decision may not change or disappear';
-      }
+      touched.add(key);
     }
     const decisions = (after as unknown as { decisions: Record<string, unknown> }).decisions;
+    const created = new Set<string>();
+    for (const key of touched) {
+      const was = held.decisions?.[key];
+      const now = decisions?.[key];
+      if (now === undefined) return 'an operator decision may not change or disappear';
+      if (was === undefined) created.add(key);
+      else if (!isDeepStrictEqual(toPlain(was), toPlain(now))) return 'an operator decision may not change or disappear';
+    }
     added = Object.fromEntries([...created].map((key) => [key, toPlain(decisions[key])]));
   }
   const parsed = readDecisions(added);

@@ -250,6 +250,31 @@ describe('operator decisions and revocation', () => {
     expect(other.store.heads(FLEET_DOC_ID)).toHaveLength(1);
   });
 
+  it('takes the same decision recorded on two nodes at once (a retried request), and every later one', async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    const a = await fleet.join(1, 0, 'token-a');
+    const b = await fleet.join(2, 0, 'token-b');
+    await fleet.run(3_000);
+    const target = testIdentity(2).peerId;
+    const labelled = decide(fleet, 'labels', { node: target, set: { role: 'db' }, remove: [] } as never);
+    fleet.partition([0, 1], [2]);
+    await Promise.all([a.decide(labelled), b.decide(labelled)]);
+    await fleet.run(1_000);
+    fleet.heal([0, 1], [2]);
+    await fleet.run(5_000);
+    // Automerge holds the two copies as a conflict under one key: the same decision, taken.
+    for (const node of [founder, a, b]) {
+      expect(node.store.digest(FLEET_DOC_ID)).toBe(founder.store.digest(FLEET_DOC_ID));
+      expect(node.fleet()?.labels[target]).toEqual({ role: 'db' });
+      expect(node.penalties.snapshot().byPeer[a.peer]?.['refused:not-authorized']).toBeUndefined();
+      expect(node.penalties.snapshot().byPeer[b.peer]?.['refused:not-authorized']).toBeUndefined();
+    }
+    await founder.decide(decide(fleet, 'labels', { node: testIdentity(1).peerId, set: { role: 'web' }, remove: [] } as never));
+    await fleet.run(2_000);
+    for (const node of [founder, a, b]) expect(node.fleet()?.labels[testIdentity(1).peerId]).toEqual({ role: 'web' });
+  });
+
   it('records on each node a revocation whose catalog cut stays pending there for 10 minutes', async () => {
     const fleet = new Fleet();
     const founder = await fleet.found(0);
