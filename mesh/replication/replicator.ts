@@ -519,6 +519,8 @@ class Session {
   readonly #heldBackOffers = new Set<DocId>();
   /** Documents not relayed to the peer (the node they came from pushed them to it too), to name in the next `have`. */
   readonly #unrelayed = new Set<DocId>();
+  /** Documents whose sync this session started afresh on the peer's word (`have`, `entries`), until the peer next syncs them. */
+  readonly #freshStarts = new Set<DocId>();
   #haveTimer: TimerId | undefined;
 
   readonly #sealVerifier: SealVerifier;
@@ -606,6 +608,7 @@ class Session {
     this.#beforeOpen = [];
     this.#inbox = [];
     this.#unrelayed.clear();
+    this.#freshStarts.clear();
     if (this.#haveTimer !== undefined) this.#init.clock.clearTimeout(this.#haveTimer);
     this.#haveTimer = undefined;
     this.#releaseReader();
@@ -871,6 +874,7 @@ class Session {
     // The peer holds what its message's heads say: a push of that very version to it is skipped.
     const theirs = headsDigest(decoded.heads);
     this.#notePeerHolds(id, theirs);
+    this.#freshStarts.delete(id);
     // It holds exactly what this node holds: the message can bring nothing (any changes it carries
     // are in that history) and the peer needs nothing. The sync state is advanced as Automerge
     // would advance it, without applying the message to a clone and verifying the result: in a
@@ -1131,6 +1135,12 @@ class Session {
    */
   #syncDiffering(docId: DocId): void {
     if (this.#sendSync(docId) || !this.#syncStates.has(docId)) return;
+    // Once per document until the peer next sends a sync message about it: a fresh start costs a
+    // message naming everything held (a bloom filter of the whole history), and a peer repeating
+    // that it holds another version must not make this node send one each time.
+    if (this.#freshStarts.has(docId)) return;
+    if (this.#freshStarts.size >= MAX_DOCS_PER_SESSION) this.#freshStarts.clear();
+    this.#freshStarts.add(docId);
     this.#syncStates.delete(docId);
     this.#sendSync(docId);
   }

@@ -2,6 +2,7 @@ import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { type DocId, FLEET_DOC_ID, eventsDocId, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
 import { EVENT_PUSH_BATCH_MS, HAVE_DELAY_MS, MemoryStorage, type PeerId, type SyncMessage, actorPrefixFor, decodeMessage, encodeFrame, encodeMessage, neighbourScore, sameHeadsReceived, signSeal, syncProtocol } from '../../mesh/index.ts';
+import { bucketOf } from '../../mesh/replication/summary.ts';
 import { FLEET_ID, MiniFleet, type MiniNode, fakePeerId, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
 type Loose = Record<string, unknown>;
@@ -408,6 +409,33 @@ describe('replication: hinted relays', () => {
     // Both changes in one message to each peer (a snapshot: the peers did not hold the bucket).
     expect(sent.filter((m) => m.from === 0 && (m.type === 'sync' || m.type === 'snapshot')).length).toBeLessThanOrEqual(4);
     expect(sent.filter((m) => m.from === 0 && m.type === 'snapshot')).toHaveLength(2);
+  });
+
+  it('answers a peer repeating that it holds another version of a document with one fresh sync, not one each time', async () => {
+    const fleet = new MiniFleet();
+    const b = await fleet.add(1);
+    await b.store.change<Loose>(FLEET_DOC_ID, (d) => {
+      d['schema'] = 1;
+      d['fleetId'] = new A.ImmutableString(FLEET_ID);
+      d['members'] = {};
+    });
+    for (let i = 0; i < 300; i++) await b.store.change<Loose>(FLEET_DOC_ID, (d) => void ((d['members'] as Loose)[`m${i}`] = i));
+    const liar = fleet.network.createTransport(fakePeerId(9));
+    let answers = 0;
+    liar.handle(syncProtocol.id, (stream) => void (async () => {
+      for await (const frame of stream) if (decodeMessage(syncProtocol, frame).type === 'sync') answers++;
+    })(), { maxFrameBytes: syncProtocol.maxFrameBytes });
+    const stream = await liar.openStream(b.peer, syncProtocol.id, { maxFrameBytes: syncProtocol.maxFrameBytes });
+    await stream.send(encodeMessage(syncProtocol, { type: 'hello', body: { fleetId: FLEET_ID } }));
+    await fleet.run(50);
+    const lies: SyncMessage[] = [
+      { type: 'have', body: { entries: [[FLEET_DOC_ID, 'ffffffffffffffff']] } },
+      { type: 'entries', body: { bucket: bucketOf(FLEET_DOC_ID), entries: [[FLEET_DOC_ID, 'eeeeeeeeeeeeeeee']] } },
+    ];
+    for (let i = 0; i < 200; i++) await stream.send(encodeMessage(syncProtocol, lies[i % 2]!));
+    await fleet.run(200);
+    expect(answers).toBeGreaterThanOrEqual(1);
+    expect(answers).toBeLessThanOrEqual(2);
   });
 
   it('relays to every peer a version it merged with changes of its own', async () => {
