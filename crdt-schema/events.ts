@@ -1,6 +1,7 @@
 import { ImmutableString } from '@automerge/automerge';
 import { type DocId, PEER_ID_PATTERN, type RetentionClass, parseDocId } from './ids.ts';
 import { plainEntry, toPlain } from './plain.ts';
+import { LATEST_ENTRY_TIME_MS } from './time.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
 /** How much an event matters (the original's levels). */
@@ -109,6 +110,10 @@ export function checkEvent(event: FleetEvent): void {
   if (!KIND_PATTERN.test(event.kind) || event.kind.length > 64) throw new InvalidEventError(`event kind ${JSON.stringify(event.kind)} is not of the form area.what (lowercase, at most 64 characters)`);
   if (!(SEVERITIES as readonly string[]).includes(event.severity)) throw new InvalidEventError(`severity must be one of ${SEVERITIES.join(', ')}`);
   if (event.detail.length > MAX_DETAIL_CHARS) throw new InvalidEventError(`event detail is over ${MAX_DETAIL_CHARS} characters`);
+  // A time a reader can show (a writer's Infinity or 1e300 broke `powernode events`), an epoch a whole number.
+  // (Not necessarily whole ms: a simulated clock runs in fractions.)
+  if (!(Number.isFinite(event.at) && event.at >= 0 && event.at <= LATEST_ENTRY_TIME_MS)) throw new InvalidEventError(`event time ${event.at} is not a time from 1970 to the end of year 9999`);
+  if (event.source.epoch !== undefined && !(Number.isSafeInteger(event.source.epoch) && event.source.epoch >= 0)) throw new InvalidEventError(`event epoch ${event.source.epoch} is not a whole number`);
   if ((event.subject?.length ?? 0) > 200) throw new InvalidEventError('event subject is over 200 characters');
   const payload = Object.entries(event.payload ?? {});
   if (payload.length > MAX_PAYLOAD_KEYS) throw new InvalidEventError(`an event payload has at most ${MAX_PAYLOAD_KEYS} keys`);

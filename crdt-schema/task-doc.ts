@@ -2,7 +2,7 @@ import { ImmutableString } from '@automerge/automerge';
 import { dayOf, isDayRetired } from './events.ts';
 import { parseDocId } from './ids.ts';
 import { INSTANCE_STATES, type InstanceState, type InstanceTransition } from './catalog/instance.ts';
-import { toPlain } from './plain.ts';
+import { plainEntry, toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
 /**
@@ -114,62 +114,71 @@ export function isTaskBucketAcceptable(docId: string, nowMs: number): boolean {
   return !isTaskBucketRetired(docId, nowMs) && day <= dayOf(nowMs + DAY_MS);
 }
 
-/** The latest time an entry may carry: the end of year 9999, past which a day is not `yyyy-mm-dd`. */
-export const LATEST_ENTRY_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+export { LATEST_ENTRY_TIME_MS, isEntryTime } from './time.ts';
 
-/** Whether `at` is a time an entry may carry (whole ms, from 1970 to the end of year 9999). */
-export function isEntryTime(at: number): boolean {
-  return Number.isSafeInteger(at) && at >= 0 && at <= LATEST_ENTRY_TIME_MS;
+/** A run, lease or action outcome as JSON is at most this long (its strings are bounded when written). */
+const MAX_RECORD_JSON_CHARS = 32 * 1024;
+
+function markSchema(draft: TasksDocument): void {
+  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS.tasks) draft.schema = SCHEMA_VERSIONS.tasks;
 }
 
-/** Records (or replaces) this node's run of `taskId`. */
+/**
+ * Records (or replaces) this node's run of `taskId`. Runs, leases and action outcomes are each one
+ * JSON string (schema 2: one Automerge operation a record, where a map of its fields was up to
+ * nine); schema 1 maps are still read.
+ */
 export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): void {
-  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  markSchema(draft);
   draft.runs ??= {};
-  draft.runs[taskId] = {
-    leaseId: str(run.leaseId),
-    epoch: run.epoch,
-    state: str(run.state),
-    startedAt: run.startedAt,
-    ...(run.endedAt === undefined ? {} : { endedAt: run.endedAt }),
-    ...(run.exitCode === undefined ? {} : { exitCode: run.exitCode }),
-    ...(run.output === undefined ? {} : { output: str(run.output.slice(-TASK_OUTPUT_CHARS_MAX)) }),
-    ...(run.reason === undefined ? {} : { reason: str(run.reason.slice(0, 500)) }),
-    ...(run.pid === undefined ? {} : { pid: run.pid }),
-  };
+  draft.runs[taskId] = str(
+    JSON.stringify({
+      leaseId: run.leaseId.slice(0, 200),
+      epoch: run.epoch,
+      state: run.state,
+      startedAt: run.startedAt,
+      ...(run.endedAt === undefined ? {} : { endedAt: run.endedAt }),
+      ...(run.exitCode === undefined ? {} : { exitCode: run.exitCode }),
+      ...(run.output === undefined ? {} : { output: run.output.slice(-TASK_OUTPUT_CHARS_MAX) }),
+      ...(run.reason === undefined ? {} : { reason: run.reason.slice(0, 500) }),
+      ...(run.pid === undefined ? {} : { pid: run.pid }),
+    }),
+  );
 }
 
 /** Records (or replaces) the dispatcher's lease on `taskId`. */
 export function recordLease(draft: TasksDocument, taskId: string, lease: TaskLease): void {
-  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  markSchema(draft);
   draft.leases ??= {};
-  draft.leases[taskId] = {
-    leaseId: str(lease.leaseId),
-    node: str(lease.node),
-    epoch: lease.epoch,
-    until: lease.until,
-    at: lease.at,
-    ...(lease.closed === undefined ? {} : { closed: str(lease.closed) }),
-    ...(lease.reason === undefined ? {} : { reason: str(lease.reason.slice(0, 500)) }),
-  };
+  draft.leases[taskId] = str(
+    JSON.stringify({
+      leaseId: lease.leaseId.slice(0, 200),
+      node: lease.node.slice(0, 200),
+      epoch: lease.epoch,
+      until: lease.until,
+      at: lease.at,
+      ...(lease.closed === undefined ? {} : { closed: lease.closed }),
+      ...(lease.reason === undefined ? {} : { reason: lease.reason.slice(0, 500) }),
+    }),
+  );
 }
 
 /** Records an instance's state (kept as canonical JSON: a bounded value read back with checks). */
 export function recordInstance(draft: TasksDocument, peer: string, record: InstanceRecord): void {
-  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  markSchema(draft);
   draft.instances ??= {};
   draft.instances[peer] = str(JSON.stringify({ ...record, transitions: record.transitions.slice(-INSTANCE_TRANSITIONS_KEPT) }));
 }
 
 export function recordActionOutcome(draft: TasksDocument, actionId: string, outcome: ActionOutcome): void {
-  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  markSchema(draft);
   draft.actions ??= {};
-  draft.actions[actionId] = { outcome: str(outcome.outcome), reason: str(outcome.reason.slice(0, 500)), at: outcome.at, epoch: outcome.epoch };
+  draft.actions[actionId] = str(JSON.stringify({ outcome: outcome.outcome, reason: outcome.reason.slice(0, 500), at: outcome.at, epoch: outcome.epoch }));
 }
 
 /** Records that this node carried out instance action `actionId` (before it acts). */
 export function recordExecuted(draft: TasksDocument, actionId: string, at: number): void {
-  draft.schema ??= SCHEMA_VERSIONS.tasks;
+  markSchema(draft);
   draft.executed ??= {};
   draft.executed[actionId] ??= at;
 }
@@ -187,15 +196,16 @@ function instanceOf(text: unknown): InstanceRecord | undefined {
 
 /** The instance records and action outcomes of a tasks document; malformed entries are left out. */
 export function readInstanceRecords(doc: unknown): { instances: Map<string, InstanceRecord>; actions: Map<string, ActionOutcome>; executed: Set<string> } {
-  const root = (doc === undefined ? {} : toPlain(doc)) as { instances?: Record<string, unknown>; actions?: Record<string, Record<string, unknown>>; executed?: Record<string, unknown> };
+  const root = (doc === undefined ? {} : toPlain(doc)) as { instances?: Record<string, unknown>; actions?: Record<string, unknown>; executed?: Record<string, unknown> };
   const instances = new Map<string, InstanceRecord>();
   for (const [peer, raw] of Object.entries(root.instances ?? {})) {
     const record = instanceOf(raw);
     if (record !== undefined) instances.set(peer, record);
   }
   const actions = new Map<string, ActionOutcome>();
-  for (const [id, raw] of Object.entries(root.actions ?? {})) {
-    if (typeof raw !== 'object' || raw === null || (raw['outcome'] !== 'applied' && raw['outcome'] !== 'refused') || typeof raw['at'] !== 'number' || typeof raw['epoch'] !== 'number') continue;
+  for (const [id, entry] of Object.entries(root.actions ?? {})) {
+    const raw = plainEntry(entry, MAX_RECORD_JSON_CHARS);
+    if (raw === undefined || (raw['outcome'] !== 'applied' && raw['outcome'] !== 'refused') || typeof raw['at'] !== 'number' || typeof raw['epoch'] !== 'number') continue;
     actions.set(id, { outcome: raw['outcome'], reason: typeof raw['reason'] === 'string' ? raw['reason'] : '', at: raw['at'], epoch: raw['epoch'] });
   }
   return { instances, actions, executed: new Set(Object.keys(root.executed ?? {})) };
@@ -205,13 +215,14 @@ const RUN_STATES = ['running', 'complete', 'failed', 'aborted'] as const;
 
 /** The runs and leases of a tasks document; malformed entries are left out. */
 export function readTasksDoc(doc: unknown): { runs: Map<string, TaskRun>; leases: Map<string, TaskLease> } {
-  const root = (doc === undefined ? {} : toPlain(doc)) as { runs?: Record<string, Record<string, unknown>>; leases?: Record<string, Record<string, unknown>> };
+  const root = (doc === undefined ? {} : toPlain(doc)) as { runs?: Record<string, unknown>; leases?: Record<string, unknown> };
   const runs = new Map<string, TaskRun>();
   const leases = new Map<string, TaskLease>();
   const num = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
   const text = (value: unknown): value is string => typeof value === 'string';
-  for (const [id, raw] of Object.entries(root.runs ?? {})) {
-    if (typeof raw !== 'object' || raw === null || !text(raw['leaseId']) || !num(raw['epoch']) || !num(raw['startedAt'])) continue;
+  for (const [id, entry] of Object.entries(root.runs ?? {})) {
+    const raw = plainEntry(entry, MAX_RECORD_JSON_CHARS);
+    if (raw === undefined || !text(raw['leaseId']) || !num(raw['epoch']) || !num(raw['startedAt'])) continue;
     if (!(RUN_STATES as readonly unknown[]).includes(raw['state'])) continue;
     runs.set(id, {
       leaseId: raw['leaseId'],
@@ -225,8 +236,9 @@ export function readTasksDoc(doc: unknown): { runs: Map<string, TaskRun>; leases
       ...(num(raw['pid']) ? { pid: raw['pid'] } : {}),
     });
   }
-  for (const [id, raw] of Object.entries(root.leases ?? {})) {
-    if (typeof raw !== 'object' || raw === null || !text(raw['leaseId']) || !text(raw['node']) || !num(raw['epoch']) || !num(raw['until']) || !num(raw['at'])) continue;
+  for (const [id, entry] of Object.entries(root.leases ?? {})) {
+    const raw = plainEntry(entry, MAX_RECORD_JSON_CHARS);
+    if (raw === undefined || !text(raw['leaseId']) || !text(raw['node']) || !num(raw['epoch']) || !num(raw['until']) || !num(raw['at'])) continue;
     const closed = raw['closed'] === 'cancelled' || raw['closed'] === 'aborted' ? raw['closed'] : undefined;
     leases.set(id, {
       leaseId: raw['leaseId'],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ControlPlane, DEFAULT_DISPATCH_CONFIG, DISPATCHER_SINGLETON, SILENT_RUN_MARGIN_MS, TaskRunner, dispatcherPorts, dispatcherSpec, planDispatch, taskView } from '../../actors/index.ts';
-import { DESIRED_TASKS_DOC_ID, type DesiredChange, type TaskStatus, taskStatuses } from '../../crdt-schema/index.ts';
+import * as A from '@automerge/automerge';
+import { DESIRED_TASKS_DOC_ID, type DesiredChange, type TaskLease, type TaskRun, type TaskStatus, type TasksDocument, readInstanceRecords, readTasksDoc, recordActionOutcome, recordLease, recordRun, taskStatuses, toPlain } from '../../crdt-schema/index.ts';
 import { type Clock, type FleetNode, MemoryLogger, type ProcessRequest, type ProcessResult, type ProcessRunner, signDesiredEntry } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 
@@ -243,5 +244,40 @@ describe('planDispatch', () => {
     const request = new Map([['t', { id: 't', node: 'n', command: 'c', args: [], timeoutMs: 1_000, requestedAt: 0 }]]);
     expect(taskStatuses(request, new Set(), docs(run))[0]!.state).toBe('aborted');
     expect(taskStatuses(request, new Set(), docs({ ...run, state: 'complete', endedAt: 5 }))[0]!.state).toBe('complete');
+  });
+});
+
+describe('tasks documents', () => {
+  const run: TaskRun = { leaseId: '3:t', epoch: 3, state: 'complete', startedAt: 10, endedAt: 20, exitCode: 0, output: 'ok\n', pid: 42 };
+  const lease: TaskLease = { leaseId: '3:t', node: 'n1', epoch: 3, until: 60_000, at: 10 };
+
+  it('writes runs, leases and action outcomes as one JSON string each, and reads those and the maps of schema 1 documents alike', () => {
+    const doc = A.change(A.init<TasksDocument>(), (d) => {
+      recordRun(d, 't', run);
+      recordLease(d, 't', lease);
+      recordActionOutcome(d, 'a-1', { outcome: 'applied', reason: '', at: 30, epoch: 3 });
+    });
+    expect(doc.schema).toBe(2);
+    expect(typeof toPlain((doc.runs as Record<string, unknown>)['t'])).toBe('string');
+    expect(readTasksDoc(doc)).toEqual({ runs: new Map([['t', run]]), leases: new Map([['t', lease]]) });
+    expect(readInstanceRecords(doc).actions).toEqual(new Map([['a-1', { outcome: 'applied', reason: '', at: 30, epoch: 3 }]]));
+    const str = (value: string) => new A.ImmutableString(value);
+    const old = A.change(A.init<TasksDocument>(), (d) => {
+      d.schema = 1;
+      d.runs = { t: { leaseId: str('3:t'), epoch: 3, state: str('complete'), startedAt: 10, endedAt: 20, exitCode: 0, output: str('ok\n'), pid: 42 } };
+      d.leases = { t: { leaseId: str('3:t'), node: str('n1'), epoch: 3, until: 60_000, at: 10 } };
+      d.actions = { 'a-1': { outcome: str('applied'), reason: str(''), at: 30, epoch: 3 } };
+    });
+    expect(readTasksDoc(old)).toEqual(readTasksDoc(doc));
+    expect(readInstanceRecords(old).actions).toEqual(readInstanceRecords(doc).actions);
+  });
+
+  it('leaves out records that do not parse or break the rules', () => {
+    const doc = A.change(A.init<TasksDocument>(), (d) => {
+      d.schema = 2;
+      d.runs = { t: new A.ImmutableString(JSON.stringify(run)), broken: new A.ImmutableString('{'), badState: new A.ImmutableString(JSON.stringify({ ...run, state: 'won' })), list: new A.ImmutableString('[]') };
+      d.leases = { t: new A.ImmutableString(JSON.stringify({ ...lease, until: 'later' })) };
+    });
+    expect(readTasksDoc(doc)).toEqual({ runs: new Map([['t', run]]), leases: new Map() });
   });
 });

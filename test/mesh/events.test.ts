@@ -114,6 +114,10 @@ describe('event bucket entries', () => {
       d.events[id(3)] = new ImmutableString(JSON.stringify({ kind: 'test.nested', severity: 'low', at: 1, detail: 'x', payload: { deep: { a: 1 } } }));
       d.events[id(4)] = new ImmutableString(JSON.stringify({ kind: 'test.big', severity: 'low', at: 1, detail: 'x'.repeat(70_000) }));
       d.events[id(5)] = new ImmutableString('[1,2]');
+      // Times no reader can show (1e999 parses as Infinity), an epoch that is not a whole number.
+      d.events[id(6)] = new ImmutableString('{"kind": "test.time", "severity": "low", "at": 1e999, "detail": "x"}');
+      d.events[id(7)] = new ImmutableString(JSON.stringify({ kind: 'test.time', severity: 'low', at: 1e300, detail: 'x' }));
+      d.events[id(8)] = new ImmutableString(JSON.stringify({ kind: 'test.epoch', severity: 'low', at: 1, detail: 'x', epoch: 1.5 }));
       d.events['not-an-id'] = new ImmutableString(good);
     });
     expect(readEvents(docId, doc).map((e) => e.id)).toEqual([id(1)]);
