@@ -278,12 +278,32 @@ class Libp2pFrameStream implements FrameStream {
     this.#stream.abort(reason);
   }
 
+  #pauseReading(): void {
+    if (this.#stream.readStatus === 'readable') this.#stream.pause();
+  }
+
+  #resumeReading(): void {
+    if (this.#stream.readStatus === 'paused') this.#stream.resume();
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     const decoder = new FrameDecoder(this.#maxFrameBytes);
     try {
       for await (const chunk of this.#stream) {
         const frames = decoder.push(chunk instanceof Uint8Array ? chunk : chunk.subarray());
-        for (const frame of frames) yield frame;
+        for (const frame of frames) {
+          // While the reader holds a frame, nothing more is taken off the connection: libp2p's
+          // stream iterator buffers without bound, and Yamux grants the peer window credit as data
+          // arrives. Paused, the stream sends no credit (the peer stops at the end of its window)
+          // and keeps at most 4 MiB (libp2p resets it past that), so a peer cannot fill this
+          // node's memory faster than it reads (a reader that waits pushes back on the peer).
+          this.#pauseReading();
+          try {
+            yield frame;
+          } finally {
+            this.#resumeReading();
+          }
+        }
       }
     } catch (error) {
       if (error instanceof StreamResetError) throw error;

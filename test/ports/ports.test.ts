@@ -191,6 +191,49 @@ describe('Libp2pTransport: Yamux flow control', () => {
   });
 });
 
+describe('Libp2pTransport: a reader that waits pushes back on the peer', () => {
+  it('takes at most a window more off the connection while the reader holds a frame, and the rest once it reads on', async () => {
+    const { YamuxStream } = await import('@chainsafe/libp2p-yamux/stream');
+    const prototype = YamuxStream.prototype as unknown as { handleData(frame: { header: { length: number } }): void };
+    const handleData = prototype.handleData;
+    let arrived = 0;
+    prototype.handleData = function (this: unknown, frame) {
+      arrived += frame.header.length;
+      return handleData.call(this, frame);
+    };
+    const create = async () => Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], fleetId: 'test' });
+    const [a, b] = await Promise.all([create(), create()]);
+    try {
+      const read: number[] = [];
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      b.handle('/test/hold/1', (stream) => void (async () => {
+        for await (const frame of stream) {
+          read.push(frame[0]!);
+          if (read.length === 1) await held;
+        }
+      })(), { maxFrameBytes: 2 * 1024 * 1024 });
+      await a.dial(b.localPeer, b.listenAddresses());
+      const stream = await a.openStream(b.localPeer, '/test/hold/1', { maxFrameBytes: 2 * 1024 * 1024 });
+      const sent = (async () => {
+        for (let i = 0; i < 32; i++) await stream.send(new Uint8Array(1024 * 1024).fill(i));
+      })();
+      await new Promise((r) => setTimeout(r, 1_000));
+      // 32 MiB sent; without the pause all of it reached the receiver's muxer and its memory.
+      expect(read).toEqual([0]);
+      expect(arrived).toBeLessThan(8 * 1024 * 1024);
+      release();
+      await sent;
+      const deadline = Date.now() + 10_000;
+      while (read.length < 32 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(read).toEqual(Array.from({ length: 32 }, (_, i) => i));
+    } finally {
+      prototype.handleData = handleData;
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
 runProcessRunnerSuite('ExecaProcessRunner', () => new ExecaProcessRunner());
 
 describe('ExecaProcessRunner: stopping what a command started', () => {
