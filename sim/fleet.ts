@@ -180,7 +180,7 @@ export class SharedDocuments implements DocumentInterner {
    * Stored bytes already loaded, by document and length, with the version they gave: compared
    * byte for byte (a thousand nodes opening the same records hashed a megabyte each before).
    */
-  readonly #loaded = new Map<string, Array<{ readonly bytes: Buffer; version: string }>>();
+  readonly #loaded = new Map<string, Array<{ readonly parts: readonly Buffer[]; version: string }>>();
   #loadedBytes = 0;
   loads = 0;
   reuses = 0;
@@ -203,10 +203,11 @@ export class SharedDocuments implements DocumentInterner {
     if (--held.holders <= 0) this.#held.delete(key);
   }
 
-  load(docId: DocId, bytes: Uint8Array, loadFresh: () => AnyDoc): AnyDoc {
-    const sizeKey = `${docId}|${bytes.length}`;
-    const given = bytesOf(bytes);
-    const match = this.#loaded.get(sizeKey)?.find((loaded) => loaded.bytes.equals(given));
+  load(docId: DocId, parts: readonly Uint8Array[], loadFresh: () => AnyDoc): AnyDoc {
+    const total = parts.reduce((sum, part) => sum + part.length, 0);
+    const sizeKey = `${docId}|${parts.length}|${total}`;
+    const given = parts.map(bytesOf);
+    const match = this.#loaded.get(sizeKey)?.find((loaded) => loaded.parts.every((part, i) => part.equals(given[i]!)));
     const held = match === undefined ? undefined : this.#held.get(match.version);
     if (held !== undefined) {
       this.reuses++;
@@ -224,9 +225,9 @@ export class SharedDocuments implements DocumentInterner {
       this.#loadedBytes = 0;
     }
     const sameSize = this.#loaded.get(sizeKey) ?? [];
-    sameSize.push({ bytes: Buffer.from(given), version });
+    sameSize.push({ parts: given.map((part) => Buffer.from(part)), version });
     this.#loaded.set(sizeKey, sameSize);
-    this.#loadedBytes += bytes.length;
+    this.#loadedBytes += total;
     return doc;
   }
 

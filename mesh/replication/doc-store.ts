@@ -57,8 +57,12 @@ export interface DocumentInterner {
   hold(docId: DocId, digest: string, doc: AnyDoc): AnyDoc;
   /** One holder of `docId` at `digest` let it go. */
   release(docId: DocId, digest: string): void;
-  /** A document loaded from saved bytes, shared with other stores that loaded the same bytes. */
-  load(docId: DocId, bytes: Uint8Array, loadFresh: () => AnyDoc): AnyDoc;
+  /**
+   * A document loaded from saved bytes, shared with other stores that loaded the same bytes:
+   * `parts` are a stored document's records (snapshot, or an empty part, then its increments) or
+   * a received snapshot (one part); equal parts give the same document.
+   */
+  load(docId: DocId, parts: readonly Uint8Array[], loadFresh: () => AnyDoc): AnyDoc;
 }
 
 /** A writer key that seals local changes. */
@@ -103,16 +107,22 @@ interface Entry {
 }
 
 /** A document's stored records as one byte string (what identifies them to an interner). */
-function storedBytes(group: { snapshot?: Uint8Array; increments: ReadonlyArray<{ bytes: Uint8Array }> }): Uint8Array {
-  const parts = [group.snapshot ?? new Uint8Array(), ...group.increments.map((increment) => increment.bytes)];
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length + 4, 0));
-  let offset = 0;
-  for (const part of parts) {
-    new DataView(out.buffer).setUint32(offset, part.length);
-    out.set(part, offset + 4);
-    offset += part.length + 4;
+const NO_BYTES = new Uint8Array();
+
+/**
+ * What loading a document found of it, by document instance: its heads, their digest, and whether
+ * its history misses changes. Stores that share one loaded instance (an interner) read it once.
+ */
+const loadedFacts = new WeakMap<object, { readonly heads: A.Heads; readonly digest: string; readonly complete: boolean }>();
+
+function factsOf(doc: AnyDoc): { readonly heads: A.Heads; readonly digest: string; readonly complete: boolean } {
+  let facts = loadedFacts.get(doc);
+  if (facts === undefined) {
+    const heads = A.getHeads(doc);
+    facts = { heads, digest: headsDigest(heads), complete: A.getMissingDeps(doc, []).length === 0 };
+    loadedFacts.set(doc, facts);
   }
-  return out;
+  return facts;
 }
 
 const SEQ_DIGITS = 12;
@@ -196,16 +206,16 @@ export class DocStore {
       const incrementBytes = group.increments.reduce((sum, increment) => sum + increment.bytes.length, 0);
       // Stores holding the very same records (a simulated fleet founded offline) load them once.
       const interner = this.#init.interner;
-      const doc = interner === undefined ? loadStored() : interner.load(docId as DocId, storedBytes(group), loadStored);
-      if (A.getMissingDeps(doc, []).length > 0) throw new Error('changes are missing from its history');
+      const doc = interner === undefined ? loadStored() : interner.load(docId as DocId, [group.snapshot ?? NO_BYTES, ...group.increments.map((increment) => increment.bytes)], loadStored);
+      const { heads, digest, complete } = factsOf(doc);
+      if (!complete) throw new Error('changes are missing from its history');
       checkSchema(docId, parsed.kind, doc);
       const lastSeq = group.increments.at(-1)?.seq ?? 0;
       this.#sortedIds = undefined;
-      const digest = headsDigest(A.getHeads(doc));
       this.#entries.set(docId as DocId, {
         doc: interner === undefined ? doc : interner.hold(docId as DocId, digest, doc),
         interned: interner !== undefined,
-        savedHeads: A.getHeads(doc),
+        savedHeads: heads,
         digest,
         nextSeq: lastSeq + 1,
         snapshotBytes: group.snapshot?.length ?? 0,
@@ -389,7 +399,7 @@ export class DocStore {
   load(bytes: Uint8Array, docId?: DocId): AnyDoc {
     const loadFresh = (): AnyDoc => A.load<Record<string, unknown>>(bytes, { actor: this.#init.actorId });
     const interner = this.#init.interner;
-    return interner === undefined || docId === undefined ? loadFresh() : interner.load(docId, bytes, loadFresh);
+    return interner === undefined || docId === undefined ? loadFresh() : interner.load(docId, [bytes], loadFresh);
   }
 
   /** A writable copy of `doc` with this node's actor (held documents are never changed in place). */
