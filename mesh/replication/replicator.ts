@@ -126,10 +126,10 @@ function alsoTags(also: Uint8Array | undefined): ReadonlySet<string> {
 }
 
 /** Runs a timer callback so that an exception is logged, never thrown into the event loop. */
-function guarded(log: Logger, what: string, callback: () => void): () => void {
-  return () => {
+function guarded<Args extends unknown[]>(log: Logger, what: string, callback: (...args: Args) => void): (...args: Args) => void {
+  return (...args) => {
     try {
-      callback();
+      callback(...args);
     } catch (error) {
       log.error(`${what} failed`, { error: String(error), stack: (error as Error).stack });
     }
@@ -144,14 +144,12 @@ function guarded(log: Logger, what: string, callback: () => void): () => void {
 export class Replicator {
   readonly #init: ReplicatorInit;
   readonly #sessions = new Map<PeerId, Session>();
-  readonly #dirty = new Set<DocId>();
   readonly #reopenTimers = new Map<PeerId, TimerId>();
   /** Consecutive sessions per peer that ended without hearing from the peer. */
   readonly #failedSessions = new Map<PeerId, number>();
-  #flushTimer: TimerId | undefined;
-  /** Event buckets changed since the last batch push, and its timer. */
-  readonly #batched = new Set<DocId>();
-  #batchTimer: TimerId | undefined;
+  /** Documents changed since their last push: at the end of the tick, event buckets every EVENT_PUSH_BATCH_MS. */
+  readonly #pushes: PushQueue;
+  readonly #eventPushes: PushQueue;
   #antiEntropyTimer: TimerId | undefined;
   #unsubscribe: Array<() => void> = [];
   #stopped = false;
@@ -186,6 +184,9 @@ export class Replicator {
 
   constructor(init: ReplicatorInit) {
     this.#init = init;
+    const push = guarded(init.log, 'pushing changes to peers', (docIds: readonly DocId[]) => this.#flush(docIds));
+    this.#pushes = new PushQueue(init.clock, 0, push);
+    this.#eventPushes = new PushQueue(init.clock, EVENT_PUSH_BATCH_MS, push);
     this.#sealVerifier = init.sealVerifier ?? new SealVerifier(new InProcessVerifier(), init.fleetId);
   }
 
@@ -210,8 +211,8 @@ export class Replicator {
     this.#init.transport.unhandle(syncProtocol.id);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     const { clock } = this.#init;
-    if (this.#flushTimer !== undefined) clock.clearTimeout(this.#flushTimer);
-    if (this.#batchTimer !== undefined) clock.clearTimeout(this.#batchTimer);
+    this.#pushes.cancel();
+    this.#eventPushes.cancel();
     if (this.#antiEntropyTimer !== undefined) clock.clearTimeout(this.#antiEntropyTimer);
     for (const timer of this.#reopenTimers.values()) clock.clearTimeout(timer);
     this.#reopenTimers.clear();
@@ -404,34 +405,10 @@ export class Replicator {
 
   #markDirty(docId: DocId): void {
     if (this.#stopped) return;
-    if (docId.startsWith(BATCHED_PREFIX)) {
-      // Event buckets: a trace, written in bursts (a claim and its give-back, a reaper pass),
-      // read by people. Their changes of EVENT_PUSH_BATCH_MS go out as one push per peer.
-      this.#batched.add(docId);
-      if (this.#batchTimer !== undefined) return;
-      this.#batchTimer = this.#init.clock.setTimeout(
-        guarded(this.#init.log, 'pushing event buckets to peers', () => {
-          this.#batchTimer = undefined;
-          const batched = [...this.#batched].sort();
-          this.#batched.clear();
-          this.#flush(batched);
-        }),
-        EVENT_PUSH_BATCH_MS,
-      );
-      return;
-    }
-    this.#dirty.add(docId);
-    if (this.#flushTimer !== undefined) return;
-    // Coalesce the changes of one tick into one sync message per peer and document.
-    this.#flushTimer = this.#init.clock.setTimeout(
-      guarded(this.#init.log, 'pushing changes to peers', () => {
-        this.#flushTimer = undefined;
-        const dirty = [...this.#dirty].sort();
-        this.#dirty.clear();
-        this.#flush(dirty);
-      }),
-      0,
-    );
+    // The changes of one tick coalesce into one sync message per peer and document. Event buckets
+    // (a trace, written in bursts — a claim and its give-back, a reaper pass — and read by people)
+    // wait EVENT_PUSH_BATCH_MS, so a burst goes out as one push per peer.
+    (docId.startsWith(BATCHED_PREFIX) ? this.#eventPushes : this.#pushes).add(docId);
   }
 
   /** Pushes the changes of `dirty` (sorted) through every session. */
@@ -467,6 +444,37 @@ export class Replicator {
       return;
     }
     void session.readFrom(stream);
+  }
+}
+
+/** Documents waiting for a push, and the one timer that will push them `delayMs` after the first. */
+class PushQueue {
+  readonly #clock: Clock;
+  readonly #delayMs: number;
+  readonly #push: (docIds: readonly DocId[]) => void;
+  readonly #pending = new Set<DocId>();
+  #timer: TimerId | undefined;
+
+  constructor(clock: Clock, delayMs: number, push: (docIds: readonly DocId[]) => void) {
+    this.#clock = clock;
+    this.#delayMs = delayMs;
+    this.#push = push;
+  }
+
+  add(docId: DocId): void {
+    this.#pending.add(docId);
+    if (this.#timer !== undefined) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      const pending = [...this.#pending].sort();
+      this.#pending.clear();
+      this.#push(pending);
+    }, this.#delayMs);
+  }
+
+  cancel(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }
 
