@@ -2,7 +2,7 @@ import { ImmutableString } from '@automerge/automerge';
 import { type DocId, PEER_ID_PATTERN, type RetentionClass, parseDocId } from './ids.ts';
 import { plainEntry, toPlain } from './plain.ts';
 import { LATEST_ENTRY_TIME_MS } from './time.ts';
-import { SCHEMA_VERSIONS } from './schema.ts';
+import { markSchema } from './schema.ts';
 
 /** How much an event matters (the original's levels). */
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
@@ -129,7 +129,7 @@ export function checkEvent(event: FleetEvent): void {
  */
 export function recordEvent(draft: EventsDocument, event: FleetEvent): boolean {
   checkEvent(event);
-  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS.events) draft.schema = SCHEMA_VERSIONS.events;
+  markSchema(draft, 'events');
   if (draft.events === undefined) draft.events = {};
   // Reflect.ownKeys asks the document for its keys once; Object.keys on a draft would read every
   // event too (a property descriptor per key), which made each emission cost what the bucket holds.

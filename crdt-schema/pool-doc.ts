@@ -1,7 +1,7 @@
 import { ImmutableString } from '@automerge/automerge';
 import type { MemberState, Pool } from './catalog/pool.ts';
 import { plainEntry, toPlain } from './plain.ts';
-import { SCHEMA_VERSIONS } from './schema.ts';
+import { markSchema } from './schema.ts';
 
 /**
  * `pools/<peer>`: what one node recorded about pool claims, sealed by it (docs/CATALOG.md §Pool
@@ -63,9 +63,6 @@ export interface PoolsDocument {
 /** A record as JSON is at most this long (its strings are bounded when written). */
 const MAX_RECORD_JSON_CHARS = 8 * 1024;
 
-function markSchema(draft: PoolsDocument): void {
-  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS.pools) draft.schema = SCHEMA_VERSIONS.pools;
-}
 
 export const POOL_FOR_CHARS_MAX = 200;
 
@@ -73,7 +70,7 @@ const str = (value: string): ImmutableString => new ImmutableString(value);
 
 /** Records (or replaces) the owner's record about `record.member`. */
 export function recordPoolClaim(draft: PoolsDocument, record: PoolClaimRecord): void {
-  markSchema(draft);
+  markSchema(draft, 'pools');
   draft.claims ??= {};
   const entry = {
     pool: record.pool.slice(0, 200),
@@ -94,7 +91,7 @@ export function recordPoolClaim(draft: PoolsDocument, record: PoolClaimRecord): 
 
 /** Records the claim this node holds as a member. */
 export function recordHeldClaim(draft: PoolsDocument, held: HeldClaim): void {
-  markSchema(draft);
+  markSchema(draft, 'pools');
   draft.held = str(JSON.stringify({ pool: held.pool.slice(0, 200), claimId: held.claimId.slice(0, 200), state: held.state, epoch: held.epoch, at: held.at }));
 }
 

@@ -4,6 +4,14 @@ import type { DocKind } from './ids.ts';
 export const SCHEMA_VERSIONS: Readonly<Record<DocKind, number>> = { fleet: 1, node: 1, events: 2, desired: 1, tasks: 2, pools: 2 };
 
 /**
+ * Marks a document this release writes to with its kind's schema version (raising an older one:
+ * what is written now has this version's shape; a newer one is never written, see checkSchema).
+ */
+export function markSchema(draft: { schema?: number }, kind: DocKind): void {
+  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS[kind]) draft.schema = SCHEMA_VERSIONS[kind];
+}
+
+/**
  * Thrown when a document carries a schema version newer than this node understands. The node
  * refuses the document rather than read or write it with the wrong shape.
  */

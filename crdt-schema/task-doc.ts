@@ -3,7 +3,7 @@ import { dayOf, isDayRetired } from './events.ts';
 import { parseDocId } from './ids.ts';
 import { INSTANCE_STATES, type InstanceState, type InstanceTransition } from './catalog/instance.ts';
 import { plainEntry, toPlain } from './plain.ts';
-import { SCHEMA_VERSIONS } from './schema.ts';
+import { markSchema } from './schema.ts';
 
 /**
  * `tasks/<peer>`: what one node did about tasks, sealed by it (docs/CATALOG.md §Tasks). Two
@@ -119,9 +119,6 @@ export { LATEST_ENTRY_TIME_MS, isEntryTime } from './time.ts';
 /** A run, lease or action outcome as JSON is at most this long (its strings are bounded when written). */
 const MAX_RECORD_JSON_CHARS = 32 * 1024;
 
-function markSchema(draft: TasksDocument): void {
-  if (draft.schema === undefined || draft.schema < SCHEMA_VERSIONS.tasks) draft.schema = SCHEMA_VERSIONS.tasks;
-}
 
 /**
  * Records (or replaces) this node's run of `taskId`. Runs, leases and action outcomes are each one
@@ -129,7 +126,7 @@ function markSchema(draft: TasksDocument): void {
  * nine); schema 1 maps are still read.
  */
 export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): void {
-  markSchema(draft);
+  markSchema(draft, 'tasks');
   draft.runs ??= {};
   draft.runs[taskId] = str(
     JSON.stringify({
@@ -148,7 +145,7 @@ export function recordRun(draft: TasksDocument, taskId: string, run: TaskRun): v
 
 /** Records (or replaces) the dispatcher's lease on `taskId`. */
 export function recordLease(draft: TasksDocument, taskId: string, lease: TaskLease): void {
-  markSchema(draft);
+  markSchema(draft, 'tasks');
   draft.leases ??= {};
   draft.leases[taskId] = str(
     JSON.stringify({
@@ -165,20 +162,20 @@ export function recordLease(draft: TasksDocument, taskId: string, lease: TaskLea
 
 /** Records an instance's state (kept as canonical JSON: a bounded value read back with checks). */
 export function recordInstance(draft: TasksDocument, peer: string, record: InstanceRecord): void {
-  markSchema(draft);
+  markSchema(draft, 'tasks');
   draft.instances ??= {};
   draft.instances[peer] = str(JSON.stringify({ ...record, transitions: record.transitions.slice(-INSTANCE_TRANSITIONS_KEPT) }));
 }
 
 export function recordActionOutcome(draft: TasksDocument, actionId: string, outcome: ActionOutcome): void {
-  markSchema(draft);
+  markSchema(draft, 'tasks');
   draft.actions ??= {};
   draft.actions[actionId] = str(JSON.stringify({ outcome: outcome.outcome, reason: outcome.reason.slice(0, 500), at: outcome.at, epoch: outcome.epoch }));
 }
 
 /** Records that this node carried out instance action `actionId` (before it acts). */
 export function recordExecuted(draft: TasksDocument, actionId: string, at: number): void {
-  markSchema(draft);
+  markSchema(draft, 'tasks');
   draft.executed ??= {};
   draft.executed[actionId] ??= at;
 }
