@@ -56,6 +56,7 @@ import { InProcessVerifier } from './trust/in-process-verifier.ts';
 import { SealVerifier } from './trust/seal-verifier.ts';
 import { sha256Hex } from './trust/keys.ts';
 import { PeerPenalties, WireError, decodeCbor, decodeMessage, encodeCbor, encodeMessage, firstFrame, s } from './wire/index.ts';
+import { setBounded } from './bounded-map.ts';
 
 /** Facts about the machine that the node publishes in its observed-state document. */
 export interface HostFacts {
@@ -866,8 +867,7 @@ export class FleetNode {
     // Kept for the other nodes of this process that hold the same versions (a simulated fleet),
     // with the verdicts it rests on: another node takes it only with the same verdicts.
     const verdicts = [...grants.values()].map((grant) => [grant.signature, this.#grantSignatures.get(grant.signature) === true] as const);
-    if (derivedMemberships.size >= DERIVED_MEMBERSHIPS_KEPT) derivedMemberships.delete(derivedMemberships.keys().next().value!);
-    derivedMemberships.set(inputKey, { key: inputKey, fleetId: fleet.fleetId, verdicts, membership, members });
+    setBounded(derivedMemberships, inputKey, { key: inputKey, fleetId: fleet.fleetId, verdicts, membership, members }, DERIVED_MEMBERSHIPS_KEPT);
     this.#membershipAt = upToDate;
     this.#adoptMembership(membership, members);
   }

@@ -8,6 +8,7 @@ import { decodeCbor, encodeCbor } from '../wire/protocol.ts';
 import { type Seal, signSeal } from '../trust/seals.ts';
 import { toBase64Url } from '../trust/keys.ts';
 import { headsDigest, openRecord, sealRecord } from './record-codec.ts';
+import { rememberedIn } from '../bounded-map.ts';
 
 /** A document as the store holds it. Its root shape is the document kind's business. */
 export type AnyDoc = A.Doc<Record<string, unknown>>;
@@ -119,14 +120,10 @@ const STORED_SEALS_MAX = 20_000;
 
 function storedSeal(docId: string, value: Uint8Array): Seal {
   const key = `${docId}|${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')}`;
-  let seal = storedSeals.get(key);
-  if (seal === undefined) {
+  return rememberedIn(storedSeals, key, STORED_SEALS_MAX, () => {
     const record = decodeCbor(openRecord(value)) as { heads: string[]; signer: Uint8Array; signature: Uint8Array };
-    seal = Object.freeze({ docId, heads: Object.freeze([...record.heads]) as string[], signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
-    if (storedSeals.size >= STORED_SEALS_MAX) storedSeals.delete(storedSeals.keys().next().value!);
-    storedSeals.set(key, seal);
-  }
-  return seal;
+    return Object.freeze({ docId, heads: Object.freeze([...record.heads]) as string[], signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
+  });
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 } from './credentials.ts';
 import { verifyBytes } from './keys.ts';
 import type { Ed25519KeyPair } from './keys.ts';
+import { setBounded } from '../bounded-map.ts';
 
 const chainShape = credentialChainShape;
 
@@ -462,8 +463,7 @@ export class Admission {
   }
 
   #remember(signature: string, valid: boolean): void {
-    if (this.#signatures.size >= MAX_SIGNATURE_VERDICTS) this.#signatures.delete(this.#signatures.keys().next().value!);
-    this.#signatures.set(signature, valid);
+    setBounded(this.#signatures, signature, valid, MAX_SIGNATURE_VERDICTS);
   }
 
   #renewDelay(): number {

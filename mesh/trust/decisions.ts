@@ -19,6 +19,7 @@ import {
 import type { AnyDoc } from '../replication/doc-store.ts';
 import { fromBase64Url, sha256Hex, signBytes, toBase64Url, verifyBytes } from './keys.ts';
 import { isActiveOperator, isCertifiedOperator } from './operator-auth.ts';
+import { rememberedIn } from '../bounded-map.ts';
 
 /** Makes and signs a decision where the operator key is (CLI, console, tests). */
 export function signDecision<K extends DecisionKind>(
@@ -114,13 +115,7 @@ export class DecisionVerifier {
   /** {@link isCertifiedOperator}, remembered per root key and certificate. */
   certified(fleet: FleetView, operator: OperatorView): boolean {
     const key = `${fleet.rootKey}/${operator.publicKey}/${operator.name}/${operator.addedAt}/${operator.certificate}`;
-    let verdict = this.#certificates.get(key);
-    if (verdict === undefined) {
-      verdict = isCertifiedOperator(fleet, operator);
-      if (this.#certificates.size >= 1_000) this.#certificates.delete(this.#certificates.keys().next().value!);
-      this.#certificates.set(key, verdict);
-    }
-    return verdict;
+    return rememberedIn(this.#certificates, key, 1_000, () => isCertifiedOperator(fleet, operator));
   }
 
   signatureValid(fleetId: string, decision: Decision): boolean {
@@ -131,13 +126,7 @@ export class DecisionVerifier {
 
   /** The verdict remembered under `key` (a signature with what it is over), else `check()`'s, remembered. */
   verdict(key: string, check: () => boolean): boolean {
-    let verdict = this.#verdicts.get(key);
-    if (verdict === undefined) {
-      verdict = check();
-      if (this.#verdicts.size >= 100_000) this.#verdicts.delete(this.#verdicts.keys().next().value!);
-      this.#verdicts.set(key, verdict);
-    }
-    return verdict;
+    return rememberedIn(this.#verdicts, key, 100_000, check);
   }
 }
 

@@ -1,5 +1,6 @@
 import { type KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import type { Random } from '../ports/random.ts';
+import { rememberedIn } from '../bounded-map.ts';
 
 /** An Ed25519 key pair. The 32-byte seed is the private key. */
 export interface Ed25519KeyPair {
@@ -21,39 +22,19 @@ export class InvalidKeyError extends Error {
  * it is for (a node signs with its one identity, and verifies the same few hundred keys, over and
  * over). Bounded; the oldest goes first.
  */
-class KeyObjects {
-  readonly #max: number;
-  readonly #make: (bytes: Uint8Array) => KeyObject;
-  readonly #held = new Map<string, KeyObject>();
+const privateKeys = new Map<string, KeyObject>();
+const publicKeys = new Map<string, KeyObject>();
 
-  constructor(max: number, make: (bytes: Uint8Array) => KeyObject) {
-    this.#max = max;
-    this.#make = make;
-  }
-
-  get(bytes: Uint8Array): KeyObject {
-    const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-    let object = this.#held.get(key);
-    if (object === undefined) {
-      object = this.#make(bytes);
-      if (this.#held.size >= this.#max) this.#held.delete(this.#held.keys().next().value!);
-      this.#held.set(key, object);
-    }
-    return object;
-  }
-}
-
-const privateKeys = new KeyObjects(1_024, (seed) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
-const publicKeys = new KeyObjects(8_192, (publicKey) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }));
+const bytesKey = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 
 function privateKeyObject(seed: Uint8Array): KeyObject {
   if (seed.length !== 32) throw new InvalidKeyError('an Ed25519 private key is 32 bytes');
-  return privateKeys.get(seed);
+  return rememberedIn(privateKeys, bytesKey(seed), 1_024, () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
 }
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== 32) throw new InvalidKeyError('an Ed25519 public key is 32 bytes');
-  return publicKeys.get(publicKey);
+  return rememberedIn(publicKeys, bytesKey(publicKey), 8_192, () => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }));
 }
 
 /** Derives the key pair for a seed. */

@@ -1,5 +1,6 @@
 import type { FleetView, OperatorView } from '../../crdt-schema/index.ts';
 import { fromBase64Url, sha256Hex, signBytes, toBase64Url, verifyBytes } from './keys.ts';
+import { setBounded } from '../bounded-map.ts';
 
 const encoder = new TextEncoder();
 
@@ -111,8 +112,7 @@ export class RequestVerifier {
       valid = false;
     }
     if (!valid) throw new AuthError('the request signature does not verify');
-    if (this.#seen.size >= MAX_REMEMBERED_NONCES) this.#seen.delete(this.#seen.keys().next().value!);
-    this.#seen.set(nonce, timeMs);
+    setBounded(this.#seen, nonce, timeMs, MAX_REMEMBERED_NONCES);
     return operator;
   }
 

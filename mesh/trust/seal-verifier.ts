@@ -1,5 +1,6 @@
 import type { SignatureCheck, SignatureVerifier } from '../ports/signature-verifier.ts';
 import { type Seal, sealCheck, sealId } from './seals.ts';
+import { setBounded } from '../bounded-map.ts';
 
 const DEFAULT_CACHE_SIZE = 100_000;
 /** Prefetched checks are sent as one batch once this many wait, even before anyone asks. */
@@ -92,7 +93,6 @@ export class SealVerifier {
   }
 
   #remember(id: string, verdict: boolean): void {
-    if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(id, verdict);
+    setBounded(this.#cache, id, verdict, this.#cacheSize);
   }
 }
