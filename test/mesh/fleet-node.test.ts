@@ -88,12 +88,26 @@ describe('operator decisions and revocation', () => {
   const decide = (fleet: Fleet, kind: 'labels' | 'revoke-node' | 'operator-add' | 'operator-revoke', content: never, at?: number) =>
     signDecision({ seed: fleet.operatorKeys.seed, publicKey: toBase64Url(fleet.operatorKeys.publicKey) }, fleet.fleetId, kind, content, at ?? fleet.clock.now());
 
-  it('refuses on every other node a member\'s direct edit of the fleet document and a forged or tampered decision', async () => {
+  /** A fleet founded by node 0 with nodes 1…`members` joined through it, settled for `settleMs`. */
+  async function foundedFleet<N extends 1 | 2>(members: N, settleMs = 2_000): Promise<{ fleet: Fleet; founder: FleetNode; joined: N extends 1 ? [FleetNode] : [FleetNode, FleetNode] }> {
     const fleet = new Fleet();
     const founder = await fleet.found(0);
-    const rogue = await fleet.join(1, 0, 'token-a');
-    const honest = await fleet.join(2, 0, 'token-b');
-    await fleet.run(2_000);
+    const joined: FleetNode[] = [];
+    for (let i = 1; i <= members; i++) joined.push(await fleet.join(i, 0, `token-${String.fromCharCode(96 + i)}`));
+    await fleet.run(settleMs);
+    return { fleet, founder, joined: joined as N extends 1 ? [FleetNode] : [FleetNode, FleetNode] };
+  }
+
+  /** Adds operator `name` through `founder` (certified by the root key): its certificate and key. */
+  async function addOperator(fleet: Fleet, founder: FleetNode, name: string) {
+    const keys = generateKeyPair(fleet.random);
+    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: toBase64Url(keys.publicKey), name, addedAt: fleet.clock.now() });
+    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name, addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    return { certified, seed: keys.seed, key: { seed: keys.seed, publicKey: certified.publicKey } };
+  }
+
+  it('refuses on every other node a member\'s direct edit of the fleet document and a forged or tampered decision', async () => {
+    const { fleet, founder, joined: [rogue, honest] } = await foundedFleet(2);
     const target = testIdentity(2).peerId;
     await founder.decide(decide(fleet, 'labels', { node: target, set: { role: 'db' }, remove: [] } as never));
     await fleet.run(1_000);
@@ -133,11 +147,7 @@ describe('operator decisions and revocation', () => {
   });
 
   it("refuses a member's removal of a decision from the fleet document, though every decision left is valid", async () => {
-    const fleet = new Fleet();
-    const founder = await fleet.found(0);
-    const rogue = await fleet.join(1, 0, 'token-a');
-    const honest = await fleet.join(2, 0, 'token-b');
-    await fleet.run(2_000);
+    const { fleet, founder, joined: [rogue, honest] } = await foundedFleet(2);
     const target = testIdentity(2).peerId;
     const labelled = decide(fleet, 'labels', { node: target, set: { role: 'db' }, remove: [] } as never);
     await founder.decide(labelled);
@@ -190,16 +200,10 @@ describe('operator decisions and revocation', () => {
   });
 
   it('cuts a revoked operator\'s catalog entries and decisions at the heads its revocation names: a leaked key cannot back-date one in later', async () => {
-    const fleet = new Fleet();
-    const founder = await fleet.found(0);
-    const other = await fleet.join(1, 0, 'token-a');
-    const third = await fleet.join(2, 0, 'token-b');
-    await fleet.run(2_000);
-    const mallory = generateKeyPair(fleet.random);
-    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: toBase64Url(mallory.publicKey), name: 'mallory', addedAt: fleet.clock.now() });
-    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name: 'mallory', addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    const { fleet, founder, joined: [other, third] } = await foundedFleet(2);
+    const mallory = await addOperator(fleet, founder, 'mallory');
     await fleet.run(1_000);
-    const signer = { ...certified, seed: mallory.seed };
+    const signer = { ...mallory.certified, seed: mallory.seed };
     const moduleEntry = (name: string, at: number) => signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, [{ op: 'put', kind: 'module', value: module(name) }], at);
     const before = fleet.clock.now() - 60_000;
     await fleet.pumpUntil(other.desired.record([moduleEntry('made-before', before)]));
@@ -251,11 +255,7 @@ describe('operator decisions and revocation', () => {
   });
 
   it('takes the same decision recorded on two nodes at once (a retried request), and every later one', async () => {
-    const fleet = new Fleet();
-    const founder = await fleet.found(0);
-    const a = await fleet.join(1, 0, 'token-a');
-    const b = await fleet.join(2, 0, 'token-b');
-    await fleet.run(3_000);
+    const { fleet, founder, joined: [a, b] } = await foundedFleet(2, 3_000);
     const target = testIdentity(2).peerId;
     const labelled = decide(fleet, 'labels', { node: target, set: { role: 'db' }, remove: [] } as never);
     fleet.partition([0, 1], [2]);
@@ -276,13 +276,8 @@ describe('operator decisions and revocation', () => {
   });
 
   it('records on each node a revocation whose catalog cut stays pending there for 10 minutes', async () => {
-    const fleet = new Fleet();
-    const founder = await fleet.found(0);
-    const other = await fleet.join(1, 0, 'token-a');
-    await fleet.run(2_000);
-    const mallory = generateKeyPair(fleet.random);
-    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: toBase64Url(mallory.publicKey), name: 'mallory', addedAt: fleet.clock.now() });
-    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name: 'mallory', addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    const { fleet, founder, joined: [other] } = await foundedFleet(1);
+    const { certified } = await addOperator(fleet, founder, 'mallory');
     await fleet.run(1_000);
     // Heads of desired/catalog no node holds (the node it went through lost them, say).
     const catalogHeads = ['ab'.repeat(32)];
@@ -311,21 +306,15 @@ describe('operator decisions and revocation', () => {
   });
 
   it('takes an operator revocation only with the root key, and from then on applies none of that operator\'s decisions', async () => {
-    const fleet = new Fleet();
-    const founder = await fleet.found(0);
-    const other = await fleet.join(1, 0, 'token-a');
-    await fleet.run(2_000);
+    const { fleet, founder, joined: [other] } = await foundedFleet(1);
     const target = testIdentity(1).peerId;
-    const mallory = generateKeyPair(fleet.random);
-    const malloryKey = { seed: mallory.seed, publicKey: toBase64Url(mallory.publicKey) };
-    const certified = certifyOperator(fleet.root.seed, fleet.fleetId, { publicKey: malloryKey.publicKey, name: 'mallory', addedAt: fleet.clock.now() });
-    await founder.decide(decide(fleet, 'operator-add', { publicKey: certified.publicKey, name: 'mallory', addedAt: certified.addedAt, certificate: certified.certificate } as never));
+    const { key: malloryKey, seed: mallorySeed, certified } = await addOperator(fleet, founder, 'mallory');
     await founder.decide(signDecision(malloryKey, fleet.fleetId, 'labels', { node: target, set: { by: 'mallory-before' }, remove: [] }, fleet.clock.now()));
     await fleet.run(1_000);
     expect(other.fleet()?.labels[target]).toEqual({ by: 'mallory-before' });
 
     // Mallory (an operator, without the root key) cannot revoke the fleet's first operator.
-    const fake = signOperatorRevocation(mallory.seed, fleet.fleetId, { publicKey: toBase64Url(fleet.operatorKeys.publicKey), effectiveAt: fleet.clock.now(), reason: '' });
+    const fake = signOperatorRevocation(mallorySeed, fleet.fleetId, { publicKey: toBase64Url(fleet.operatorKeys.publicKey), effectiveAt: fleet.clock.now(), reason: '' });
     await expect(founder.decide(signDecision(malloryKey, fleet.fleetId, 'operator-revoke', fake, fleet.clock.now()))).rejects.toThrow(/root key/);
 
     const effectiveAt = fleet.clock.now() + 1;
