@@ -189,22 +189,27 @@ export class QuorumLease {
   }
 
   /**
-   * Whether a majority (this node included) agrees that `peer` is gone: enough members answered,
-   * within the lease, a round that asked about it without holding it alive, and none that
-   * answered within the lease holds it alive. A node whose own view is stale (it was cut off, and
-   * still holds everyone dead) so cannot take over from an owner the others see alive.
+   * Whether the members agree that `peer` is gone: the members that answered, within the lease, a
+   * round that asked about it form a majority together with this node, and more of them hold it
+   * gone than alive. A node whose own view is stale (it was cut off, and still holds everyone
+   * dead) so cannot take over from an owner the others see alive; but one member that has not
+   * yet heard of a death does not hold the handover off (in a large fleet the last of the ~N/2
+   * asked to learn of it by gossip can take several seconds longer than most: docs/PLACEMENT.md
+   * §Placement, Handover). The promises, not this check, keep two owners from running at once.
    */
   quorumAgreesGone(peer: string, nowMs = this.now()): boolean {
-    const others = this.#init.members().filter((p) => p !== this.#init.self && p !== peer);
-    const needed = Math.floor((this.#init.members().length) / 2);
-    let agreeing = 0;
-    for (const other of others) {
+    const members = this.#init.members();
+    const needed = Math.floor(members.length / 2);
+    let gone = 0;
+    let alive = 0;
+    for (const other of members) {
+      if (other === this.#init.self || other === peer) continue;
       const ack = this.#acks.get(other);
-      if (ack === undefined || nowMs - ack.ackedSentAt >= this.#config.leaseMs) continue;
-      if (ack.alive.has(peer)) return false;
-      if (ack.watched.has(peer)) agreeing++;
+      if (ack === undefined || nowMs - ack.ackedSentAt >= this.#config.leaseMs || !ack.watched.has(peer)) continue;
+      if (ack.alive.has(peer)) alive++;
+      else gone++;
     }
-    return agreeing >= needed;
+    return gone + alive >= needed && gone > alive;
   }
 
   /**

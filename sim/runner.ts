@@ -158,7 +158,11 @@ class Watcher {
   readonly writesVisible: number[] = [];
   /** Acknowledged writes not yet seen on every live node, with when they were acknowledged. */
   readonly #unseenWrites: Array<{ signature: string; atMs: number; missing: Set<number> }> = [];
-  readonly #crashes = new Map<string, { atMs: number; wasOwner: boolean; seenDead: Set<number>; seenMoved: Set<number> }>();
+  /**
+   * Each crashed node, until it crashes again: detection counts until it restarts; failover also
+   * after (a handover that waited until the restarted node recorded its stop took that long).
+   */
+  readonly #crashes = new Map<string, { atMs: number; wasOwner: boolean; restarted: boolean; seenDead: Set<number>; seenMoved: Set<number> }>();
   readonly #violations: string[] = [];
   /** Signatures of the operator decisions a node acknowledged (stored durably). */
   readonly #acknowledged: string[] = [];
@@ -169,7 +173,7 @@ class Watcher {
   observed(t: number, node: SimNode, event: SimObservation): void {
     if (event.type === 'member' && event.state === 'dead') {
       const crash = this.#crashes.get(event.peer);
-      if (crash !== undefined && !crash.seenDead.has(node.index)) {
+      if (crash !== undefined && !crash.restarted && !crash.seenDead.has(node.index)) {
         crash.seenDead.add(node.index);
         this.detections.push(t - crash.atMs);
       }
@@ -177,7 +181,7 @@ class Watcher {
     if (event.type === 'singletons') {
       const sensor = event.singletons.find((s) => s.name === SENSOR);
       for (const [peer, crash] of this.#crashes) {
-        if (!crash.wasOwner || crash.seenMoved.has(node.index) || sensor === undefined || !sensor.active || sensor.owner === peer) continue;
+        if (!crash.wasOwner || node.peer === peer || crash.seenMoved.has(node.index) || sensor === undefined || !sensor.active || sensor.owner === peer) continue;
         crash.seenMoved.add(node.index);
         this.failovers.push(t - crash.atMs);
       }
@@ -202,12 +206,13 @@ class Watcher {
         const sim = fleet.nodes[index]!;
         const wasOwner = sim.plane?.placement.isActive(SENSOR) === true;
         line(`${now()} crash ${index}${crashOptions?.powerLoss === true ? ' power-loss' : ''}`);
-        this.#crashes.set(sim.peer, { atMs: now(), wasOwner, seenDead: new Set(), seenMoved: new Set() });
+        this.#crashes.set(sim.peer, { atMs: now(), wasOwner, restarted: false, seenDead: new Set(), seenMoved: new Set() });
         await fleet.crash(index, crashOptions);
       },
       restart: async (index) => {
         line(`${now()} restart ${index}`);
-        this.#crashes.delete(fleet.nodes[index]!.peer);
+        const crash = this.#crashes.get(fleet.nodes[index]!.peer);
+        if (crash !== undefined) crash.restarted = true;
         await fleet.start(index);
       },
       ownerOf: (singleton) => fleet.nodes.find((n) => n.plane?.placement.isActive(singleton) === true)?.index,

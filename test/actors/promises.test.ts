@@ -179,3 +179,32 @@ describe('ownership promises: a claimant', () => {
     expect(requests.at(-1)).toMatchObject({ claims: [], releases: [{ name: S, epoch: 2 }] });
   });
 });
+
+describe('quorum lease: whether the members agree a holder is gone', () => {
+  /** Self and six members, one of them the dead holder; `views` says what each answering member holds of it. */
+  async function agreesGone(views: Record<string, 'alive' | 'gone'>): Promise<boolean> {
+    const peers = ['dead', 'm1', 'm2', 'm3', 'm4', 'm5'];
+    const { clock, lease } = leaseOf(
+      peers,
+      (peer, request) => (views[peer] === undefined ? undefined : { alive: views[peer] === 'alive' ? request.watch.filter((p) => p === 'dead') : [], holders: [], epochs: {}, promises: [] }),
+      () => [],
+    );
+    lease.watch(['dead']);
+    lease.want(true);
+    await clock.advanceAsync(1);
+    return lease.quorumAgreesGone('dead');
+  }
+
+  it('agrees when most of a majority hold it gone, though one member has not heard of it yet', async () => {
+    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'gone', m4: 'gone', m5: 'gone' })).toBe(true);
+    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'gone', m4: 'gone', m5: 'alive' })).toBe(true);
+    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'alive' })).toBe(true);
+  });
+
+  it('does not agree when as many hold it alive (a node back from a partition, holding everyone dead), or too few answered', async () => {
+    expect(await agreesGone({ m1: 'alive', m2: 'alive', m3: 'alive', m4: 'alive', m5: 'alive' })).toBe(false);
+    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'alive', m4: 'alive' })).toBe(false);
+    expect(await agreesGone({ m1: 'gone', m2: 'gone' })).toBe(false);
+    expect(await agreesGone({})).toBe(false);
+  });
+});
