@@ -49,8 +49,10 @@ export interface SingletonSpec {
 }
 
 export interface PlacementConfig {
-  /** How often placement is evaluated (and sooner on changes). */
+  /** How often placement is evaluated where it runs, claims or would own a singleton (and sooner on changes). */
   readonly evaluateMs: number;
+  /** The longest a node with no singleton in hand goes unevaluated when nothing pokes it. */
+  readonly idleEvaluateMs: number;
   /** Beyond the lease, how long a new owner waits after the old one is seen dead. */
   readonly handoverMarginMs: number;
   /** Two activations seen this long at once are recorded as a duplicate. */
@@ -84,7 +86,7 @@ export interface PlacementConfig {
 /** Pokes closer together than this share one evaluation. */
 const POKE_COALESCE_MS = 50;
 
-export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, claimTimeoutMs: 2_000, claimBackoffMs: 1_000, unsafeIgnoreQuorum: false };
+export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, idleEvaluateMs: 1_000, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, claimTimeoutMs: 2_000, claimBackoffMs: 1_000, unsafeIgnoreQuorum: false };
 
 export interface PlacementInit {
   readonly clock: Clock;
@@ -156,6 +158,8 @@ export class Placement {
   #noDuplicatesIn: { members: readonly PlacementMember[]; shape: number | undefined; records: RecordsView } | undefined;
   #timer: TimerId | undefined;
   #timerDueMs = Number.POSITIVE_INFINITY;
+  /** Whether the last evaluation found anything that changes with time alone ({@link Placement.#nextDelay}). */
+  #busy = true;
   #membersDirty = false;
   #lastObserveTick = 0;
   #stopped = true;
@@ -271,8 +275,26 @@ export class Placement {
       } catch (error) {
         this.#init.log.error('evaluating placement failed', { error: String(error) });
       }
-      if (!this.#stopped) this.#schedule(this.#config.evaluateMs);
+      if (!this.#stopped) this.#schedule(this.#nextDelay());
     }, delayMs);
+  }
+
+  /**
+   * When to evaluate next, unpoked. A node that runs, claims or would own a singleton, waits out
+   * a handover, or has a duplicate under watch evaluates every `evaluateMs`: leases, promises and
+   * handover waits lapse with time, and answers to the lease's rounds do not poke. Any other node
+   * waits for a poke (members, labels or records changed) or for the next instant at which an
+   * owner it worked out could turn out otherwise (a member's cooldown ends, or it has been up
+   * long enough to count as stable), and at the latest `idleEvaluateMs`. In a 100-node fleet
+   * that is a tenth of the evaluations (docs/PLACEMENT.md §Placement).
+   */
+  #nextDelay(): number {
+    const { evaluateMs, idleEvaluateMs } = this.#config;
+    if (this.#busy) return evaluateMs;
+    const now = this.#init.clock.now();
+    let due = now + idleEvaluateMs;
+    for (const cached of this.#owners.values()) if (cached.until > now) due = Math.min(due, cached.until);
+    return Math.max(evaluateMs, due - now);
   }
 
   #evaluate(): void {
@@ -306,6 +328,7 @@ export class Placement {
     this.#init.lease.watch([...watch]);
     this.#init.lease.want(wanted);
     this.#checkDuplicates(members, records, now);
+    this.#busy = wanted || watch.size > 0 || this.#duplicates.size > 0;
     if (this.#membersDirty || now - this.#lastObserveTick >= this.#config.observeTickMs) this.#tellObservers();
   }
 
