@@ -59,7 +59,7 @@ async function phases(nodes: number, runs: readonly number[]): Promise<Array<Rec
     const messages = fleet.network.messages;
     let instants = 0;
     await fleet.run(ms, () => instants++);
-    measure(`run ${ms} ms`, { timers: fleet.clock.fired - fired, instants, messages: fleet.network.messages - messages });
+    measure(`run ${ms} ms`, { timers: fleet.clock.fired - fired, instants, messages: fleet.network.messages - messages, openStreams: fleet.network.openStreams });
   }
   return out;
 }

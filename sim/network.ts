@@ -59,6 +59,8 @@ export class SimNetwork {
   readonly #directions = new Map<string, DirectionState>();
   #defaults: LinkConfig;
   messages = 0;
+  /** Stream ends open now, on every connection: both ends of a stream that both closed or one reset are released. */
+  openStreams = 0;
   bytes = 0;
   dropped = 0;
 
@@ -314,7 +316,11 @@ export class SimTransport implements Transport {
       return;
     }
     streams.add(stream);
-    stream.onDone(() => streams.delete(stream));
+    this.#network.openStreams++;
+    stream.onDone(() => {
+      streams.delete(stream);
+      this.#network.openStreams--;
+    });
   }
 }
 
@@ -388,7 +394,13 @@ class SimStream implements FrameStream {
     this.#writeClosed = true;
     const far = this.#far!;
     this.#schedule(Math.max(this.clockNow(), this.#lastDeliveryMs), () => {
-      if (!far.#aborted) far.#inbox.end();
+      // A stream is done once both of its ends closed: whichever closes second finishes both
+      // (the first to close found the other's inbox still open). Before, the end that closed
+      // first was never finished, and its connection kept it: every probe's stream, for ever.
+      if (!far.#aborted) {
+        far.#inbox.end();
+        if (far.#writeClosed) far.#finish();
+      }
       if (this.#inbox.ended) this.#finish();
     });
   }

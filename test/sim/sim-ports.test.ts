@@ -104,6 +104,44 @@ describe('simulated network', () => {
   });
 });
 
+describe('simulated network streams', () => {
+  it('releases both ends of a stream once both closed, whichever closed first, and both ends of one reset', async () => {
+    const sim = new SimClock(0);
+    const network = new SimNetwork(sim, new SeededRandom(3), { minDelayMs: 1, meanDelayMs: 1, jitterMs: 0, loss: 0 });
+    const [a] = [network.createTransport('a' as PeerId, 0), network.createTransport('b' as PeerId, 1)];
+    const b = network.lookup('b' as PeerId)!;
+    // The far end answers and closes at once (as SWIM and the lease do), before the asker closes.
+    b.handle('/echo', (stream) => void (async () => {
+      for await (const frame of stream) {
+        await stream.send(frame);
+        await stream.close();
+        break;
+      }
+    })().catch(() => undefined), { maxFrameBytes: 1024 });
+    for (let i = 0; i < 20; i++) {
+      const opening = a.openStream('b' as PeerId, '/echo', { maxFrameBytes: 1024 });
+      await runFor(sim, 5);
+      const stream = await opening;
+      await stream.send(new Uint8Array([i]));
+      const reading = (async () => {
+        for await (const frame of stream) return frame[0];
+        return undefined;
+      })();
+      await runFor(sim, 5);
+      expect(await reading).toBe(i);
+      await stream.close();
+      await runFor(sim, 5);
+    }
+    expect(network.openStreams).toBe(0);
+    const opening = a.openStream('b' as PeerId, '/echo', { maxFrameBytes: 1024 });
+    await runFor(sim, 5);
+    const stream = await opening;
+    expect(network.openStreams).toBe(2);
+    stream.abort(new Error('given up'));
+    expect(network.openStreams).toBe(0);
+  });
+});
+
 /** A simulated runner whose `run` moves virtual time on until the command ends, so the port's contract suite can await it. */
 function selfDriving(sim: SimClock, runner: ProcessRunner): ProcessRunner {
   return {
