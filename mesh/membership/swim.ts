@@ -533,11 +533,14 @@ export class Swim {
   }
 
   #enqueue(u: Update): void {
+    // Deleted first, so the map's order is the order updates were last enqueued in (newest last).
+    this.#broadcasts.delete(u.peer);
     this.#broadcasts.set(u.peer, { update: u, sent: 0 });
   }
 
   /**
-   * The updates to piggyback: least sent first; each retired after enough sends. A message to a
+   * The updates to piggyback: least sent first, the newest first among those sent as often; each
+   * retired after enough sends. A message to a
    * member this node suspects (or holds dead) leads with that verdict, so the member learns of it
    * at once and refutes (Lifeguard's buddy system).
    */
@@ -560,19 +563,23 @@ export class Swim {
 }
 
 /**
- * The `count` entries sent least often, least first, entries sent equally often in the order
- * given: what a stable sort by `sent` then taking the first `count` gives, in one pass without
- * copying or sorting every entry (a large fleet's start leaves a thousand updates to spread).
+ * The `count` entries sent least often, least first, and among entries sent equally often the
+ * later ones (the newest) first: what a stable sort by `sent` of the entries in reverse order,
+ * then taking the first `count`, gives — in one pass without copying or sorting every entry (a
+ * large fleet's start leaves a thousand updates to spread). Newest first: while a fleet's start
+ * keeps every member learning of hundreds of others, each newly learned "alive" is as unsent as a
+ * fresh "dead", and oldest-first let the death wait behind them (at 300 nodes the next owner of
+ * a singleton heard of its owner's death from one message in 3 s; docs/PLACEMENT.md).
  * @internal Exported for its test.
  */
 export function leastSent<E extends { readonly sent: number }>(entries: Iterable<E>, count: number): E[] {
   const out: E[] = [];
   if (count <= 0) return out;
   for (const entry of entries) {
-    if (out.length === count && entry.sent >= out[count - 1]!.sent) continue;
-    // After every entry sent as often or less (stable).
+    if (out.length === count && entry.sent > out[count - 1]!.sent) continue;
+    // Before every entry sent as often (it is newer) and after every one sent less.
     let at = out.length;
-    while (at > 0 && out[at - 1]!.sent > entry.sent) at--;
+    while (at > 0 && out[at - 1]!.sent >= entry.sent) at--;
     out.splice(at, 0, entry);
     if (out.length > count) out.pop();
   }
