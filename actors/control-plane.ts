@@ -175,8 +175,9 @@ export class ControlPlane {
       clock,
       self,
       members: () => node.memberIds(),
-      // Members never heard from (not started yet, or gone before this node came up) are not asked.
-      reachable: (peer) => this.#reachable(peer) && node.swim.heardFrom(peer),
+      reachable: (peer) => this.#reachable(peer),
+      // Members never heard from (not started yet, or gone before this node came up) are asked only when too few others are.
+      heard: (peer) => node.swim.heardFrom(peer),
       ping: (peer, request, timeoutMs) =>
         this.remote
           .ask<unknown>(

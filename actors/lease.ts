@@ -58,6 +58,12 @@ export interface QuorumLeaseInit {
   members(): readonly string[];
   /** Whether `peer` is worth asking (failure detection does not hold it dead or gone). */
   reachable(peer: string): boolean;
+  /**
+   * Optional: whether this node has heard from `peer` (directly or by gossip). Members never heard
+   * from (not started yet, or gone before this node came up) are asked only when those heard from
+   * are too few for a majority with spares; without it every reachable member counts as heard.
+   */
+  heard?(peer: string): boolean;
   /** Asks `peer` to acknowledge; resolves with its answer, or undefined when none came within `timeoutMs`. */
   ping(peer: string, request: LeaseRequest, timeoutMs: number): Promise<LeaseAnswer | undefined>;
   /** What this node runs now (told to the members with every round). */
@@ -271,12 +277,23 @@ export class QuorumLease {
     }
   }
 
-  /** Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to answer. */
+  /**
+   * Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to
+   * answer. Members never heard from are left out while those heard from are enough for a
+   * majority (with the spares, in a large fleet): in a large fleet that has just started, a node
+   * hears of the others' incarnations by gossip over a minute or more (at 1,000 nodes, a few
+   * hundred in the first 20 s), and a lease that asked only those could never see a majority, so
+   * no singleton could fail over (docs/PLACEMENT.md §Placement).
+   */
   #targets(): string[] {
     const now = this.now();
-    const others = this.#init.members().filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
+    const members = this.#init.members();
+    const needed = Math.floor(members.length / 2);
+    const reachable = members.filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
+    const heard = this.#init.heard === undefined ? reachable : reachable.filter((peer) => this.#init.heard!(peer));
+    const large = reachable.length > this.#config.askAllUpTo;
+    const others = heard.length >= needed + (large ? this.#config.spare : 0) ? heard : reachable;
     if (others.length <= this.#config.askAllUpTo) return others;
-    const needed = Math.floor((this.#init.members().length) / 2);
     const rank = (peer: string): number => {
       const ack = this.#acks.get(peer);
       return ack === undefined ? 0 : ack.failedAt > ack.ackedSentAt ? -1 : ack.ackedSentAt;

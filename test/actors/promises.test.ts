@@ -208,3 +208,33 @@ describe('quorum lease: whether the members agree a holder is gone', () => {
     expect(await agreesGone({})).toBe(false);
   });
 });
+
+describe('quorum lease: whom a round asks', () => {
+  async function askedWith(heard: Set<string>): Promise<string[]> {
+    const clock = new ManualClock();
+    const asked: string[] = [];
+    const lease = new QuorumLease({
+      clock,
+      self: 'self',
+      members: () => ['self', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'],
+      reachable: () => true,
+      heard: (peer) => heard.has(peer),
+      ping: async (peer) => (asked.push(peer), { alive: [], holders: [], epochs: {}, promises: [] }),
+      holding: () => [],
+      promiseLocally: () => [],
+    });
+    lease.want(true);
+    await clock.advanceAsync(1);
+    return [...asked].sort();
+  }
+
+  it('asks only the members heard from while they are enough for a majority', async () => {
+    expect(await askedWith(new Set(['m1', 'm2', 'm3', 'm4']))).toEqual(['m1', 'm2', 'm3', 'm4']);
+    expect(await askedWith(new Set(['m1', 'm2', 'm3']))).toEqual(['m1', 'm2', 'm3']);
+  });
+
+  it('asks the members never heard from too when those heard from cannot make a majority (a large fleet just started)', async () => {
+    expect(await askedWith(new Set(['m1', 'm2']))).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+    expect(await askedWith(new Set())).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+  });
+});
