@@ -178,6 +178,7 @@ export class ControlPlane {
       reachable: (peer) => this.#reachable(peer),
       // Members never heard from (not started yet, or gone before this node came up) are asked only when too few others are.
       heard: (peer) => node.swim.heardFrom(peer),
+      listed: (peer) => (node.nodeState(peer)?.addrs.length ?? 0) > 0,
       ping: (peer, request, timeoutMs) =>
         this.remote
           .ask<unknown>(

@@ -46,7 +46,7 @@ async function tenNodeFleet(root: string): Promise<Record<string, unknown>> {
       clients.map((client) =>
         eventually(async () => {
           const s = await client.get<Status>('/api/v1/status');
-          return s.members.length === NODES && s.members.every((m) => m.state === 'alive') && s.docs.length === NODES + 1 ? true : undefined;
+          return s.members.length === NODES && s.members.every((m) => m.state === 'alive') && s.docs.filter((d) => d.id.startsWith('node/')).length === NODES && s.docs.some((d) => d.id === 'fleet') ? true : undefined;
         }, 30_000, 'ten-node fleet converged'),
       ),
     );

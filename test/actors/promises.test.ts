@@ -210,7 +210,7 @@ describe('quorum lease: whether the members agree a holder is gone', () => {
 });
 
 describe('quorum lease: whom a round asks', () => {
-  async function askedWith(heard: Set<string>): Promise<string[]> {
+  async function askedWith(heard: Set<string>, listed?: Set<string>): Promise<string[]> {
     const clock = new ManualClock();
     const asked: string[] = [];
     const lease = new QuorumLease({
@@ -219,6 +219,7 @@ describe('quorum lease: whom a round asks', () => {
       members: () => ['self', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'],
       reachable: () => true,
       heard: (peer) => heard.has(peer),
+      ...(listed === undefined ? {} : { listed: (peer: string) => listed.has(peer) }),
       ping: async (peer) => (asked.push(peer), { alive: [], holders: [], epochs: {}, promises: [] }),
       holding: () => [],
       promiseLocally: () => [],
@@ -236,5 +237,10 @@ describe('quorum lease: whom a round asks', () => {
   it('asks the members never heard from too when those heard from cannot make a majority (a large fleet just started)', async () => {
     expect(await askedWith(new Set(['m1', 'm2']))).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
     expect(await askedWith(new Set())).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+  });
+
+  it('then asks only those whose node documents list addresses (one admitted but never started is not dialled)', async () => {
+    expect(await askedWith(new Set(['m1']), new Set(['m2', 'm3']))).toEqual(['m1', 'm2', 'm3']);
+    expect(await askedWith(new Set(['m1', 'm2']), new Set())).toEqual(['m1', 'm2']);
   });
 });
