@@ -201,13 +201,16 @@ export class QuorumLease {
   }
 
   /**
-   * Whether the members agree that `peer` is gone: the members that answered, within the lease, a
-   * round that asked about it form a majority together with this node, and more of them hold it
-   * gone than alive. A node whose own view is stale (it was cut off, and still holds everyone
-   * dead) so cannot take over from an owner the others see alive; but one member that has not
-   * yet heard of a death does not hold the handover off (in a large fleet the last of the ~N/2
-   * asked to learn of it by gossip can take several seconds longer than most: docs/PLACEMENT.md
-   * §Placement, Handover). The promises, not this check, keep two owners from running at once.
+   * Whether the members agree that `peer` is gone: members that answered, within the lease, a
+   * round that asked about it and hold it gone form a majority together with this node, and
+   * outnumber those that hold it alive. If so, the side `peer` is on is a minority and holds no
+   * lease, so a node whose own view is stale (it was cut off and still holds everyone dead, and
+   * the members it came back with do too) cannot take over from an owner the majority sees
+   * alive. But a few members that have not heard of a death yet do not hold the handover off: in
+   * a large fleet the last of the members asked learns of it by gossip seconds after most, and
+   * while a handover is watched the rounds ask every reachable member, not a sample
+   * (docs/PLACEMENT.md §Placement, Handover). The promises, not this check, keep two owners
+   * from running at once.
    */
   quorumAgreesGone(peer: string, nowMs = this.now()): boolean {
     const members = this.#init.members();
@@ -221,7 +224,7 @@ export class QuorumLease {
       if (ack.alive.has(peer)) alive++;
       else gone++;
     }
-    return gone + alive >= needed && gone > alive;
+    return gone >= needed && gone > alive;
   }
 
   /**
@@ -297,12 +300,16 @@ export class QuorumLease {
     const now = this.now();
     const members = this.#init.members();
     const needed = Math.floor(members.length / 2);
-    const reachable = members.filter((peer) => peer !== this.#init.self && this.#init.reachable(peer) && !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
-    const heard = this.#init.heard === undefined ? reachable : reachable.filter((peer) => this.#init.heard!(peer));
+    const { heard, listed } = this.#init;
+    const reachable = members.filter((peer) => peer !== this.#init.self && this.#init.reachable(peer));
+    // Whether those heard from are enough is judged before the members still in flight or backing
+    // off are set aside (a claim's 50 ms rounds keep many in flight).
+    const heardFrom = heard === undefined ? reachable : reachable.filter((peer) => heard(peer));
     const large = reachable.length > this.#config.askAllUpTo;
-    const listed = this.#init.listed;
-    const others = heard.length >= needed + (large ? this.#config.spare : 0) ? heard : listed === undefined ? reachable : reachable.filter((peer) => this.#init.heard!(peer) || listed(peer));
-    if (others.length <= this.#config.askAllUpTo) return others;
+    const pool = heardFrom.length >= needed + (large ? this.#config.spare : 0) ? heardFrom : listed === undefined ? reachable : reachable.filter((peer) => heard!(peer) || listed(peer));
+    const others = pool.filter((peer) => !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
+    // While a handover is watched, every member is asked: the takeover needs a majority of the whole fleet to hold the old owner gone.
+    if (others.length <= this.#config.askAllUpTo || this.#watch.length > 0) return others;
     const rank = (peer: string): number => {
       const ack = this.#acks.get(peer);
       return ack === undefined ? 0 : ack.failedAt > ack.ackedSentAt ? -1 : ack.ackedSentAt;

@@ -328,7 +328,7 @@ export class Placement {
     this.#init.lease.watch([...watch]);
     this.#init.lease.want(wanted);
     this.#checkDuplicates(members, records, now);
-    this.#busy = wanted || watch.size > 0 || this.#duplicates.size > 0;
+    this.#busy = wanted || watch.size > 0 || this.#duplicateWatched();
     if (this.#membersDirty || now - this.#lastObserveTick >= this.#config.observeTickMs) this.#tellObservers();
   }
 
@@ -534,6 +534,12 @@ export class Placement {
       this.#init.log.error('recording a singleton deactivation failed', { singleton: name, error: String(error) });
     }
     this.poke();
+  }
+
+  /** Whether a duplicate activation is being timed against its grace (one already reported is not). */
+  #duplicateWatched(): boolean {
+    for (const firstSeen of this.#duplicates.values()) if (firstSeen >= 0) return true;
+    return false;
   }
 
   /** Two live members whose records both run a singleton, for longer than the grace: a fleet event. */

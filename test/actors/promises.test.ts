@@ -195,13 +195,14 @@ describe('quorum lease: whether the members agree a holder is gone', () => {
     return lease.quorumAgreesGone('dead');
   }
 
-  it('agrees when most of a majority hold it gone, though one member has not heard of it yet', async () => {
+  it('agrees when a majority with this node hold it gone, though one member has not heard of it yet', async () => {
     expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'gone', m4: 'gone', m5: 'gone' })).toBe(true);
     expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'gone', m4: 'gone', m5: 'alive' })).toBe(true);
-    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'alive' })).toBe(true);
+    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'gone' })).toBe(true);
   });
 
-  it('does not agree when as many hold it alive (a node back from a partition, holding everyone dead), or too few answered', async () => {
+  it('does not agree when those holding it gone are no majority with this node: a node back from a partition with two members that hold everyone dead, and one that sees the owner', async () => {
+    expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'alive' })).toBe(false);
     expect(await agreesGone({ m1: 'alive', m2: 'alive', m3: 'alive', m4: 'alive', m5: 'alive' })).toBe(false);
     expect(await agreesGone({ m1: 'gone', m2: 'gone', m3: 'alive', m4: 'alive' })).toBe(false);
     expect(await agreesGone({ m1: 'gone', m2: 'gone' })).toBe(false);
@@ -242,5 +243,31 @@ describe('quorum lease: whom a round asks', () => {
   it('then asks only those whose node documents list addresses (one admitted but never started is not dialled)', async () => {
     expect(await askedWith(new Set(['m1']), new Set(['m2', 'm3']))).toEqual(['m1', 'm2', 'm3']);
     expect(await askedWith(new Set(['m1', 'm2']), new Set())).toEqual(['m1', 'm2']);
+  });
+});
+
+describe('quorum lease: a large fleet', () => {
+  it('asks the members needed plus spares each round, and every reachable member while a handover is watched', async () => {
+    const clock = new ManualClock();
+    const peers = Array.from({ length: 99 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    let asked = 0;
+    const lease = new QuorumLease({
+      clock,
+      self: 'self',
+      members: () => ['self', ...peers],
+      reachable: () => true,
+      ping: async () => (asked++, { alive: [], holders: [], epochs: {}, promises: [] }),
+      holding: () => [],
+      promiseLocally: () => [],
+    });
+    lease.want(true);
+    await clock.advanceAsync(1);
+    expect(asked).toBe(50 + 16);
+    asked = 0;
+    lease.watch(['m07']);
+    await clock.advanceAsync(250);
+    expect(asked).toBe(99);
+    // The dead holder's fellow members all answered without holding it alive: a majority with this node.
+    expect(lease.quorumAgreesGone('m07')).toBe(true);
   });
 });
