@@ -132,6 +132,16 @@ export class SimClock {
    * order. Returns how many fired; 0 when nothing is due by `untilMs` (time is then `untilMs`).
    */
   step(untilMs: number): number {
+    for (;;) {
+      const fired = this.#stepOnce(untilMs);
+      // Every timer due at that instant belonged to a paused node (they are held now): on to the
+      // next instant, so that 0 keeps meaning "nothing more is due by `untilMs`".
+      if (fired >= 0) return fired;
+    }
+  }
+
+  /** One instant of {@link SimClock.step}: how many timers fired, or −1 when all of them were held. */
+  #stepOnce(untilMs: number): number {
     const next = this.nextDueMs();
     if (next === undefined || next > untilMs) {
       this.#nowMs = Math.max(this.#nowMs, untilMs);
@@ -139,6 +149,7 @@ export class SimClock {
     }
     this.#nowMs = Math.max(this.#nowMs, next);
     let fired = 0;
+    let heldCount = 0;
     const heap = this.#heap;
     while (heap.length > 0) {
       const top = heap[0]!;
@@ -152,6 +163,7 @@ export class SimClock {
         const held = this.#held.get(top.owner) ?? [];
         held.push(top);
         this.#held.set(top.owner, held);
+        heldCount++;
         continue;
       }
       if (this.#byId.size > 0) this.#byId.delete(top.id);
@@ -161,7 +173,7 @@ export class SimClock {
       this.#fired++;
       if (top.gate === undefined || !top.gate.dead) top.callback();
     }
-    return fired;
+    return fired === 0 && heldCount > 0 ? -1 : fired;
   }
 
   /** Whether `timer` is still to fire (on the heap or held, not cancelled). */

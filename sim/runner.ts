@@ -215,6 +215,14 @@ class Watcher {
         if (crash !== undefined) crash.restarted = true;
         await fleet.start(index);
       },
+      pause: (index) => {
+        line(`${now()} pause ${index}`);
+        fleet.clock.pause(index);
+      },
+      resume: (index) => {
+        line(`${now()} resume ${index}`);
+        fleet.clock.resume(index);
+      },
       ownerOf: (singleton) => fleet.nodes.find((n) => n.plane?.placement.isActive(singleton) === true)?.index,
       quiet: () => {
         this.#quietAtMs = now();
@@ -256,7 +264,8 @@ class Watcher {
 
   /** An operator decision (a label) through a random up node; acknowledged ones must survive. */
   async #write(fleet: SimFleet, t: number): Promise<void> {
-    const up = fleet.nodes.filter((n) => n.node !== undefined && n.node.fleet() !== undefined);
+    // Not through a paused node: its answer waits for the resume, which waits for this write.
+    const up = fleet.nodes.filter((n) => n.node !== undefined && n.node.fleet() !== undefined && !fleet.clock.isPaused(n.index));
     if (up.length === 0 || fleet.operatorKey === undefined) return;
     const through = up[fleet.random.int(up.length)]!;
     const target = up[fleet.random.int(up.length)]!;

@@ -12,6 +12,10 @@ export interface ScenarioContext {
   /** Crashes a node (kill -9), noting when for the detection and failover figures. */
   crash(index: number, options?: { readonly powerLoss?: boolean }): Promise<void>;
   restart(index: number): Promise<void>;
+  /** Stalls a node's event loop (a long GC pause, SIGSTOP, a VM frozen by its host): its timers and what reaches it wait. */
+  pause(index: number): void;
+  /** Lets a paused node run again: what fell due meanwhile runs at once, in order. */
+  resume(index: number): void;
   /** The node running `singleton` now, if one does. */
   ownerOf(singleton: string): number | undefined;
   /** Faults stop here (and the operator's task and pool workloads): convergence and membership are judged from this point. */

@@ -122,7 +122,34 @@ const clockSkew: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, leaderKillLossy, lossy, clockSkew, taskFailover, poolClaims];
+/**
+ * Stalls the singleton's owner (or, with none, a random member) for 0.5–6 s every 12 s: shorter
+ * than its lease, about as long, or long enough for the others to declare it dead and fail over.
+ * The owner must not act on a lease or promises that lapsed while it stood still
+ * (docs/PLACEMENT.md §Ownership promises, Stalls), and rejoins once it runs again.
+ */
+const pauses: Scenario = {
+  name: 'pause',
+  description: "the singleton's owner stalls (its event loop held, as in a long GC pause) for 0.5-6 s, again and again",
+  async play(context) {
+    const { fleet } = context;
+    const window = faultWindow(context);
+    let spent = 0;
+    while (spent + 12_000 <= window) {
+      await context.run(4_000);
+      const index = context.ownerOf(SENSOR) ?? fleet.random.int(fleet.nodes.length);
+      const stallMs = 500 + fleet.random.int(5_501);
+      context.pause(index);
+      await context.run(stallMs);
+      context.resume(index);
+      await context.run(8_000 - stallMs);
+      spent += 12_000;
+    }
+    await finish(context, spent);
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [steady, churn, partitionHeal, leaderKill, leaderKillLossy, lossy, clockSkew, pauses, taskFailover, poolClaims];
 
 export function scenarioNamed(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

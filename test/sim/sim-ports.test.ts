@@ -29,6 +29,8 @@ describe('simulated clock', () => {
     b.setTimeout(() => fired.push('b20'), 20);
     await runFor(sim, 25);
     expect(fired).toEqual(['a10']);
+    // An instant whose only timers are a paused node's is not the end of the run: time went on to 25.
+    expect(sim.now()).toBe(25);
     expect(b.now()).toBe(sim.now() + 5_000);
     sim.resume(1);
     await runFor(sim, 10);
