@@ -1,8 +1,14 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { execa } from 'execa';
 import { type ProcessRequest, type ProcessResult, type ProcessRunner, ProcessStartError } from '../../mesh/index.ts';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+
+/**
+ * execa is loaded with the first command, not with the node: it is ~110 modules, whose code and
+ * source text a node that runs no task would hold for nothing.
+ */
+let execaModule: Promise<typeof import('execa')> | undefined;
+const loadExeca = (): Promise<typeof import('execa')> => (execaModule ??= import('execa'));
 const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 /**
@@ -13,6 +19,7 @@ const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
  */
 export class ExecaProcessRunner implements ProcessRunner {
   async run(request: ProcessRequest): Promise<ProcessResult> {
+    const { execa } = await loadExeca();
     const subprocess = execa(request.command, [...request.args], {
       input: request.input,
       env: request.env,
