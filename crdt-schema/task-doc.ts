@@ -180,6 +180,41 @@ export function recordExecuted(draft: TasksDocument, actionId: string, at: numbe
   draft.executed[actionId] ??= at;
 }
 
+/**
+ * Deletes this document's instance-action outcomes and `executed` marks recorded before `before`
+ * whose action is not `held` any more (its request bucket retired: docs/CATALOG.md §Tasks,
+ * retention). No reconciler applies such an action again, and no node carries it out again (a
+ * node acts only on an action it holds). Returns how many entries went.
+ */
+export function pruneInstanceActions(draft: TasksDocument, before: number, held: (actionId: string) => boolean): number {
+  let removed = 0;
+  for (const [id, entry] of Object.entries(draft.actions ?? {})) {
+    const at = plainEntry(entry, MAX_RECORD_JSON_CHARS)?.['at'];
+    if (typeof at === 'number' && at < before && !held(id)) {
+      delete draft.actions![id];
+      removed++;
+    }
+  }
+  for (const [id, at] of Object.entries(draft.executed ?? {})) {
+    if (typeof at === 'number' && at < before && !held(id)) {
+      delete draft.executed![id];
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/** Whether {@link pruneInstanceActions} would delete anything (read-only: no empty change is made). */
+export function hasPrunableInstanceActions(doc: unknown, before: number, held: (actionId: string) => boolean): boolean {
+  const root = (doc === undefined ? {} : toPlain(doc)) as { actions?: Record<string, unknown>; executed?: Record<string, unknown> };
+  for (const [id, entry] of Object.entries(root.actions ?? {})) {
+    const at = plainEntry(entry, MAX_RECORD_JSON_CHARS)?.['at'];
+    if (typeof at === 'number' && at < before && !held(id)) return true;
+  }
+  for (const [id, at] of Object.entries(root.executed ?? {})) if (typeof at === 'number' && at < before && !held(id)) return true;
+  return false;
+}
+
 function instanceOf(text: unknown): InstanceRecord | undefined {
   if (typeof text !== 'string' || text.length > 64 * 1024) return undefined;
   try {

@@ -1,5 +1,6 @@
 import {
   FLEET_DOC_ID,
+  TASK_RETENTION_DAYS,
   type FleetDocument,
   type FleetFounding,
   type FleetView,
@@ -358,7 +359,17 @@ export class FleetNode {
     });
     this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
     this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity, requestedAt: (taskId) => this.desired.tasks().tasks.get(taskId)?.requestedAt });
-    this.#taskRetention = new TaskRetention({ store, clock: ports.clock, log: ports.log });
+    this.#taskRetention = new TaskRetention({
+      store,
+      clock: ports.clock,
+      log: ports.log,
+      // An action's outcome and mark go a day after its request's bucket could have retired, and
+      // only once this node holds the request no more (a node whose clock lags keeps both).
+      afterBuckets: (now) => {
+        const held = new Set(this.desired.tasks().actions.map((action) => action.id));
+        return this.tasks.pruneInstanceActions(now - (TASK_RETENTION_DAYS + 2) * 86_400_000, (id) => held.has(id));
+      },
+    });
     this.#revocationWatch = new RevocationCutWatch({ clock: ports.clock, log: ports.log, self: this.peer, events: { has: (id) => this.events.has(id), emit: (input) => this.events.emit(input) }, cuts: () => this.desired.revocationCuts() });
     this.pools = new PoolRecords({ store, self: this.peer, signer: ports.identity });
     this.events = new EventLog({

@@ -10,7 +10,9 @@ import {
   type TaskRun,
   type TasksDocument,
   dayOf,
+  hasPrunableInstanceActions,
   parseDocId,
+  pruneInstanceActions,
   readTasksDoc,
   recordLease,
   recordRun,
@@ -103,6 +105,21 @@ export class TaskRecords {
   /** Records, durably, that this node carries out instance action `actionId` (before it acts on it). */
   async recordExecuted(actionId: string, at: number): Promise<void> {
     await this.#change(tasksDocId(this.#self), (draft) => recordExecuted(draft, actionId, at));
+  }
+
+  /**
+   * Deletes, from this node's own `tasks/<self>`, instance-action outcomes and `executed` marks
+   * recorded before `before` whose action is not `held` (its request retired); no change is made
+   * when there is none. How many entries went.
+   */
+  async pruneInstanceActions(before: number, held: (actionId: string) => boolean): Promise<number> {
+    const docId = tasksDocId(this.#self);
+    if (!hasPrunableInstanceActions(this.#store.get(docId), before, held)) return 0;
+    let removed = 0;
+    await this.#change(docId, (draft) => {
+      removed = pruneInstanceActions(draft, before, held);
+    });
+    return removed;
   }
 
   /** Records leases this node gave as dispatcher, durably: one change per bucket (tasks requested on one day share one). */

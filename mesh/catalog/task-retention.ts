@@ -11,12 +11,23 @@ const RETENTION_CHECK_MS = 60 * 60_000;
  * `tasks/<peer>/<day>` more than {@link TASK_RETENTION_DAYS} days old are deleted at start and
  * every hour, and not taken in again from peers.
  */
+interface TaskRetentionInit {
+  readonly store: DocStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /**
+   * Prunes what the retired buckets' requests leave behind elsewhere (instance-action outcomes
+   * and marks in `tasks/<self>`), after the buckets are gone: returns how many entries went.
+   */
+  readonly afterBuckets?: (now: number) => Promise<number>;
+}
+
 export class TaskRetention {
-  readonly #init: { readonly store: DocStore; readonly clock: Clock; readonly log: Logger };
+  readonly #init: TaskRetentionInit;
   #timer: TimerId | undefined;
   #stopped = false;
 
-  constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly log: Logger }) {
+  constructor(init: TaskRetentionInit) {
     this.#init = init;
   }
 
@@ -60,5 +71,12 @@ export class TaskRetention {
     for (const id of requests) await remove(id);
     for (const id of runs) if (!store.has(desiredTasksBucketId(taskBucketDay(id)!))) await remove(id);
     if (removed > 0) log.info(`deleted task buckets older than ${TASK_RETENTION_DAYS} days`, { count: removed });
+    if (this.#init.afterBuckets === undefined) return;
+    try {
+      const pruned = await this.#init.afterBuckets(now);
+      if (pruned > 0) log.info('deleted instance-action records of retired requests', { count: pruned });
+    } catch (error) {
+      log.error('deleting instance-action records of retired requests failed; trying again at the next check', { error: String(error) });
+    }
   }
 }

@@ -107,6 +107,38 @@ describe('instance executors', () => {
   });
 });
 
+describe('instance action retention', () => {
+  it("deletes an action's outcome and its node's mark once its request has retired, and never carries it out again", async () => {
+    const { fleet, nodes, planes, reboots, act, owner } = await instanceFleet(3);
+    const reconciler = owner();
+    const target = [0, 1, 2].find((i) => i !== reconciler)!;
+    await act(reconciler, 'a-month', target, 'reboot');
+    await fleet.run(3_000);
+    expect(reboots[target]!.calls).toHaveLength(1);
+    const outcomeOn = (i: number): boolean => [...nodes[i]!.tasks.all().values()].some((view) => view.actions.has('a-month'));
+    const markOn = (i: number): boolean => nodes[i]!.tasks.of(nodes[target]!.peer).executed.has('a-month');
+    for (const i of [0, 1, 2]) expect(outcomeOn(i) && markOn(i)).toBe(true);
+    const day = new Date(fleet.clock.now()).toISOString().slice(0, 10);
+    const dayStart = Date.parse(`${day}T00:00:00Z`);
+    // The request retires on day 31; outcome and mark stay until two days past that window.
+    fleet.clock.jumpTo(dayStart + 31 * 86_400_000 + 1_000);
+    await fleet.run(5_000);
+    for (const i of [0, 1, 2]) {
+      expect(nodes[i]!.desired.tasks().actions.some((a) => a.id === 'a-month')).toBe(false);
+      expect(outcomeOn(i) && markOn(i)).toBe(true);
+    }
+    fleet.clock.jumpTo(dayStart + 33 * 86_400_000 + 1_000);
+    await fleet.run(3_700_000);
+    for (const i of [0, 1, 2]) expect(outcomeOn(i) || markOn(i)).toBe(false);
+    // An order naming it again does nothing (no node holds its request; this process also remembers it ran it).
+    const view = planes[owner()]!.placement.view().find((v) => v.name === INSTANCES_SINGLETON)!;
+    const again = await fleet.pumpUntil(planes[owner()]!.order(nodes[target]!.peer, INSTANCES_SINGLETON, { epoch: view.epoch, owner: view.owner! }, 'instance.reboot', JSON.stringify({ actionId: 'a-month' })));
+    expect(again.accepted).toBe(true);
+    expect(again).not.toMatchObject({ result: { rebooting: true } });
+    expect(reboots[target]!.calls).toHaveLength(1);
+  });
+});
+
 describe('planInstances', () => {
   const context = { epoch: 4, owner: 'me' };
   const record = (state: InstanceRecord['state'], since = 0): InstanceRecord => ({ state, since, epoch: 3, transitions: [] });
