@@ -181,38 +181,24 @@ export function recordExecuted(draft: TasksDocument, actionId: string, at: numbe
 }
 
 /**
- * Deletes this document's instance-action outcomes and `executed` marks recorded before `before`
+ * The instance-action outcomes and `executed` marks of a tasks document recorded before `before`
  * whose action is not `held` any more (its request bucket retired: docs/CATALOG.md §Tasks,
  * retention). No reconciler applies such an action again, and no node carries it out again (a
- * node acts only on an action it holds). Returns how many entries went.
+ * node acts only on an action it holds). Read-only, so a caller makes no empty change.
  */
-export function pruneInstanceActions(draft: TasksDocument, before: number, held: (actionId: string) => boolean): number {
-  let removed = 0;
-  for (const [id, entry] of Object.entries(draft.actions ?? {})) {
-    const at = plainEntry(entry, MAX_RECORD_JSON_CHARS)?.['at'];
-    if (typeof at === 'number' && at < before && !held(id)) {
-      delete draft.actions![id];
-      removed++;
-    }
-  }
-  for (const [id, at] of Object.entries(draft.executed ?? {})) {
-    if (typeof at === 'number' && at < before && !held(id)) {
-      delete draft.executed![id];
-      removed++;
-    }
-  }
-  return removed;
+export function instanceActionsToPrune(doc: unknown, before: number, held: (actionId: string) => boolean): { readonly actions: string[]; readonly executed: string[] } {
+  const root = (doc === undefined ? {} : toPlain(doc)) as { actions?: Record<string, unknown>; executed?: Record<string, unknown> };
+  const old = (id: string, at: unknown): boolean => typeof at === 'number' && at < before && !held(id);
+  return {
+    actions: Object.entries(root.actions ?? {}).filter(([id, entry]) => old(id, plainEntry(entry, MAX_RECORD_JSON_CHARS)?.['at'])).map(([id]) => id),
+    executed: Object.entries(root.executed ?? {}).filter(([id, at]) => old(id, at)).map(([id]) => id),
+  };
 }
 
-/** Whether {@link pruneInstanceActions} would delete anything (read-only: no empty change is made). */
-export function hasPrunableInstanceActions(doc: unknown, before: number, held: (actionId: string) => boolean): boolean {
-  const root = (doc === undefined ? {} : toPlain(doc)) as { actions?: Record<string, unknown>; executed?: Record<string, unknown> };
-  for (const [id, entry] of Object.entries(root.actions ?? {})) {
-    const at = plainEntry(entry, MAX_RECORD_JSON_CHARS)?.['at'];
-    if (typeof at === 'number' && at < before && !held(id)) return true;
-  }
-  for (const [id, at] of Object.entries(root.executed ?? {})) if (typeof at === 'number' && at < before && !held(id)) return true;
-  return false;
+/** Deletes the entries {@link instanceActionsToPrune} named. */
+export function pruneInstanceActions(draft: TasksDocument, prune: { readonly actions: readonly string[]; readonly executed: readonly string[] }): void {
+  for (const id of prune.actions) delete draft.actions?.[id];
+  for (const id of prune.executed) delete draft.executed?.[id];
 }
 
 function instanceOf(text: unknown): InstanceRecord | undefined {

@@ -10,7 +10,7 @@ import {
   type TaskRun,
   type TasksDocument,
   dayOf,
-  hasPrunableInstanceActions,
+  instanceActionsToPrune,
   parseDocId,
   pruneInstanceActions,
   readTasksDoc,
@@ -114,12 +114,10 @@ export class TaskRecords {
    */
   async pruneInstanceActions(before: number, held: (actionId: string) => boolean): Promise<number> {
     const docId = tasksDocId(this.#self);
-    if (!hasPrunableInstanceActions(this.#store.get(docId), before, held)) return 0;
-    let removed = 0;
-    await this.#change(docId, (draft) => {
-      removed = pruneInstanceActions(draft, before, held);
-    });
-    return removed;
+    const prune = instanceActionsToPrune(this.#store.get(docId), before, held);
+    const count = prune.actions.length + prune.executed.length;
+    if (count > 0) await this.#change(docId, (draft) => pruneInstanceActions(draft, prune));
+    return count;
   }
 
   /** Records leases this node gave as dispatcher, durably: one change per bucket (tasks requested on one day share one). */
