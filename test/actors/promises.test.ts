@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type EpochStamp, OwnerPromises, QuorumLease, storagePromiseStore } from '../../actors/index.ts';
-import type { LeaseAnswer, LeaseRequest, OwnerClaim, PromiseAnswer } from '../../actors/index.ts';
+import type { LeaseAnswer, LeaseRequest, OwnerClaim, PromiseAnswer, QuorumLeaseInit } from '../../actors/index.ts';
 import { ManualClock, MemoryLogger, MemoryStorage } from '../../mesh/index.ts';
 
 const TERM_MS = 1_000;
@@ -125,8 +125,8 @@ describe('ownership promises: a member', () => {
   });
 });
 
-/** A lease whose members answer through `answer`, on a manual clock; this node is "self". */
-function leaseOf(peers: string[], answer: (peer: string, request: LeaseRequest) => LeaseAnswer | undefined, local: (claims: readonly OwnerClaim[]) => PromiseAnswer[]) {
+/** A lease whose members answer through `answer`, on a manual clock; this node is "self". `init` adds or replaces what the lease is built with. */
+function leaseOf(peers: string[], answer: (peer: string, request: LeaseRequest) => LeaseAnswer | undefined, local: (claims: readonly OwnerClaim[]) => PromiseAnswer[], init: Partial<QuorumLeaseInit> = {}) {
   const clock = new ManualClock();
   const lease = new QuorumLease({
     clock,
@@ -136,9 +136,12 @@ function leaseOf(peers: string[], answer: (peer: string, request: LeaseRequest) 
     ping: async (peer, request) => answer(peer, request),
     holding: () => [],
     promiseLocally: (claims) => local(claims),
+    ...init,
   });
   return { clock, lease };
 }
+
+const silentAnswer = (): LeaseAnswer => ({ alive: [], holders: [], epochs: {}, promises: [] });
 
 const grantAll = (request: LeaseRequest): LeaseAnswer => ({ alive: [], holders: [], epochs: {}, promises: request.claims.map((c) => ({ ...c, granted: true })) });
 const refuseAll = (request: LeaseRequest, holder: string): LeaseAnswer => ({ alive: [], holders: [], epochs: {}, promises: request.claims.map((c) => ({ ...c, granted: false, reason: 'promised' as const, holder, holderRunning: false })) });
@@ -186,7 +189,7 @@ describe('quorum lease: whether the members agree a holder is gone', () => {
     const peers = ['dead', 'm1', 'm2', 'm3', 'm4', 'm5'];
     const { clock, lease } = leaseOf(
       peers,
-      (peer, request) => (views[peer] === undefined ? undefined : { alive: views[peer] === 'alive' ? request.watch.filter((p) => p === 'dead') : [], holders: [], epochs: {}, promises: [] }),
+      (peer, request) => (views[peer] === undefined ? undefined : { ...silentAnswer(), alive: views[peer] === 'alive' ? request.watch.filter((p) => p === 'dead') : [] }),
       () => [],
     );
     lease.watch(['dead']);
@@ -212,18 +215,10 @@ describe('quorum lease: whether the members agree a holder is gone', () => {
 
 describe('quorum lease: whom a round asks', () => {
   async function askedWith(heard: Set<string>, listed?: Set<string>): Promise<string[]> {
-    const clock = new ManualClock();
     const asked: string[] = [];
-    const lease = new QuorumLease({
-      clock,
-      self: 'self',
-      members: () => ['self', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'],
-      reachable: () => true,
+    const { clock, lease } = leaseOf(['m1', 'm2', 'm3', 'm4', 'm5', 'm6'], (peer) => (asked.push(peer), silentAnswer()), () => [], {
       heard: (peer) => heard.has(peer),
       ...(listed === undefined ? {} : { listed: (peer: string) => listed.has(peer) }),
-      ping: async (peer) => (asked.push(peer), { alive: [], holders: [], epochs: {}, promises: [] }),
-      holding: () => [],
-      promiseLocally: () => [],
     });
     lease.want(true);
     await clock.advanceAsync(1);
@@ -248,18 +243,9 @@ describe('quorum lease: whom a round asks', () => {
 
 describe('quorum lease: a large fleet', () => {
   it('asks the members needed plus spares each round, and every reachable member while a handover is watched', async () => {
-    const clock = new ManualClock();
     const peers = Array.from({ length: 99 }, (_, i) => `m${String(i).padStart(2, '0')}`);
     let asked = 0;
-    const lease = new QuorumLease({
-      clock,
-      self: 'self',
-      members: () => ['self', ...peers],
-      reachable: () => true,
-      ping: async () => (asked++, { alive: [], holders: [], epochs: {}, promises: [] }),
-      holding: () => [],
-      promiseLocally: () => [],
-    });
+    const { clock, lease } = leaseOf(peers, () => (asked++, silentAnswer()), () => []);
     lease.want(true);
     await clock.advanceAsync(1);
     expect(asked).toBe(50 + 16);
