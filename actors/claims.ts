@@ -12,7 +12,7 @@ export interface ClaimsInit {
   readonly self: string;
   /** How long a grant counts, from when the round that asked for it was sent. */
   readonly termMs: number;
-  /** The fleet's members as trust derives them (this node included). */
+  /** The members whose promises count: the fleet's voters (actors/voters.ts), this node among them or not. */
   members(): readonly string[];
   /** The time every `…Ms` and `sentAt` here is on (the lease's monotonic clock). */
   now(): number;
@@ -111,7 +111,7 @@ export class Claims {
   }
 
   /**
-   * Until when a majority of the members (this node included) promised `name` at `epoch` to this
+   * Until when a majority of the voters (this node included, if it votes) promised `name` at `epoch` to this
    * node: the send time of the round that the majority's last member answered, plus a term
    * (−∞ when no majority did, or `name` is not claimed at `epoch`). A member holds a promise for a
    * term from when it gave it, which is after it was asked, so it holds it at least this long.
@@ -122,10 +122,12 @@ export class Claims {
     const cached = this.#cache.get(name);
     if (cached !== undefined && cached.members === members && cached.version === this.#version && cached.epoch === epoch) return cached.until;
     const { self } = this.#init;
-    const othersCount = members.length - (members.includes(self) ? 1 : 0);
-    const needed = Math.floor((othersCount + 1) / 2) + 1;
+    // A majority of the voters; this node's own promise counts only if it is one (with no member
+    // list yet, its own alone, as the lease holds then).
+    const voting = members.length === 0 || members.includes(self);
+    const needed = Math.floor(members.length / 2) + 1;
     const sentTimes: number[] = [];
-    const own = this.#grants.get(self)?.get(name);
+    const own = voting ? this.#grants.get(self)?.get(name) : undefined;
     if (own?.epoch === epoch) sentTimes.push(own.sentAt);
     for (const peer of members) {
       if (peer === self) continue;

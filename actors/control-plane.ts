@@ -7,6 +7,7 @@ import { DEFAULT_LEASE_CONFIG, type Holding, type LeaseAnswer, type LeaseConfig,
 import { Placement, type PlacementConfig, type PlacementMember, type RecordsView, type SingletonSpec } from './placement.ts';
 import { OwnerPromises, type PromiseAnswer, memoryPromiseStore, storagePromiseStore } from './promises.ts';
 import { RemoteActors } from './remote.ts';
+import { VoterSet } from './voters.ts';
 
 export const LEASE_ACTOR = 'sys/lease';
 /** The labels of a member that has none (shared: placement only reads them). */
@@ -120,9 +121,11 @@ export class ControlPlane {
   /** The singletons this node runs placement for (every node registers the same): the only names orders and the fence take. */
   readonly #knownSingletons = new Set<string>();
   readonly fence = new EpochFence((name) => this.#knownSingletons.has(name));
-  /** The promises this node gives would-be owners (it is a member of every majority's count). */
+  /** The promises this node gives would-be owners (counted when it is a voter). */
   readonly promises: OwnerPromises;
   readonly #init: ControlPlaneInit;
+  /** Whose answers the lease and the promises count (docs/PLACEMENT.md §Voters). */
+  readonly #voters: VoterSet;
   /** Executors by order kind, each with the one singleton whose orders it takes (any known one when unnamed). */
   readonly #executors = new Map<string, { readonly run: OrderExecutor; readonly singleton?: string }>([['noop', { run: () => ({ done: true }) }]]);
   #unsubscribe: (() => void) | undefined;
@@ -171,10 +174,11 @@ export class ControlPlane {
       store: init.storage === undefined ? memoryPromiseStore() : storagePromiseStore(init.storage, log),
       known: (name) => this.fence.newest(name),
     });
+    this.#voters = new VoterSet({ ...DEFAULT_LEASE_CONFIG, ...init.lease }.voters);
     this.lease = new QuorumLease({
       clock,
       self,
-      members: () => node.memberIds(),
+      members: () => this.voters(),
       reachable: (peer) => this.#reachable(peer),
       // Members never heard from (not started yet, or gone before this node came up) are asked only when too few others are.
       heard: (peer) => node.swim.heardFrom(peer),
@@ -367,6 +371,17 @@ export class ControlPlane {
     return records;
   }
 
+  /**
+   * Whose answers the lease and the promises count: a majority of these, not of every member
+   * (docs/PLACEMENT.md §Voters). Without the fleet document (not received yet, or quarantined)
+   * there is no member list to choose from, and every node whose document this node holds counts,
+   * as before voters.
+   */
+  voters(): readonly string[] {
+    const list = this.#init.node.membershipList();
+    return list.length === 0 ? this.#init.node.memberIds() : this.#voters.of(list);
+  }
+
   /** What `status` shows of the control plane. */
   status(): Record<string, unknown> {
     const hostStats = this.host.stats();
@@ -377,7 +392,12 @@ export class ControlPlane {
       actors: { count: hostStats.actors.length, deadLetters: hostStats.deadLetters + this.remote.stats().deadLetters, mailboxes: hostStats.actors },
       remote: this.remote.stats(),
       fencing: this.fence.stats(),
-      lease: { valid: this.lease.valid(), validUntil: Number.isFinite(validUntil) ? validUntil : validUntil > 0 ? 'unbounded' : null },
+      lease: {
+        valid: this.lease.valid(),
+        validUntil: Number.isFinite(validUntil) ? validUntil : validUntil > 0 ? 'unbounded' : null,
+        voters: this.voters().length,
+        voter: this.voters().includes(this.#init.node.peer),
+      },
     };
   }
 

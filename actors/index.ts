@@ -3,6 +3,7 @@ export * from './remote.ts';
 export * from './rendezvous.ts';
 export * from './fence.ts';
 export * from './lease.ts';
+export * from './voters.ts';
 export * from './claims.ts';
 export * from './promises.ts';
 export * from './placement.ts';

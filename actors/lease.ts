@@ -11,10 +11,16 @@ export interface LeaseConfig {
   readonly spare: number;
   /** Fleets up to this size ask every reachable member each round. */
   readonly askAllUpTo: number;
+  /**
+   * How many members vote: in a larger fleet the lease and the promises count a majority of the
+   * members admitted first, this many (actors/voters.ts; `Infinity`: every member). Every node of
+   * a fleet must use the same number.
+   */
+  readonly voters: number;
 }
 
-/** Defaults, with their reasons in docs/PLACEMENT.md §Placement. */
-export const DEFAULT_LEASE_CONFIG: LeaseConfig = { renewMs: 250, leaseMs: 1_000, spare: 16, askAllUpTo: 64 };
+/** Defaults, with their reasons in docs/PLACEMENT.md §Placement and §Voters. */
+export const DEFAULT_LEASE_CONFIG: LeaseConfig = { renewMs: 250, leaseMs: 1_000, spare: 16, askAllUpTo: 64, voters: 15 };
 
 /** A singleton a node runs, as its lease rounds tell the members. */
 export interface Holding {
@@ -54,7 +60,10 @@ const RETRY_MAX_MS = 30_000;
 export interface QuorumLeaseInit {
   readonly clock: Clock;
   readonly self: string;
-  /** The fleet's members as trust derives them (this node included). */
+  /**
+   * The members whose answers count: the fleet's voters (actors/voters.ts), which this node may
+   * or may not be one of. The same array until they change (counts are cached by it).
+   */
   members(): readonly string[];
   /** Whether `peer` is worth asking (failure detection does not hold it dead or gone). */
   reachable(peer: string): boolean;
@@ -177,8 +186,9 @@ export class QuorumLease {
   }
 
   #computeValidUntil(members: readonly string[]): number {
-    const othersCount = members.length - (members.includes(this.#init.self) ? 1 : 0);
-    const needed = Math.floor((othersCount + 1) / 2);
+    // A majority of the voters, this node among them if it is one (a fleet of one, or no member
+    // list yet: nothing to ask).
+    const needed = members.length === 0 ? 0 : Math.floor(members.length / 2) + 1 - (members.includes(this.#init.self) ? 1 : 0);
     if (needed === 0) return Number.POSITIVE_INFINITY;
     // Only members that ever answered can count; sorting those is enough.
     const sentTimes: number[] = [];
@@ -214,7 +224,8 @@ export class QuorumLease {
    */
   quorumAgreesGone(peer: string, nowMs = this.now()): boolean {
     const members = this.#init.members();
-    const needed = Math.floor(members.length / 2);
+    // With this node (if it votes), a majority of the voters.
+    const needed = Math.floor(members.length / 2) + (members.includes(this.#init.self) ? 0 : 1);
     let gone = 0;
     let alive = 0;
     for (const other of members) {

@@ -31,7 +31,7 @@ const USAGE = `usage: powernode <command> [flags]
   label rm     --api URL --key KEYFILE --node PEERID key...
   node revoke  --api URL --key KEYFILE [--reason TEXT] PEERID  cut a node off the fleet, for good
   sim list     [--json]                                        the simulator's scenarios
-  sim run      SCENARIO [--nodes N] [--seed S | --seeds A..B] [--duration 2m] [--json] [--check-determinism]
+  sim run      SCENARIO [--nodes N] [--seed S | --seeds A..B] [--duration 2m] [--voters K] [--json] [--check-determinism]
   module put   --api URL --key KEYFILE [--json] FILE...        add or update modules (JSON: one object or a list)
   module list | show NAME | rm NAME...                       (also: template, pool; each with --api, --key, [--json])
   module publisher create --name NAME --out FILE             a publisher key that signs module versions
@@ -129,14 +129,14 @@ const COMMANDS: Record<string, Command> = {
   },
   'sim run': {
     spec: {
-      flags: { nodes: 'string', seed: 'string', seeds: 'string', duration: 'string', json: 'boolean', 'check-determinism': 'boolean', fault: 'list' },
+      flags: { nodes: 'string', seed: 'string', seeds: 'string', duration: 'string', voters: 'string', json: 'boolean', 'check-determinism': 'boolean', fault: 'list' },
       positional: { min: 1, max: 1, name: 'scenario (see powernode sim list)' },
     },
     run: async ({ flags, positional }) => {
       const text = (name: string): Record<string, string> => (flags[name] === undefined ? {} : { [name]: String(flags[name]) });
       const { simRun } = await import('./sim-command.ts');
       return simRun(
-        { scenario: positional[0]!, ...text('nodes'), ...text('seed'), ...text('seeds'), ...text('duration'), json: flags['json'] === true, checkDeterminism: flags['check-determinism'] === true, faults: (flags['fault'] as string[] | undefined) ?? [] },
+        { scenario: positional[0]!, ...text('nodes'), ...text('seed'), ...text('seeds'), ...text('duration'), ...text('voters'), json: flags['json'] === true, checkDeterminism: flags['check-determinism'] === true, faults: (flags['fault'] as string[] | undefined) ?? [] },
         (line) => process.stdout.write(`${line}\n`),
         (line) => process.stderr.write(`${line}\n`),
       );

@@ -9,6 +9,8 @@ export interface SimRunFlags {
   readonly seed?: string;
   readonly seeds?: string;
   readonly duration?: string;
+  /** How many members vote (default: the product's). */
+  readonly voters?: string;
   readonly json: boolean;
   readonly checkDeterminism: boolean;
   readonly faults: readonly string[];
@@ -53,14 +55,16 @@ export async function simRun(flags: SimRunFlags, out: (line: string) => void, er
   if (flags.seed !== undefined && flags.seeds !== undefined) throw new UsageError('give --seed or --seeds, not both');
   const nodes = positiveInt(flags.nodes, 'nodes', 10, MAX_NODES);
   const durationMs = flags.duration === undefined ? 120_000 : parseDuration(flags.duration);
+  const voters = flags.voters === undefined ? undefined : positiveInt(flags.voters, 'voters', 0, MAX_NODES);
   const seeds = flags.seeds === undefined ? [positiveInt(flags.seed, 'seed', 1, Number.MAX_SAFE_INTEGER)] : seedRange(flags.seeds);
   const replay = (seed: number): string =>
-    `npx powernode sim run ${flags.scenario} --nodes ${nodes} --seed ${seed} --duration ${durationMs}ms${flags.faults.map((f) => ` --fault ${f}`).join('')}`;
+    `npx powernode sim run ${flags.scenario} --nodes ${nodes} --seed ${seed} --duration ${durationMs}ms${voters === undefined ? '' : ` --voters ${voters}`}${flags.faults.map((f) => ` --fault ${f}`).join('')}`;
   const failures: Array<{ seed: number; failed: string[] }> = [];
   for (const seed of seeds) {
-    const report = await runSimulation({ scenario: flags.scenario, nodes, seed, durationMs, faults: flags.faults });
+    const options = { scenario: flags.scenario, nodes, seed, durationMs, faults: flags.faults, ...(voters === undefined ? {} : { voters }) };
+    const report = await runSimulation(options);
     let deterministic: boolean | undefined;
-    if (flags.checkDeterminism) deterministic = (await runSimulation({ scenario: flags.scenario, nodes, seed, durationMs, faults: flags.faults })).traceHash === report.traceHash;
+    if (flags.checkDeterminism) deterministic = (await runSimulation(options)).traceHash === report.traceHash;
     const failed = report.invariants.filter((i) => !i.ok).map((i) => i.name);
     if (deterministic === false) failed.push('determinism');
     if (failed.length > 0) failures.push({ seed, failed });

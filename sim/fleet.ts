@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge';
-import { ControlPlane, type PlacementConfig, PoolMemberAgent, TaskRunner, dispatcherPorts, dispatcherSpec, poolPorts, poolsSpec } from '../actors/index.ts';
+import { ControlPlane, type LeaseConfig, type PlacementConfig, PoolMemberAgent, TaskRunner, dispatcherPorts, dispatcherSpec, poolPorts, poolsSpec } from '../actors/index.ts';
 import { type DocId, type FleetId, type NodeStateDocument, nodeDocId, recordAdmission, toHex, writeObservation } from '../crdt-schema/index.ts';
 import {
   type AnyDoc,
@@ -64,6 +64,8 @@ export interface SimFleetOptions {
   readonly silenceCriticalAfterMs?: number;
   /** Passed to every node's placement (the test-only fault `unsafeIgnoreQuorum`). */
   readonly placement?: Partial<PlacementConfig>;
+  /** Passed to every node's quorum lease (how many members vote, say). */
+  readonly lease?: Partial<LeaseConfig>;
   /**
    * Runs the task dispatcher, the task runner and the pool actors on every node, wired as a real
    * node wires them (agent/node-process.ts); commands run in {@link SimFleet.processes}.
@@ -373,6 +375,7 @@ export class SimFleet {
       storage: sim.handle,
       ...(this.#options.silenceCriticalAfterMs === undefined ? {} : { silenceCriticalAfterMs: this.#options.silenceCriticalAfterMs }),
       ...(this.#options.placement === undefined ? {} : { placement: this.#options.placement }),
+      ...(this.#options.lease === undefined ? {} : { lease: this.#options.lease }),
       ...catalogWiring,
     });
     if (catalog) {

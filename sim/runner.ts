@@ -59,6 +59,8 @@ export interface SimRunOptions {
    * (sim/actor-faults.ts).
    */
   readonly faults?: readonly string[];
+  /** How many members vote in the lease and the promises (default: the product's, actors/lease.ts). */
+  readonly voters?: number;
   /** Called with each trace line (for debugging a seed). */
   readonly onTrace?: (line: string) => void;
 }
@@ -101,7 +103,7 @@ export async function runSimulation(options: SimRunOptions): Promise<SimReport> 
     line(`${t} ${node.index} ${JSON.stringify(event)}`);
     watch.observed(t, node, event);
   };
-  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement, ...(options.replicatedStart === undefined ? {} : { replicatedStart: options.replicatedStart }), ...(workloads.length === 0 ? {} : { catalogActors: true, actorFaults }) });
+  fleet = await SimFleet.create({ seed: options.seed, nodes: options.nodes, observe, placement, ...(options.voters === undefined ? {} : { lease: { voters: options.voters } }), ...(options.replicatedStart === undefined ? {} : { replicatedStart: options.replicatedStart }), ...(workloads.length === 0 ? {} : { catalogActors: true, actorFaults }) });
   watch.startMs = fleet.clock.now();
   if (workloads.length > 0) watch.singletons = [SENSOR, DISPATCHER_SINGLETON, POOLS_SINGLETON];
   // The operator's workloads draw from their own random source, apart from the faults'.

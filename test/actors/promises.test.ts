@@ -257,3 +257,56 @@ describe('quorum lease: a large fleet', () => {
     expect(lease.quorumAgreesGone('m07')).toBe(true);
   });
 });
+
+describe('voters: a node that is not one', () => {
+  // Four voters (v1–v4); this node owns or claims singletons but does not vote (docs/PLACEMENT.md §Voters).
+  const voters = ['v1', 'v2', 'v3', 'v4'];
+
+  it('holds the lease only while a majority of the voters answered, itself not counted', async () => {
+    const answering = new Set(['v1', 'v2']);
+    const { clock, lease } = leaseOf([], (peer) => (answering.has(peer) ? silentAnswer() : undefined), () => [], { members: () => voters });
+    lease.want(true);
+    await clock.advanceAsync(1);
+    // Two voters of four: with this node's own word it would be three of five, but it is not a voter.
+    expect(lease.valid()).toBe(false);
+    answering.add('v3');
+    await clock.advanceAsync(250);
+    expect(lease.valid()).toBe(true);
+  });
+
+  it('counts a majority of the voters’ promises, not its own', async () => {
+    const granting = new Set(['v1', 'v2']);
+    const { clock, lease } = leaseOf([], (peer, request) => (granting.has(peer) ? grantAll(request) : refuseAll(request, 'rival')), (claims) => claims.map((c) => ({ ...c, granted: true })), { members: () => voters });
+    lease.want(true);
+    lease.claims.claim(S, 2);
+    await clock.advanceAsync(1);
+    // Its own promise and two voters' would be three of five; two of the four voters are no majority.
+    expect(lease.claims.promised(S, 2)).toBe(false);
+    granting.add('v4');
+    await clock.advanceAsync(60);
+    expect(lease.claims.promised(S, 2)).toBe(true);
+  });
+
+  it('agrees a holder is gone only when a majority of the voters hold it gone', async () => {
+    const fiveVoters = ['dead', 'v1', 'v2', 'v3', 'v4'];
+    // v4 does not answer; `gone` hold the dead holder gone, the others alive.
+    const agreesGone = async (gone: string[]): Promise<boolean> => {
+      const { clock, lease } = leaseOf([], (peer) => (peer === 'v4' ? undefined : gone.includes(peer) ? silentAnswer() : { ...silentAnswer(), alive: ['dead'] }), () => [], { members: () => fiveVoters });
+      lease.watch(['dead']);
+      lease.want(true);
+      await clock.advanceAsync(1);
+      return lease.quorumAgreesGone('dead');
+    };
+    // Two of five (against one) would make a majority with a voting node; this one does not vote.
+    expect(await agreesGone(['v1', 'v2'])).toBe(false);
+    expect(await agreesGone(['v1', 'v2', 'v3'])).toBe(true);
+  });
+
+  it('asks only the voters', async () => {
+    const asked = new Set<string>();
+    const { clock, lease } = leaseOf(['m1', 'm2'], (peer) => (asked.add(peer), silentAnswer()), () => [], { members: () => voters });
+    lease.want(true);
+    await clock.advanceAsync(1);
+    expect([...asked].sort()).toEqual(voters);
+  });
+});

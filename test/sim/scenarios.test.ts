@@ -49,6 +49,17 @@ describe('simulated fleets: leader-kill-lossy, seeds that once ran two owners of
   }
 });
 
+describe('simulated fleets where fewer members vote than there are (docs/PLACEMENT.md §Voters)', () => {
+  // Seven nodes, of which the three admitted first vote: owners that vote and owners that do not are killed.
+  for (const scenario of ['leader-kill', 'partition-heal', 'leader-kill-lossy']) {
+    it(`${scenario}, seven nodes, three voters`, async () => {
+      const report = await runSimulation({ scenario, nodes: 7, seed: 1, durationMs: DURATION_MS, voters: 3 });
+      expect(failures(report)).toEqual([]);
+      if (scenario !== 'partition-heal') expect(report.metrics.samples.failover).toBeGreaterThan(0);
+    }, 120_000);
+  }
+});
+
 describe('simulator determinism and its checks', () => {
   it('gives the same trace for the same seed and a different one for another', async () => {
     const run = (seed: number) => runSimulation({ scenario: 'churn', nodes: NODES, seed, durationMs: 40_000 });

@@ -1,0 +1,47 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { VoterSet, votersOf } from '../../actors/index.ts';
+
+const member = (peerId: string, joinedAt: number) => ({ peerId, joinedAt });
+
+describe('voters', () => {
+  it('are every member in a fleet of up to the count, sorted by peer id', () => {
+    expect(votersOf([member('c', 3), member('a', 1), member('b', 2)], 3)).toEqual(['a', 'b', 'c']);
+    expect(votersOf([member('c', 3), member('a', 1)], 15)).toEqual(['a', 'c']);
+  });
+
+  it('in a larger fleet are the members admitted first, ties by peer id', () => {
+    const members = [member('f', 0), member('e', 5), member('d', 5), member('c', 7), member('b', 9), member('a', 9)];
+    expect(votersOf(members, 3)).toEqual(['d', 'e', 'f']);
+    expect(votersOf(members, 5)).toEqual(['a', 'c', 'd', 'e', 'f']);
+  });
+
+  it('do not move when a node joins a fleet that has its voters, and move by one when a voter is revoked', () => {
+    const first = Array.from({ length: 20 }, (_, i) => member(`p${String(i).padStart(2, '0')}`, 1_000 + i));
+    const before = votersOf(first, 15);
+    expect(votersOf([...first, member('a-late', 5_000)], 15)).toEqual(before);
+    const revoked = first.filter((m) => m.peerId !== 'p03');
+    const after = votersOf(revoked, 15);
+    expect(after.filter((p) => !before.includes(p))).toEqual(['p15']);
+    expect(before.filter((p) => !after.includes(p))).toEqual(['p03']);
+  });
+
+  it('do not depend on the order the member list is in', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.record({ peerId: fc.string({ minLength: 1, maxLength: 4 }), joinedAt: fc.integer({ min: 0, max: 5 }) }), { selector: (m) => m.peerId, maxLength: 30 }), fc.integer({ min: 1, max: 20 }), (members, count) => {
+        const voters = votersOf(members, count);
+        expect(votersOf([...members].reverse(), count)).toEqual(voters);
+        expect(voters).toHaveLength(Math.min(count, members.length));
+      }),
+    );
+  });
+
+  it('are kept for one member list and worked out again for a new one', () => {
+    const set = new VoterSet(2);
+    const list = [member('a', 1), member('b', 2), member('c', 3)];
+    const voters = set.of(list);
+    expect(set.of(list)).toBe(voters);
+    expect(set.of([member('c', 0), ...list.slice(1)])).toEqual(['b', 'c']);
+    expect(() => new VoterSet(0)).toThrow(RangeError);
+  });
+});
