@@ -126,6 +126,7 @@ export class ControlPlane {
   readonly #init: ControlPlaneInit;
   /** Whose answers the lease and the promises count (docs/PLACEMENT.md §Voters). */
   readonly #voters: VoterSet;
+  #lastVoters: readonly string[] | undefined;
   /** Executors by order kind, each with the one singleton whose orders it takes (any known one when unnamed). */
   readonly #executors = new Map<string, { readonly run: OrderExecutor; readonly singleton?: string }>([['noop', { run: () => ({ done: true }) }]]);
   #unsubscribe: (() => void) | undefined;
@@ -213,6 +214,8 @@ export class ControlPlane {
       records: () => this.#records(),
       write: (name, record) => node.recordActivation(name, record),
       emit: (event) => node.events.emit(event),
+      announcedHolders: (name) => this.#announcedHolders(name),
+      detectsDuplicates: () => this.voters().includes(self),
       ...(init.placement === undefined ? {} : { config: init.placement }),
     });
     for (const spec of [instanceSilenceSpec(init.silenceCriticalAfterMs ?? DEFAULT_CRITICAL_AFTER_MS), ...(init.singletons ?? [])]) {
@@ -374,12 +377,14 @@ export class ControlPlane {
   /**
    * Whose answers the lease and the promises count: a majority of these, not of every member
    * (docs/PLACEMENT.md §Voters). Without the fleet document (not received yet, or quarantined)
-   * there is no member list to choose from, and every node whose document this node holds counts,
-   * as before voters.
+   * there is no member list to choose from: the voters last chosen stay, and before any were,
+   * every node whose document this node holds counts (placement runs nothing then: it has no
+   * members to choose an owner from).
    */
   voters(): readonly string[] {
     const list = this.#init.node.membershipList();
-    return list.length === 0 ? this.#init.node.memberIds() : this.#voters.of(list);
+    if (list.length > 0) this.#lastVoters = this.#voters.of(list);
+    return this.#lastVoters ?? this.#init.node.memberIds();
   }
 
   /** What `status` shows of the control plane. */
@@ -399,6 +404,17 @@ export class ControlPlane {
         voter: this.voters().includes(this.#init.node.peer),
       },
     };
+  }
+
+  /** Members whose lease rounds told this node, within a lease, that they run `name`, with the epoch each named. */
+  #announcedHolders(name: string): ReadonlyMap<string, number> {
+    const now = this.#init.clock.now();
+    const out = new Map<string, number>();
+    for (const [peer, heard] of this.#heardHolds) {
+      if (now - heard.atMs >= this.lease.config.leaseMs) continue;
+      for (const h of heard.holds) if (h.name === name) out.set(peer, h.epoch);
+    }
+    return out;
   }
 
   #reachable(peer: string): boolean {

@@ -310,7 +310,8 @@ export class QuorumLease {
   #targets(): string[] {
     const now = this.now();
     const members = this.#init.members();
-    const needed = Math.floor(members.length / 2);
+    // Other voters needed for a majority (this node counts itself only if it votes).
+    const needed = Math.floor(members.length / 2) + 1 - (members.includes(this.#init.self) ? 1 : 0);
     const { heard, listed } = this.#init;
     const reachable = members.filter((peer) => peer !== this.#init.self && this.#init.reachable(peer));
     // Whether those heard from are enough is judged before the members still in flight or backing

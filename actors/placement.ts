@@ -111,6 +111,18 @@ export interface PlacementInit {
   write(name: string, record: ActivationRecord): Promise<void>;
   /** Records a fleet event (duplicate activations). */
   emit(event: EventInput): Promise<unknown>;
+  /**
+   * Optional: the members that told this node, within a lease, that they run `name` (their lease
+   * rounds), with the epoch each named. Without it, only the records count.
+   */
+  announcedHolders?(name: string): ReadonlyMap<string, number>;
+  /**
+   * Optional: whether this node watches for duplicate activations (default: yes). Only voters do
+   * (docs/PLACEMENT.md §Placement, Duplicate activations): one of them hears the lease rounds of
+   * any two nodes that both run a singleton, and in a large fleet a thousand detectors wrote a
+   * thousand event documents for one duplicate.
+   */
+  detectsDuplicates?(): boolean;
   readonly config?: Partial<PlacementConfig>;
 }
 
@@ -552,10 +564,28 @@ export class Placement {
     const before = this.#noDuplicatesIn;
     if (this.#duplicates.size === 0 && before !== undefined && (shape === undefined ? before.members === members : before.shape === shape) && before.records === records) return;
     this.#noDuplicatesIn = undefined;
+    if (this.#init.detectsDuplicates?.() === false) {
+      this.#duplicates.clear();
+      this.#noDuplicatesIn = { members, shape, records };
+      return;
+    }
     const live = new Set(members.filter((m) => m.state === 'alive' || m.state === 'suspect' || m.peerId === this.#init.self).map((m) => m.peerId));
     const seen = new Set<string>();
+    let recordedTwice = false;
     for (const name of this.#specs.keys()) {
-      const holders = [...records].filter(([peer, byName]) => live.has(peer) && byName[name]?.active === true).map(([peer, byName]) => `${peer}:${byName[name]!.epoch}`).sort();
+      const recorded = [...records].filter(([peer, byName]) => live.has(peer) && byName[name]?.active === true).map(([peer, byName]) => ({ peer, epoch: byName[name]!.epoch }));
+      if (recorded.length < 2) continue;
+      recordedTwice = true;
+      // A record below the newest epoch counts only while its holder shows it still runs it (its
+      // lease rounds say so, or it is this node): an owner that died leaves its record active, and
+      // in a large fleet some members hold it alive for seconds after its successor's record
+      // reached them — that is a failover, not a duplicate. Two records of one epoch always count.
+      const newest = Math.max(...recorded.map((r) => r.epoch));
+      const announced = this.#init.announcedHolders?.(name);
+      const holders = recorded
+        .filter((r) => r.epoch === newest || (r.peer === this.#init.self ? this.isActive(name) : announced === undefined || announced.has(r.peer)))
+        .map((r) => `${r.peer}:${r.epoch}`)
+        .sort();
       if (holders.length < 2) continue;
       const key = `${name}|${holders.join(',')}`;
       seen.add(key);
@@ -568,6 +598,7 @@ export class Placement {
         .catch((error: unknown) => this.#init.log.error('recording a duplicate activation failed', { error: String(error) }));
     }
     for (const key of this.#duplicates.keys()) if (!seen.has(key)) this.#duplicates.delete(key);
-    if (seen.size === 0) this.#noDuplicatesIn = { members, shape, records };
+    // Two records active at once are looked at again at every evaluation: whether the older holder announces it runs it changes with time.
+    if (!recordedTwice) this.#noDuplicatesIn = { members, shape, records };
   }
 }

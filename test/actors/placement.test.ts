@@ -231,4 +231,29 @@ describe('control-plane placement', () => {
     expect(duplicates[0]!.subject).toBe(SENSOR);
     expect(duplicates[0]!.detail).toContain(nodes[other]!.peer);
   });
+
+  it('records a holder at an older epoch as a duplicate while its lease rounds say it runs it, and not once they stop', async () => {
+    const { fleet, nodes, running, view, crash, alive } = await controlFleet(5);
+    await fleet.run(2_000);
+    const [first] = running();
+    // A node records a newer epoch than the owner's while the owner runs it: both run it.
+    const other = [...alive].find((i) => i !== first)!;
+    await fleet.pumpUntil(nodes[other]!.recordActivation(SENSOR, { epoch: view(first!).epoch + 5, since: fleet.clock.now(), active: true }));
+    await fleet.run(3_000);
+    const watcher = [...alive].find((i) => i !== first && i !== other)!;
+    expect(nodes[watcher]!.events.list({ kind: 'placement.duplicate_activation' }).map((e) => e.subject)).toEqual([SENSOR]);
+    // The node whose record is older crashes: its record stays active, and a member that still held
+    // it alive would see two records; it no longer announces, so that is a failover, not a duplicate.
+    await fleet.pumpUntil(nodes[other]!.recordActivation(SENSOR, { epoch: view(first!).epoch + 5, since: fleet.clock.now(), active: false }));
+    await fleet.run(3_000);
+    const before = nodes[watcher]!.events.list({ kind: 'placement.duplicate_activation' }).length;
+    // The watcher's failure detection stops, so it holds the crashed node alive for good (as the
+    // last members to hear of a death in a large fleet do, for seconds).
+    nodes[watcher]!.swim.stop();
+    await crash(first!);
+    await fleet.pumpUntil(nodes[other]!.recordActivation(SENSOR, { epoch: view(first!).epoch + 6, since: fleet.clock.now(), active: true }));
+    await fleet.run(4_000);
+    expect(nodes[watcher]!.swim.state(nodes[first!]!.peer)).toBe('alive');
+    expect(nodes[watcher]!.events.list({ kind: 'placement.duplicate_activation' })).toHaveLength(before);
+  });
 });
