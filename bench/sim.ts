@@ -57,9 +57,11 @@ async function phases(nodes: number, runs: readonly number[]): Promise<Array<Rec
   for (const ms of runs) {
     const fired = fleet.clock.fired;
     const messages = fleet.network.messages;
+    const byProtocol = new Map(fleet.network.messagesByProtocol);
     let instants = 0;
     await fleet.run(ms, () => instants++);
-    measure(`run ${ms} ms`, { timers: fleet.clock.fired - fired, instants, messages: fleet.network.messages - messages, openStreams: fleet.network.openStreams });
+    const protocols = Object.fromEntries([...fleet.network.messagesByProtocol].map(([protocol, count]) => [protocol, count - (byProtocol.get(protocol) ?? 0)]));
+    measure(`run ${ms} ms`, { timers: fleet.clock.fired - fired, instants, messages: fleet.network.messages - messages, protocols, openStreams: fleet.network.openStreams });
   }
   return out;
 }

@@ -59,6 +59,8 @@ export class SimNetwork {
   readonly #directions = new Map<string, DirectionState>();
   #defaults: LinkConfig;
   messages = 0;
+  /** Frames sent, by protocol (for the benchmark's account of where messages go). */
+  readonly messagesByProtocol = new Map<string, number>();
   /** Stream ends open now, on every connection: both ends of a stream that both closed or one reset are released. */
   openStreams = 0;
   bytes = 0;
@@ -365,6 +367,8 @@ class SimStream implements FrameStream {
     if (this.#writeClosed || this.#aborted) throw new StreamResetError('stream is closed for writing');
     const far = this.#far!;
     const copy = frame.slice();
+    const counts = this.#network.messagesByProtocol;
+    counts.set(this.protocol, (counts.get(this.protocol) ?? 0) + 1);
     const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length, this.#direction);
     if (at === undefined) {
       // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
