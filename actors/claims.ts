@@ -8,12 +8,21 @@ export interface ClaimObstacles {
   readonly staleBelow: number;
 }
 
+/** No voter set replaced lately. */
+export const NO_FORMER: readonly (readonly string[])[] = Object.freeze([]);
+
 export interface ClaimsInit {
   readonly self: string;
   /** How long a grant counts, from when the round that asked for it was sent. */
   readonly termMs: number;
   /** The members whose promises count: the fleet's voters (actors/voters.ts), this node among them or not. */
   members(): readonly string[];
+  /**
+   * Optional: voter sets replaced within the last minute (docs/PLACEMENT.md §Voters, changes): a
+   * majority of each must promise too, so a node that has not heard of the change yet and counts
+   * the old set cannot hold a majority beside this one. The same array until it changes.
+   */
+  formerMembers?(): readonly (readonly string[])[];
   /** The time every `…Ms` and `sentAt` here is on (the lease's monotonic clock). */
   now(): number;
   /** A claim was made or given back: the members should hear of it at once. */
@@ -47,7 +56,7 @@ export class Claims {
    * promised, with no count over the members for every answer of a round.
    */
   #floorVersion = 0;
-  readonly #cache = new Map<string, { members: readonly string[]; version: number; floorVersion: number; epoch: number; until: number }>();
+  readonly #cache = new Map<string, { members: readonly string[]; former: readonly (readonly string[])[]; version: number; floorVersion: number; epoch: number; until: number }>();
 
   constructor(init: ClaimsInit) {
     this.#init = init;
@@ -119,8 +128,17 @@ export class Claims {
   promisedUntil(name: string, epoch: number): number {
     if (this.#claims.get(name) !== epoch) return Number.NEGATIVE_INFINITY;
     const members = this.#init.members();
+    const former = this.#init.formerMembers?.() ?? NO_FORMER;
     const cached = this.#cache.get(name);
-    if (cached !== undefined && cached.members === members && cached.version === this.#version && cached.epoch === epoch) return cached.until;
+    if (cached !== undefined && cached.members === members && cached.former === former && cached.version === this.#version && cached.epoch === epoch) return cached.until;
+    let until = this.#promisedBy(members, name, epoch);
+    for (const set of former) until = Math.min(until, this.#promisedBy(set, name, epoch));
+    this.#cache.set(name, { members, former, version: this.#version, floorVersion: this.#floorVersion, epoch, until });
+    return until;
+  }
+
+  /** Until when a majority of `members` promised `name` at `epoch` (see {@link Claims.promisedUntil}). */
+  #promisedBy(members: readonly string[], name: string, epoch: number): number {
     const { self } = this.#init;
     // A majority of the voters; this node's own promise counts only if it is one (with no member
     // list yet, its own alone, as the lease holds then).
@@ -139,7 +157,6 @@ export class Claims {
       sentTimes.sort((a, b) => b - a);
       until = sentTimes[needed - 1]! + this.#init.termMs;
     }
-    this.#cache.set(name, { members, version: this.#version, floorVersion: this.#floorVersion, epoch, until });
     return until;
   }
 
@@ -147,7 +164,7 @@ export class Claims {
   promised(name: string, epoch: number, nowMs = this.#init.now()): boolean {
     if (this.#claims.get(name) !== epoch) return false;
     const floor = this.#cache.get(name);
-    if (floor !== undefined && floor.epoch === epoch && floor.floorVersion === this.#floorVersion && nowMs < floor.until && floor.members === this.#init.members()) return true;
+    if (floor !== undefined && floor.epoch === epoch && floor.floorVersion === this.#floorVersion && nowMs < floor.until && floor.members === this.#init.members() && floor.former === (this.#init.formerMembers?.() ?? NO_FORMER)) return true;
     return nowMs < this.promisedUntil(name, epoch);
   }
 

@@ -1,5 +1,5 @@
 import type { EventFilter } from '../crdt-schema/index.ts';
-import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type Storage, type TimerId, type Transport, s } from '../mesh/index.ts';
+import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type Storage, type TimerId, type Transport, monotonicNow, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior, type EffectPort, type PortOutcome } from './host.ts';
 import { DEFAULT_CRITICAL_AFTER_MS, instanceSilenceSpec } from './instance-silence.ts';
@@ -180,6 +180,7 @@ export class ControlPlane {
       clock,
       self,
       members: () => this.voters(),
+      formerMembers: () => this.formerVoters(),
       reachable: (peer) => this.#reachable(peer),
       // Members never heard from (not started yet, or gone before this node came up) are asked only when too few others are.
       heard: (peer) => node.swim.heardFrom(peer),
@@ -383,8 +384,14 @@ export class ControlPlane {
    */
   voters(): readonly string[] {
     const list = this.#init.node.membershipList();
-    if (list.length > 0) this.#lastVoters = this.#voters.of(list);
+    if (list.length > 0) this.#lastVoters = this.#voters.of(list, monotonicNow(this.#init.clock));
     return this.#lastVoters ?? this.#init.node.memberIds();
+  }
+
+  /** Voter sets replaced within the last minute, which still count beside {@link ControlPlane.voters} (docs/PLACEMENT.md §Voters). */
+  formerVoters(): readonly (readonly string[])[] {
+    this.voters();
+    return this.#voters.former(monotonicNow(this.#init.clock));
   }
 
   /** What `status` shows of the control plane. */

@@ -1,5 +1,5 @@
 import { type Clock, type TimerId, monotonicNow } from '../mesh/index.ts';
-import { Claims } from './claims.ts';
+import { Claims, NO_FORMER } from './claims.ts';
 import type { OwnerClaim, PromiseAnswer } from './promises.ts';
 
 export interface LeaseConfig {
@@ -65,6 +65,12 @@ export interface QuorumLeaseInit {
    * or may not be one of. The same array until they change (counts are cached by it).
    */
   members(): readonly string[];
+  /**
+   * Optional: voter sets replaced within the last minute; the lease, the promises and the
+   * handover agreement need a majority of each as well (docs/PLACEMENT.md §Voters, changes).
+   * The same array until it changes.
+   */
+  formerMembers?(): readonly (readonly string[])[];
   /** Whether `peer` is worth asking (failure detection does not hold it dead or gone). */
   reachable(peer: string): boolean;
   /**
@@ -113,7 +119,7 @@ export class QuorumLease {
   readonly #retryAt = new Map<string, number>();
   /** Bumped with every answer; with the member list's identity, keys the cached {@link QuorumLease.validUntil}. */
   #version = 0;
-  #cached: { members: readonly string[]; version: number; until: number } | undefined;
+  #cached: { members: readonly string[]; former: readonly (readonly string[])[]; version: number; until: number } | undefined;
   readonly #inFlight = new Set<string>();
   #timer: TimerId | undefined;
   #wanted = false;
@@ -128,6 +134,7 @@ export class QuorumLease {
       self: init.self,
       termMs: this.#config.leaseMs,
       members: () => init.members(),
+      ...(init.formerMembers === undefined ? {} : { formerMembers: init.formerMembers }),
       now: () => this.now(),
       changed: () => this.#roundSoon(),
       promised: () => init.onPromised?.(),
@@ -179,10 +186,16 @@ export class QuorumLease {
    */
   validUntil(): number {
     const members = this.#init.members();
-    if (this.#cached !== undefined && this.#cached.members === members && this.#cached.version === this.#version) return this.#cached.until;
-    const until = this.#computeValidUntil(members);
-    this.#cached = { members, version: this.#version, until };
+    const former = this.#former();
+    if (this.#cached !== undefined && this.#cached.members === members && this.#cached.former === former && this.#cached.version === this.#version) return this.#cached.until;
+    let until = this.#computeValidUntil(members);
+    for (const set of former) until = Math.min(until, this.#computeValidUntil(set));
+    this.#cached = { members, former, version: this.#version, until };
     return until;
+  }
+
+  #former(): readonly (readonly string[])[] {
+    return this.#init.formerMembers?.() ?? NO_FORMER;
   }
 
   #computeValidUntil(members: readonly string[]): number {
@@ -223,7 +236,10 @@ export class QuorumLease {
    * from running at once.
    */
   quorumAgreesGone(peer: string, nowMs = this.now()): boolean {
-    const members = this.#init.members();
+    return this.#agreesGone(this.#init.members(), peer, nowMs) && this.#former().every((set) => this.#agreesGone(set, peer, nowMs));
+  }
+
+  #agreesGone(members: readonly string[], peer: string, nowMs: number): boolean {
     // With this node (if it votes), a majority of the voters.
     const needed = Math.floor(members.length / 2) + (members.includes(this.#init.self) ? 0 : 1);
     let gone = 0;
@@ -309,7 +325,10 @@ export class QuorumLease {
    */
   #targets(): string[] {
     const now = this.now();
-    const members = this.#init.members();
+    const current = this.#init.members();
+    const former = this.#former();
+    // Voters of a set replaced lately are asked too: a majority of each is needed.
+    const members = former.length === 0 ? current : [...new Set([current, ...former].flat())];
     // Other voters needed for a majority (this node counts itself only if it votes).
     const needed = Math.floor(members.length / 2) + 1 - (members.includes(this.#init.self) ? 1 : 0);
     const { heard, listed } = this.#init;
@@ -367,7 +386,7 @@ export class QuorumLease {
     const before = this.#cached;
     this.#version++;
     const now = this.now();
-    const valid = before !== undefined && before.members === this.#init.members() && now < before.until ? true : this.valid(now);
+    const valid = before !== undefined && before.members === this.#init.members() && before.former === this.#former() && now < before.until ? true : this.valid(now);
     if (valid && !this.#wasValid) this.#init.onGained?.();
     this.#wasValid = valid;
   }

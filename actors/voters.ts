@@ -4,35 +4,64 @@
  * `count` members admitted first (the founder first; ties by peer id). Any node may still own a
  * singleton; only the voters' majority is counted. A pure function of the member list, so every
  * node holding the same list counts over the same voters, and a node that joins a fleet which
- * already has `count` members changes no one's voters: the set moves only when a voter's
- * admission is revoked (or lost to another use of its token), a rare, signed operator decision.
+ * already has `count` members usually changes no one's voters: the set moves when a voter's
+ * admission is revoked (or lost to another use of its token), or when an admission's time (the
+ * admitter's clock) precedes the last voter's. {@link VoterSet} keeps a replaced set counting
+ * for a minute beside the new one.
  */
 export function votersOf(members: ReadonlyArray<{ readonly peerId: string; readonly joinedAt: number }>, count: number): string[] {
   const chosen = members.length <= count ? members : [...members].sort((a, b) => a.joinedAt - b.joinedAt || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)).slice(0, Math.max(1, count));
   return chosen.map((m) => m.peerId).sort();
 }
 
+/** How long a replaced voter set still counts beside the new one (docs/PLACEMENT.md §Voters, changes). */
+export const VOTER_CHANGE_MS = 60_000;
+
+/** At most this many replaced sets are kept (a burst of membership changes). */
+const FORMER_KEPT = 16;
+
 /**
- * {@link votersOf} kept for one member list: the same array comes back until the list (an
- * immutable array replaced when membership changes) does, which is what the lease's and the
- * claims' cached counts are keyed by.
+ * {@link votersOf} kept for one member list: the same array comes back until the voters change
+ * (not merely the list, an immutable array replaced when membership changes), which is what the
+ * lease's and the claims' cached counts are keyed by. A set replaced within the last
+ * `changeMs` is kept as {@link VoterSet.former}: while a change replicates, nodes that have it and
+ * nodes that have not count over different sets, whose majorities need not overlap (15 voters
+ * with one swapped: 8 + 8 of 16), so a node that has it needs a majority of the old set too.
  */
 export class VoterSet {
   readonly #count: number;
+  readonly #changeMs: number;
   #of: object | undefined;
   #voters: readonly string[] = [];
+  #former: Array<{ readonly voters: readonly string[]; readonly until: number }> = [];
+  #formerView: readonly (readonly string[])[] = [];
 
-  constructor(count: number) {
+  constructor(count: number, changeMs = VOTER_CHANGE_MS) {
     if (!(count >= 1)) throw new RangeError(`voters must be at least 1 (got ${count})`);
     this.#count = count;
+    this.#changeMs = changeMs;
   }
 
-  /** The voters of `members`. */
-  of(members: ReadonlyArray<{ readonly peerId: string; readonly joinedAt: number }>): readonly string[] {
-    if (this.#of !== members) {
-      this.#of = members;
-      this.#voters = votersOf(members, this.#count);
+  /** The voters of `members`; `nowMs` (a monotonic time) dates a change. */
+  of(members: ReadonlyArray<{ readonly peerId: string; readonly joinedAt: number }>, nowMs: number): readonly string[] {
+    if (this.#of === members) return this.#voters;
+    this.#of = members;
+    const next = votersOf(members, this.#count);
+    if (next.length === this.#voters.length && next.every((peer, i) => peer === this.#voters[i])) return this.#voters;
+    if (this.#voters.length > 0) {
+      this.#former = [...this.#former, { voters: this.#voters, until: nowMs + this.#changeMs }].slice(-FORMER_KEPT);
+      this.#formerView = this.#former.map((f) => f.voters);
     }
-    return this.#voters;
+    this.#voters = next;
+    return next;
+  }
+
+  /** Voter sets replaced within the last `changeMs` of `nowMs`, oldest first; the same array until one is added or expires. */
+  former(nowMs: number): readonly (readonly string[])[] {
+    if (this.#former.length > 0 && this.#former[0]!.until <= nowMs) {
+      this.#former = this.#former.filter((f) => f.until > nowMs);
+      this.#formerView = this.#former.map((f) => f.voters);
+    }
+    return this.#formerView;
   }
 }

@@ -312,3 +312,35 @@ describe('voters: a node that is not one', () => {
     expect(lease.valid()).toBe(true);
   });
 });
+
+describe('voters: while the voter set changes', () => {
+  // v3 was revoked and v4 took its place: for a minute a majority of the old set counts too, so a
+  // node that has not heard of the change yet (counting v1, v2, v3) cannot hold a majority beside
+  // this one (counting v1, v2, v4). This node does not vote.
+  const current = ['v1', 'v2', 'v4'];
+  const former = [['v1', 'v2', 'v3']];
+
+  it('holds the lease and a claim only with a majority of both sets, and asks the voters of both', async () => {
+    const granting = new Set(['v2', 'v4']);
+    const asked = new Set<string>();
+    let formerSets: readonly (readonly string[])[] = former;
+    const { clock, lease } = leaseOf([], (peer, request) => (asked.add(peer), granting.has(peer) ? grantAll(request) : undefined), () => [], { members: () => current, formerMembers: () => formerSets });
+    lease.want(true);
+    lease.claims.claim(S, 3);
+    await clock.advanceAsync(1);
+    expect([...asked].sort()).toEqual(['v1', 'v2', 'v3', 'v4']);
+    // Two of the new set, one of the old: neither the lease nor the claim holds.
+    expect(lease.valid()).toBe(false);
+    expect(lease.claims.promised(S, 3)).toBe(false);
+    granting.add('v1');
+    await clock.advanceAsync(60);
+    expect(lease.valid()).toBe(true);
+    expect(lease.claims.promised(S, 3)).toBe(true);
+    // The minute is over: the old set counts no more.
+    granting.delete('v1');
+    formerSets = [];
+    await clock.advanceAsync(TERM_MS + 250);
+    expect(lease.valid()).toBe(true);
+    expect(lease.claims.promised(S, 3)).toBe(true);
+  });
+});

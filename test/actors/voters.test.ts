@@ -39,9 +39,24 @@ describe('voters', () => {
   it('are kept for one member list and worked out again for a new one', () => {
     const set = new VoterSet(2);
     const list = [member('a', 1), member('b', 2), member('c', 3)];
-    const voters = set.of(list);
-    expect(set.of(list)).toBe(voters);
-    expect(set.of([member('c', 0), ...list.slice(1)])).toEqual(['b', 'c']);
+    const voters = set.of(list, 0);
+    expect(set.of(list, 0)).toBe(voters);
+    // A new list with the same voters gives the same array (the counts cached by it stay good).
+    expect(set.of([...list, member('d', 4)], 0)).toBe(voters);
+    expect(set.of([member('c', 0), ...list.slice(1)], 0)).toEqual(['b', 'c']);
     expect(() => new VoterSet(0)).toThrow(RangeError);
+  });
+
+  it('keep a replaced set as former for a minute after the change, and then drop it', () => {
+    const set = new VoterSet(3, 60_000);
+    const list = [member('a', 1), member('b', 2), member('c', 3), member('d', 4)];
+    set.of(list, 1_000);
+    expect(set.former(1_000)).toEqual([]);
+    // c's admission is revoked: d becomes a voter, and a, b, c still count for a minute.
+    expect(set.of(list.filter((m) => m.peerId !== 'c'), 5_000)).toEqual(['a', 'b', 'd']);
+    const former = set.former(5_000);
+    expect(former).toEqual([['a', 'b', 'c']]);
+    expect(set.former(64_999)).toBe(former);
+    expect(set.former(65_000)).toEqual([]);
   });
 });
