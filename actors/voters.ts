@@ -14,6 +14,19 @@ export function votersOf(members: ReadonlyArray<{ readonly peerId: string; reado
   return chosen.map((m) => m.peerId).sort();
 }
 
+/**
+ * Whether every majority of `a` shares a member with every majority of `b`: the two majorities
+ * can stay apart only by taking what the other set lacks first, so they must meet when what
+ * remains of each, after those, is more than the members the sets share.
+ */
+export function majoritiesMeet(a: readonly string[], b: readonly string[]): boolean {
+  const inB = new Set(b);
+  const shared = a.filter((peer) => inB.has(peer)).length;
+  const needA = Math.floor(a.length / 2) + 1;
+  const needB = Math.floor(b.length / 2) + 1;
+  return Math.max(0, needA - (a.length - shared)) + Math.max(0, needB - (b.length - shared)) > shared;
+}
+
 /** How long a replaced voter set still counts beside the new one (docs/PLACEMENT.md §Voters, changes). */
 export const VOTER_CHANGE_MS = 60_000;
 
@@ -48,7 +61,10 @@ export class VoterSet {
     this.#of = members;
     const next = votersOf(members, this.#count);
     if (next.length === this.#voters.length && next.every((peer, i) => peer === this.#voters[i])) return this.#voters;
-    if (this.#voters.length > 0) {
+    // Kept only when a majority of the old set and one of the new could miss each other (a voter
+    // swapped for another, say); one member added or removed leaves every two majorities sharing
+    // a member, so a fleet growing one join at a time never needs the old set's majority as well.
+    if (this.#voters.length > 0 && !majoritiesMeet(this.#voters, next)) {
       this.#former = [...this.#former, { voters: this.#voters, until: nowMs + this.#changeMs }].slice(-FORMER_KEPT);
       this.#formerView = this.#former.map((f) => f.voters);
     }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VoterSet, votersOf } from '../../actors/index.ts';
+import { VoterSet, majoritiesMeet, votersOf } from '../../actors/index.ts';
 
 const member = (peerId: string, joinedAt: number) => ({ peerId, joinedAt });
 
@@ -58,5 +58,37 @@ describe('voters', () => {
     expect(former).toEqual([['a', 'b', 'c']]);
     expect(set.former(64_999)).toBe(former);
     expect(set.former(65_000)).toEqual([]);
+  });
+
+  it('keep no former set when one member joins or leaves: any two majorities still meet', () => {
+    const set = new VoterSet(15, 60_000);
+    const list = [member('a', 1)];
+    set.of(list, 0);
+    for (const [i, peer] of ['b', 'c', 'd', 'e'].entries()) set.of([...list, ...['b', 'c', 'd', 'e'].slice(0, i + 1).map((p, j) => member(p, j + 2))], 1_000 * (i + 1));
+    expect(set.former(5_000)).toEqual([]);
+    expect(majoritiesMeet(['a', 'b', 'c'], ['a', 'b', 'c', 'd'])).toBe(true);
+    expect(majoritiesMeet(['a', 'b', 'c', 'd'], ['a', 'b', 'c'])).toBe(true);
+    // One swapped for another: 2 of {a, b, c} and 2 of {a, b, d} can be {a, c} and {b, d}.
+    expect(majoritiesMeet(['a', 'b', 'c'], ['a', 'b', 'd'])).toBe(false);
+    // Two joined at once: 2 of {a, b, c} and 3 of {a, b, c, d, e} can be {a, b} and {c, d, e}.
+    expect(majoritiesMeet(['a', 'b', 'c'], ['a', 'b', 'c', 'd', 'e'])).toBe(false);
+  });
+
+  it('agree with a search over every pair of majorities', () => {
+    const majorities = (set: string[]): string[][] => {
+      const need = Math.floor(set.length / 2) + 1;
+      const out: string[][] = [];
+      for (let mask = 0; mask < 1 << set.length; mask++) {
+        const pick = set.filter((_, i) => (mask >> i) & 1);
+        if (pick.length === need) out.push(pick);
+      }
+      return out;
+    };
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g'), { minLength: 1 }), fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g'), { minLength: 1 }), (a, b) => {
+        const meet = majorities(a).every((qa) => majorities(b).every((qb) => qa.some((p) => qb.includes(p))));
+        expect(majoritiesMeet(a, b)).toBe(meet);
+      }),
+    );
   });
 });
