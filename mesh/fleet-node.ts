@@ -354,6 +354,7 @@ export class FleetNode {
       // Probed in turn: the members this node holds admitted connections to (about the keeper's
       // target), so probing does not connect every node to every other.
       view: () => ports.transport.connectedPeers().filter((peer) => this.admission.isAdmitted(peer)),
+      inView: (peer) => (ports.transport.isConnected === undefined ? ports.transport.connectedPeers().includes(peer as PeerId) : ports.transport.isConnected(peer as PeerId)) && this.admission.isAdmitted(peer as PeerId),
       whenAdmitted: (peer) => this.admission.whenAdmitted(peer, 1_000),
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });

@@ -280,6 +280,10 @@ export class SimTransport implements Transport {
     return [...this.#sortedPeers];
   }
 
+  isConnected(peer: PeerId): boolean {
+    return this.#connections.has(peer);
+  }
+
   remoteAddresses(peer: PeerId): string[] {
     return this.#connections.has(peer) ? [`/sim/${peer}`] : [];
   }

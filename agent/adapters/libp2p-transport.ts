@@ -223,6 +223,10 @@ export class Libp2pTransport implements Transport {
     return [...new Set(this.#node.getConnections().map((c) => c.remotePeer.toString() as PeerId))].sort();
   }
 
+  isConnected(peer: PeerId): boolean {
+    return this.#node.getConnections(peerIdFromString(peer)).length > 0;
+  }
+
   remoteAddresses(peer: PeerId): string[] {
     return this.#node.getConnections(peerIdFromString(peer)).map((c) => c.remoteAddr.toString());
   }

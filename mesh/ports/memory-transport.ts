@@ -145,6 +145,10 @@ export class MemoryTransport implements Transport {
     return [...this.#connections.keys()].sort();
   }
 
+  isConnected(peer: PeerId): boolean {
+    return this.#connections.has(peer);
+  }
+
   remoteAddresses(peer: PeerId): string[] {
     return this.#connections.has(peer) ? [`${MEMORY_PREFIX}${peer}`] : [];
   }

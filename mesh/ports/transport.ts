@@ -55,6 +55,8 @@ export interface Transport {
   dial(peer: PeerId, addresses: readonly string[], options?: { readonly signal?: AbortSignal }): Promise<void>;
   hangUp(peer: PeerId): Promise<void>;
   connectedPeers(): PeerId[];
+  /** Optional: whether a connection to `peer` is open (cheaper than {@link Transport.connectedPeers} for one peer). */
+  isConnected?(peer: PeerId): boolean;
   /** Remote addresses of the current connections to `peer`. */
   remoteAddresses(peer: PeerId): string[];
   on(event: TransportEvent, listener: (peer: PeerId) => void): () => void;
