@@ -139,6 +139,8 @@ class Channel {
   readonly writer: BatchWriter;
   readonly pending = new Map<number, PendingAsk>();
   #stream: Promise<FrameStream> | undefined;
+  /** The stream once open. */
+  #current: FrameStream | undefined;
   #closed = false;
   readonly peer: PeerId;
   readonly owner: RemoteActors;
@@ -162,10 +164,18 @@ class Channel {
       .openStream(this.peer, actorProtocol.id, { maxFrameBytes: actorProtocol.maxFrameBytes, signal: controller.signal })
       .finally(() => this.init.clock.clearTimeout(timer));
     void this.#stream.then(
-      (stream) => void this.#readAnswers(stream),
+      (stream) => {
+        this.#current = stream;
+        void this.#readAnswers(stream);
+      },
       () => {},
     );
     return this.#stream;
+  }
+
+  /** Whether its stream is known to be unwritable (its connection went away) while no read has told so yet. */
+  get stale(): boolean {
+    return this.#current?.writable === false;
   }
 
   /** Answers to this node's asks come back on its own stream. */
@@ -351,6 +361,12 @@ export class RemoteActors {
   #channel(peer: PeerId): Channel | undefined {
     if (peer === this.#init.transport.localPeer || !this.#init.isReachable(peer)) return undefined;
     let channel = this.#channels.get(peer);
+    // A stream its connection's end already closed (a partition, a restart) fails what is sent on
+    // it; what comes now goes on a new one (found after a heal: the first order after it failed).
+    if (channel?.stale === true) {
+      this.channelFailed(channel, new DeadLetterError(`the actor stream to ${peer} closed`));
+      channel = undefined;
+    }
     if (channel === undefined) {
       channel = new Channel(peer, this, this.#init);
       this.#channels.set(peer, channel);

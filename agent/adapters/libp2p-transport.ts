@@ -265,6 +265,10 @@ class Libp2pFrameStream implements FrameStream {
     this.#maxFrameBytes = maxFrameBytes;
   }
 
+  get writable(): boolean {
+    return this.#stream.writeStatus === 'writable';
+  }
+
   async send(frame: Uint8Array): Promise<void> {
     if (this.#stream.writeStatus !== 'writable') throw new StreamResetError(`stream is ${this.#stream.writeStatus}`);
     if (!this.#stream.send(encodeFrame(frame))) await this.#stream.onDrain();

@@ -25,6 +25,12 @@ export interface FrameStream extends AsyncIterable<Uint8Array> {
   close(): Promise<void>;
   /** Resets the stream in both directions. */
   abort(reason: Error): void;
+  /**
+   * Optional: false once the stream can no longer be written to (closed or reset, perhaps by a
+   * connection that went away before anyone read from it): a caller keeping it for later sends
+   * opens another instead of failing a send.
+   */
+  readonly writable?: boolean;
 }
 
 export type StreamHandler = (stream: FrameStream) => void;
