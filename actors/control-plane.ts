@@ -399,6 +399,7 @@ export class ControlPlane {
     const hostStats = this.host.stats();
     // The lease counts on the monotonic clock; shown as wall-clock time.
     const validUntil = this.lease.validUntil() - this.lease.now() + this.#init.clock.now();
+    const voters = this.voters();
     return {
       singletons: this.placement.view(),
       actors: { count: hostStats.actors.length, deadLetters: hostStats.deadLetters + this.remote.stats().deadLetters, mailboxes: hostStats.actors },
@@ -407,8 +408,8 @@ export class ControlPlane {
       lease: {
         valid: this.lease.valid(),
         validUntil: Number.isFinite(validUntil) ? validUntil : validUntil > 0 ? 'unbounded' : null,
-        voters: this.voters().length,
-        voter: this.voters().includes(this.#init.node.peer),
+        voters: voters.length,
+        voter: voters.includes(this.#init.node.peer),
       },
     };
   }

@@ -198,10 +198,14 @@ export class QuorumLease {
     return this.#init.formerMembers?.() ?? NO_FORMER;
   }
 
+  /** How many of `members` other than this node make a majority of them with this node, if it is one of them. */
+  #othersNeeded(members: readonly string[]): number {
+    return Math.floor(members.length / 2) + 1 - (members.includes(this.#init.self) ? 1 : 0);
+  }
+
   #computeValidUntil(members: readonly string[]): number {
-    // A majority of the voters, this node among them if it is one (a fleet of one, or no member
-    // list yet: nothing to ask).
-    const needed = members.length === 0 ? 0 : Math.floor(members.length / 2) + 1 - (members.includes(this.#init.self) ? 1 : 0);
+    // A fleet of one, or no member list yet: nothing to ask.
+    const needed = members.length === 0 ? 0 : this.#othersNeeded(members);
     if (needed === 0) return Number.POSITIVE_INFINITY;
     // Only members that ever answered can count; sorting those is enough.
     const sentTimes: number[] = [];
@@ -241,7 +245,7 @@ export class QuorumLease {
 
   #agreesGone(members: readonly string[], peer: string, nowMs: number): boolean {
     // With this node (if it votes), a majority of the voters.
-    const needed = Math.floor(members.length / 2) + (members.includes(this.#init.self) ? 0 : 1);
+    const needed = this.#othersNeeded(members);
     let gone = 0;
     let alive = 0;
     for (const other of members) {
@@ -329,8 +333,7 @@ export class QuorumLease {
     const former = this.#former();
     // Voters of a set replaced lately are asked too: a majority of each is needed.
     const members = former.length === 0 ? current : [...new Set([current, ...former].flat())];
-    // Other voters needed for a majority (this node counts itself only if it votes).
-    const needed = Math.floor(members.length / 2) + 1 - (members.includes(this.#init.self) ? 1 : 0);
+    const needed = this.#othersNeeded(members);
     const { heard, listed } = this.#init;
     const reachable = members.filter((peer) => peer !== this.#init.self && this.#init.reachable(peer));
     // Whether those heard from are enough is judged before the members still in flight or backing
@@ -339,7 +342,7 @@ export class QuorumLease {
     const large = reachable.length > this.#config.askAllUpTo;
     const pool = heardFrom.length >= needed + (large ? this.#config.spare : 0) ? heardFrom : listed === undefined ? reachable : reachable.filter((peer) => heard!(peer) || listed(peer));
     const others = pool.filter((peer) => !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
-    // While a handover is watched, every member is asked: the takeover needs a majority of the whole fleet to hold the old owner gone.
+    // While a handover is watched, every voter is asked: the takeover needs a majority of the voters to hold the old owner gone.
     if (others.length <= this.#config.askAllUpTo || this.#watch.length > 0) return others;
     const rank = (peer: string): number => {
       const ack = this.#acks.get(peer);

@@ -7,7 +7,7 @@
  * already has `count` members usually changes no one's voters: the set moves when a voter's
  * admission is revoked (or lost to another use of its token), or when an admission's time (the
  * admitter's clock) precedes the last voter's. {@link VoterSet} keeps a replaced set counting
- * for a minute beside the new one.
+ * for a minute beside the new one when their majorities could miss each other.
  */
 export function votersOf(members: ReadonlyArray<{ readonly peerId: string; readonly joinedAt: number }>, count: number): string[] {
   const chosen = members.length <= count ? members : [...members].sort((a, b) => a.joinedAt - b.joinedAt || (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0)).slice(0, Math.max(1, count));
