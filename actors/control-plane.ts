@@ -7,7 +7,7 @@ import { DEFAULT_LEASE_CONFIG, type Holding, type LeaseAnswer, type LeaseConfig,
 import { Placement, type PlacementConfig, type PlacementMember, type RecordsView, type SingletonSpec } from './placement.ts';
 import { OwnerPromises, type PromiseAnswer, memoryPromiseStore, storagePromiseStore } from './promises.ts';
 import { RemoteActors } from './remote.ts';
-import { VoterSet } from './voters.ts';
+import { VOTER_CHANGE_MS, VoterSet } from './voters.ts';
 
 export const LEASE_ACTOR = 'sys/lease';
 /** The labels of a member that has none (shared: placement only reads them). */
@@ -175,7 +175,7 @@ export class ControlPlane {
       store: init.storage === undefined ? memoryPromiseStore() : storagePromiseStore(init.storage, log),
       known: (name) => this.fence.newest(name),
     });
-    this.#voters = new VoterSet({ ...DEFAULT_LEASE_CONFIG, ...init.lease }.voters);
+    this.#voters = new VoterSet({ ...DEFAULT_LEASE_CONFIG, ...init.lease }.voters, VOTER_CHANGE_MS, init.node.peer);
     this.lease = new QuorumLease({
       clock,
       self,
@@ -384,7 +384,12 @@ export class ControlPlane {
    */
   voters(): readonly string[] {
     const list = this.#init.node.membershipList();
-    if (list.length > 0) this.#lastVoters = this.#voters.of(list, monotonicNow(this.#init.clock));
+    if (list.length > 0) {
+      const now = monotonicNow(this.#init.clock);
+      const voters = this.#voters.of(list, now);
+      if (voters !== this.#lastVoters && this.#lastVoters !== undefined) this.#init.log.info('the voters changed', { voters: voters.length, before: this.#lastVoters.length, formerCounting: this.#voters.former(now).length });
+      this.#lastVoters = voters;
+    }
     return this.#lastVoters ?? this.#init.node.memberIds();
   }
 
@@ -410,6 +415,8 @@ export class ControlPlane {
         validUntil: Number.isFinite(validUntil) ? validUntil : validUntil > 0 ? 'unbounded' : null,
         voters: voters.length,
         voter: voters.includes(this.#init.node.peer),
+        // Replaced voter sets that still count beside the voters (docs/PLACEMENT.md §Voters, changes).
+        formerVoters: this.formerVoters().map((set) => set.length),
       },
     };
   }

@@ -74,6 +74,24 @@ describe('voters', () => {
     expect(majoritiesMeet(['a', 'b', 'c'], ['a', 'b', 'c', 'd', 'e'])).toBe(false);
   });
 
+  it('keep no former set worked out from a member list that did not name this node (a joiner catching up)', () => {
+    const everyone = ['a', 'b', 'c', 'd', 'e'].map((p, i) => member(p, i + 1));
+    // The joiner e first holds the founder's admission alone, then the whole list: no former.
+    const joiner = new VoterSet(15, 60_000, 'e');
+    joiner.of(everyone.slice(0, 1), 0);
+    expect(joiner.of(everyone, 100)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(joiner.former(200)).toEqual([]);
+    // The founder, a member by both lists, sees the same jump as a change it was part of.
+    const founder = new VoterSet(15, 60_000, 'a');
+    founder.of(everyone.slice(0, 1), 0);
+    founder.of(everyone, 100);
+    expect(founder.former(200)).toEqual([['a']]);
+    // Once the joiner is a member, a later change that needs the old set is kept as ever.
+    const later = everyone.filter((m) => m.peerId !== 'b' && m.peerId !== 'c');
+    joiner.of([...later, member('f', 9), member('g', 10)], 1_000);
+    expect(joiner.former(1_000)).toEqual([['a', 'b', 'c', 'd', 'e']]);
+  });
+
   it('agree with a search over every pair of majorities', () => {
     const majorities = (set: string[]): string[][] => {
       const need = Math.floor(set.length / 2) + 1;

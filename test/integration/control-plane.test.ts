@@ -18,12 +18,38 @@ interface SingletonView {
 interface ControlStatus {
   self: { peerId: string };
   singletons: SingletonView[];
-  lease: { valid: boolean };
+  lease: { valid: boolean; voters: number; formerVoters: number[] };
   members: Array<{ peerId: string; state: string }>;
 }
 
 const sensorOf = async (client: ApiClient): Promise<SingletonView> => (await client.get<ControlStatus>('/api/v1/status')).singletons.find((s) => s.name === SENSOR)!;
 const silentEvents = async (client: ApiClient): Promise<FleetEvent[]> => (await client.get<{ events: FleetEvent[] }>('/api/v1/events?kind=system.instance_silent')).events;
+
+/**
+ * `eventually`, and when it fails, what each running node held then (its lease, voters and the
+ * sensor's record): a wait that runs out in CI says why.
+ */
+async function explained<T>(fleet: CliFleet, check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  try {
+    return await eventually(check, timeoutMs, what);
+  } catch (error) {
+    const views = await Promise.all(
+      fleet.nodes.map(async (node, i) => {
+        if (!node.running) return `n${i} not running`;
+        let status: ControlStatus;
+        try {
+          status = await fleet.clients[i]!.get<ControlStatus>('/api/v1/status');
+        } catch (e) {
+          return `n${i}: ${String(e)}`;
+        }
+        const own = status.singletons.find((s) => s.name === SENSOR);
+        const members = status.members.map((m) => `${m.peerId.slice(-6)}:${m.state}`).join(' ');
+        return `n${i} ${status.self.peerId.slice(-6)} lease ${JSON.stringify(status.lease)} sensor ${JSON.stringify({ ...own, owner: own?.owner?.slice(-6) })} members ${members}`;
+      }),
+    );
+    throw new Error(`${(error as Error).message}\n${views.join('\n')}`);
+  }
+}
 
 /** Five real node processes with fault injection on: partitions at the mesh level, stale orders. */
 describe('control plane across real processes', () => {
@@ -35,7 +61,7 @@ describe('control plane across real processes', () => {
     process.env['POWERNODE_FAULT_INJECTION'] = '1';
     fleet = await startCliFleet(5, 'powernode-control-');
     // One owner, seen by all.
-    await eventually(async () => {
+    await explained(fleet, async () => {
       const views = await Promise.all(fleet.clients.map(sensorOf));
       return views.every((v) => v.active && v.owner === views[0]!.owner) ? true : undefined;
     }, 30_000, 'the sensor placed');
@@ -56,11 +82,11 @@ describe('control plane across real processes', () => {
     for (const i of majority) await fleet.clients[i]!.post('/api/v1/faults/isolate', { peers: minority.map(peer) });
 
     // The old owner records its own stop (lost lease); the majority activates the next epoch.
-    await eventually(async () => {
+    await explained(fleet, async () => {
       const own = await sensorOf(fleet.clients[owner]!);
       return own.owner === peer(owner) && !own.active ? true : undefined;
     }, 10_000, 'the minority owner stopped');
-    const taken = await eventually(async () => {
+    const taken = await explained(fleet, async () => {
       const views = await Promise.all(majority.map((i) => sensorOf(fleet.clients[i]!)));
       return views.every((v) => v.active && v.epoch > oldStamp.epoch && majority.includes(indexOf(v.owner)) && v.owner === views[0]!.owner) ? views[0] : undefined;
     }, 15_000, 'the majority took the singleton over');
@@ -68,7 +94,7 @@ describe('control plane across real processes', () => {
     for (const i of minority) expect((await fleet.clients[i]!.get<ControlStatus>('/api/v1/status')).lease.valid).toBe(false);
 
     for (const client of fleet.clients) await client.post('/api/v1/faults/heal', { peers: [] });
-    const final = await eventually(async () => {
+    const final = await explained(fleet, async () => {
       const views = await Promise.all(fleet.clients.map(sensorOf));
       return views.every((v) => v.active && v.owner === views[0]!.owner && v.epoch === views[0]!.epoch) ? views[0] : undefined;
     }, 20_000, 'one owner after the heal');
@@ -77,7 +103,7 @@ describe('control plane across real processes', () => {
     const holders = (await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).filter((s) => s.self.peerId === final.owner);
     expect(holders).toHaveLength(1);
 
-    await eventually(async () => ((await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).every((s) => s.members.every((m) => m.state === 'alive')) ? true : undefined), 20_000, 'every member alive everywhere');
+    await explained(fleet, async () => ((await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).every((s) => s.members.every((m) => m.state === 'alive')) ? true : undefined), 20_000, 'every member alive everywhere');
     // The deposed owner's orders are refused everywhere, the current owner's taken (an order is
     // believed only from the owner it names).
     const oldOwner = [0, 1, 2, 3, 4].find((i) => peer(i) === oldStamp.owner)!;
@@ -103,7 +129,7 @@ describe('control plane across real processes', () => {
     const killedAt = Date.now();
     await fleet.nodes[victim]!.kill9();
     const watchers = () => [0, 1, 2, 3, 4].filter((i) => fleet.nodes[i]!.running);
-    await eventually(async () => ((await Promise.all(watchers().map((i) => silentEvents(fleet.clients[i]!)))).every((e) => e.some((x) => x.subject === peer(victim))) ? true : undefined), 15_000, 'the victim reported');
+    await explained(fleet, async () => ((await Promise.all(watchers().map((i) => silentEvents(fleet.clients[i]!)))).every((e) => e.some((x) => x.subject === peer(victim))) ? true : undefined), 15_000, 'the victim reported');
 
     // An order to the dead node fails at once: it is a dead letter, not a hang.
     const from = watchers()[0]!;
@@ -114,11 +140,11 @@ describe('control plane across real processes', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
 
     await fleet.nodes[owner]!.kill9();
-    await eventually(async () => {
+    await explained(fleet, async () => {
       const views = await Promise.all(watchers().map((i) => sensorOf(fleet.clients[i]!)));
       return views.every((v) => v.active && v.owner !== peer(owner) && v.owner === views[0]!.owner) ? true : undefined;
     }, 15_000, 'the sensor failed over');
-    await eventually(async () => ((await Promise.all(watchers().map((i) => silentEvents(fleet.clients[i]!)))).every((e) => e.some((x) => x.subject === peer(owner))) ? true : undefined), 15_000, 'the old owner reported');
+    await explained(fleet, async () => ((await Promise.all(watchers().map((i) => silentEvents(fleet.clients[i]!)))).every((e) => e.some((x) => x.subject === peer(owner))) ? true : undefined), 15_000, 'the old owner reported');
     await new Promise((r) => setTimeout(r, 2_000));
     for (const i of watchers()) {
       // (The partition above made members silent too: only what followed the kill counts here.)
