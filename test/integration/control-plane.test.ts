@@ -60,10 +60,14 @@ describe('control plane across real processes', () => {
   beforeAll(async () => {
     process.env['POWERNODE_FAULT_INJECTION'] = '1';
     fleet = await startCliFleet(5, 'powernode-control-');
-    // One owner, seen by all.
+    // One owner, seen by all, where placement leaves it: a member counts for ownership once it
+    // has been up for 3 s (placement's stableMs), so the last joiner may take the sensor over up
+    // to then — which moved it between reading the owner and cutting it off (seen once).
+    const settled = Date.now() + 3_500;
     await explained(fleet, async () => {
       const views = await Promise.all(fleet.clients.map(sensorOf));
-      return views.every((v) => v.active && v.owner === views[0]!.owner) ? true : undefined;
+      const one = views.every((v) => v.active && v.owner === views[0]!.owner && v.epoch === views[0]!.epoch);
+      return one && views[0]!.since !== null && views[0]!.since <= Date.now() - 1_000 && Date.now() >= settled ? true : undefined;
     }, 30_000, 'the sensor placed');
   }, 120_000);
 
