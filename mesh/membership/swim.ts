@@ -525,6 +525,12 @@ export class Swim {
       member.suspicion = undefined;
     }
     if (member.incarnation !== incarnation || previous !== state) this.#bump(peer);
+    // The first incarnation heard of a member held alive changes nothing anyone else holds of it:
+    // it is not gossiped on (each member announces its own). At a fleet's start every node learns
+    // every other's incarnation once, and relaying each of those N² first hearings kept hundreds
+    // of updates queued on every node for a minute: a fresh death waited behind them, and picking
+    // each message's updates scanned them all (docs/PLACEMENT.md §Failure detection).
+    const news = !(state === 'alive' && previous === 'alive' && member.incarnation === 0);
     member.incarnation = incarnation;
     if (previous !== state) {
       member.state = state;
@@ -535,7 +541,7 @@ export class Swim {
       this.#init.log.info('member state changed', { peer, state, previous, incarnation });
       this.#init.onChange?.(peer, state, previous);
     }
-    this.#enqueue({ peer, state, incarnation });
+    if (news) this.#enqueue({ peer, state, incarnation });
   }
 
   #enqueue(u: Update): void {

@@ -71,6 +71,21 @@ class Cluster {
 }
 
 describe('SWIM failure detection', () => {
+  it('does not gossip on the first incarnation it hears of a member, and still spreads its death', async () => {
+    // Node 0 and node 2 probe only node 1; node 1 probes both. Node 0 hears node 2's incarnation
+    // only from node 1's gossip, and node 1 heard it first-hand: nothing to pass on (each member
+    // announces its own, and at a large fleet's start relaying those N² first hearings kept
+    // hundreds of updates queued everywhere).
+    const cluster = new Cluster(3, (self) => (self === 1 ? [0, 2] : [1]));
+    await cluster.run(10_000);
+    expect(cluster.swims[1]!.heardFrom(cluster.peers[2]!)).toBe(true);
+    expect(cluster.swims[0]!.heardFrom(cluster.peers[2]!)).toBe(false);
+    const crashedAt = cluster.clock.now();
+    cluster.crash(2);
+    await cluster.run(6_000);
+    expect(cluster.seenBy(2, 'dead', crashedAt)).toBeDefined();
+  });
+
   it('keeps a healthy cluster all alive, with no suspicion at all', async () => {
     const cluster = new Cluster(6);
     await cluster.run(20_000);
