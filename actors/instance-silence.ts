@@ -64,7 +64,16 @@ export function instanceSilenceBehavior(context: SingletonContext, criticalAfter
     const effects: Effect[] = [];
     const present = new Set(message.members.map((m) => m.peerId));
     for (const member of message.members) {
-      const episode = episodes[member.peerId];
+      let episode = episodes[member.peerId];
+      if (member.state === 'dead' && episode !== undefined && member.incarnation > episode.incarnation) {
+        // Dead again at a newer incarnation: it came back in between (it refuted the death), and
+        // whoever saw that did not get its recovery into the log before it, too, went (a sensor
+        // owner killed right after). The old episode ends and a new one begins; the recovered
+        // event's id is the one that owner would have used, so it is not doubled if it arrives.
+        delete episodes[member.peerId];
+        effects.push(emit(member.peerId, recoveredEvent(member, episode, message.now)));
+        episode = undefined;
+      }
       if (member.state === 'dead' && episode === undefined) {
         episodes[member.peerId] = { incarnation: member.incarnation, since: message.now, escalated: false };
         effects.push(emit(member.peerId, silentEvent(member, 'high', message.now)));
