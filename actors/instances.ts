@@ -273,10 +273,11 @@ export function registerInstanceExecutors(
   controlPlane: ControlPlane,
   init: { readonly node: FleetNode; readonly stopSelf: () => void; readonly reboot: readonly string[] | undefined; readonly runner: ProcessRunner; readonly clock: Clock; readonly log: Logger },
 ): void {
-  const seen = new Set<string>();
+  // Actions being recorded: the durable record answers for each once it is written.
+  const recording = new Set<string>();
   const once = (kind: 'stop' | 'reboot', body: string, act: () => Record<string, unknown>): Record<string, unknown> => {
     const { actionId } = JSON.parse(body) as { actionId: string };
-    if (seen.has(actionId) || init.node.tasks.of(init.node.peer).executed.has(actionId)) return { duplicate: true };
+    if (recording.has(actionId) || init.node.tasks.of(init.node.peer).executed.has(actionId)) return { duplicate: true };
     // Only what an operator signed, for this node, and not by a key revoked since: an order alone
     // (which any member can send) never stops or reboots a node.
     const action = init.node.desired.tasks().actions.find((a) => a.id === actionId);
@@ -284,11 +285,18 @@ export function registerInstanceExecutors(
     if (revokedOperatorKeys(init.node.fleet(), init.clock.now()).includes(action.by)) return { refused: true, reason: `${actionId} was asked for by an operator key revoked since` };
     const answer = act();
     if (answer['refused'] !== undefined) return answer;
-    seen.add(actionId);
+    recording.add(actionId);
     void init.node.tasks
       .recordExecuted(actionId, init.clock.now())
-      .then(() => (answer['then'] as () => void)())
-      .catch((error: unknown) => init.log.warn('could not record an instance action; not carried out', { action: actionId, error: String(error) }));
+      .then(() => {
+        recording.delete(actionId);
+        (answer['then'] as () => void)();
+      })
+      .catch((error: unknown) => {
+        // Not carried out: a repeat of the order may try again.
+        recording.delete(actionId);
+        init.log.warn('could not record an instance action; not carried out', { action: actionId, error: String(error) });
+      });
     const { then: _, ...rest } = answer;
     return rest;
   };
