@@ -37,9 +37,14 @@ export function openEpisodes(events: readonly FleetEvent[]): Record<string, Epis
     const peer = event.subject;
     if (peer === undefined) continue;
     const incarnation = Number(event.payload?.['incarnation'] ?? 0);
-    if (event.kind === SILENT_KIND && event.severity === 'high' && episodes[peer] === undefined) episodes[peer] = { incarnation, since: event.at, escalated: false };
-    else if (event.kind === SILENT_KIND && event.severity === 'critical' && episodes[peer] !== undefined) episodes[peer] = { ...episodes[peer], escalated: true };
-    else if (event.kind === RECOVERED_KIND) delete episodes[peer];
+    const open = episodes[peer];
+    // A silent event at a newer incarnation than the open episode's begins a new one; a recovered
+    // event (which names the incarnation the member came back with) closes only an older one. So
+    // an episode closed and the next begun in one step, the two events at the same time, fold
+    // the same whichever sorts first.
+    if (event.kind === SILENT_KIND && event.severity === 'high' && (open === undefined || incarnation > open.incarnation)) episodes[peer] = { incarnation, since: event.at, escalated: false };
+    else if (event.kind === SILENT_KIND && event.severity === 'critical' && open !== undefined && incarnation === open.incarnation) episodes[peer] = { ...open, escalated: true };
+    else if (event.kind === RECOVERED_KIND && open !== undefined && open.incarnation < incarnation) delete episodes[peer];
   }
   return episodes;
 }
@@ -71,7 +76,7 @@ export function instanceSilenceBehavior(context: SingletonContext, criticalAfter
         // owner killed right after). The old episode ends and a new one begins; the recovered
         // event's id is the one that owner would have used, so it is not doubled if it arrives.
         delete episodes[member.peerId];
-        effects.push(emit(member.peerId, recoveredEvent(member, episode, message.now)));
+        effects.push(emit(member.peerId, recoveredEvent(member, episode, message.now, true)));
         episode = undefined;
       }
       if (member.state === 'dead' && episode === undefined) {
@@ -112,6 +117,8 @@ export function instanceSilenceBehavior(context: SingletonContext, criticalAfter
           if (!message.outcome.ok || episode === undefined) return { state };
           const event = (message.outcome.value as { event: FleetEvent }).event;
           if (event.kind !== SILENT_KIND || event.severity !== 'high' || event.at >= episode.since) return { state };
+          // An answer about an earlier episode of this member (closed meanwhile) says nothing of this one.
+          if (Number(event.payload?.['incarnation'] ?? 0) !== episode.incarnation) return { state };
           return { state: { ...state, episodes: { ...state.episodes, [message.peer]: { ...episode, since: event.at } } } };
         }
       }
@@ -127,14 +134,20 @@ function silentEvent(member: PlacementMember, severity: 'high' | 'critical', sin
   return { id: eventIdOf(SILENT_KIND, member.peerId, member.incarnation), kind: SILENT_KIND, severity, subject: member.peerId, detail, payload: { incarnation: member.incarnation, name: member.name } };
 }
 
-function recoveredEvent(member: PlacementMember, episode: Episode, now: number): EventInput {
+/**
+ * The end of `episode`. `silentAgain`: the member is dead once more at a newer incarnation (it
+ * came back in between, unseen by this owner), so the event says so rather than that it answers.
+ */
+function recoveredEvent(member: PlacementMember, episode: Episode, now: number, silentAgain = false): EventInput {
   const silentForS = Math.round((now - episode.since) / 1000);
   return {
     id: eventIdOf(RECOVERED_KIND, member.peerId, episode.incarnation),
     kind: RECOVERED_KIND,
     severity: 'low',
     subject: member.peerId,
-    detail: `${member.name} (${member.peerId}) answers again after ${silentForS} s of silence`,
+    detail: silentAgain
+      ? `${member.name} (${member.peerId}) came back within ${silentForS} s of going silent, and is silent again`
+      : `${member.name} (${member.peerId}) answers again after ${silentForS} s of silence`,
     payload: { incarnation: member.incarnation, name: member.name, silentForS },
   };
 }

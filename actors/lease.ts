@@ -319,9 +319,9 @@ export class QuorumLease {
 
   /**
    * Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to
-   * answer. Members never heard from are left out while those heard from are enough for a
-   * majority (with the spares, in a large fleet), and otherwise only those whose node documents
-   * list addresses (a member admitted but never started is not dialled at every round: that cost
+   * answer. In a large set, members never heard from are left out while those heard from are
+   * enough for a majority with the spares; otherwise (and always in a small set, such as the
+   * voters) those heard from and those whose node documents list addresses (a member admitted but never started is not dialled at every round: that cost
    * a 1,000-member fleet's joiner 3 s): in a large fleet that has just started, a node
    * hears of the others' incarnations by gossip over a minute or more (at 1,000 nodes, a few
    * hundred in the first 20 s), and a lease that asked only those could never see a majority, so
@@ -340,7 +340,10 @@ export class QuorumLease {
     // off are set aside (a claim's 50 ms rounds keep many in flight).
     const heardFrom = heard === undefined ? reachable : reachable.filter((peer) => heard(peer));
     const large = reachable.length > this.#config.askAllUpTo;
-    const pool = heardFrom.length >= needed + (large ? this.#config.spare : 0) ? heardFrom : listed === undefined ? reachable : reachable.filter((peer) => heard!(peer) || listed(peer));
+    // In a small set (the voters, at most `askAllUpTo`) every member heard from or listed is asked:
+    // with only those heard from, exactly a majority of them at a large fleet's start (where a
+    // node hears of others' incarnations over minutes), one missed answer would fail the round.
+    const pool = large && heardFrom.length >= needed + this.#config.spare ? heardFrom : listed === undefined ? reachable : reachable.filter((peer) => heard!(peer) || listed(peer));
     const others = pool.filter((peer) => !this.#inFlight.has(peer) && (this.#retryAt.get(peer) ?? 0) <= now);
     // While a handover is watched, every voter is asked: the takeover needs a majority of the voters to hold the old owner gone.
     if (others.length <= this.#config.askAllUpTo || this.#watch.length > 0) return others;

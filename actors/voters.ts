@@ -46,15 +46,15 @@ export class VoterSet {
   readonly #changeMs: number;
   readonly #self: string | undefined;
   #of: object | undefined;
-  /** Whether the last member list named this node (`self`): see {@link VoterSet.of}. */
-  #wasMember = false;
+  /** Whether any member list so far named this node (`self`): see {@link VoterSet.of}. */
+  #everMember = false;
   #voters: readonly string[] = [];
   #former: Array<{ readonly voters: readonly string[]; readonly until: number }> = [];
   #formerView: readonly (readonly string[])[] = [];
 
   /**
-   * `self`, this node's peer id: a set worked out from a member list that did not name this node
-   * (a joiner's fleet document still catching up) is never kept as former.
+   * `self`, this node's peer id: a set worked out before any member list named this node (a
+   * joiner's fleet document still catching up) is never kept as former.
    */
   constructor(count: number, changeMs = VOTER_CHANGE_MS, self?: string) {
     if (!(count >= 1)) throw new RangeError(`voters must be at least 1 (got ${count})`);
@@ -67,18 +67,20 @@ export class VoterSet {
   of(members: ReadonlyArray<{ readonly peerId: string; readonly joinedAt: number }>, nowMs: number): readonly string[] {
     if (this.#of === members) return this.#voters;
     this.#of = members;
-    const wasMember = this.#wasMember;
-    this.#wasMember = this.#self === undefined || members.some((m) => m.peerId === this.#self);
+    const wasMember = this.#everMember;
+    if (!wasMember) this.#everMember = this.#self === undefined || members.some((m) => m.peerId === this.#self);
     const next = votersOf(members, this.#count);
     if (next.length === this.#voters.length && next.every((peer, i) => peer === this.#voters[i])) return this.#voters;
     // Kept only when a majority of the old set and one of the new could miss each other (a voter
     // swapped for another, say); one member added or removed leaves every two majorities sharing
     // a member, so a fleet growing one join at a time never needs the old set's majority as well.
-    // And only when this node was a member by the old list: a joiner whose fleet document arrives
-    // in pieces first sees the founder alone, then everyone — a jump from a list no member holds
-    // any more, which kept the founder's answer needed for a minute after the join, so a
+    // And only once this node has been a member by some list: a joiner whose fleet document
+    // arrives in pieces first sees the founder alone, then everyone — a jump from a list no member
+    // holds any more, which kept the founder's answer needed for a minute after the join, so a
     // partition that cut the founder off left the joiner without a lease (the five-process
-    // integration test failed ~1 run in 8 that way).
+    // integration test failed ~1 run in 8 that way). A node that was a member and is not by the
+    // old list (it lost its admission, and the sync that re-admits it also swaps a voter) keeps
+    // the old set as ever: others may still count over it.
     if (this.#voters.length > 0 && wasMember && !majoritiesMeet(this.#voters, next)) {
       this.#former = [...this.#former, { voters: this.#voters, until: nowMs + this.#changeMs }].slice(-FORMER_KEPT);
       this.#formerView = this.#former.map((f) => f.voters);

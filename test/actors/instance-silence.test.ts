@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RECOVERED_KIND, SILENT_KIND, instanceSilenceBehavior } from '../../actors/instance-silence.ts';
+import { RECOVERED_KIND, SILENT_KIND, instanceSilenceBehavior, openEpisodes } from '../../actors/instance-silence.ts';
 import type { Effect } from '../../actors/host.ts';
 import type { MembersMessage, PlacementMember } from '../../actors/placement.ts';
 import type { FleetEvent } from '../../crdt-schema/index.ts';
@@ -10,6 +10,9 @@ const member = (peerId: string, state: PlacementMember['state'], incarnation: nu
 const members = (now: number, ...list: PlacementMember[]): MembersMessage => ({ type: 'members', now, members: list });
 const silentAt = (peer: string, incarnation: number, at: number): FleetEvent =>
   ({ id: eventIdOf(SILENT_KIND, peer, incarnation), kind: SILENT_KIND, severity: 'high', subject: peer, at, payload: { incarnation } }) as unknown as FleetEvent;
+
+const recoveredAt = (peer: string, episodeIncarnation: number, backAt: number, at: number): FleetEvent =>
+  ({ id: eventIdOf(RECOVERED_KIND, peer, episodeIncarnation), kind: RECOVERED_KIND, severity: 'low', subject: peer, at, payload: { incarnation: backAt } }) as unknown as FleetEvent;
 
 /** What the sensor emitted: each event's kind and id, in order. */
 const emitted = (effects: readonly Effect[] | undefined): Array<{ kind: string; id: string }> =>
@@ -49,5 +52,13 @@ describe('instance-silence sensor', () => {
       { kind: RECOVERED_KIND, id: eventIdOf(RECOVERED_KIND, 'a', 5) },
       { kind: SILENT_KIND, id: eventIdOf(SILENT_KIND, 'a', 6) },
     ]);
+  });
+
+  it('folds an episode closed and the next begun at the same time the same whichever sorts first', () => {
+    // The step above writes both at one instant: the log's order between them is the ids'.
+    const events = [silentAt('a', 5, 500), recoveredAt('a', 5, 6, 1_000), silentAt('a', 6, 1_000)];
+    for (const order of [events, [events[0]!, events[2]!, events[1]!]]) expect(openEpisodes(order)).toEqual({ a: { incarnation: 6, since: 1_000, escalated: false } });
+    // A plain recovery closes the episode.
+    expect(openEpisodes([silentAt('a', 5, 500), recoveredAt('a', 5, 6, 2_000)])).toEqual({});
   });
 });

@@ -90,6 +90,14 @@ describe('voters', () => {
     const later = everyone.filter((m) => m.peerId !== 'b' && m.peerId !== 'c');
     joiner.of([...later, member('f', 9), member('g', 10)], 1_000);
     expect(joiner.former(1_000)).toEqual([['a', 'b', 'c', 'd', 'e']]);
+    // A member whose list stopped naming it (its admission lost) and that comes back with a voter
+    // swapped keeps the old set: other nodes may still count over it.
+    const lost = new VoterSet(3, 60_000, 'e');
+    lost.of(everyone, 0);
+    lost.of(everyone.filter((m) => m.peerId !== 'e'), 100);
+    const swapped = [member('a', 1), member('b', 2), member('d', 4), member('e', 5)];
+    expect(lost.of(swapped, 200)).toEqual(['a', 'b', 'd']);
+    expect(lost.former(300)).toEqual([['a', 'b', 'c']]);
   });
 
   it('agree with a search over every pair of majorities', () => {

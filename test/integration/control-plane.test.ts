@@ -19,6 +19,7 @@ interface ControlStatus {
   self: { peerId: string };
   singletons: SingletonView[];
   lease: { valid: boolean; voters: number; formerVoters: number[] };
+  actors: { mailboxes: Array<{ name: string }> };
   members: Array<{ peerId: string; state: string }>;
 }
 
@@ -90,12 +91,11 @@ describe('control plane across real processes', () => {
       const own = await sensorOf(fleet.clients[owner]!);
       return own.owner === peer(owner) && !own.active ? true : undefined;
     }, 10_000, 'the minority owner stopped');
-    const taken = await explained(fleet, async () => {
+    await explained(fleet, async () => {
       const views = await Promise.all(majority.map((i) => sensorOf(fleet.clients[i]!)));
       return views.every((v) => v.active && v.epoch > oldStamp.epoch && majority.includes(indexOf(v.owner)) && v.owner === views[0]!.owner) ? views[0] : undefined;
     }, 15_000, 'the majority took the singleton over');
-    // Higher, not necessarily the next: a claim given up earlier (another member ranked higher) used an epoch too.
-    expect(taken.epoch).toBeGreaterThan(oldStamp.epoch);
+    // (A higher epoch, the wait asks, not necessarily the next: a claim given up earlier, another member ranking higher, used one too.)
     for (const i of minority) expect((await fleet.clients[i]!.get<ControlStatus>('/api/v1/status')).lease.valid).toBe(false);
 
     for (const client of fleet.clients) await client.post('/api/v1/faults/heal', { peers: [] });
@@ -105,8 +105,8 @@ describe('control plane across real processes', () => {
     }, 20_000, 'one owner after the heal');
     expect(final.epoch).toBeGreaterThan(oldStamp.epoch);
     // Exactly one node runs it: the others' records agree, and only one holds a lease-backed activation.
-    const holders = (await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).filter((s) => s.self.peerId === final.owner);
-    expect(holders).toHaveLength(1);
+    const running = (await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).filter((s) => s.actors.mailboxes.some((a) => a.name === `singleton/${SENSOR}`));
+    expect(running.map((s) => s.self.peerId)).toEqual([final.owner]);
 
     await explained(fleet, async () => ((await Promise.all(fleet.clients.map((c) => c.get<ControlStatus>('/api/v1/status')))).every((s) => s.members.every((m) => m.state === 'alive')) ? true : undefined), 20_000, 'every member alive everywhere');
     // The deposed owner's orders are refused everywhere, the current owner's taken (an order is
