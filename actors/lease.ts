@@ -320,12 +320,13 @@ export class QuorumLease {
   /**
    * Who to ask this round: everyone reachable in a small fleet; in a large one, the likeliest to
    * answer. In a large set, members never heard from are left out while those heard from are
-   * enough for a majority with the spares; otherwise (and always in a small set, such as the
-   * voters) those heard from and those whose node documents list addresses (a member admitted but never started is not dialled at every round: that cost
-   * a 1,000-member fleet's joiner 3 s): in a large fleet that has just started, a node
-   * hears of the others' incarnations by gossip over a minute or more (at 1,000 nodes, a few
-   * hundred in the first 20 s), and a lease that asked only those could never see a majority, so
-   * no singleton could fail over (docs/PLACEMENT.md §Placement).
+   * enough for a majority with the spares; otherwise, and always in a small set such as the
+   * voters, those heard from and those whose node documents list addresses are asked (a member
+   * admitted but never started is not dialled at every round: that cost a 1,000-member fleet's
+   * joiner 3 s). In a large fleet that has just started, a node hears of the others'
+   * incarnations by gossip over a minute or more (at 1,000 nodes, a few hundred in the first
+   * 20 s), and a lease that asked only those could never see a majority, so no singleton could
+   * fail over (docs/PLACEMENT.md §Placement).
    */
   #targets(): string[] {
     const now = this.now();
