@@ -211,14 +211,7 @@ export function instanceReconcilerSpec(config: Partial<InstanceConfig> = {}): Si
 
 /** Every instance's newest record across the held documents (highest epoch, then latest). */
 export function instanceRecords(node: FleetNode): Map<string, InstanceRecord> {
-  const out = new Map<string, InstanceRecord>();
-  for (const doc of node.tasks.all().values()) {
-    for (const [peer, record] of doc.instances) {
-      const held = out.get(peer);
-      if (held === undefined || record.epoch > held.epoch || (record.epoch === held.epoch && record.since > held.since)) out.set(peer, record);
-    }
-  }
-  return out;
+  return node.tasks.instances();
 }
 
 /** What the reconciler sees on `node`: members with their failure-detection states, revoked nodes, records, pending actions. */

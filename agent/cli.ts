@@ -35,9 +35,10 @@ const USAGE = `usage: powernode <command> [flags]
   module put   --api URL --key KEYFILE [--json] FILE...        add or update modules (JSON: one object or a list)
   module list | show NAME | rm NAME...                       (also: template, pool; each with --api, --key, [--json])
   module publisher create --name NAME --out FILE             a publisher key that signs module versions
-  module trust NAME --publisher KEY...                       which publisher keys a module takes
+  module trust NAME --publisher KEY... [--promotion-instances N --promotion-dwell 30m]   which publisher keys a module takes
   module version publish NAME --number N --artifact ARCH=sha256:HEX... --publisher-key FILE
-  module version promote NAME@N STATE | list [NAME]          built, staging, blessed (trusted), live, retired
+  module version promote NAME@N STATE | list [NAME]          built, staging, blessed (trusted, with evidence), live, retired
+  module version evidence NAME@N                             which members run it, and whether it may be blessed
   template preview NAME                                      closure, conflicts, warnings, filter, fingerprint, footprint
   template apply NAME --node NODE... [--purge-stale] [--dry-run]   assign the template's modules to nodes
   assignment list [--node NODE]                              what each node is given

@@ -14,6 +14,8 @@ export interface DataDir {
   readonly rootKeyFile: string;
   readonly operatorKeyFile: string;
   readonly pidFile: string;
+  /** What module artifacts this machine runs (docs/CATALOG.md §Promotion evidence). */
+  readonly modulesFile: string;
 }
 
 export function dataDir(root: string): DataDir {
@@ -24,6 +26,7 @@ export function dataDir(root: string): DataDir {
     rootKeyFile: join(root, 'root.key'),
     operatorKeyFile: join(root, 'operator.key'),
     pidFile: join(root, 'node.pid'),
+    modulesFile: join(root, 'modules.json'),
   };
 }
 

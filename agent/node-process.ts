@@ -11,6 +11,7 @@ import {
 import { ControlPlane, TaskRunner, dispatcherPorts, dispatcherSpec, instancePorts, instanceReconcilerSpec, registerInstanceExecutors } from '../actors/index.ts';
 import { PoolMemberAgent, poolPorts, poolsSpec } from '../actors/index.ts';
 import { ExecaProcessRunner } from './adapters/execa-process-runner.ts';
+import { FileModuleInventory } from './adapters/file-module-inventory.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import { LevelStorage, StorageLockedError } from './adapters/level-storage.ts';
 import { Libp2pTransport } from './adapters/libp2p-transport.ts';
@@ -89,6 +90,7 @@ export async function startNode(options: NodeStartOptions): Promise<RunningNode>
       random: new CryptoRandom(),
       log,
       host: { hostname: hostname(), arch: arch(), platform: platform(), versions: { powernode: POWERNODE_VERSION, node: process.versions.node } },
+      modules: new FileModuleInventory(dir.modulesFile),
     };
     const core = joinInfo === undefined ? await FleetNode.open(ports) : await FleetNode.join(ports, joinInfo, options.name ?? joinInfo.name ?? hostname());
     await core.start({ apiUrl: api.url });

@@ -4,7 +4,10 @@ import {
   CatalogInputError,
   type DesiredChange,
   IllegalTransitionError,
+  type InstanceObservation,
   type ModuleVersion,
+  type PromotionThresholds,
+  type PromotionVerdict,
   VERSION_STATES,
   type VersionState,
   checkVersionTrust,
@@ -17,10 +20,19 @@ import { generateKeyPair, signBytes, toBase64Url } from '../mesh/index.ts';
 import { CryptoRandom } from './adapters/crypto-random.ts';
 import type { ApiClient } from './api-client.ts';
 import { CatalogFileError, fetchCatalog, formatChanges, putChanges, submitChanges } from './catalog-command.ts';
-import { type Command, type FlagKind, type ParsedArgs, UsageError, apiCommandSpec } from './cli-args.ts';
+import { type Command, type FlagKind, type ParsedArgs, UsageError, apiCommandSpec, parseDuration } from './cli-args.ts';
 import { readOperatorKeyFile, readPublisherKeyFile, writePublisherKeyFile } from './key-files.ts';
 
 type Flags = ParsedArgs['flags'];
+
+/** What `GET /api/v1/catalog/promotion` answers. */
+interface PromotionEvidenceAnswer {
+  readonly version: string;
+  readonly state: VersionState;
+  readonly thresholds: PromotionThresholds;
+  readonly verdict: PromotionVerdict;
+  readonly observations: readonly InstanceObservation[];
+}
 
 /**
  * Module versions and trust (docs/CATALOG.md §Versions, trust, promotion): a publisher key signs
@@ -52,9 +64,14 @@ export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, cl
       },
     },
     'module trust': {
-      spec: spec({ min: 1, max: 1, name: 'module name' }, { publisher: 'list' }, ['publisher']),
+      spec: spec({ min: 1, max: 1, name: 'module name' }, { publisher: 'list', 'promotion-instances': 'string', 'promotion-dwell': 'string' }, ['publisher']),
       run: async ({ flags, positional }) => {
-        const policy = checked(() => trustPolicyOf({ module: positional[0], publishers: flags['publisher'] }));
+        const instances = flags['promotion-instances'];
+        const dwell = flags['promotion-dwell'];
+        if ((instances === undefined) !== (dwell === undefined)) throw new UsageError('--promotion-instances and --promotion-dwell go together (the original\'s are 3 and 30m)');
+        if (instances !== undefined && !/^[0-9]+$/.test(String(instances))) throw new UsageError(`--promotion-instances takes a whole number from 1 to 100, not ${JSON.stringify(instances)}`);
+        const promotion = instances === undefined ? {} : { promotion: { instances: Number(instances), dwellMs: /^0(ms|s|m|h|d)?$/.test(String(dwell)) ? 0 : parseDuration(String(dwell)) } };
+        const policy = checked(() => trustPolicyOf({ module: positional[0], publishers: flags['publisher'], ...promotion }));
         const { catalog } = await fetchCatalog(await clientOf(flags));
         if (!catalog.modules.some((m) => m.name === policy.module)) throw new CatalogFileError(`no module ${JSON.stringify(policy.module)} in the catalog`);
         const { changes, report } = putChanges(catalog, 'trust', [policy]);
@@ -96,6 +113,22 @@ export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, cl
           if (!verdict.trusted) throw new CatalogFileError(`${positional[0]} is not trusted: ${verdict.reason}`);
         }
         return put(flags, [{ op: 'put', kind: 'version', value: moved }], [{ type: 'update', kind: 'version', key: `${held.module}@${held.number}` }]);
+      },
+    },
+    'module version evidence': {
+      spec: spec({ min: 1, max: 1, name: 'MODULE@NUMBER' }),
+      run: async ({ flags, positional }) => {
+        const evidence = await (await clientOf(flags)).get<PromotionEvidenceAnswer>(`/api/v1/catalog/promotion?version=${encodeURIComponent(positional[0]!)}`);
+        if (flags['json'] === true) {
+          print(evidence);
+          return 0;
+        }
+        const { verdict, thresholds } = evidence;
+        const head = `${evidence.version} (${evidence.state}): ${verdict.eligible ? 'may be blessed' : `may not be blessed yet: ${verdict.reason}`}\n` +
+          `  needs ${thresholds.requiredCount} running instances for ${Math.round(thresholds.dwellMs / 60_000)} min; ${verdict.runningCount} run it, the newest for ${Math.floor(verdict.dwellMs / 60_000)} min\n`;
+        const lines = evidence.observations.map((o) => `  ${o.instance.padEnd(54)} ${o.state.padEnd(11)} ${o.digest.slice(0, 19)}… ${o.runningSinceMs === undefined ? '' : `running since ${new Date(o.runningSinceMs).toISOString()}`}`);
+        out(head + (lines.length === 0 ? '  no member reports running it\n' : `${lines.join('\n')}\n`));
+        return 0;
       },
     },
     'module version list': {

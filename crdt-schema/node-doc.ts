@@ -1,4 +1,8 @@
 import { ImmutableString } from '@automerge/automerge';
+import { NAME_PATTERN } from './catalog/input.ts';
+import { CATALOG_LIMITS } from './catalog/limits.ts';
+import type { ModuleDigests, ReportedModule } from './catalog/promotion.ts';
+import { DIGEST_PATTERN } from './catalog/version.ts';
 import { toPlain } from './plain.ts';
 import { SCHEMA_VERSIONS } from './schema.ts';
 
@@ -40,6 +44,8 @@ export interface NodeStateView extends NodeObservation {
   readonly securityEvents: readonly SecurityEventView[];
   /** This node's activations of control-plane singletons, by singleton name (docs/PLACEMENT.md). */
   readonly singletons: Readonly<Record<string, ActivationRecord>>;
+  /** The module artifacts this node reports running, by module (docs/CATALOG.md §Promotion evidence). */
+  readonly modules: Readonly<Record<string, ReportedModule>>;
 }
 
 /**
@@ -85,6 +91,25 @@ export interface NodeStateDocument {
   admissions?: Record<string, { peerId: ImmutableString; name: ImmutableString; admittedAt: number; grant: Record<string, ImmutableString | number> }>;
   securityEvents?: Record<string, { kind: ImmutableString; peer: ImmutableString; docId: ImmutableString; reason: ImmutableString; firstAt: number; lastAt: number; count: number }>;
   singletons?: Record<string, { epoch: number; since: number; active: boolean; until?: number; reason?: ImmutableString; failedUntil?: number }>;
+  modules?: Record<string, { digest: ImmutableString; since: number }>;
+}
+
+/**
+ * Makes the node's document report `digests` (module → the digest it runs): a module whose digest
+ * is new or changed is stamped `now`, one it no longer runs is removed, the rest are untouched (so
+ * an unchanged inventory makes no change, and `since` survives restarts).
+ */
+export function recordModules(draft: NodeStateDocument, digests: ModuleDigests, now: number): void {
+  if (draft.modules === undefined) {
+    if (Object.keys(digests).length === 0) return;
+    draft.modules = {};
+  }
+  const held = draft.modules;
+  for (const name of Object.keys(held)) if (digests[name] === undefined) delete held[name];
+  for (const [name, digest] of Object.entries(digests)) {
+    if (held[name] !== undefined && String(held[name].digest) === digest) continue;
+    held[name] = { digest: str(digest), since: now };
+  }
 }
 
 /** Records this node's activation (or deactivation) of a singleton in its own document. */
@@ -190,6 +215,7 @@ export function readNodeState(doc: unknown): NodeStateView | undefined {
     admissions: readAdmissions(root['admissions']),
     securityEvents: readSecurityEvents(root['securityEvents']),
     singletons: readActivations(root['singletons']),
+    modules: readModules(root['modules']),
   };
 }
 
@@ -207,6 +233,19 @@ function readActivations(value: unknown): Record<string, ActivationRecord> {
       ...(typeof r['reason'] === 'string' ? { reason: r['reason'] } : {}),
       ...(typeof r['failedUntil'] === 'number' ? { failedUntil: r['failedUntil'] } : {}),
     };
+  }
+  return out;
+}
+
+/** A peer's report read through the inventory's checks: an entry that fails them is no evidence. */
+function readModules(value: unknown): Record<string, ReportedModule> {
+  if (typeof value !== 'object' || value === null) return {};
+  const out: Record<string, ReportedModule> = {};
+  for (const [name, raw] of Object.entries(value as Record<string, unknown>).slice(0, CATALOG_LIMITS.inventoryModulesMax)) {
+    const m = raw as Record<string, unknown>;
+    if (typeof m !== 'object' || m === null || typeof m['digest'] !== 'string' || !DIGEST_PATTERN.test(m['digest'])) continue;
+    if (typeof m['since'] !== 'number' || !Number.isSafeInteger(m['since']) || m['since'] < 0 || name.length > CATALOG_LIMITS.nameCharsMax || !NAME_PATTERN.test(name)) continue;
+    out[name] = { digest: m['digest'], since: m['since'] };
   }
   return out;
 }

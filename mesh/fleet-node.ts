@@ -30,9 +30,16 @@ import {
   type SecurityEventView,
   type FleetEvent,
   dayOf,
+  type InstanceObservation,
+  type ModuleVersion,
+  type PromotionThresholds,
+  type PromotionVerdict,
+  evaluatePromotion,
+  promotionObservations,
 } from '../crdt-schema/index.ts';
 import { DesiredState } from './catalog/desired-state.ts';
 import { TaskRecords } from './catalog/task-records.ts';
+import { ModuleReport } from './catalog/module-report.ts';
 import { RevocationCutWatch } from './catalog/revocation-watch.ts';
 import { TaskRetention } from './catalog/task-retention.ts';
 import { PoolRecords } from './catalog/pool-records.ts';
@@ -46,6 +53,7 @@ import { ConnectionKeeper } from './keeper.ts';
 import { type MemberState, Swim } from './membership/swim.ts';
 import type { Logger } from './logger.ts';
 import { type Clock, type TimerId, TimeoutError, withTimeout } from './ports/clock.ts';
+import type { ModuleInventory } from './ports/module-inventory.ts';
 import type { Random } from './ports/random.ts';
 import type { Storage } from './ports/storage.ts';
 import { type AccessPolicy, type FrameStream, Listeners, type PeerId, type Transport } from './ports/transport.ts';
@@ -80,6 +88,8 @@ export interface FleetNodePorts {
   readonly host: HostFacts;
   /** Shares identical document versions with other nodes in this process (the simulator). */
   readonly documentInterner?: DocumentInterner;
+  /** Which module artifacts this machine runs (docs/CATALOG.md §Promotion evidence); the node reports none when absent. */
+  readonly modules?: ModuleInventory;
 }
 
 /** What a node remembers about its membership, under `['node', 'config']`. */
@@ -263,6 +273,7 @@ export class FleetNode {
   readonly tasks: TaskRecords;
   /** Deletes task buckets past their retention (docs/CATALOG.md §Tasks: retention). */
   readonly #taskRetention: TaskRetention;
+  readonly #moduleReport: ModuleReport | undefined;
   readonly #revocationWatch: RevocationCutWatch;
   /** Pool claims and members' held claims (`pools/<peer>` documents). */
   readonly pools: PoolRecords;
@@ -358,7 +369,14 @@ export class FleetNode {
       whenAdmitted: (peer) => this.admission.whenAdmitted(peer, 1_000),
       onChange: (peerId, state, previous) => this.#events.emit({ type: 'member:state', peerId, state, previous }),
     });
-    this.desired = new DesiredState({ store, clock: ports.clock, fleet: () => this.fleet(), verifier: this.#decisions });
+    this.desired = new DesiredState({
+      store,
+      clock: ports.clock,
+      fleet: () => this.fleet(),
+      verifier: this.#decisions,
+      promotionProblem: (version, thresholds) => this.promotionEvidence(version, thresholds).verdict.reason,
+    });
+    this.#moduleReport = ports.modules === undefined ? undefined : new ModuleReport({ inventory: ports.modules, store, self: this.peer, signer: ports.identity, clock: ports.clock, log: ports.log });
     this.tasks = new TaskRecords({ store, self: this.peer, signer: ports.identity, requestedAt: (taskId) => this.desired.tasks().tasks.get(taskId)?.requestedAt });
     this.#taskRetention = new TaskRetention({
       store,
@@ -445,6 +463,7 @@ export class FleetNode {
     this.#taskRetention.start();
     this.#revocationWatch.start();
     await this.publishObservation();
+    await this.#moduleReport?.start();
     this.#keeper.start();
     this.swim.start();
   }
@@ -458,6 +477,7 @@ export class FleetNode {
     this.events.stop();
     this.#taskRetention.stop();
     this.#revocationWatch.stop();
+    this.#moduleReport?.stop();
     if (this.#eventsTimer !== undefined) this.#ports.clock.clearTimeout(this.#eventsTimer);
     if (this.#membershipTimer !== undefined) this.#ports.clock.clearTimeout(this.#membershipTimer);
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
@@ -765,7 +785,33 @@ export class FleetNode {
       // Revoked operators and whether their catalog cut applies here yet (docs/SECURITY.md §Revocation).
       revocations: this.desired.revocationCuts(),
       dialBackoff: this.#keeper.backoffs(),
+      modules: this.#moduleReport?.status() ?? null,
     };
+  }
+
+  /**
+   * The fleet's evidence for blessing `version` (docs/CATALOG.md §Promotion evidence): each member
+   * reporting one of its digests, with its instance state and liveness, and the verdict by `thresholds`.
+   */
+  promotionEvidence(version: ModuleVersion, thresholds: PromotionThresholds): { observations: InstanceObservation[]; verdict: PromotionVerdict } {
+    const now = this.#ports.clock.now();
+    const states = this.swim.states();
+    const instances = this.tasks.instances();
+    const members = this.#membership.members.map((member) => {
+      const self = member.peerId === this.peer;
+      const swim = states.get(member.peerId);
+      const instance = instances.get(member.peerId);
+      return {
+        peerId: member.peerId,
+        // A suspect member was heard within the suspicion timeout: it counts as heard.
+        alive: self || swim === undefined || swim.state === 'alive' || swim.state === 'suspect',
+        stateSince: swim?.since ?? 0,
+        reported: this.nodeState(member.peerId)?.modules[version.module],
+        instance: instance === undefined ? undefined : { state: instance.state, since: instance.since },
+      };
+    });
+    const observations = promotionObservations(version, { members }, now);
+    return { observations, verdict: evaluatePromotion(version, observations, now, thresholds) };
   }
 
   #requireFleet(): FleetView {

@@ -1,5 +1,5 @@
 import { instanceRecords, taskView } from '../../actors/index.ts';
-import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, TASK_STATES, previewTemplate } from '../../crdt-schema/index.ts';
+import { CatalogInputError, DESIRED_BODY_CHARS_MAX, DESIRED_TASKS_DOC_ID, type DesiredCatalog, TASK_STATES, previewTemplate, promotionThresholdsOf, versionKey } from '../../crdt-schema/index.ts';
 import { type DesiredCatalogView, ENTRIES_PER_REQUEST_MAX, type FleetNode, s } from '../../mesh/index.ts';
 import type { ApiRequest, ApiResponse } from './http-server.ts';
 
@@ -48,6 +48,7 @@ function taskList(node: FleetNode, params: URLSearchParams): ApiResponse {
  * `GET /api/v1/catalog`: the desired catalog as this node holds it.
  * `POST /api/v1/catalog` `{entries: [...]}`: records operator-signed entries, all or none.
  * `GET /api/v1/catalog/preview?template=NAME`: the template's composition preview.
+ * `GET /api/v1/catalog/promotion?version=NAME@N`: the fleet's evidence for blessing a version (docs/CATALOG.md §Promotion evidence).
  * `GET /api/v1/instances`: each member instance's lifecycle state and latest transitions.
  * `GET /api/v1/tasks` (see `taskList`); `POST /api/v1/tasks` `{entries}`: task requests and cancellations, all or none.
  * Undefined for other paths.
@@ -80,6 +81,16 @@ export async function catalogRoute(node: FleetNode, request: ApiRequest, url: UR
       if ('status' in body) return body;
       await node.desired.record(body.entries, DESIRED_TASKS_DOC_ID);
       return ok({ recorded: body.entries.length });
+    }
+    case 'GET /api/v1/catalog/promotion': {
+      const key = url.searchParams.get('version');
+      if (key === null || key.length === 0) return fail(400, 'name the version: ?version=NAME@NUMBER');
+      const { catalog } = node.desired.catalog();
+      const version = catalog.versions.find((v) => versionKey(v) === key);
+      if (version === undefined) return fail(404, `no version ${JSON.stringify(key)} in the catalog`);
+      const thresholds = promotionThresholdsOf(catalog.trust.find((policy) => policy.module === version.module));
+      const { observations, verdict } = node.promotionEvidence(version, thresholds);
+      return ok({ version: key, state: version.state, thresholds, verdict, observations });
     }
     case 'GET /api/v1/catalog/preview': {
       const name = url.searchParams.get('template');

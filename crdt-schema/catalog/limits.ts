@@ -44,6 +44,8 @@ export const CATALOG_LIMITS = {
   publisherKeysMax: 16,
   /** Instance observations one promotion check may read. */
   observationsMax: 100_000,
+  /** Modules one node reports running (its inventory). */
+  inventoryModulesMax: 256,
   /** Nodes one template application may name. */
   nodesPerApplyMax: 10_000,
   /** Assignments one diff may compare, on each side. */

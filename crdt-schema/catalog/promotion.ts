@@ -1,6 +1,7 @@
-import { checkUnique, fail, integerOf, nodeOf, objectOf, oneOf, patternOf } from './input.ts';
+import { checkUnique, fail, integerOf, nameOf, nodeOf, objectOf, oneOf, patternOf } from './input.ts';
 import { INSTANCE_STATES, type InstanceState } from './instance.ts';
 import { CATALOG_LIMITS } from './limits.ts';
+import type { TrustPolicy } from './trust.ts';
 import { DIGEST_PATTERN, type ModuleVersion } from './version.ts';
 
 /** What one instance reports about one module: the digest it runs and since when. */
@@ -80,4 +81,66 @@ export function observationOf(value: unknown, path: string): InstanceObservation
   };
   if (raw['runningSinceMs'] === undefined) return observation;
   return { ...observation, runningSinceMs: integerOf(raw['runningSinceMs'], `${path}.runningSinceMs`, 0, Number.MAX_SAFE_INTEGER) };
+}
+
+/** The thresholds a module's versions are promoted by: its trust policy's, else the original's defaults. */
+export function promotionThresholdsOf(policy: TrustPolicy | undefined): PromotionThresholds {
+  const override = policy?.promotion;
+  return override === undefined ? PROMOTION_DEFAULTS : { ...PROMOTION_DEFAULTS, requiredCount: override.instances, dwellMs: override.dwellMs };
+}
+
+/** Module name → the artifact digest a machine runs for it. */
+export type ModuleDigests = Readonly<Record<string, string>>;
+
+/** Checks a module inventory from outside (`{"modules": {NAME: DIGEST}}`, the node's modules.json). */
+export function moduleDigestsOf(value: unknown): ModuleDigests {
+  const raw = objectOf(value, 'inventory', ['modules']);
+  const modules = objectOf(raw['modules'] ?? {}, 'inventory.modules');
+  const names = Object.keys(modules);
+  if (names.length > CATALOG_LIMITS.inventoryModulesMax) fail('inventory.modules', `at most ${CATALOG_LIMITS.inventoryModulesMax} modules (got ${names.length})`);
+  const out: Record<string, string> = {};
+  for (const name of names.sort()) {
+    nameOf(name, `inventory.modules[${JSON.stringify(name)}]`);
+    out[name] = patternOf(modules[name], `inventory.modules.${name}`, DIGEST_PATTERN, '"sha256:" and 64 lowercase hex digits');
+  }
+  return out;
+}
+
+/** What one member's document says it runs for a module, and since when (its first report of that digest). */
+export interface ReportedModule {
+  readonly digest: string;
+  readonly since: number;
+}
+
+/** What the evidence for a version is gathered from: members as failure detection and the instance reconciler see them, and what each reports. */
+export interface PromotionEvidence {
+  readonly members: ReadonlyArray<{
+    readonly peerId: string;
+    /** Failure detection holds it alive (a node holds itself alive). */
+    readonly alive: boolean;
+    /** When it last changed state in failure detection: when it stopped being heard, for one not alive. */
+    readonly stateSince: number;
+    /** The module it reports running, as its document says; undefined when it reports none. */
+    readonly reported: ReportedModule | undefined;
+    /** Its instance state as the reconciler last recorded it, and since when; undefined when never recorded. */
+    readonly instance: { readonly state: InstanceState; readonly since: number } | undefined;
+  }>;
+}
+
+/**
+ * One observation per member reporting one of `version`'s digests: its recorded instance state
+ * (`pending` if none), running since the later of its report of the digest and its entry into
+ * running, heard from now while alive, else when it stopped being heard.
+ */
+export function promotionObservations(version: ModuleVersion, evidence: PromotionEvidence, nowMs: number): InstanceObservation[] {
+  const digests = new Set(Object.values(version.artifacts).map((artifact) => artifact.digest));
+  const out: InstanceObservation[] = [];
+  for (const member of evidence.members) {
+    const reported = member.reported;
+    if (reported === undefined || !digests.has(reported.digest)) continue;
+    const state = member.instance?.state ?? 'pending';
+    const observation = { instance: member.peerId, state, digest: reported.digest, heartbeatAtMs: member.alive ? nowMs : member.stateSince };
+    out.push(state === 'running' ? { ...observation, runningSinceMs: Math.max(reported.since, member.instance!.since) } : observation);
+  }
+  return out;
 }

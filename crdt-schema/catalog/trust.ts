@@ -1,5 +1,5 @@
 import { createPublicKey, verify } from 'node:crypto';
-import { fail, listOf, nameOf, objectOf } from './input.ts';
+import { fail, integerOf, listOf, nameOf, objectOf } from './input.ts';
 import { CATALOG_LIMITS } from './limits.ts';
 import { sortedUnique } from './order.ts';
 import { type ModuleVersion, publisherKeyOf, versionStatement } from './version.ts';
@@ -9,7 +9,17 @@ export interface TrustPolicy {
   readonly module: string;
   /** base64url Ed25519 public keys, sorted. */
   readonly publishers: readonly string[];
+  /** The promotion criteria lowered for a small fleet; the original's defaults when absent. */
+  readonly promotion?: PromotionOverride;
 }
+
+/** How many instances must run a version (1-100), and for how long (0-30 days), before it may be blessed. */
+export interface PromotionOverride {
+  readonly instances: number;
+  readonly dwellMs: number;
+}
+
+const DAY_MS = 86_400_000;
 
 /** Whether a version may be used, and if not, why. */
 export type TrustVerdict = { readonly trusted: true } | { readonly trusted: false; readonly reason: string };
@@ -19,12 +29,22 @@ export type SignatureCheck = (publicKey: Uint8Array, data: Uint8Array, signature
 
 /** Checks a trust policy from outside; throws {@link CatalogInputError}. */
 export function trustPolicyOf(value: unknown): TrustPolicy {
-  const raw = objectOf(value, 'trust policy', ['module', 'publishers']);
+  const raw = objectOf(value, 'trust policy', ['module', 'publishers', 'promotion']);
   const module = nameOf(raw['module'], 'trust policy.module');
   const path = `trust policy ${JSON.stringify(module)}.publishers`;
   const publishers = sortedUnique(listOf(raw['publishers'], path, CATALOG_LIMITS.publisherKeysMax, publisherKeyOf));
   if (publishers.length === 0) fail(path, 'name at least one publisher key; a policy with none would trust nothing');
-  return { module, publishers };
+  if (raw['promotion'] === undefined) return { module, publishers };
+  const promotionPath = `trust policy ${JSON.stringify(module)}.promotion`;
+  const promotion = objectOf(raw['promotion'], promotionPath, ['instances', 'dwellMs']);
+  return {
+    module,
+    publishers,
+    promotion: {
+      instances: integerOf(promotion['instances'], `${promotionPath}.instances`, 1, 100),
+      dwellMs: integerOf(promotion['dwellMs'], `${promotionPath}.dwellMs`, 0, 30 * DAY_MS),
+    },
+  };
 }
 
 // DER prefix that wraps a raw 32-byte Ed25519 public key as SPKI for node:crypto.

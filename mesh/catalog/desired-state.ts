@@ -22,6 +22,10 @@ import {
   readDesiredEntries,
   recordDesiredEntry,
   toPlain,
+  type ModuleVersion,
+  type PromotionThresholds,
+  promotionThresholdsOf,
+  versionKey,
 } from '../../crdt-schema/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { AnyDoc, DocStore } from '../replication/doc-store.ts';
@@ -46,6 +50,9 @@ export function catalogProblem(
   const folded = foldDesired(all, revokedAt, kept);
   return folded.skipped.find((change) => signatures.has(change.entry))?.reason;
 }
+
+/** Why the fleet's evidence does not let `version` be blessed by `thresholds`, or undefined when it does. */
+export type PromotionCheck = (version: ModuleVersion, thresholds: PromotionThresholds) => string | undefined;
 
 /** The id prefix of the task request buckets. */
 const TASK_BUCKET_PREFIX = `${DESIRED_TASKS_DOC_ID}/`;
@@ -76,15 +83,24 @@ export class DesiredState {
   readonly #clock: Clock;
   readonly #fleet: () => FleetView | undefined;
   readonly #verifier: DecisionVerifier;
+  readonly #promotionProblem: PromotionCheck | undefined;
   #view: DesiredCatalogView | undefined;
   #viewKey = '';
   #tasks: (TaskRequests & { readonly version: number; readonly revocations: string; readonly digests: string }) | undefined;
 
-  constructor(init: { readonly store: DocStore; readonly clock: Clock; readonly fleet: () => FleetView | undefined; readonly verifier: DecisionVerifier }) {
+  constructor(init: {
+    readonly store: DocStore;
+    readonly clock: Clock;
+    readonly fleet: () => FleetView | undefined;
+    readonly verifier: DecisionVerifier;
+    /** Whether the fleet's evidence lets a version be blessed (docs/CATALOG.md §Promotion evidence); none is checked when absent. */
+    readonly promotionProblem?: PromotionCheck;
+  }) {
     this.#store = init.store;
     this.#clock = init.clock;
     this.#fleet = init.fleet;
     this.#verifier = init.verifier;
+    this.#promotionProblem = init.promotionProblem;
   }
 
   /**
@@ -209,7 +225,8 @@ export class DesiredState {
       if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
     });
     if (docId === DESIRED_CATALOG_DOC_ID) {
-      const problem = catalogProblem(this.#entries(docId), entries, this.#revokedAt(), this.#catalogCuts().of);
+      const held = this.#entries(docId);
+      const problem = catalogProblem(held, entries, this.#revokedAt(), this.#catalogCuts().of) ?? this.#blessingProblem(held, entries);
       if (problem !== undefined) throw new OperationRefusedError(problem);
     }
     if (docId !== area) {
@@ -222,6 +239,19 @@ export class DesiredState {
     await this.#store.change<DesiredDocument>(docId, (draft) => {
       for (const entry of entries) recordDesiredEntry(draft, entry);
     }, { durable: true });
+  }
+
+  /** Why a version these entries bless may not be blessed yet, by the fleet's evidence; undefined when each may. */
+  #blessingProblem(held: readonly DesiredEntry[], added: readonly DesiredEntry[]): string | undefined {
+    if (this.#promotionProblem === undefined) return undefined;
+    const before = new Map(this.catalog().catalog.versions.map((v) => [versionKey(v), v.state]));
+    const after = foldDesired([...held, ...added].sort(desiredEntryOrder), this.#revokedAt(), this.#catalogCuts().of).catalog;
+    for (const version of after.versions) {
+      if (version.state !== 'blessed' || before.get(versionKey(version)) === 'blessed') continue;
+      const problem = this.#promotionProblem(version, promotionThresholdsOf(after.trust.find((policy) => policy.module === version.module)));
+      if (problem !== undefined) return `${versionKey(version)} cannot be blessed yet: ${problem} (powernode module version evidence ${versionKey(version)})`;
+    }
+    return undefined;
   }
 
   /** The day bucket task entries signed for `desired/tasks` go to: the day they were signed, one day per request. */

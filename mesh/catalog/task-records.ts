@@ -83,6 +83,18 @@ export class TaskRecords {
     return new Map(views);
   }
 
+  /** Every instance's newest record across the held documents (highest epoch, then latest). */
+  instances(): Map<string, InstanceRecord> {
+    const out = new Map<string, InstanceRecord>();
+    for (const doc of this.all().values()) {
+      for (const [peer, record] of doc.instances) {
+        const held = out.get(peer);
+        if (held === undefined || record.epoch > held.epoch || (record.epoch === held.epoch && record.since > held.since)) out.set(peer, record);
+      }
+    }
+    return out;
+  }
+
   /** `peer`'s task documents (empty when none is held). */
   of(peer: string): TasksView {
     return this.all().get(peer) ?? EMPTY;

@@ -11,3 +11,4 @@ export * from './frame-queue.ts';
 export * from './frame-codec.ts';
 export * from './memory-transport.ts';
 export * from './signature-verifier.ts';
+export * from './module-inventory.ts';

@@ -6,8 +6,12 @@ import {
   PROMOTION_DEFAULTS,
   checkVersionTrust,
   evaluatePromotion,
+  moduleDigestsOf,
   moduleVersionOf,
   observationOf,
+  promotionObservations,
+  promotionThresholdsOf,
+  readNodeState,
   trustPolicyOf,
   versionStatement,
 } from '../../crdt-schema/index.ts';
@@ -94,5 +98,64 @@ describe('promotion criteria', () => {
   it('refuses an instance observed twice and malformed observations', () => {
     expect(() => evaluatePromotion(unsigned, [running('i1', 60), running('i1', 60)], nowMs)).toThrow('"i1" appears more than once');
     expect(() => observationOf({ instance: 'i1', state: 'up', digest: amd64, heartbeatAtMs: 0 }, 'observation')).toThrow('observation.state: must be one of pending');
+  });
+});
+
+describe('promotion evidence', () => {
+  const nowMs = 10_000_000_000;
+  const minute = 60_000;
+  const member = (peerId: string, digest: string | undefined, instance: { state: 'running' | 'stopped'; since: number } | undefined, alive = true, stateSince = 0) => ({
+    peerId,
+    alive,
+    stateSince,
+    reported: digest === undefined ? undefined : { digest, since: nowMs - 40 * minute },
+    instance,
+  });
+
+  it('observes members reporting a digest of the version: instance state, the later start, liveness', () => {
+    const observations = promotionObservations(unsigned, {
+      members: [
+        member('a', amd64, { state: 'running', since: nowMs - 90 * minute }),
+        member('b', arm64, { state: 'running', since: nowMs - 10 * minute }),
+        member('c', amd64, undefined),
+        member('d', `sha256:${'f'.repeat(64)}`, { state: 'running', since: 0 }),
+        member('e', undefined, { state: 'running', since: 0 }),
+        member('f', amd64, { state: 'stopped', since: nowMs - minute }),
+        member('g', amd64, { state: 'running', since: nowMs - 90 * minute }, false, nowMs - 5 * minute),
+      ],
+    }, nowMs);
+    expect(observations).toEqual([
+      { instance: 'a', state: 'running', digest: amd64, heartbeatAtMs: nowMs, runningSinceMs: nowMs - 40 * minute },
+      { instance: 'b', state: 'running', digest: arm64, heartbeatAtMs: nowMs, runningSinceMs: nowMs - 10 * minute },
+      { instance: 'c', state: 'pending', digest: amd64, heartbeatAtMs: nowMs },
+      { instance: 'f', state: 'stopped', digest: amd64, heartbeatAtMs: nowMs },
+      { instance: 'g', state: 'running', digest: amd64, heartbeatAtMs: nowMs - 5 * minute, runningSinceMs: nowMs - 40 * minute },
+    ]);
+    // g is not heard from: silent, so the version waits.
+    expect(evaluatePromotion(unsigned, observations, nowMs)).toMatchObject({ eligible: false, runningCount: 3, reason: expect.stringContaining('1 of 3 qualifying instances are silent') });
+  });
+
+  it('takes thresholds from a trust policy, within bounds, and the defaults without one', () => {
+    const key = publisher().key;
+    expect(promotionThresholdsOf(undefined)).toEqual(PROMOTION_DEFAULTS);
+    const policy = trustPolicyOf({ module: 'nginx', publishers: [key], promotion: { instances: 1, dwellMs: 0 } });
+    expect(promotionThresholdsOf(policy)).toEqual({ ...PROMOTION_DEFAULTS, requiredCount: 1, dwellMs: 0 });
+    expect(() => trustPolicyOf({ module: 'nginx', publishers: [key], promotion: { instances: 0, dwellMs: 0 } })).toThrow('promotion.instances');
+    expect(() => trustPolicyOf({ module: 'nginx', publishers: [key], promotion: { instances: 3, dwellMs: 31 * 86_400_000 } })).toThrow('promotion.dwellMs');
+    expect(() => trustPolicyOf({ module: 'nginx', publishers: [key], promotion: { instances: 3 } })).toThrow('promotion.dwellMs');
+  });
+
+  it('reads an inventory, refusing a bad name, digest or size with where it is', () => {
+    expect(moduleDigestsOf({ modules: { web: amd64, base: arm64 } })).toEqual({ base: arm64, web: amd64 });
+    expect(moduleDigestsOf({})).toEqual({});
+    expect(() => moduleDigestsOf({ modules: { Web: amd64 } })).toThrow(/inventory\.modules\["Web"\]: must be a name/);
+    expect(() => moduleDigestsOf({ modules: { web: 'sha256:xyz' } })).toThrow(/inventory\.modules\.web: must be "sha256:"/);
+    expect(() => moduleDigestsOf({ modules: { web: amd64 }, extra: 1 })).toThrow(/extra/);
+    expect(() => moduleDigestsOf({ modules: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`m${i}`, amd64])) })).toThrow('at most 256 modules');
+  });
+
+  it('reads a peer\'s reported modules through the same checks, ignoring entries that fail them', () => {
+    const view = readNodeState({ schema: 1, peerId: 'p', modules: { web: { digest: amd64, since: 5 }, bad: { digest: 'x', since: 5 }, Upper: { digest: amd64, since: 5 }, neg: { digest: amd64, since: -1 }, str: 'no' } });
+    expect(view?.modules).toEqual({ web: { digest: amd64, since: 5 } });
   });
 });

@@ -5,6 +5,7 @@ import {
   type JoinInfo,
   ManualClock,
   MemoryLogger,
+  MemoryModuleInventory,
   MemoryNetwork,
   MemoryStorage,
   SeededRandom,
@@ -27,6 +28,8 @@ export class Fleet {
   readonly operatorKeys = generateKeyPair(this.random);
   readonly operator = certifyOperator(this.root.seed, this.fleetId, { publicKey: toBase64Url(this.operatorKeys.publicKey), name: 'ops', addedAt: 0 });
   readonly nodes = new Map<number, FleetNode>();
+  /** Each node's module inventory (empty until a test sets it). */
+  readonly inventories = new Map<number, MemoryModuleInventory>();
 
   ports(index: number) {
     const identity = testIdentity(index);
@@ -38,7 +41,16 @@ export class Fleet {
       random: new SeededRandom(index),
       log: new MemoryLogger(),
       host: { hostname: `host-${index}`, arch: 'x64', platform: 'linux', versions: {} },
+      modules: this.inventory(index),
     };
+  }
+
+  inventory(index: number): MemoryModuleInventory {
+    const held = this.inventories.get(index);
+    if (held !== undefined) return held;
+    const made = new MemoryModuleInventory();
+    this.inventories.set(index, made);
+    return made;
   }
 
   async found(index: number): Promise<FleetNode> {
