@@ -37,6 +37,11 @@ export interface ObservedInstance {
   readonly startedAt?: number;
   /** For a revoked node: who revoked it and why. */
   readonly revocation?: { readonly by: string; readonly reason: string };
+  /**
+   * False when this observer has never heard from it (failure detection's starting `alive`, on a
+   * node that restarted or joined after the member went silent): it is no evidence it is up.
+   */
+  readonly heard?: boolean;
 }
 
 export interface InstanceView {
@@ -95,7 +100,7 @@ export function planInstances(view: InstanceView, context: { readonly epoch: num
       step(peer, 'terminate', `revoked by an operator${seen.revocation?.reason ? `: ${seen.revocation.reason}` : ''}`, by);
       continue;
     }
-    const up = seen.state === 'alive' || seen.state === 'suspect';
+    const up = seen.heard !== false && (seen.state === 'alive' || seen.state === 'suspect');
     switch (state(peer)) {
       case 'pending':
       case 'provisioning':
@@ -220,7 +225,7 @@ export function instanceView(node: FleetNode, clock: Clock): InstanceView {
   const states = node.swim.states();
   const instances: ObservedInstance[] = node.members().map((member) => {
     const swim = states.get(member.peerId);
-    return { peerId: member.peerId, state: member.state, stateSince: swim?.since ?? 0, ...(member.startedAt === undefined ? {} : { startedAt: member.startedAt }) };
+    return { peerId: member.peerId, state: member.state, stateSince: swim?.since ?? 0, heard: member.self || node.swim.heardFrom(member.peerId), ...(member.startedAt === undefined ? {} : { startedAt: member.startedAt }) };
   });
   for (const [peer, revocation] of Object.entries(fleet?.revoked ?? {})) {
     instances.push({ peerId: peer, state: 'revoked', stateSince: revocation.at, revocation: { by: revocation.by, reason: revocation.reason } });

@@ -69,10 +69,14 @@ export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, cl
         const instances = flags['promotion-instances'];
         const dwell = flags['promotion-dwell'];
         if ((instances === undefined) !== (dwell === undefined)) throw new UsageError('--promotion-instances and --promotion-dwell go together (the original\'s are 3 and 30m)');
-        if (instances !== undefined && !/^[0-9]+$/.test(String(instances))) throw new UsageError(`--promotion-instances takes a whole number from 1 to 100, not ${JSON.stringify(instances)}`);
-        const promotion = instances === undefined ? {} : { promotion: { instances: Number(instances), dwellMs: /^0(ms|s|m|h|d)?$/.test(String(dwell)) ? 0 : parseDuration(String(dwell)) } };
-        const policy = checked(() => trustPolicyOf({ module: positional[0], publishers: flags['publisher'], ...promotion }));
+        if (instances !== undefined && (!/^[0-9]+$/.test(String(instances)) || Number(instances) < 1 || Number(instances) > 100)) throw new UsageError(`--promotion-instances takes a whole number from 1 to 100, not ${JSON.stringify(instances)}`);
+        const dwellMs = dwell === undefined ? undefined : /^0(ms|s|m|h|d)?$/.test(String(dwell)) ? 0 : parseDuration(String(dwell));
+        if (dwellMs !== undefined && dwellMs > 30 * 86_400_000) throw new UsageError(`--promotion-dwell is at most 30d, not ${JSON.stringify(dwell)}`);
         const { catalog } = await fetchCatalog(await clientOf(flags));
+        // Without the flags, a threshold lowered before stays as it is.
+        const held = catalog.trust.find((t) => t.module === positional[0])?.promotion;
+        const promotion = dwellMs === undefined ? (held === undefined ? {} : { promotion: held }) : { promotion: { instances: Number(instances), dwellMs } };
+        const policy = checked(() => trustPolicyOf({ module: positional[0], publishers: flags['publisher'], ...promotion }));
         if (!catalog.modules.some((m) => m.name === policy.module)) throw new CatalogFileError(`no module ${JSON.stringify(policy.module)} in the catalog`);
         const { changes, report } = putChanges(catalog, 'trust', [policy]);
         return put(flags, changes, report);
@@ -125,7 +129,7 @@ export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, cl
         }
         const { verdict, thresholds } = evidence;
         const head = `${evidence.version} (${evidence.state}): ${verdict.eligible ? 'may be blessed' : `may not be blessed yet: ${verdict.reason}`}\n` +
-          `  needs ${thresholds.requiredCount} running instances for ${Math.round(thresholds.dwellMs / 60_000)} min; ${verdict.runningCount} run it, the newest for ${Math.floor(verdict.dwellMs / 60_000)} min\n`;
+          `  needs ${thresholds.requiredCount} running instances for ${minutes(thresholds.dwellMs)}; ${verdict.runningCount} run it, the newest for ${minutes(verdict.dwellMs)}\n`;
         const lines = evidence.observations.map((o) => `  ${o.instance.padEnd(54)} ${o.state.padEnd(11)} ${o.digest.slice(0, 19)}… ${o.runningSinceMs === undefined ? '' : `running since ${new Date(o.runningSinceMs).toISOString()}`}`);
         out(head + (lines.length === 0 ? '  no member reports running it\n' : `${lines.join('\n')}\n`));
         return 0;
@@ -149,6 +153,11 @@ export function versionCommands(apiFlags: Readonly<Record<string, FlagKind>>, cl
       },
     },
   };
+}
+
+/** A dwell as an operator reads it: whole minutes, or seconds under a few minutes. */
+function minutes(ms: number): string {
+  return ms < 5 * 60_000 ? `${Math.floor(ms / 1000)} s` : `${Math.floor(ms / 60_000)} min`;
 }
 
 /** Runs a catalog check, turning its typed errors into refusals the CLI prints. */

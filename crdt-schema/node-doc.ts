@@ -46,6 +46,8 @@ export interface NodeStateView extends NodeObservation {
   readonly singletons: Readonly<Record<string, ActivationRecord>>;
   /** The module artifacts this node reports running, by module (docs/CATALOG.md §Promotion evidence). */
   readonly modules: Readonly<Record<string, ReportedModule>>;
+  /** Why its inventory cannot be read now, when it cannot (its `modules` are then stale). */
+  readonly modulesProblem?: string;
 }
 
 /**
@@ -92,6 +94,16 @@ export interface NodeStateDocument {
   securityEvents?: Record<string, { kind: ImmutableString; peer: ImmutableString; docId: ImmutableString; reason: ImmutableString; firstAt: number; lastAt: number; count: number }>;
   singletons?: Record<string, { epoch: number; since: number; active: boolean; until?: number; reason?: ImmutableString; failedUntil?: number }>;
   modules?: Record<string, { digest: ImmutableString; since: number }>;
+  modulesProblem?: { reason: ImmutableString; since: number };
+}
+
+/**
+ * Says, in the node's own document, that its inventory cannot be read (since when, and why): the
+ * modules it last reported stay, but readers take them for no evidence until it reads again.
+ */
+export function recordModulesProblem(draft: NodeStateDocument, reason: string, now: number): void {
+  if (draft.modulesProblem !== undefined && String(draft.modulesProblem.reason) === reason.slice(0, 500)) return;
+  draft.modulesProblem = { reason: str(reason.slice(0, 500)), since: draft.modulesProblem?.since ?? now };
 }
 
 /**
@@ -100,12 +112,13 @@ export interface NodeStateDocument {
  * an unchanged inventory makes no change, and `since` survives restarts).
  */
 export function recordModules(draft: NodeStateDocument, digests: ModuleDigests, now: number): void {
+  if (draft.modulesProblem !== undefined) delete draft.modulesProblem;
   if (draft.modules === undefined) {
     if (Object.keys(digests).length === 0) return;
     draft.modules = {};
   }
   const held = draft.modules;
-  for (const name of Object.keys(held)) if (digests[name] === undefined) delete held[name];
+  for (const name of Object.keys(held)) if (!Object.hasOwn(digests, name)) delete held[name];
   for (const [name, digest] of Object.entries(digests)) {
     if (held[name] !== undefined && String(held[name].digest) === digest) continue;
     held[name] = { digest: str(digest), since: now };
@@ -216,6 +229,7 @@ export function readNodeState(doc: unknown): NodeStateView | undefined {
     securityEvents: readSecurityEvents(root['securityEvents']),
     singletons: readActivations(root['singletons']),
     modules: readModules(root['modules']),
+    ...(typeof (root['modulesProblem'] as { reason?: unknown } | undefined)?.reason === 'string' ? { modulesProblem: (root['modulesProblem'] as { reason: string }).reason } : {}),
   };
 }
 

@@ -801,12 +801,15 @@ export class FleetNode {
       const self = member.peerId === this.peer;
       const swim = states.get(member.peerId);
       const instance = instances.get(member.peerId);
+      const state = this.nodeState(member.peerId);
+      // Alive: a member that announced itself here (one never heard from is no evidence of
+      // anything) and is alive or suspect (heard within the suspicion timeout). Dead, left or
+      // never heard from, it is silent.
       return {
         peerId: member.peerId,
-        // A suspect member was heard within the suspicion timeout: it counts as heard.
-        alive: self || swim === undefined || swim.state === 'alive' || swim.state === 'suspect',
-        stateSince: swim?.since ?? 0,
-        reported: this.nodeState(member.peerId)?.modules[version.module],
+        alive: self || (this.swim.heardFrom(member.peerId) && (swim?.state === 'alive' || swim?.state === 'suspect')),
+        // A report its node says it could not renew (a broken inventory) is no evidence.
+        reported: state === undefined || state.modulesProblem !== undefined || !Object.hasOwn(state.modules, version.module) ? undefined : state.modules[version.module],
         instance: instance === undefined ? undefined : { state: instance.state, since: instance.since },
       };
     });

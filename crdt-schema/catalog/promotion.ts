@@ -95,7 +95,7 @@ export type ModuleDigests = Readonly<Record<string, string>>;
 /** Checks a module inventory from outside (`{"modules": {NAME: DIGEST}}`, the node's modules.json). */
 export function moduleDigestsOf(value: unknown): ModuleDigests {
   const raw = objectOf(value, 'inventory', ['modules']);
-  const modules = objectOf(raw['modules'] ?? {}, 'inventory.modules');
+  const modules = raw['modules'] === undefined ? {} : objectOf(raw['modules'], 'inventory.modules');
   const names = Object.keys(modules);
   if (names.length > CATALOG_LIMITS.inventoryModulesMax) fail('inventory.modules', `at most ${CATALOG_LIMITS.inventoryModulesMax} modules (got ${names.length})`);
   const out: Record<string, string> = {};
@@ -116,10 +116,8 @@ export interface ReportedModule {
 export interface PromotionEvidence {
   readonly members: ReadonlyArray<{
     readonly peerId: string;
-    /** Failure detection holds it alive (a node holds itself alive). */
+    /** Failure detection heard from it and holds it alive or suspect (a node holds itself alive); one it does not is silent. */
     readonly alive: boolean;
-    /** When it last changed state in failure detection: when it stopped being heard, for one not alive. */
-    readonly stateSince: number;
     /** The module it reports running, as its document says; undefined when it reports none. */
     readonly reported: ReportedModule | undefined;
     /** Its instance state as the reconciler last recorded it, and since when; undefined when never recorded. */
@@ -130,7 +128,7 @@ export interface PromotionEvidence {
 /**
  * One observation per member reporting one of `version`'s digests: its recorded instance state
  * (`pending` if none), running since the later of its report of the digest and its entry into
- * running, heard from now while alive, else when it stopped being heard.
+ * running, heard from now while alive, else never (silent: dead, left or never heard from here).
  */
 export function promotionObservations(version: ModuleVersion, evidence: PromotionEvidence, nowMs: number): InstanceObservation[] {
   const digests = new Set(Object.values(version.artifacts).map((artifact) => artifact.digest));
@@ -139,7 +137,7 @@ export function promotionObservations(version: ModuleVersion, evidence: Promotio
     const reported = member.reported;
     if (reported === undefined || !digests.has(reported.digest)) continue;
     const state = member.instance?.state ?? 'pending';
-    const observation = { instance: member.peerId, state, digest: reported.digest, heartbeatAtMs: member.alive ? nowMs : member.stateSince };
+    const observation = { instance: member.peerId, state, digest: reported.digest, heartbeatAtMs: member.alive ? nowMs : 0 };
     out.push(state === 'running' ? { ...observation, runningSinceMs: Math.max(reported.since, member.instance!.since) } : observation);
   }
   return out;

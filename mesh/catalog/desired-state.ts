@@ -246,8 +246,10 @@ export class DesiredState {
     if (this.#promotionProblem === undefined) return undefined;
     const before = new Map(this.catalog().catalog.versions.map((v) => [versionKey(v), v.state]));
     const after = foldDesired([...held, ...added].sort(desiredEntryOrder), this.#revokedAt(), this.#catalogCuts().of).catalog;
+    // Past blessed by this request: blessed, or blessed and then live by a later entry of it.
+    const blessedOrLive = (state: string | undefined): boolean => state === 'blessed' || state === 'live';
     for (const version of after.versions) {
-      if (version.state !== 'blessed' || before.get(versionKey(version)) === 'blessed') continue;
+      if (!blessedOrLive(version.state) || blessedOrLive(before.get(versionKey(version)))) continue;
       const problem = this.#promotionProblem(version, promotionThresholdsOf(after.trust.find((policy) => policy.module === version.module)));
       if (problem !== undefined) return `${versionKey(version)} cannot be blessed yet: ${problem} (powernode module version evidence ${versionKey(version)})`;
     }

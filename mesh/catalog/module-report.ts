@@ -1,4 +1,4 @@
-import { type ModuleDigests, type NodeStateDocument, nodeDocId, recordModules } from '../../crdt-schema/index.ts';
+import { type ModuleDigests, type NodeStateDocument, nodeDocId, recordModules, recordModulesProblem } from '../../crdt-schema/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type ModuleInventory, ModuleInventoryError } from '../ports/module-inventory.ts';
@@ -31,7 +31,8 @@ export interface ModuleReportStatus {
  * Reports what this machine runs (docs/CATALOG.md §Promotion evidence): reads the module
  * inventory at start and every interval, and writes it into the node's own sealed document
  * (a module's `since` is stamped when its digest is new). A broken inventory is logged once per
- * distinct problem and counted; the report stays as last written.
+ * distinct problem, counted, and said in the document (the modules last reported stay, and
+ * readers take them for no evidence until the inventory reads again).
  */
 export class ModuleReport {
   readonly #init: ModuleReportInit;
@@ -67,8 +68,13 @@ export class ModuleReport {
     } catch (error) {
       const problem = error instanceof ModuleInventoryError ? error.message : `reading the module inventory failed: ${String(error)}`;
       this.#errors++;
-      if (problem !== this.#problem) log.warn('the module inventory cannot be read; the modules this node reports stay as they were', { problem });
+      if (problem !== this.#problem) log.warn('the module inventory cannot be read; the modules this node reported count as no evidence until it reads again', { problem });
       this.#problem = problem;
+      try {
+        await store.change<NodeStateDocument>(nodeDocId(self), (draft) => recordModulesProblem(draft, problem, clock.now()), { signer });
+      } catch (recordError) {
+        log.error('recording that the module inventory cannot be read failed', { error: String(recordError) });
+      }
       return;
     }
     if (this.#problem !== undefined) log.info('the module inventory reads again', { modules: Object.keys(digests).length });

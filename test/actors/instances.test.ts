@@ -154,8 +154,11 @@ describe('planInstances', () => {
           { peerId: 'quiet', state: 'dead', stateSince: 30_000 },
           { peerId: 'brief', state: 'dead', stateSince: 99_000 },
           { peerId: 'reboot', state: 'alive', stateSince: 0, startedAt: 95_000 },
+          // Never heard from by this owner (it started after the member went silent): not up.
+          { peerId: 'unheard', state: 'alive', stateSince: 99_000, heard: false },
+          { peerId: 'unheard-new', state: 'alive', stateSince: 99_000, heard: false },
         ],
-        records: new Map([['back', record('stopped', 80_000)], ['left', record('running')], ['quiet', record('running')], ['brief', record('running')], ['reboot', record('rebooting', 94_000)]]),
+        records: new Map([['back', record('stopped', 80_000)], ['left', record('running')], ['quiet', record('running')], ['brief', record('running')], ['reboot', record('rebooting', 94_000)], ['unheard', record('error', 50_000)]]),
       }),
       context,
       DEFAULT_INSTANCE_CONFIG,

@@ -104,10 +104,9 @@ describe('promotion criteria', () => {
 describe('promotion evidence', () => {
   const nowMs = 10_000_000_000;
   const minute = 60_000;
-  const member = (peerId: string, digest: string | undefined, instance: { state: 'running' | 'stopped'; since: number } | undefined, alive = true, stateSince = 0) => ({
+  const member = (peerId: string, digest: string | undefined, instance: { state: 'running' | 'stopped'; since: number } | undefined, alive = true) => ({
     peerId,
     alive,
-    stateSince,
     reported: digest === undefined ? undefined : { digest, since: nowMs - 40 * minute },
     instance,
   });
@@ -121,7 +120,7 @@ describe('promotion evidence', () => {
         member('d', `sha256:${'f'.repeat(64)}`, { state: 'running', since: 0 }),
         member('e', undefined, { state: 'running', since: 0 }),
         member('f', amd64, { state: 'stopped', since: nowMs - minute }),
-        member('g', amd64, { state: 'running', since: nowMs - 90 * minute }, false, nowMs - 5 * minute),
+        member('g', amd64, { state: 'running', since: nowMs - 90 * minute }, false),
       ],
     }, nowMs);
     expect(observations).toEqual([
@@ -129,7 +128,7 @@ describe('promotion evidence', () => {
       { instance: 'b', state: 'running', digest: arm64, heartbeatAtMs: nowMs, runningSinceMs: nowMs - 10 * minute },
       { instance: 'c', state: 'pending', digest: amd64, heartbeatAtMs: nowMs },
       { instance: 'f', state: 'stopped', digest: amd64, heartbeatAtMs: nowMs },
-      { instance: 'g', state: 'running', digest: amd64, heartbeatAtMs: nowMs - 5 * minute, runningSinceMs: nowMs - 40 * minute },
+      { instance: 'g', state: 'running', digest: amd64, heartbeatAtMs: 0, runningSinceMs: nowMs - 40 * minute },
     ]);
     // g is not heard from: silent, so the version waits.
     expect(evaluatePromotion(unsigned, observations, nowMs)).toMatchObject({ eligible: false, runningCount: 3, reason: expect.stringContaining('1 of 3 qualifying instances are silent') });

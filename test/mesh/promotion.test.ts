@@ -59,11 +59,16 @@ describe('promotion evidence', () => {
     expect(status.inventoryErrors).toBe(2);
     expect(status.problem).toMatch(/not JSON/);
     expect(status.modules).toEqual({ web: v1 });
-    expect(nodes[0]!.nodeState(nodes[2]!.peer)!.modules['web']?.digest).toBe(v1);
+    // Kept, but said to be stale: no evidence until the inventory reads again.
+    expect(nodes[0]!.nodeState(nodes[2]!.peer)).toMatchObject({ modules: { web: { digest: v1 } }, modulesProblem: expect.stringMatching(/not JSON/) });
+    const version = nodes[0]!.desired.catalog().catalog.versions[0]!;
+    const thresholds = { requiredCount: 3, dwellMs: 60_000, heartbeatStaleAfterMs: 180_000 };
+    expect(nodes[0]!.promotionEvidence(version, thresholds).observations.map((o) => o.instance)).not.toContain(nodes[2]!.peer);
     fleet.inventory(2).set({});
     await fleet.run(31_000);
     expect(nodes[2]!.status()['modules']).toMatchObject({ problem: null, modules: {} });
     expect(nodes[0]!.nodeState(nodes[2]!.peer)!.modules).toEqual({});
+    expect(nodes[0]!.nodeState(nodes[2]!.peer)!.modulesProblem).toBeUndefined();
   });
 
   it('refuses to bless until enough instances have run the version long enough, then blesses it', async () => {
@@ -87,5 +92,40 @@ describe('promotion evidence', () => {
     await bless(nodes[1]!);
     await fleet.run(1_000);
     for (const node of nodes) expect(node.desired.catalog().catalog.versions.map((v) => v.state)).toEqual(['blessed']);
+  });
+
+  it('checks a version blessed and made live in one request', async () => {
+    const { fleet, nodes, version } = await staged();
+    const signer: SigningOperator = { ...fleet.operator, seed: fleet.operatorKeys.seed };
+    const at = fleet.clock.now();
+    const entries = [
+      signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, [put('version', { ...version, state: 'blessed' })], at),
+      signDesiredEntry(signer, fleet.fleetId, DESIRED_CATALOG_DOC_ID, [put('version', { ...version, state: 'live' })], at + 1),
+    ];
+    await expect(fleet.pumpUntil(nodes[0]!.desired.record(entries))).rejects.toThrow(/web@1 cannot be blessed yet: 0 instances run this version/);
+    expect(nodes[0]!.desired.catalog().catalog.versions.map((v) => v.state)).toEqual(['staging']);
+  });
+
+  it('takes a member that left, or that no one here heard from, for silent, however its records look', async () => {
+    const { fleet, nodes, running } = await staged();
+    await running();
+    fleet.partition([2], [0, 1, 3]);
+    await fleet.run(60_000);
+    // A node that joins now never hears from node 2 (its death was gossiped long ago): it holds
+    // its report and its running record only.
+    const late = await fleet.join(3, 0, 'c');
+    await fleet.run(5_000);
+    expect(late.nodeState(nodes[2]!.peer)?.modules['web']?.digest).toBe(v1);
+    const version = late.desired.catalog().catalog.versions[0]!;
+    const evidence = late.promotionEvidence(version, { requiredCount: 3, dwellMs: 0, heartbeatStaleAfterMs: 180_000 });
+    expect(evidence.observations.find((o) => o.instance === nodes[2]!.peer)).toMatchObject({ state: 'running', heartbeatAtMs: 0 });
+    expect(evidence.verdict).toMatchObject({ eligible: false, reason: expect.stringContaining('1 of 3 qualifying instances are silent') });
+    // Stopped cleanly (it says it leaves): silent at once, on a node that held it alive.
+    fleet.heal([2], [0, 1, 3]);
+    await fleet.run(5_000);
+    expect(nodes[0]!.promotionEvidence(version, { requiredCount: 3, dwellMs: 0, heartbeatStaleAfterMs: 180_000 }).verdict.eligible).toBe(true);
+    await nodes[2]!.stop();
+    await fleet.run(1_000);
+    expect(nodes[0]!.promotionEvidence(version, { requiredCount: 3, dwellMs: 0, heartbeatStaleAfterMs: 180_000 }).verdict).toMatchObject({ eligible: false, reason: expect.stringContaining('1 of 3 qualifying instances are silent') });
   });
 });
