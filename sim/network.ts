@@ -10,10 +10,17 @@ import {
   ProtocolNotSupportedError,
   type ProtocolOptions,
   type Random,
+  type RequestAnswer,
+  type RequestHandler,
+  type RequestHandlerOptions,
   type StreamHandler,
   StreamResetError,
   type Transport,
   type TransportEvent,
+  ExchangeAbortedError,
+  WireError,
+  firstFrame,
+  serveStream,
 } from '../mesh/index.ts';
 import type { SimClock } from './clock.ts';
 
@@ -27,6 +34,11 @@ export interface LinkConfig {
   readonly loss: number;
   /** Bytes per millisecond, or unlimited when absent. */
   readonly bandwidthBytesPerMs?: number;
+  /**
+   * Probability that a request is served twice (a client that retried it on a new stream after
+   * its first answer was slow): the server runs it again, a little later; the asker takes the first answer.
+   */
+  readonly duplicate?: number;
 }
 
 /** A LAN-like default: ~0.5 ms one way. */
@@ -62,6 +74,8 @@ export class SimNetwork {
   messages = 0;
   /** Frames sent, by protocol (for the benchmark's account of where messages go). */
   readonly messagesByProtocol = new Map<string, number>();
+  /** Requests served twice ({@link LinkConfig.duplicate}). */
+  duplicated = 0;
   /** Stream ends open now, on every connection: both ends of a stream that both closed or one reset are released. */
   openStreams = 0;
   bytes = 0;
@@ -165,6 +179,14 @@ export class SimNetwork {
     return sendAt + transmitMs + delay;
   }
 
+  /** @internal Whether a request from `from` to `to` is served twice ({@link LinkConfig.duplicate}). */
+  duplicates(from: PeerId, to: PeerId): boolean {
+    const chance = this.#link(from, to).duplicate ?? 0;
+    if (chance <= 0 || this.#random.float() >= chance) return false;
+    this.duplicated++;
+    return true;
+  }
+
   /** @internal One-way delay for control traffic (dials, stream opening). */
   controlDelay(from: PeerId, to: PeerId): number | undefined {
     if (this.isBlocked(from, to) || this.isBlocked(to, from)) return undefined;
@@ -193,12 +215,23 @@ interface Registration {
   readonly options: ProtocolOptions;
 }
 
+interface RequestRegistration {
+  readonly handler: RequestHandler;
+  readonly options: RequestHandlerOptions;
+}
+
+/** What a connection ends when it closes: its streams and its requests in flight. */
+interface InFlight {
+  abort(reason: Error): void;
+}
+
 /** A node's transport on the {@link SimNetwork}. */
 export class SimTransport implements Transport {
   readonly localPeer: PeerId;
   readonly #network: SimNetwork;
   readonly #handlers = new Map<string, Registration>();
-  readonly #connections = new Map<PeerId, Set<SimStream>>();
+  readonly #requestHandlers = new Map<string, RequestRegistration>();
+  readonly #connections = new Map<PeerId, Set<InFlight>>();
   /** `connectedPeers()` as last sorted; dropped when a connection opens or closes. */
   #sortedPeers: PeerId[] | undefined;
   readonly #events = { 'peer:connect': new Listeners<PeerId>(), 'peer:disconnect': new Listeners<PeerId>() };
@@ -218,8 +251,15 @@ export class SimTransport implements Transport {
     this.#handlers.set(protocol, { handler, options });
   }
 
+  /** Requests to `protocol` are answered without streams; a stream opened to it is served as one request. */
+  handleRequests(protocol: string, handler: RequestHandler, options: RequestHandlerOptions): void {
+    this.#requestHandlers.set(protocol, { handler, options });
+    this.#handlers.set(protocol, { handler: (stream) => void serveStream(stream, handler, options), options: { maxFrameBytes: options.maxFrameBytes } });
+  }
+
   unhandle(protocol: string): void {
     this.#handlers.delete(protocol);
+    this.#requestHandlers.delete(protocol);
   }
 
   setAccessPolicy(policy: AccessPolicy): void {
@@ -262,6 +302,36 @@ export class SimTransport implements Transport {
     const at = this.#network.controlDelay(this.localPeer, peer);
     this.#network.clock.timer(this.#network.ownerOf(peer), () => registration.handler(far), at ?? 0);
     return local;
+  }
+
+  /**
+   * One request and its answer as two frames, each delivered like a stream's (delay, loss, a
+   * partition), with no streams: what a SWIM probe costs most of a large simulated fleet's time.
+   * A lost frame fails the exchange as it would reset a stream; a connection that closes ends it;
+   * a peer that serves the protocol on streams only is asked on a stream.
+   */
+  async request(peer: PeerId, protocol: string, frame: Uint8Array, options: ProtocolOptions): Promise<Uint8Array> {
+    await this.dial(peer, [], {});
+    const remote = this.#network.lookup(peer);
+    const mine = this.#connections.get(peer);
+    if (remote === undefined || mine === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
+    const registration = remote.#requestHandlers.get(protocol);
+    if (registration === undefined) {
+      // Served on streams there (or not at all: openStream says so).
+      const stream = await this.openStream(peer, protocol, { maxFrameBytes: options.maxFrameBytes });
+      try {
+        await stream.send(frame);
+        const answer = await firstFrame(stream);
+        await stream.close();
+        return answer;
+      } catch (error) {
+        stream.abort(error as Error);
+        throw error;
+      }
+    }
+    const theirs = remote.#connections.get(this.localPeer);
+    if (theirs === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
+    return new Promise((resolve, reject) => new SimRequest(this.#network, this.localPeer, remote, protocol, frame, options, registration, mine, theirs, resolve, reject));
   }
 
   async hangUp(peer: PeerId): Promise<void> {
@@ -320,6 +390,11 @@ export class SimTransport implements Transport {
     });
   }
 
+  /** The request handler `protocol` has here (SimRequest serves through it). */
+  requestHandler(protocol: string): RequestRegistration | undefined {
+    return this.#requestHandlers.get(protocol);
+  }
+
   #track(peer: PeerId, stream: SimStream): void {
     const streams = this.#connections.get(peer);
     if (streams === undefined) {
@@ -332,6 +407,137 @@ export class SimTransport implements Transport {
       streams.delete(stream);
       this.#network.openStreams--;
     });
+  }
+}
+
+/**
+ * One request in flight ({@link SimTransport.request}): the request frame to the server after the
+ * link's delay, its handler's answer back after the return link's; held by both ends'
+ * connections, so either closing ends it.
+ */
+class SimRequest implements InFlight {
+  readonly #network: SimNetwork;
+  readonly #asker: PeerId;
+  readonly #server: SimTransport;
+  readonly #protocol: string;
+  readonly #options: ProtocolOptions;
+  readonly #connections: readonly [Set<InFlight>, Set<InFlight>];
+  readonly #resolve: (answer: Uint8Array) => void;
+  readonly #reject: (error: Error) => void;
+  #done = false;
+
+  constructor(
+    network: SimNetwork,
+    asker: PeerId,
+    server: SimTransport,
+    protocol: string,
+    frame: Uint8Array,
+    options: ProtocolOptions,
+    registration: RequestRegistration,
+    mine: Set<InFlight>,
+    theirs: Set<InFlight>,
+    resolve: (answer: Uint8Array) => void,
+    reject: (error: Error) => void,
+  ) {
+    this.#network = network;
+    this.#asker = asker;
+    this.#server = server;
+    this.#protocol = protocol;
+    this.#options = options;
+    this.#connections = [mine, theirs];
+    this.#resolve = resolve;
+    this.#reject = reject;
+    mine.add(this);
+    theirs.add(this);
+    this.#network.openStreams++;
+    const copy = this.#carry(asker, server.localPeer, frame);
+    if (copy === undefined) return;
+    this.#at(copy.at, network.ownerOf(server.localPeer), () => {
+      if (copy.bytes.length > registration.options.maxFrameBytes) {
+        registration.options.onError?.(asker, new FrameTooLargeError(copy.bytes.length, registration.options.maxFrameBytes));
+        this.abort(new StreamResetError('the remote reset the stream'));
+        return;
+      }
+      registration.handler(asker, copy.bytes).then(
+        (answer) => this.#answer(answer),
+        (error: unknown) => {
+          if (!(error instanceof ExchangeAbortedError)) registration.options.onError?.(asker, error as Error);
+          this.abort(new StreamResetError('the remote reset the stream'));
+        },
+      );
+      // Served again, a round trip later, as a retry on a new stream would be; that answer is not read.
+      if (!network.duplicates(asker, server.localPeer)) return;
+      const again = copy.bytes.slice();
+      const later = network.controlDelay(asker, server.localPeer);
+      if (later === undefined) return;
+      network.clock.timer(network.ownerOf(server.localPeer), () => {
+        registration.handler(asker, again).then(
+          (answer) => {
+            if (answer !== undefined && !(answer instanceof Uint8Array)) answer.afterSent();
+          },
+          (error: unknown) => {
+            if (!(error instanceof ExchangeAbortedError)) registration.options.onError?.(asker, error as Error);
+          },
+        );
+      }, 2 * later);
+    });
+  }
+
+  abort(reason: Error): void {
+    if (this.#done) return;
+    this.#finish();
+    this.#reject(reason);
+  }
+
+  #answer(given: Uint8Array | RequestAnswer | undefined): void {
+    if (this.#done) return;
+    const answer = given instanceof Uint8Array || given === undefined ? given : given.frame;
+    if (given !== undefined && !(given instanceof Uint8Array)) this.#network.clock.timer(this.#network.ownerOf(this.#server.localPeer), () => given.afterSent(), 0);
+    const server = this.#server.localPeer;
+    const owner = this.#network.ownerOf(this.#asker);
+    if (answer === undefined) {
+      // Closed without answering: the asker reads the end of the stream.
+      const at = this.#network.controlDelay(server, this.#asker);
+      if (at === undefined) return;
+      this.#at(this.#network.clock.now() + at, owner, () => this.abort(new WireError('protocol', 'the stream ended before a message arrived')));
+      return;
+    }
+    const copy = this.#carry(server, this.#asker, answer);
+    if (copy === undefined) return;
+    this.#at(copy.at, owner, () => {
+      if (this.#done) return;
+      if (copy.bytes.length > this.#options.maxFrameBytes) {
+        this.abort(new FrameTooLargeError(copy.bytes.length, this.#options.maxFrameBytes));
+        return;
+      }
+      this.#finish();
+      this.#resolve(copy.bytes);
+    });
+  }
+
+  /** A copy of `frame` on its way from `from` to `to`, and when it arrives; undefined (and the exchange failed) when it is lost. */
+  #carry(from: PeerId, to: PeerId, frame: Uint8Array): { bytes: Uint8Array; at: number } | undefined {
+    const network = this.#network;
+    const bytes = frame.slice();
+    const counts = network.messagesByProtocol;
+    counts.set(this.#protocol, (counts.get(this.#protocol) ?? 0) + 1);
+    const at = network.deliveryTime(from, to, bytes.length, network.directionOf(from, to));
+    if (at !== undefined) return { bytes, at };
+    // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
+    this.#at(network.clock.now(), network.ownerOf(to), () => this.abort(new StreamResetError('the connection lost data')));
+    return undefined;
+  }
+
+  #at(atMs: number, owner: number, callback: () => void): void {
+    this.#network.clock.timer(owner, () => {
+      if (!this.#done) callback();
+    }, atMs - this.#network.clock.now());
+  }
+
+  #finish(): void {
+    this.#done = true;
+    for (const connection of this.#connections) connection.delete(this);
+    this.#network.openStreams--;
   }
 }
 

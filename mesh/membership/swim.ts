@@ -1,8 +1,8 @@
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type Random, shuffled } from '../ports/random.ts';
-import type { FrameStream, PeerId, Transport } from '../ports/transport.ts';
-import { type MessageOf, type PeerPenalties, WireError, decodeMessage, defineProtocol, encodeMessage, exchange, firstFrame, s } from '../wire/index.ts';
+import type { PeerId, Transport } from '../ports/transport.ts';
+import { ExchangeAbortedError, type MessageOf, type PeerPenalties, WireError, decodeMessage, defineProtocol, encodeMessage, exchange, s, serveRequests } from '../wire/index.ts';
 
 /** A member as failure detection sees it. Liveness lives here, never in documents. */
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -168,7 +168,7 @@ export class Swim {
   start(): void {
     this.#stopped = false;
     const { transport } = this.#init;
-    transport.handle(swimProtocol.id, (stream) => void this.#serve(stream), { maxFrameBytes: swimProtocol.maxFrameBytes });
+    serveRequests(transport, swimProtocol.id, (peer, frame) => this.#serve(peer, frame), { maxFrameBytes: swimProtocol.maxFrameBytes, onError: (peer, error) => this.#serveFailed(peer, error) });
     this.#unsubscribe.push(
       // A closed connection (a kill -9 closes it at once) is a hint, never a verdict: probe now.
       transport.on('peer:disconnect', (peer) => this.#hint(peer)),
@@ -427,32 +427,25 @@ export class Swim {
     return answer;
   }
 
-  async #serve(stream: FrameStream): Promise<void> {
-    const peer = stream.remotePeer;
-    try {
-      const admitted = this.#init.isAdmitted(peer) || (await this.#init.whenAdmitted?.(peer)) === true;
-      if (!admitted) {
-        // Not a wire fault: a new connection's admission may lose the race. Nothing is served.
-        stream.abort(new Error('not admitted to this fleet'));
-        return;
-      }
-      const request = decodeMessage(swimProtocol, await firstFrame(stream));
-      if (request.type === 'ack' || request.type === 'nack') throw new WireError('protocol', `unexpected ${request.type}`);
-      this.#apply(request.body.updates, peer);
-      this.#heard(peer, request.body.inc);
-      if (request.type === 'ping') {
-        await stream.send(encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(false, peer), request.body.seq)));
-      } else {
-        // Probe the target for the asker, within what is left of its period.
-        const answer = await this.#request(request.body.target as PeerId, this.#message('ping', this.#piggyback(false, request.body.target)), this.#config.ackTimeoutMs * this.#health);
-        await stream.send(encodeMessage(swimProtocol, this.#message(answer?.type === 'ack' ? 'ack' : 'nack', this.#piggyback(), request.body.seq)));
-      }
-      await stream.close();
-    } catch (error) {
-      const code = error instanceof WireError ? error.code : (error as Error).name === 'FrameTooLargeError' ? 'oversized' : undefined;
-      if (code !== undefined) this.#init.penalties.record(peer, `swim:${code}`);
-      stream.abort(error as Error);
-    }
+  /** Answers one request from `peer` (a ping, or a ping-req it asks this node to make for it). */
+  async #serve(peer: PeerId, frame: Uint8Array): Promise<Uint8Array> {
+    const admitted = this.#init.isAdmitted(peer) || (await this.#init.whenAdmitted?.(peer)) === true;
+    // Not a wire fault: a new connection's admission may lose the race. Nothing is served.
+    if (!admitted) throw new ExchangeAbortedError('not admitted to this fleet');
+    const request = decodeMessage(swimProtocol, frame);
+    if (request.type === 'ack' || request.type === 'nack') throw new WireError('protocol', `unexpected ${request.type}`);
+    this.#apply(request.body.updates, peer);
+    this.#heard(peer, request.body.inc);
+    if (request.type === 'ping') return encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(false, peer), request.body.seq));
+    // Probe the target for the asker, within what is left of its period.
+    const answer = await this.#request(request.body.target as PeerId, this.#message('ping', this.#piggyback(false, request.body.target)), this.#config.ackTimeoutMs * this.#health);
+    return encodeMessage(swimProtocol, this.#message(answer?.type === 'ack' ? 'ack' : 'nack', this.#piggyback(), request.body.seq));
+  }
+
+  /** Counts what was wrong with a request against the peer that sent it. */
+  #serveFailed(peer: PeerId, error: Error): void {
+    const code = error instanceof WireError ? error.code : error.name === 'FrameTooLargeError' ? 'oversized' : undefined;
+    if (code !== undefined) this.#init.penalties.record(peer, `swim:${code}`);
   }
 
   /** Applies updates heard from `from` (SWIM's precedence: higher incarnation, then the worse state). */

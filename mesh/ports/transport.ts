@@ -35,6 +35,23 @@ export interface FrameStream extends AsyncIterable<Uint8Array> {
 
 export type StreamHandler = (stream: FrameStream) => void;
 
+/**
+ * Serves one request frame from `peer` with one answer frame; undefined closes without an answer.
+ * A throw resets the exchange (see `serveRequests` in wire/exchange.ts).
+ */
+export type RequestHandler = (peer: PeerId, frame: Uint8Array) => Promise<Uint8Array | RequestAnswer | undefined>;
+
+/** An answer with something to do once it is sent (hang up on a peer that was just refused). */
+export interface RequestAnswer {
+  readonly frame: Uint8Array;
+  afterSent(): void;
+}
+
+export interface RequestHandlerOptions extends ProtocolOptions {
+  /** Told of what went wrong serving a request (a malformed or oversized frame), to count it against the peer. */
+  readonly onError?: (peer: PeerId, error: Error) => void;
+}
+
 export type TransportEvent = 'peer:connect' | 'peer:disconnect';
 
 /** Who may connect, and who may use what the transport serves by itself (routing, identify). */
@@ -57,6 +74,20 @@ export interface Transport {
   unhandle(protocol: string): void;
   /** Opens a stream, connecting first when needed (known addresses, then peer routing). */
   openStream(peer: PeerId, protocol: string, options: OpenStreamOptions): Promise<FrameStream>;
+  /**
+   * Optional: one request frame and its answer without a stream of their own, for a transport
+   * where a stream costs more than the two frames (the simulator: two per SWIM probe). Resolves
+   * with the answer; rejects as the stream way would (reset, refused, ended without an answer,
+   * oversized). No timeout of its own: the caller bounds it (`exchange` in wire/exchange.ts, which
+   * uses streams when this is absent, and with a peer that serves the protocol on streams).
+   */
+  request?(peer: PeerId, protocol: string, frame: Uint8Array, options: ProtocolOptions): Promise<Uint8Array>;
+  /**
+   * Optional: serves `protocol` as requests, each answered by `handler`; with it, streams opened
+   * to `protocol` are served one request each too. Without it, `serveRequests` serves them on
+   * streams (`handle`).
+   */
+  handleRequests?(protocol: string, handler: RequestHandler, options: RequestHandlerOptions): void;
   /** Connects to `peer`, trying `addresses` (multiaddr strings) and what the transport already knows. */
   dial(peer: PeerId, addresses: readonly string[], options?: { readonly signal?: AbortSignal }): Promise<void>;
   hangUp(peer: PeerId): Promise<void>;

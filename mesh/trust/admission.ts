@@ -2,8 +2,8 @@ import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import type { SignatureVerifier } from '../ports/signature-verifier.ts';
 import type { Storage } from '../ports/storage.ts';
-import type { FrameStream, PeerId, Transport } from '../ports/transport.ts';
-import { type MessageOf, type PeerPenalties, WireError, decodeCbor, decodeMessage, defineProtocol, encodeCbor, encodeMessage, exchange, firstFrame, s } from '../wire/index.ts';
+import type { PeerId, RequestAnswer, Transport } from '../ports/transport.ts';
+import { ExchangeAbortedError, type MessageOf, type PeerPenalties, WireError, decodeCbor, decodeMessage, defineProtocol, encodeCbor, encodeMessage, exchange, s, serveRequests } from '../wire/index.ts';
 import {
   CREDENTIAL_LIFE_MS,
   CREDENTIAL_RENEW_AT,
@@ -133,7 +133,7 @@ export class Admission {
 
   start(): void {
     const { transport } = this.#init;
-    transport.handle(admitProtocol.id, (stream) => void this.#serve(stream), { maxFrameBytes: admitProtocol.maxFrameBytes });
+    serveRequests(transport, admitProtocol.id, (peer, frame) => this.#serve(peer, frame), { maxFrameBytes: admitProtocol.maxFrameBytes, onError: (peer, error) => this.#serveFailed(peer, error) });
     this.#unsubscribe.push(
       transport.on('peer:connect', (peer) => this.#onConnect(peer)),
       transport.on('peer:disconnect', (peer) => this.#forget(peer)),
@@ -337,60 +337,45 @@ export class Admission {
     }
   }
 
-  async #serve(stream: FrameStream): Promise<void> {
-    const peer = stream.remotePeer;
-    const reply = async (message: AdmitMessage): Promise<void> => {
-      await stream.send(encodeMessage(admitProtocol, message));
-      await stream.close();
-    };
-    try {
-      const frame = await firstFrame(stream);
-      const request = decodeMessage(admitProtocol, frame);
-      if (request.type === 'present') {
-        const { chain } = request.body;
-        await this.#verifySignatures(chain);
-        // The connection may have closed while the signatures were checked: nothing to admit.
-        if (this.#stopped || !this.#init.transport.connectedPeers().includes(peer)) {
-          stream.abort(new Error('the connection closed'));
-          return;
-        }
-        const problem = this.#problem(peer, chain);
-        if (problem === undefined) {
-          await reply({ type: 'admitted', body: { expiresAt: this.#admit(peer, chain) } });
-        } else if (problem.kind === 'unknown') {
-          // Its issuers' records have not reached this node yet: checked again as they arrive.
-          this.#pending.set(peer, chain);
-          await reply({ type: 'pending', body: { reason: problem.reason.slice(0, 1000) } });
-        } else {
-          await reply({ type: 'refused', body: { reason: problem.reason.slice(0, 1000) } });
-          this.#refuse(peer, problem.reason);
-        }
-        return;
+  /** Answers one admission message from `peer` (undefined: nothing to answer). */
+  async #serve(peer: PeerId, frame: Uint8Array): Promise<Uint8Array | RequestAnswer | undefined> {
+    const request = decodeMessage(admitProtocol, frame);
+    if (request.type === 'present') {
+      const { chain } = request.body;
+      await this.#verifySignatures(chain);
+      // The connection may have closed while the signatures were checked: nothing to admit.
+      if (this.#stopped || !this.#init.transport.connectedPeers().includes(peer)) throw new ExchangeAbortedError('the connection closed');
+      const problem = this.#problem(peer, chain);
+      if (problem === undefined) return encodeMessage(admitProtocol, { type: 'admitted', body: { expiresAt: this.#admit(peer, chain) } });
+      if (problem.kind === 'unknown') {
+        // Its issuers' records have not reached this node yet: checked again as they arrive.
+        this.#pending.set(peer, chain);
+        return encodeMessage(admitProtocol, { type: 'pending', body: { reason: problem.reason.slice(0, 1000) } });
       }
-      if (request.type === 'refused') {
-        // A member cutting this node off says why (revoked, token lost in a partition).
-        this.#refusals.set(peer, request.body.reason);
-        this.#acceptedBy.delete(peer);
-        this.#init.log.error('a member cut this node off', { peer, reason: request.body.reason });
-        await stream.close();
-        return;
-      }
-      if (request.type === 'renew') {
-        // Renewed only for a node this one knows as a member by its own records (the connection
-        // proves the peer id), so a node whose credential lapsed or was lost can get a new one.
-        if (!this.#init.policy.isMember(peer) || this.#init.policy.barredReason(peer) !== undefined || this.#chain.length === 0) {
-          await reply({ type: 'refused', body: { reason: 'this node cannot renew your credential: it does not know you as a member' } });
-          return;
-        }
-        await reply({ type: 'credential', body: { chain: this.issueFor(peer) } });
-        return;
-      }
-      throw new WireError('protocol', `unexpected ${request.type} on the admission protocol`);
-    } catch (error) {
-      const code = error instanceof WireError ? error.code : (error as Error).name === 'FrameTooLargeError' ? 'oversized' : 'stream';
-      this.#init.penalties.record(peer, `admission:${code}`);
-      stream.abort(error as Error);
+      return { frame: encodeMessage(admitProtocol, { type: 'refused', body: { reason: problem.reason.slice(0, 1000) } }), afterSent: () => this.#refuse(peer, problem.reason) };
     }
+    if (request.type === 'refused') {
+      // A member cutting this node off says why (revoked, token lost in a partition).
+      this.#refusals.set(peer, request.body.reason);
+      this.#acceptedBy.delete(peer);
+      this.#init.log.error('a member cut this node off', { peer, reason: request.body.reason });
+      return undefined;
+    }
+    if (request.type === 'renew') {
+      // Renewed only for a node this one knows as a member by its own records (the connection
+      // proves the peer id), so a node whose credential lapsed or was lost can get a new one.
+      if (!this.#init.policy.isMember(peer) || this.#init.policy.barredReason(peer) !== undefined || this.#chain.length === 0) {
+        return encodeMessage(admitProtocol, { type: 'refused', body: { reason: 'this node cannot renew your credential: it does not know you as a member' } });
+      }
+      return encodeMessage(admitProtocol, { type: 'credential', body: { chain: this.issueFor(peer) } });
+    }
+    throw new WireError('protocol', `unexpected ${request.type} on the admission protocol`);
+  }
+
+  /** Counts what was wrong with an admission message against the peer that sent it. */
+  #serveFailed(peer: PeerId, error: Error): void {
+    const code = error instanceof WireError ? error.code : error.name === 'FrameTooLargeError' ? 'oversized' : 'stream';
+    this.#init.penalties.record(peer, `admission:${code}`);
   }
 
   /** Admits `peer` on `chain`; returns when the admission lapses (the chain's first expiry). */

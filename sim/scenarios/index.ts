@@ -93,11 +93,11 @@ const leaderKillLossy: Scenario = {
 
 const lossy: Scenario = {
   name: 'lossy',
-  description: 'every link loses 10 % of frames (a lost frame resets its stream)',
+  description: 'every link loses 10 % of frames (a lost frame resets its stream) and serves 2 % of requests twice (a retry)',
   async play(context) {
     const { fleet } = context;
     const window = faultWindow(context);
-    fleet.network.setDefaults({ minDelayMs: 0.2, meanDelayMs: 1, jitterMs: 1, loss: 0.1 });
+    fleet.network.setDefaults({ minDelayMs: 0.2, meanDelayMs: 1, jitterMs: 1, loss: 0.1, duplicate: 0.02 });
     await context.run(window);
     fleet.network.setDefaults(LAN);
     await finish(context, window);

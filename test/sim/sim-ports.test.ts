@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type PeerId, type ProcessResult, type ProcessRunner, SeededRandom } from '../../mesh/index.ts';
+import { ExchangeAbortedError, FrameTooLargeError, type PeerId, type ProcessResult, type ProcessRunner, SeededRandom, WireError, firstFrame } from '../../mesh/index.ts';
 import { NodeClock, SimClock } from '../../sim/clock.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { SimProcesses } from '../../sim/processes.ts';
@@ -141,6 +141,98 @@ describe('simulated network streams', () => {
     expect(network.openStreams).toBe(2);
     stream.abort(new Error('given up'));
     expect(network.openStreams).toBe(0);
+  });
+});
+
+describe('simulated network requests', () => {
+  it('answers a request in a round trip without streams, and fails it as a stream would fail', async () => {
+    const sim = new SimClock(0);
+    const network = new SimNetwork(sim, new SeededRandom(3), { minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0 });
+    const a = network.createTransport('a' as PeerId, 0);
+    const b = network.createTransport('b' as PeerId, 1);
+    const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+    const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
+    const errors: string[] = [];
+    let hold: Promise<void> | undefined;
+    b.handleRequests('/r', async (peer, frame) => {
+      if (hold !== undefined) await hold;
+      const asked = text(frame);
+      if (asked === 'nothing') return undefined;
+      if (asked === 'bad') throw new WireError('malformed', 'bad request');
+      if (asked === 'quiet') throw new ExchangeAbortedError('not admitted');
+      if (asked === 'huge') return new Uint8Array(2_000);
+      return bytes(`${peer}:${asked}`);
+    }, { maxFrameBytes: 100, onError: (peer, error) => errors.push(`${peer} ${error.name}`) });
+    const ask = async (value: string | Uint8Array, wait = 30): Promise<unknown> => {
+      const asking = a.request('b' as PeerId, '/r', typeof value === 'string' ? bytes(value) : value, { maxFrameBytes: 1024 }).then(text, (error: Error) => error);
+      await settle();
+      await runFor(sim, wait);
+      return asking;
+    };
+    await ask('warm-up', 50);
+    const sentAt = sim.now();
+    const asking = a.request('b' as PeerId, '/r', bytes('x'), { maxFrameBytes: 1024 });
+    // The request leaves once the (already open) connection is looked up, before time moves.
+    await settle();
+    await runFor(sim, 19);
+    let answered: string | undefined;
+    void asking.then((answer) => (answered = text(answer)));
+    await settle();
+    expect(answered).toBeUndefined();
+    await runFor(sim, 1);
+    expect(answered).toBe('a:x');
+    expect(sim.now() - sentAt).toBe(20);
+    expect(String(await ask('nothing'))).toMatch(/ended before a message arrived/);
+    expect(String(await ask('bad'))).toMatch(/StreamResetError|reset the stream/);
+    expect(String(await ask('quiet'))).toMatch(/reset the stream/);
+    expect(errors).toEqual(['a WireError']);
+    expect(await ask(new Uint8Array(500))).toBeInstanceOf(Error);
+    expect(errors).toEqual(['a WireError', 'a FrameTooLargeError']);
+    expect(await ask('huge')).toBeInstanceOf(FrameTooLargeError);
+    network.setDefaults({ minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 1 });
+    expect(String(await ask('x'))).toMatch(/lost data/);
+    network.setDefaults({ minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0 });
+    // The connection closes while the server still works on it: the asker hears at once.
+    let release = (): void => {};
+    hold = new Promise((resolve) => (release = resolve));
+    const pending = a.request('b' as PeerId, '/r', bytes('slow'), { maxFrameBytes: 1024 }).catch((error: Error) => error);
+    await settle();
+    await runFor(sim, 15);
+    await b.hangUp('a' as PeerId);
+    expect(String(await pending)).toMatch(/connection closed/);
+    release();
+    hold = undefined;
+    await runFor(sim, 30);
+    expect(network.openStreams).toBe(0);
+    // A stream opened to the protocol is served as one request; a request to a peer serving on streams goes on a stream.
+    await runFor(sim, 50);
+    const opening = a.openStream('b' as PeerId, '/r', { maxFrameBytes: 1024 });
+    await settle();
+    await runFor(sim, 30);
+    const stream = await opening;
+    await stream.send(bytes('s'));
+    const reading = firstFrame(stream);
+    await runFor(sim, 30);
+    expect(text(await reading)).toBe('a:s');
+    a.handle('/echo', (echo) => void (async () => {
+      const frame = await firstFrame(echo);
+      await echo.send(frame);
+      await echo.close();
+    })(), { maxFrameBytes: 100 });
+    const echoed = b.request('a' as PeerId, '/echo', bytes('e'), { maxFrameBytes: 100 });
+    await settle();
+    await runFor(sim, 60);
+    expect(text(await echoed)).toBe('e');
+    // Duplication: the server runs a request twice (a retry on a new stream); the asker reads one answer.
+    let served = 0;
+    b.handleRequests('/count', async () => new Uint8Array([++served]), { maxFrameBytes: 100 });
+    network.setDefaults({ minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0, duplicate: 1 });
+    const counted = a.request('b' as PeerId, '/count', bytes('c'), { maxFrameBytes: 100 });
+    await settle();
+    await runFor(sim, 100);
+    expect([...(await counted)]).toEqual([1]);
+    expect(served).toBe(2);
+    expect(network.duplicated).toBe(1);
   });
 });
 
