@@ -8,21 +8,23 @@ import {
   type PeerId,
   PeerUnreachableError,
   ProtocolNotSupportedError,
+  type Clock,
   type ProtocolOptions,
   type Random,
   type RequestAnswer,
   type RequestHandler,
   type RequestHandlerOptions,
+  type RequestOptions,
   type StreamHandler,
   StreamResetError,
   type Transport,
   type TransportEvent,
   ExchangeAbortedError,
   WireError,
-  firstFrame,
   serveStream,
+  streamExchange,
 } from '../mesh/index.ts';
-import type { SimClock } from './clock.ts';
+import type { SimClock, SimTimer } from './clock.ts';
 
 /** How one direction of a link behaves. */
 export interface LinkConfig {
@@ -76,6 +78,8 @@ export class SimNetwork {
   readonly messagesByProtocol = new Map<string, number>();
   /** Requests served twice ({@link LinkConfig.duplicate}). */
   duplicated = 0;
+  /** Requests asked and not yet answered, failed or timed out ({@link SimTransport.request}). */
+  requestsInFlight = 0;
   /** Stream ends open now, on every connection: both ends of a stream that both closed or one reset are released. */
   openStreams = 0;
   bytes = 0;
@@ -308,30 +312,50 @@ export class SimTransport implements Transport {
    * One request and its answer as two frames, each delivered like a stream's (delay, loss, a
    * partition), with no streams: what a SWIM probe costs most of a large simulated fleet's time.
    * A lost frame fails the exchange as it would reset a stream; a connection that closes ends it;
-   * a peer that serves the protocol on streams only is asked on a stream.
+   * past `timeoutMs` it is over (a frame still on its way is dropped). A peer that serves the
+   * protocol on streams only is asked on a stream.
    */
-  async request(peer: PeerId, protocol: string, frame: Uint8Array, options: ProtocolOptions): Promise<Uint8Array> {
-    await this.dial(peer, [], {});
+  async request(peer: PeerId, protocol: string, frame: Uint8Array, options: RequestOptions): Promise<Uint8Array | undefined> {
+    const startedAt = this.#network.clock.now();
+    // Connected already (nearly always): no dial to wait for.
+    if (!this.#connections.has(peer) && !(await this.#dialWithin(peer, options.timeoutMs))) return undefined;
+    const remainingMs = options.timeoutMs - (this.#network.clock.now() - startedAt);
     const remote = this.#network.lookup(peer);
     const mine = this.#connections.get(peer);
     if (remote === undefined || mine === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
     const registration = remote.#requestHandlers.get(protocol);
-    if (registration === undefined) {
-      // Served on streams there (or not at all: openStream says so).
-      const stream = await this.openStream(peer, protocol, { maxFrameBytes: options.maxFrameBytes });
-      try {
-        await stream.send(frame);
-        const answer = await firstFrame(stream);
-        await stream.close();
-        return answer;
-      } catch (error) {
-        stream.abort(error as Error);
-        throw error;
-      }
-    }
+    // Served on streams there (or not at all: openStream says so).
+    if (registration === undefined) return streamExchange(this, this.#ownClock(), peer, protocol, frame, options, remainingMs);
     const theirs = remote.#connections.get(this.localPeer);
     if (theirs === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
-    return new Promise((resolve, reject) => new SimRequest(this.#network, this.localPeer, remote, protocol, frame, options, registration, mine, theirs, resolve, reject));
+    return new Promise((resolve, reject) => new SimRequest(this.#network, { asker: this.localPeer, server: remote, protocol, frame, options, timeoutMs: remainingMs, registration, connections: [mine, theirs] }, resolve, reject));
+  }
+
+  /** Dials `peer`; false when `timeoutMs` passed first. */
+  async #dialWithin(peer: PeerId, timeoutMs: number): Promise<boolean> {
+    const controller = new AbortController();
+    const clock = this.#ownClock();
+    const timer = clock.setTimeout(() => controller.abort(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      await this.dial(peer, [], { signal: controller.signal });
+      return true;
+    } catch (error) {
+      if (controller.signal.aborted) return false;
+      throw error;
+    } finally {
+      clock.clearTimeout(timer);
+    }
+  }
+
+  /** This node's timers on the network's clock (held while it is paused, dropped when it crashes). */
+  #ownClock(): Clock {
+    const network = this.#network;
+    const owner = network.ownerOf(this.localPeer);
+    return {
+      now: () => network.clock.now(),
+      setTimeout: (callback, delayMs) => network.clock.timer(owner, callback, delayMs),
+      clearTimeout: (timer) => network.clock.cancelTimer(timer as SimTimer),
+    };
   }
 
   async hangUp(peer: PeerId): Promise<void> {
@@ -410,76 +434,51 @@ export class SimTransport implements Transport {
   }
 }
 
+/** What one {@link SimRequest} carries. */
+interface RequestSpec {
+  readonly asker: PeerId;
+  readonly server: SimTransport;
+  readonly protocol: string;
+  readonly frame: Uint8Array;
+  readonly options: ProtocolOptions;
+  readonly timeoutMs: number;
+  readonly registration: RequestRegistration;
+  /** The asker's and the server's connection to each other. */
+  readonly connections: readonly [Set<InFlight>, Set<InFlight>];
+}
+
 /**
  * One request in flight ({@link SimTransport.request}): the request frame to the server after the
  * link's delay, its handler's answer back after the return link's; held by both ends'
- * connections, so either closing ends it.
+ * connections, so either closing ends it, and over at the asker's timeout.
  */
 class SimRequest implements InFlight {
   readonly #network: SimNetwork;
-  readonly #asker: PeerId;
-  readonly #server: SimTransport;
-  readonly #protocol: string;
-  readonly #options: ProtocolOptions;
-  readonly #connections: readonly [Set<InFlight>, Set<InFlight>];
-  readonly #resolve: (answer: Uint8Array) => void;
+  readonly #spec: RequestSpec;
+  readonly #resolve: (answer: Uint8Array | undefined) => void;
   readonly #reject: (error: Error) => void;
+  readonly #timeout: SimTimer;
   #done = false;
 
-  constructor(
-    network: SimNetwork,
-    asker: PeerId,
-    server: SimTransport,
-    protocol: string,
-    frame: Uint8Array,
-    options: ProtocolOptions,
-    registration: RequestRegistration,
-    mine: Set<InFlight>,
-    theirs: Set<InFlight>,
-    resolve: (answer: Uint8Array) => void,
-    reject: (error: Error) => void,
-  ) {
+  constructor(network: SimNetwork, spec: RequestSpec, resolve: (answer: Uint8Array | undefined) => void, reject: (error: Error) => void) {
     this.#network = network;
-    this.#asker = asker;
-    this.#server = server;
-    this.#protocol = protocol;
-    this.#options = options;
-    this.#connections = [mine, theirs];
+    this.#spec = spec;
     this.#resolve = resolve;
     this.#reject = reject;
-    mine.add(this);
-    theirs.add(this);
-    this.#network.openStreams++;
-    const copy = this.#carry(asker, server.localPeer, frame);
+    for (const connection of spec.connections) connection.add(this);
+    network.requestsInFlight++;
+    const asker = network.ownerOf(spec.asker);
+    this.#timeout = network.clock.timer(asker, () => {
+      if (this.#done) return;
+      this.#finish();
+      resolve(undefined);
+    }, spec.timeoutMs);
+    const server = spec.server.localPeer;
+    const copy = this.#carry(spec.asker, server, spec.frame);
     if (copy === undefined) return;
-    this.#at(copy.at, network.ownerOf(server.localPeer), () => {
-      if (copy.bytes.length > registration.options.maxFrameBytes) {
-        registration.options.onError?.(asker, new FrameTooLargeError(copy.bytes.length, registration.options.maxFrameBytes));
-        this.abort(new StreamResetError('the remote reset the stream'));
-        return;
-      }
-      registration.handler(asker, copy.bytes).then(
-        (answer) => this.#answer(answer),
-        (error: unknown) => {
-          if (!(error instanceof ExchangeAbortedError)) registration.options.onError?.(asker, error as Error);
-          this.abort(new StreamResetError('the remote reset the stream'));
-        },
-      );
-      // Served again, a round trip later, as a retry on a new stream would be; that answer is not read.
-      if (!network.duplicates(asker, server.localPeer)) return;
-      const again = copy.bytes.slice();
-      const later = network.controlDelay(asker, server.localPeer);
-      if (later === undefined) return;
-      network.clock.timer(network.ownerOf(server.localPeer), () => {
-        registration.handler(asker, again).then(
-          (answer) => {
-            if (answer !== undefined && !(answer instanceof Uint8Array)) answer.afterSent();
-          },
-          (error: unknown) => {
-            if (!(error instanceof ExchangeAbortedError)) registration.options.onError?.(asker, error as Error);
-          },
-        );
-      }, 2 * later);
+    this.#at(copy.at, network.ownerOf(server), () => {
+      this.#serve(copy.bytes, (answer) => this.#answer(answer));
+      if (network.duplicates(spec.asker, server)) this.#retry(copy.bytes);
     });
   }
 
@@ -489,30 +488,81 @@ class SimRequest implements InFlight {
     this.#reject(reason);
   }
 
-  #answer(given: Uint8Array | RequestAnswer | undefined): void {
-    if (this.#done) return;
-    const answer = given instanceof Uint8Array || given === undefined ? given : given.frame;
-    if (given !== undefined && !(given instanceof Uint8Array)) this.#network.clock.timer(this.#network.ownerOf(this.#server.localPeer), () => given.afterSent(), 0);
-    const server = this.#server.localPeer;
-    const owner = this.#network.ownerOf(this.#asker);
-    if (answer === undefined) {
-      // Closed without answering: the asker reads the end of the stream.
-      const at = this.#network.controlDelay(server, this.#asker);
-      if (at === undefined) return;
-      this.#at(this.#network.clock.now() + at, owner, () => this.abort(new WireError('protocol', 'the stream ended before a message arrived')));
+  /** Runs the server's handler on `bytes`; what it answers goes to `answered`, what it throws resets the exchange. */
+  #serve(bytes: Uint8Array, answered: (answer: Uint8Array | RequestAnswer | undefined) => void): void {
+    const { registration, asker } = this.#spec;
+    if (bytes.length > registration.options.maxFrameBytes) {
+      registration.options.onError?.(asker, new FrameTooLargeError(bytes.length, registration.options.maxFrameBytes));
+      this.abort(new StreamResetError('the remote reset the stream'));
       return;
     }
-    const copy = this.#carry(server, this.#asker, answer);
-    if (copy === undefined) return;
-    this.#at(copy.at, owner, () => {
-      if (this.#done) return;
-      if (copy.bytes.length > this.#options.maxFrameBytes) {
-        this.abort(new FrameTooLargeError(copy.bytes.length, this.#options.maxFrameBytes));
-        return;
-      }
-      this.#finish();
-      this.#resolve(copy.bytes);
-    });
+    const failed = (error: unknown): void => {
+      if (!(error instanceof ExchangeAbortedError)) registration.options.onError?.(asker, error as Error);
+      this.abort(new StreamResetError('the remote reset the stream'));
+    };
+    try {
+      registration.handler(asker, bytes).then(answered, failed);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /**
+   * Serves the request again, as a retry on a new stream would: its frame crosses the link again
+   * (delay, loss, a closed connection); its answer is sent, and not read (the asker has one).
+   */
+  #retry(bytes: Uint8Array): void {
+    const network = this.#network;
+    const { asker, server, protocol, registration } = this.#spec;
+    const counts = network.messagesByProtocol;
+    counts.set(protocol, (counts.get(protocol) ?? 0) + 1);
+    const at = network.deliveryTime(asker, server.localPeer, bytes.length, network.directionOf(asker, server.localPeer));
+    // Sent a round trip after the first (the asker waited for an answer before it retried).
+    const roundTrip = network.controlDelay(asker, server.localPeer);
+    if (at === undefined || roundTrip === undefined) return;
+    const again = bytes.slice();
+    network.clock.timer(network.ownerOf(server.localPeer), () => {
+      if (!server.isConnected(asker)) return;
+      registration.handler(asker, again).then(
+        (answer) => {
+          if (answer !== undefined && !(answer instanceof Uint8Array)) answer.afterSent();
+        },
+        (error: unknown) => {
+          if (!(error instanceof ExchangeAbortedError)) registration.options.onError?.(asker, error as Error);
+        },
+      );
+    }, at + 2 * roundTrip - network.clock.now());
+  }
+
+  #answer(given: Uint8Array | RequestAnswer | undefined): void {
+    const network = this.#network;
+    const { asker, server, registration } = this.#spec;
+    if (this.#done) {
+      // The asker gave up or the connection closed first: the answer cannot be sent.
+      registration.options.onError?.(asker, new StreamResetError('the stream was reset before the answer was sent'));
+      return;
+    }
+    const owner = network.ownerOf(asker);
+    if (given === undefined) {
+      // Closed without answering: the asker reads the end of the stream (as a close, it is not delayed).
+      this.#at(network.clock.now(), owner, () => this.abort(new WireError('protocol', 'the stream ended before a message arrived')));
+      return;
+    }
+    const answer = given instanceof Uint8Array ? given : given.frame;
+    const sent = given instanceof Uint8Array ? undefined : () => given.afterSent();
+    const copy = this.#carry(server.localPeer, asker, answer);
+    if (copy !== undefined) {
+      this.#at(copy.at, owner, () => {
+        if (copy.bytes.length > this.#spec.options.maxFrameBytes) {
+          this.abort(new FrameTooLargeError(copy.bytes.length, this.#spec.options.maxFrameBytes));
+          return;
+        }
+        this.#finish();
+        this.#resolve(copy.bytes);
+      });
+    }
+    // What the server does once it has sent the answer, when the answer arrives (after it, at the same instant) or is lost.
+    if (sent !== undefined) network.clock.timer(network.ownerOf(server.localPeer), sent, (copy?.at ?? network.clock.now()) - network.clock.now());
   }
 
   /** A copy of `frame` on its way from `from` to `to`, and when it arrives; undefined (and the exchange failed) when it is lost. */
@@ -520,7 +570,7 @@ class SimRequest implements InFlight {
     const network = this.#network;
     const bytes = frame.slice();
     const counts = network.messagesByProtocol;
-    counts.set(this.#protocol, (counts.get(this.#protocol) ?? 0) + 1);
+    counts.set(this.#spec.protocol, (counts.get(this.#spec.protocol) ?? 0) + 1);
     const at = network.deliveryTime(from, to, bytes.length, network.directionOf(from, to));
     if (at !== undefined) return { bytes, at };
     // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
@@ -528,6 +578,7 @@ class SimRequest implements InFlight {
     return undefined;
   }
 
+  /** Runs `callback` at `atMs` on `owner`'s timers, unless the exchange is over by then. */
   #at(atMs: number, owner: number, callback: () => void): void {
     this.#network.clock.timer(owner, () => {
       if (!this.#done) callback();
@@ -536,8 +587,9 @@ class SimRequest implements InFlight {
 
   #finish(): void {
     this.#done = true;
-    for (const connection of this.#connections) connection.delete(this);
-    this.#network.openStreams--;
+    this.#network.clock.cancelTimer(this.#timeout);
+    for (const connection of this.#spec.connections) connection.delete(this);
+    this.#network.requestsInFlight--;
   }
 }
 

@@ -11,6 +11,11 @@ export interface OpenStreamOptions extends ProtocolOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface RequestOptions extends ProtocolOptions {
+  /** How long to wait for the answer (connecting included). */
+  readonly timeoutMs: number;
+}
+
 /**
  * A stream of whole frames (messages) to one peer on one protocol. Iterating yields frames until
  * the remote closes its side; it throws {@link FrameTooLargeError} when the remote sends a frame
@@ -44,6 +49,7 @@ export type RequestHandler = (peer: PeerId, frame: Uint8Array) => Promise<Uint8A
 /** An answer with something to do once it is sent (hang up on a peer that was just refused). */
 export interface RequestAnswer {
   readonly frame: Uint8Array;
+  /** Run once the answer is on its way (sent and closed; in the simulator, when it arrives or is lost). */
   afterSent(): void;
 }
 
@@ -77,11 +83,12 @@ export interface Transport {
   /**
    * Optional: one request frame and its answer without a stream of their own, for a transport
    * where a stream costs more than the two frames (the simulator: two per SWIM probe). Resolves
-   * with the answer; rejects as the stream way would (reset, refused, ended without an answer,
-   * oversized). No timeout of its own: the caller bounds it (`exchange` in wire/exchange.ts, which
-   * uses streams when this is absent, and with a peer that serves the protocol on streams).
+   * with the answer, or undefined when none came within `timeoutMs` (the exchange is then over:
+   * a request not yet delivered never is, an answer still to come is dropped, as a reset stream's
+   * would be); rejects as the stream way would (reset, refused, ended without an answer,
+   * oversized). `exchange` in wire/exchange.ts uses streams where this is absent.
    */
-  request?(peer: PeerId, protocol: string, frame: Uint8Array, options: ProtocolOptions): Promise<Uint8Array>;
+  request?(peer: PeerId, protocol: string, frame: Uint8Array, options: RequestOptions): Promise<Uint8Array | undefined>;
   /**
    * Optional: serves `protocol` as requests, each answered by `handler`; with it, streams opened
    * to `protocol` are served one request each too. Without it, `serveRequests` serves them on

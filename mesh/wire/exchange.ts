@@ -14,10 +14,10 @@ export class ExchangeAbortedError extends Error {
 }
 
 /**
- * One request and its answer: through the transport's `request` where it has one, else on a
- * fresh stream (opened, connecting if needed; one frame sent, one read). Resolves undefined when
- * nothing (connection included) came within `timeoutMs`; throws on a refused or reset exchange or
- * a malformed answer.
+ * One request and its answer: through the transport's `request` where it has one (bounded by its
+ * own timer), else on a fresh stream (opened, connecting if needed; one frame sent, one read, on
+ * `clock`'s timer). Resolves undefined when nothing (connection included) came within
+ * `timeoutMs`; throws on a refused or reset exchange or a malformed answer.
  */
 export async function exchange<M extends MessageShapes>(
   transport: Transport,
@@ -28,31 +28,11 @@ export async function exchange<M extends MessageShapes>(
   timeoutMs: number,
 ): Promise<MessageOf<ProtocolDefinition<M>> | undefined> {
   const frame = encodeMessage(protocol, message);
-  const answer = transport.request === undefined ? await streamExchange(transport, clock, peer, protocol.id, frame, protocol, timeoutMs) : await requestWithin(transport, clock, peer, protocol.id, frame, protocol, timeoutMs);
+  const answer =
+    transport.request === undefined
+      ? await streamExchange(transport, clock, peer, protocol.id, frame, protocol, timeoutMs)
+      : await transport.request(peer, protocol.id, frame, { maxFrameBytes: protocol.maxFrameBytes, timeoutMs });
   return answer === undefined ? undefined : decodeMessage(protocol, answer);
-}
-
-/** `transport.request`, or undefined once `timeoutMs` passed without an answer. */
-function requestWithin(transport: Transport, clock: Clock, peer: PeerId, protocol: string, frame: Uint8Array, options: ProtocolOptions, timeoutMs: number): Promise<Uint8Array | undefined> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const timer = clock.setTimeout(() => {
-      settled = true;
-      resolve(undefined);
-    }, timeoutMs);
-    transport.request!(peer, protocol, frame, options).then(
-      (answer) => {
-        if (settled) return;
-        clock.clearTimeout(timer);
-        resolve(answer);
-      },
-      (error: unknown) => {
-        if (settled) return;
-        clock.clearTimeout(timer);
-        reject(error as Error);
-      },
-    );
-  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExchangeAbortedError, FrameTooLargeError, type PeerId, type ProcessResult, type ProcessRunner, SeededRandom, WireError, firstFrame } from '../../mesh/index.ts';
+import { ExchangeAbortedError, FrameTooLargeError, type PeerId, type ProcessResult, type ProcessRunner, type RequestHandler, SeededRandom, WireError, firstFrame } from '../../mesh/index.ts';
 import { NodeClock, SimClock } from '../../sim/clock.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { SimProcesses } from '../../sim/processes.ts';
@@ -145,67 +145,110 @@ describe('simulated network streams', () => {
 });
 
 describe('simulated network requests', () => {
-  it('answers a request in a round trip without streams, and fails it as a stream would fail', async () => {
+  const text = (bytes: Uint8Array | undefined): string => (bytes === undefined ? 'no answer' : new TextDecoder().decode(bytes));
+  const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
+  const LINK = { minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0 };
+
+  /** Two transports, connected, with `b` serving `/r` through `handler`. */
+  async function pair(handler: RequestHandler) {
     const sim = new SimClock(0);
-    const network = new SimNetwork(sim, new SeededRandom(3), { minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0 });
+    const network = new SimNetwork(sim, new SeededRandom(3), LINK);
     const a = network.createTransport('a' as PeerId, 0);
     const b = network.createTransport('b' as PeerId, 1);
-    const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
-    const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
     const errors: string[] = [];
-    let hold: Promise<void> | undefined;
-    b.handleRequests('/r', async (peer, frame) => {
-      if (hold !== undefined) await hold;
+    b.handleRequests('/r', handler, { maxFrameBytes: 100, onError: (peer, error) => errors.push(`${peer} ${error.name}`) });
+    const dialing = a.dial('b' as PeerId, []);
+    await runFor(sim, 50);
+    await dialing;
+    /** Asks `b` and runs the clock for `wait` ms; the answer, or the error. */
+    const ask = async (value: string | Uint8Array, wait = 30, timeoutMs = 1_000): Promise<unknown> => {
+      const asking = a.request('b' as PeerId, '/r', typeof value === 'string' ? bytes(value) : value, { maxFrameBytes: 1024, timeoutMs }).then(text, (error: Error) => error);
+      // The request leaves once the (open) connection is looked up, before time moves.
+      await settle();
+      await runFor(sim, wait);
+      return asking;
+    };
+    return { sim, network, a, b, errors, ask };
+  }
+
+  it('answers a request in a round trip without streams, and fails it as a stream would fail', async () => {
+    const { sim, network, errors, ask } = await pair(async (peer, frame) => {
       const asked = text(frame);
       if (asked === 'nothing') return undefined;
       if (asked === 'bad') throw new WireError('malformed', 'bad request');
       if (asked === 'quiet') throw new ExchangeAbortedError('not admitted');
       if (asked === 'huge') return new Uint8Array(2_000);
       return bytes(`${peer}:${asked}`);
-    }, { maxFrameBytes: 100, onError: (peer, error) => errors.push(`${peer} ${error.name}`) });
-    const ask = async (value: string | Uint8Array, wait = 30): Promise<unknown> => {
-      const asking = a.request('b' as PeerId, '/r', typeof value === 'string' ? bytes(value) : value, { maxFrameBytes: 1024 }).then(text, (error: Error) => error);
-      await settle();
-      await runFor(sim, wait);
-      return asking;
-    };
-    await ask('warm-up', 50);
+    });
     const sentAt = sim.now();
-    const asking = a.request('b' as PeerId, '/r', bytes('x'), { maxFrameBytes: 1024 });
-    // The request leaves once the (already open) connection is looked up, before time moves.
-    await settle();
-    await runFor(sim, 19);
-    let answered: string | undefined;
-    void asking.then((answer) => (answered = text(answer)));
-    await settle();
-    expect(answered).toBeUndefined();
-    await runFor(sim, 1);
-    expect(answered).toBe('a:x');
+    expect(await ask('x', 20)).toBe('a:x');
     expect(sim.now() - sentAt).toBe(20);
     expect(String(await ask('nothing'))).toMatch(/ended before a message arrived/);
-    expect(String(await ask('bad'))).toMatch(/StreamResetError|reset the stream/);
+    expect(String(await ask('bad'))).toMatch(/reset the stream/);
     expect(String(await ask('quiet'))).toMatch(/reset the stream/);
     expect(errors).toEqual(['a WireError']);
-    expect(await ask(new Uint8Array(500))).toBeInstanceOf(Error);
+    expect(String(await ask(new Uint8Array(500)))).toMatch(/reset the stream/);
     expect(errors).toEqual(['a WireError', 'a FrameTooLargeError']);
     expect(await ask('huge')).toBeInstanceOf(FrameTooLargeError);
-    network.setDefaults({ minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 1 });
+    network.setDefaults({ ...LINK, loss: 1 });
     expect(String(await ask('x'))).toMatch(/lost data/);
-    network.setDefaults({ minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0 });
-    // The connection closes while the server still works on it: the asker hears at once.
+    expect(network.requestsInFlight).toBe(0);
+  });
+
+  it('loses the answer alone on a lossy return link, and times out with nothing left in flight', async () => {
+    let served = 0;
     let release = (): void => {};
+    let hold: Promise<void> | undefined;
+    const { network, errors, ask } = await pair(async () => {
+      served++;
+      if (hold !== undefined) await hold;
+      return bytes('ok');
+    });
+    network.setLink('b' as PeerId, 'a' as PeerId, { ...LINK, loss: 1 });
+    expect(String(await ask('x'))).toMatch(/lost data/);
+    expect(served).toBe(1);
+    network.setLink('b' as PeerId, 'a' as PeerId, LINK);
+    // The server is slower than the asker's patience: no answer, nothing in flight, and the late answer cannot be sent.
     hold = new Promise((resolve) => (release = resolve));
-    const pending = a.request('b' as PeerId, '/r', bytes('slow'), { maxFrameBytes: 1024 }).catch((error: Error) => error);
+    expect(await ask('slow', 60, 50)).toBe('no answer');
+    expect(network.requestsInFlight).toBe(0);
+    release();
+    await ask('after', 30);
+    expect(errors).toEqual(['a StreamResetError']);
+  });
+
+  it('holds a request for a paused server; one the asker gave up on is never served', async () => {
+    let served = 0;
+    const { sim, ask } = await pair(async () => {
+      served++;
+      return bytes('ok');
+    });
+    sim.pause(1);
+    const waited = ask('x', 100, 1_000);
+    const gaveUp = ask('y', 0, 50);
+    expect(await gaveUp).toBe('no answer');
+    sim.resume(1);
+    await runFor(sim, 100);
+    expect(await waited).toBe('ok');
+    expect(served).toBe(1);
+  });
+
+  it('ends a request when the connection closes, and serves a stream opened to the protocol as one request', async () => {
+    let release = (): void => {};
+    let hold: Promise<void> | undefined;
+    const { sim, network, a, b } = await pair(async (peer, frame) => {
+      if (hold !== undefined) await hold;
+      return bytes(`${peer}:${text(frame)}`);
+    });
+    hold = new Promise((resolve) => (release = resolve));
+    const pending = a.request('b' as PeerId, '/r', bytes('slow'), { maxFrameBytes: 1024, timeoutMs: 1_000 }).catch((error: Error) => error);
     await settle();
     await runFor(sim, 15);
     await b.hangUp('a' as PeerId);
     expect(String(await pending)).toMatch(/connection closed/);
+    expect(network.requestsInFlight).toBe(0);
     release();
     hold = undefined;
-    await runFor(sim, 30);
-    expect(network.openStreams).toBe(0);
-    // A stream opened to the protocol is served as one request; a request to a peer serving on streams goes on a stream.
-    await runFor(sim, 50);
     const opening = a.openStream('b' as PeerId, '/r', { maxFrameBytes: 1024 });
     await settle();
     await runFor(sim, 30);
@@ -214,25 +257,41 @@ describe('simulated network requests', () => {
     const reading = firstFrame(stream);
     await runFor(sim, 30);
     expect(text(await reading)).toBe('a:s');
+    // A request to a peer that serves the protocol on streams goes on a stream.
     a.handle('/echo', (echo) => void (async () => {
       const frame = await firstFrame(echo);
       await echo.send(frame);
       await echo.close();
     })(), { maxFrameBytes: 100 });
-    const echoed = b.request('a' as PeerId, '/echo', bytes('e'), { maxFrameBytes: 100 });
+    const echoed = b.request('a' as PeerId, '/echo', bytes('e'), { maxFrameBytes: 100, timeoutMs: 1_000 });
     await settle();
     await runFor(sim, 60);
     expect(text(await echoed)).toBe('e');
-    // Duplication: the server runs a request twice (a retry on a new stream); the asker reads one answer.
+  });
+
+  it('runs what follows an answer once it arrives (a refusal reaches the peer before the hang-up)', async () => {
+    const { sim, a, b, ask } = await pair(async () => ({ frame: bytes('refused'), afterSent: () => void b.hangUp('a' as PeerId) }));
+    expect(await ask('x', 30)).toBe('refused');
+    await runFor(sim, 5);
+    expect(a.connectedPeers()).toEqual([]);
+  });
+
+  it('serves a request twice when the link duplicates it, not after the connection closed', async () => {
     let served = 0;
-    b.handleRequests('/count', async () => new Uint8Array([++served]), { maxFrameBytes: 100 });
-    network.setDefaults({ minDelayMs: 10, meanDelayMs: 10, jitterMs: 0, loss: 0, duplicate: 1 });
-    const counted = a.request('b' as PeerId, '/count', bytes('c'), { maxFrameBytes: 100 });
-    await settle();
-    await runFor(sim, 100);
-    expect([...(await counted)]).toEqual([1]);
+    const { sim, network, a, b, ask } = await pair(async () => new Uint8Array([++served]));
+    network.setDefaults({ ...LINK, duplicate: 1 });
+    expect(await ask('c', 100)).toBe('\u0001');
     expect(served).toBe(2);
     expect(network.duplicated).toBe(1);
+    // The retry is still on its way when the connection closes: it is not served.
+    const asking = a.request('b' as PeerId, '/r', bytes('c'), { maxFrameBytes: 1024, timeoutMs: 1_000 });
+    await settle();
+    await runFor(sim, 10);
+    await runFor(sim, 10);
+    await asking;
+    await b.hangUp('a' as PeerId);
+    await runFor(sim, 100);
+    expect(served).toBe(3);
   });
 });
 
