@@ -81,6 +81,8 @@ const REOPEN_DELAY_MS = 1_000;
 const REOPEN_DELAY_MAX_MS = 30_000;
 /** Every open session re-sends its summary this often, so any divergence is found. */
 export const DEFAULT_ANTI_ENTROPY_MS = 15_000;
+/** How long connection and admission changes are gathered before the neighbours are chosen again. */
+export const RECONCILE_SETTLE_MS = 250;
 /** Documents one peer may make this node track (sync states, known digests) before it is cut off. */
 const MAX_DOCS_PER_SESSION = 100_000;
 /**
@@ -151,6 +153,7 @@ export class Replicator {
   readonly #pushes: PushQueue;
   readonly #eventPushes: PushQueue;
   #antiEntropyTimer: TimerId | undefined;
+  #reconcileTimer: TimerId | undefined;
   #unsubscribe: Array<() => void> = [];
   #stopped = false;
 
@@ -194,11 +197,11 @@ export class Replicator {
     const { transport, store } = this.#init;
     transport.handle(syncProtocol.id, (stream) => this.#onInbound(stream), { maxFrameBytes: syncProtocol.maxFrameBytes });
     this.#unsubscribe.push(
-      transport.on('peer:connect', () => this.#reconcile()),
+      transport.on('peer:connect', () => this.#reconcileSoon()),
       transport.on('peer:disconnect', (peer) => {
         this.#dropSession(peer);
         // Another connected peer may take the place of a neighbour that went.
-        this.#reconcile();
+        this.#reconcileSoon();
       }),
       store.onChanged(({ docId }) => this.#markDirty(docId)),
     );
@@ -214,6 +217,7 @@ export class Replicator {
     this.#pushes.cancel();
     this.#eventPushes.cancel();
     if (this.#antiEntropyTimer !== undefined) clock.clearTimeout(this.#antiEntropyTimer);
+    if (this.#reconcileTimer !== undefined) clock.clearTimeout(this.#reconcileTimer);
     for (const timer of this.#reopenTimers.values()) clock.clearTimeout(timer);
     this.#reopenTimers.clear();
     for (const { timer } of this.#fetching.values()) clock.clearTimeout(timer);
@@ -350,7 +354,25 @@ export class Replicator {
   /** Re-checks every connected peer, e.g. after the member list changed or a peer was admitted. */
   refreshPeers(): void {
     for (const peer of [...this.#sessions.keys()]) if (!this.#init.isPeerAllowed(peer)) this.#dropSession(peer);
-    this.#reconcile();
+    this.#reconcileSoon();
+  }
+
+  /**
+   * Chooses the neighbours again: at once while this node has no session (a joiner's first one
+   * opens with its first admission), else once for every change within {@link RECONCILE_SETTLE_MS}
+   * — a fleet's start admits a node's connections one by one over seconds, and choosing on each
+   * opened sessions to the first peers admitted only to close them as nearer ones came.
+   */
+  #reconcileSoon(): void {
+    if (this.#stopped || this.#reconcileTimer !== undefined) return;
+    if (this.#sessions.size === 0) {
+      this.#reconcile();
+      return;
+    }
+    this.#reconcileTimer = this.#init.clock.setTimeout(() => {
+      this.#reconcileTimer = undefined;
+      guarded(this.#init.log, 'choosing sync neighbours', () => this.#reconcile())();
+    }, RECONCILE_SETTLE_MS);
   }
 
   stats(): SessionStats[] {
