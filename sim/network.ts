@@ -76,6 +76,11 @@ export class SimNetwork {
   messages = 0;
   /** Frames sent, by protocol (for the benchmark's account of where messages go). */
   readonly messagesByProtocol = new Map<string, number>();
+
+  /** @internal Counts one frame sent on `protocol` (streams' and requests'). */
+  countFrame(protocol: string): void {
+    this.messagesByProtocol.set(protocol, (this.messagesByProtocol.get(protocol) ?? 0) + 1);
+  }
   /** Requests served twice ({@link LinkConfig.duplicate}). */
   duplicated = 0;
   /** Requests asked and not yet answered, failed or timed out ({@link SimTransport.request}). */
@@ -514,8 +519,7 @@ class SimRequest implements InFlight {
   #retry(bytes: Uint8Array): void {
     const network = this.#network;
     const { asker, server, protocol, registration } = this.#spec;
-    const counts = network.messagesByProtocol;
-    counts.set(protocol, (counts.get(protocol) ?? 0) + 1);
+    network.countFrame(protocol);
     const at = network.deliveryTime(asker, server.localPeer, bytes.length, network.directionOf(asker, server.localPeer));
     // Sent a round trip after the first (the asker waited for an answer before it retried).
     const roundTrip = network.controlDelay(asker, server.localPeer);
@@ -569,8 +573,7 @@ class SimRequest implements InFlight {
   #carry(from: PeerId, to: PeerId, frame: Uint8Array): { bytes: Uint8Array; at: number } | undefined {
     const network = this.#network;
     const bytes = frame.slice();
-    const counts = network.messagesByProtocol;
-    counts.set(this.#spec.protocol, (counts.get(this.#spec.protocol) ?? 0) + 1);
+    network.countFrame(this.#spec.protocol);
     const at = network.deliveryTime(from, to, bytes.length, network.directionOf(from, to));
     if (at !== undefined) return { bytes, at };
     // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
@@ -634,8 +637,7 @@ class SimStream implements FrameStream {
     if (this.#writeClosed || this.#aborted) throw new StreamResetError('stream is closed for writing');
     const far = this.#far!;
     const copy = frame.slice();
-    const counts = this.#network.messagesByProtocol;
-    counts.set(this.protocol, (counts.get(this.protocol) ?? 0) + 1);
+    this.#network.countFrame(this.protocol);
     const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length, this.#direction);
     if (at === undefined) {
       // Lost on the way: a reliable stream that lost data is a broken stream, on both ends.
