@@ -466,17 +466,38 @@ export class Swim {
       } else if (u.state === 'suspect') {
         if (member.state === 'suspect' && u.incarnation === member.incarnation) this.#confirm(u.peer, member, from);
         else if ((member.state === 'alive' && u.incarnation >= member.incarnation) || u.incarnation > member.incarnation) this.#suspect(u.peer, u.incarnation, from);
+        else if (member.state === 'alive') this.#vouch(u.peer, member.incarnation);
       } else if (u.state === 'dead') {
         // Another member's verdict is a suspicion here, with a confirmation: only this node's own
         // suspicion timeout declares a member dead. A node back from a partition holds everyone
         // dead and says so; this way the members it names refute before anyone holds them dead.
-        if (member.state === 'dead' || member.state === 'left' || u.incarnation < member.incarnation) continue;
+        if (member.state === 'dead' || member.state === 'left') continue;
+        if (u.incarnation < member.incarnation) {
+          if (member.state === 'alive') this.#vouch(u.peer, member.incarnation);
+          continue;
+        }
         if (member.state === 'suspect' && u.incarnation === member.incarnation) this.#confirm(u.peer, member, from);
         else this.#suspect(u.peer, u.incarnation, from);
       } else if (member.state !== 'dead' && member.state !== 'left' && u.incarnation >= member.incarnation) {
         this.#set(u.peer, member, u.state, u.incarnation);
       }
     }
+  }
+
+  /**
+   * A suspicion (or death) of an incarnation older than the one this node holds alive: its
+   * sender never heard the newer one. A member's first incarnation heard is not gossiped on
+   * (see {@link Swim.#set}), so in a large fleet with bounded views many nodes hold members they
+   * never heard from at incarnation 0, and the member refutes only a suspicion of its own
+   * incarnation or newer. Told the newer alive, the sender drops its suspicion (a higher
+   * incarnation wins) instead of holding the member dead until it probes it again. An update
+   * already queued unchanged is left as it is (repeats of the stale verdict do not keep it
+   * queued for ever).
+   */
+  #vouch(peer: string, incarnation: number): void {
+    const queued = this.#broadcasts.get(peer)?.update;
+    if (queued?.state === 'alive' && queued.incarnation === incarnation) return;
+    this.#enqueue({ peer, state: 'alive', incarnation });
   }
 
   #suspect(peer: string, incarnation: number, by: string): void {

@@ -208,4 +208,29 @@ describe('SWIM failure detection', () => {
     const times = cluster.seenBy(4, 'dead', hintedAt);
     expect(times).toBeDefined();
   });
+
+  it('answers a suspicion of an incarnation older than the one it holds alive, so a node that never heard of the member drops it', async () => {
+    // Node 0 probes nodes 2 and 3 but cannot reach node 2, nor can its only helper (node 3); node
+    // 1 hears node 2 directly. Nobody gossips node 2's first incarnation on, so node 0 holds it at
+    // 0 and suspects it at 0 — a suspicion node 2 would not refute (it is at a higher one).
+    const views: Record<number, number[]> = { 0: [2, 3], 1: [0, 2, 3], 2: [1], 3: [0] };
+    const cluster = new Cluster(4, (self) => views[self]!);
+    const two = cluster.peers[2]!;
+    cluster.network.block(cluster.peers[0]!, two);
+    cluster.network.block(cluster.peers[3]!, two);
+    await cluster.run(4_000);
+    const suspected = cluster.changes.find((c) => c.observer === 0 && c.peer === two && c.state === 'suspect');
+    expect(suspected).toBeDefined();
+    expect(cluster.swims[1]!.member(two)).toMatchObject({ state: 'alive' });
+    expect(cluster.swims[1]!.heardFrom(two)).toBe(true);
+    // Node 1, holding node 2 alive at its real incarnation, answers the stale suspicion with it.
+    const alive = cluster.changes.find((c) => c.observer === 0 && c.peer === two && c.state === 'alive' && c.at > suspected!.at);
+    expect(alive).toBeDefined();
+    expect(alive!.at - suspected!.at).toBeLessThan(3_000);
+    expect(cluster.changes.some((c) => c.observer === 0 && c.peer === two && c.state === 'dead' && c.at < alive!.at)).toBe(false);
+    expect(cluster.swims[0]!.heardFrom(two)).toBe(true);
+    expect(cluster.swims[0]!.member(two)!.incarnation).toBe(cluster.swims[1]!.member(two)!.incarnation);
+    // Nobody else took node 2 for dead on node 0's word.
+    expect(cluster.changes.filter((c) => c.observer !== 0 && c.state === 'dead')).toEqual([]);
+  });
 });
