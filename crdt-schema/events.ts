@@ -124,16 +124,25 @@ export function checkEvent(event: FleetEvent): void {
 }
 
 /**
- * Adds `event` to a bucket. Returns false when the bucket already holds that id (the emission
- * is a repeat) or is full.
+ * How many entries a bucket holds. Reflect.ownKeys asks the document for its keys once (Object.keys
+ * on a draft would read every event too, a property descriptor per key), but that is still a
+ * string per entry: 7 ms a call on a draft of 5,000 entries. A writer that knows the count (its
+ * own bucket, counted once) passes it to {@link recordEvent} instead.
  */
-export function recordEvent(draft: EventsDocument, event: FleetEvent): boolean {
+export function bucketEntries(draft: EventsDocument): number {
+  return draft.events === undefined ? 0 : Reflect.ownKeys(draft.events).length;
+}
+
+/**
+ * Adds `event` to a bucket. Returns false when the bucket already holds that id (the emission
+ * is a repeat) or is full. `entries`: how many the bucket holds (see {@link bucketEntries}), when
+ * the caller knows.
+ */
+export function recordEvent(draft: EventsDocument, event: FleetEvent, entries?: number): boolean {
   checkEvent(event);
   markSchema(draft, 'events');
   if (draft.events === undefined) draft.events = {};
-  // Reflect.ownKeys asks the document for its keys once; Object.keys on a draft would read every
-  // event too (a property descriptor per key), which made each emission cost what the bucket holds.
-  if (draft.events[event.id] !== undefined || Reflect.ownKeys(draft.events).length >= EVENTS_PER_BUCKET_MAX) return false;
+  if (draft.events[event.id] !== undefined || (entries ?? bucketEntries(draft)) >= EVENTS_PER_BUCKET_MAX) return false;
   const entry = {
     kind: event.kind,
     severity: event.severity,

@@ -5,6 +5,7 @@ import {
   type EventsDocument,
   type FleetEvent,
   type Severity,
+  bucketEntries,
   eventMatches,
   eventsDocId,
   isRetired,
@@ -20,9 +21,12 @@ import type { Random } from '../ports/random.ts';
 import { Listeners, type PeerId } from '../ports/transport.ts';
 import type { DocStore, SealSigner } from '../replication/index.ts';
 import { sha256Hex } from '../trust/keys.ts';
+import { setBounded } from '../bounded-map.ts';
 
 /** How often retired buckets are looked for and deleted. */
 const RETENTION_CHECK_MS = 60 * 60_000;
+/** Own buckets whose entries are kept counted: a day's three or so, and the day before's. */
+const OWN_BUCKETS_COUNTED = 8;
 /** Events a listing returns at most. */
 export const EVENTS_LIST_MAX = 5_000;
 
@@ -68,6 +72,12 @@ export interface EventInput {
 export class EventLog {
   readonly #init: EventLogInit;
   readonly #byDoc = new Map<DocId, { digest: string; heads: A.Heads; events: Map<string, FleetEvent> }>();
+  /**
+   * How many entries this node's own buckets hold, each at the digest it was counted at: counting
+   * them on every emission cost what the bucket holds (it grows all day, to 5,000 entries). Only
+   * this node writes them; a bucket at another digest (taken back from a peer) is counted again.
+   */
+  readonly #ownEntries = new Map<DocId, { digest: string | undefined; entries: number }>();
   /** Each event id held, with its earliest emission and how many buckets hold it. */
   readonly #known = new Map<string, { event: FleetEvent; count: number }>();
   readonly #listeners = new Listeners<FleetEvent>();
@@ -128,9 +138,19 @@ export class EventLog {
     const held = this.#known.get(event.id);
     if (held !== undefined) return { event: held.event, written: false };
     let recorded = false;
-    await store.change<EventsDocument>(eventsDocId(self, event.severity, at), (draft) => {
-      recorded = recordEvent(draft, event);
+    const docId = eventsDocId(self, event.severity, at);
+    const before = store.digest(docId);
+    const counted = this.#ownEntries.get(docId);
+    let entries = counted?.digest === before ? counted?.entries : undefined;
+    const changed = store.change<EventsDocument>(docId, (draft) => {
+      entries ??= bucketEntries(draft);
+      recorded = recordEvent(draft, event, entries);
     }, { durable: retentionIsHigh(event.severity), signer: identity });
+    // The change is in memory now (it is being stored): the count goes with the digest it made,
+    // or stays with the one before when nothing changed (a repeat, a full bucket, a refused write).
+    const after = store.digest(docId);
+    if (entries !== undefined) setBounded(this.#ownEntries, docId, recorded && after !== before ? { digest: after, entries: entries + 1 } : { digest: before, entries }, OWN_BUCKETS_COUNTED);
+    await changed;
     if (!recorded) this.#init.log.warn('an event was not recorded: its bucket is full or holds it already', { id: event.id, kind: event.kind });
     return { event, written: recorded };
   }

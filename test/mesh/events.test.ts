@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as A from '@automerge/automerge';
 import { ImmutableString } from '@automerge/automerge';
-import { type DocId, type EventsDocument, type FleetEvent, eventsDocId, isRetired, readEvents, recordEvent, toPlain } from '../../crdt-schema/index.ts';
+import { type DocId, EVENTS_PER_BUCKET_MAX, type EventsDocument, type FleetEvent, eventsDocId, isRetired, readEvents, recordEvent, toPlain } from '../../crdt-schema/index.ts';
 import { EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 import { MiniFleet, type MiniNode, testIdentity } from '../helpers/mini-fleet.ts';
@@ -81,6 +81,31 @@ describe('event index', () => {
       expect(log.stats()).toEqual({ buckets: 1, events: 4 });
     }
     expect(announced.sort()).toEqual(['last', 'step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
+  });
+});
+
+describe('a full bucket', () => {
+  it('refuses the emission past EVENTS_PER_BUCKET_MAX entries, counting again a bucket changed by another write', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const log = new EventLog({ store: a.store, clock: fleet.clock, random: new SeededRandom(0), log: new MemoryLogger(), self: a.peer, identity: testIdentity(0), isWriter: () => true });
+    log.start();
+    const docId = eventsDocId(a.peer, 'low', fleet.clock.now());
+    const fill = (from: number, count: number) =>
+      a.store.change<EventsDocument>(docId, (draft) => {
+        for (let i = from; i < from + count; i++) recordEvent(draft, { id: i.toString(16).padStart(32, '0'), kind: 'test.fill', severity: 'low', at: fleet.clock.now(), detail: 'fill', source: { peer: a.peer } }, i);
+      }, { signer: testIdentity(0) });
+    await fill(0, EVENTS_PER_BUCKET_MAX - 3);
+    // Counted once on this emission, then carried from one to the next.
+    expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'one' })).written).toBe(true);
+    expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'two' })).written).toBe(true);
+    // Another write adds the last entry there is room for: the count carried is stale, and is not used.
+    await fill(EVENTS_PER_BUCKET_MAX - 1, 1);
+    expect(Object.keys((a.store.get(docId) as unknown as EventsDocument).events).length).toBe(EVENTS_PER_BUCKET_MAX);
+    expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'three' })).written).toBe(false);
+    expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'four' })).written).toBe(false);
+    expect(Object.keys((a.store.get(docId) as unknown as EventsDocument).events).length).toBe(EVENTS_PER_BUCKET_MAX);
+    expect(log.list({ kind: 'test.step' }).map((e) => e.detail).sort()).toEqual(['one', 'two']);
   });
 });
 
