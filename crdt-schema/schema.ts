@@ -1,7 +1,7 @@
 import type { DocKind } from './ids.ts';
 
 /** The highest schema version of each document kind that this release reads and writes. */
-export const SCHEMA_VERSIONS: Readonly<Record<DocKind, number>> = { fleet: 1, node: 1, events: 2, desired: 1, tasks: 2, pools: 2 };
+export const SCHEMA_VERSIONS: Readonly<Record<DocKind, number>> = { fleet: 1, node: 1, events: 3, desired: 1, tasks: 2, pools: 2 };
 
 /**
  * Marks a document this release writes to with its kind's schema version (raising an older one:

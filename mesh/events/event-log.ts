@@ -270,12 +270,26 @@ function touchedEvents(doc: unknown, from: A.Heads, to: A.Heads): Set<string> | 
   }
   const ids = new Set<string>();
   for (const patch of patches) {
-    const [root, id] = patch.path;
-    if (root !== 'events' && patch.path.length > 0) continue;
-    if (typeof id !== 'string') return undefined;
-    ids.add(id);
+    const path = patch.path;
+    // An entry is events/ID (schema 1 and 2) or shards/DIGIT/ID (schema 3), or inside one.
+    const id = path[0] === 'events' ? path[1] : path[0] === 'shards' ? path[2] : undefined;
+    if (typeof id === 'string') {
+      ids.add(id);
+      continue;
+    }
+    // A new, empty map of entries (`shards`, or one of them) changes no entry.
+    if ((path[0] === 'shards' && path.length <= 2) || (path[0] === 'events' && path.length === 1)) {
+      if (patch.action === 'put' && isEmptyMap(patch.value)) continue;
+      return undefined;
+    }
+    // Anything else of the root (its schema) is no entry; a change to the root itself is read in full.
+    if (path.length === 0) return undefined;
   }
   return ids;
+}
+
+function isEmptyMap(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0;
 }
 
 function retentionIsHigh(severity: Severity): boolean {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as A from '@automerge/automerge';
 import { ImmutableString } from '@automerge/automerge';
-import { type DocId, EVENTS_PER_BUCKET_MAX, type EventsDocument, type FleetEvent, eventsDocId, isRetired, readEvents, recordEvent, toPlain } from '../../crdt-schema/index.ts';
+import { type DocId, EVENTS_PER_BUCKET_MAX, type EventsDocument, type FleetEvent, bucketEntries, eventsDocId, isRetired, readEvents, recordEvent, shardOf, toPlain } from '../../crdt-schema/index.ts';
 import { EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 import { MiniFleet, type MiniNode, testIdentity } from '../helpers/mini-fleet.ts';
@@ -67,10 +67,11 @@ describe('event index', () => {
     await fleet.run(200);
     // The writer (faulty, or a later release) rewrites one entry, breaks another and drops a third.
     await a.store.change<EventsDocument>(docId, (draft) => {
-      const entry = (id: string) => JSON.parse(String(draft.events[id])) as Record<string, unknown>;
-      draft.events[emitted[0]!.id] = new ImmutableString(JSON.stringify({ ...entry(emitted[0]!.id), detail: 'rewritten' }));
-      draft.events[emitted[1]!.id] = new ImmutableString(JSON.stringify({ ...entry(emitted[1]!.id), at: 'never' }));
-      delete draft.events[emitted[2]!.id];
+      const shard = (id: string) => draft.shards![shardOf(id)]!;
+      const entry = (id: string) => JSON.parse(String(shard(id)[id])) as Record<string, unknown>;
+      shard(emitted[0]!.id)[emitted[0]!.id] = new ImmutableString(JSON.stringify({ ...entry(emitted[0]!.id), detail: 'rewritten' }));
+      shard(emitted[1]!.id)[emitted[1]!.id] = new ImmutableString(JSON.stringify({ ...entry(emitted[1]!.id), at: 'never' }));
+      delete shard(emitted[2]!.id)[emitted[2]!.id];
     }, { signer: testIdentity(0) });
     await logs[0]!.emit({ kind: 'test.step', severity: 'low', detail: 'last' });
     await fleet.run(200);
@@ -81,6 +82,47 @@ describe('event index', () => {
       expect(log.stats()).toEqual({ buckets: 1, events: 4 });
     }
     expect(announced.sort()).toEqual(['last', 'step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
+  });
+});
+
+describe('event buckets of earlier schemas', () => {
+  it('reads a schema 2 bucket, carries it on in shards, and follows a dropped shard as a full read would', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const b = await fleet.add(1);
+    const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
+    for (const log of logs) log.start();
+    await fleet.connect(a, b);
+    const docId = eventsDocId(a.peer, 'low', fleet.clock.now());
+    const id = (n: number) => `${n.toString(16)}${'0'.repeat(31)}`;
+    // Today's bucket as a schema 2 writer left it: every entry in `events`.
+    await a.store.change<EventsDocument>(docId, (draft) => {
+      draft.schema = 2;
+      draft.events = {};
+      for (let n = 0; n < 3; n++) draft.events![id(n)] = new ImmutableString(JSON.stringify({ kind: 'test.old', severity: 'low', at: fleet.clock.now(), detail: `old ${n}` }));
+    }, { signer: testIdentity(0) });
+    // A repeat of an id the old map holds is refused; new ones go to the shards.
+    expect((await logs[0]!.emit({ id: id(1), kind: 'test.old', severity: 'low', detail: 'again' })).written).toBe(false);
+    for (let n = 0; n < 16; n++) await logs[0]!.emit({ id: `${n.toString(16)}${'1'.repeat(31)}`, kind: 'test.new', severity: 'low', detail: `new ${n}` });
+    await fleet.run(200);
+    const doc = a.store.get(docId) as unknown as EventsDocument;
+    expect(doc.schema).toBe(3);
+    expect(Object.keys(doc.events ?? {}).length).toBe(3);
+    expect(Object.keys(doc.shards!).sort()).toEqual([...'0123456789abcdef']);
+    for (const log of logs) expect(log.list().map((e) => e.detail).sort()).toEqual([...[0, 1, 2].map((n) => `old ${n}`), ...Array.from({ length: 16 }, (_, n) => `new ${n}`)].sort());
+    // A faulty writer drops a whole shard and an old entry: both indexes follow, as a full read.
+    await a.store.change<EventsDocument>(docId, (draft) => {
+      delete draft.shards!['5'];
+      delete draft.events![id(2)];
+    }, { signer: testIdentity(0) });
+    await fleet.run(200);
+    for (const [log, node] of [[logs[0]!, a], [logs[1]!, b]] as const) {
+      const full = readEvents(docId, node.store.get(docId)).sort((x, y) => (x.id < y.id ? -1 : 1));
+      expect(log.list().sort((x, y) => (x.id < y.id ? -1 : 1))).toEqual(full);
+      expect(full.map((e) => e.detail)).not.toContain('new 5');
+      expect(full.map((e) => e.detail)).not.toContain('old 2');
+      expect(full).toHaveLength(17);
+    }
   });
 });
 
@@ -101,10 +143,10 @@ describe('a full bucket', () => {
     expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'two' })).written).toBe(true);
     // Another write adds the last entry there is room for: the count carried is stale, and is not used.
     await fill(EVENTS_PER_BUCKET_MAX - 1, 1);
-    expect(Object.keys((a.store.get(docId) as unknown as EventsDocument).events).length).toBe(EVENTS_PER_BUCKET_MAX);
+    expect(bucketEntries(a.store.get(docId) as unknown as EventsDocument)).toBe(EVENTS_PER_BUCKET_MAX);
     expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'three' })).written).toBe(false);
     expect((await log.emit({ kind: 'test.step', severity: 'low', detail: 'four' })).written).toBe(false);
-    expect(Object.keys((a.store.get(docId) as unknown as EventsDocument).events).length).toBe(EVENTS_PER_BUCKET_MAX);
+    expect(bucketEntries(a.store.get(docId) as unknown as EventsDocument)).toBe(EVENTS_PER_BUCKET_MAX);
     expect(log.list({ kind: 'test.step' }).map((e) => e.detail).sort()).toEqual(['one', 'two']);
   });
 });
@@ -114,15 +156,19 @@ describe('event bucket entries', () => {
   const docId = eventsDocId(writer, 'low', Date.parse('2026-12-01T12:00:00Z'));
   const id = (n: number) => n.toString(16).padStart(32, '0');
 
-  it('writes each event as one JSON string, and reads those and the maps of schema 1 buckets alike', () => {
+  it('writes each event as one JSON string in the shard of its id, and reads those and the maps of schema 1 buckets alike', () => {
     const event: FleetEvent = { id: id(1), kind: 'pool.claimed', severity: 'low', at: 1_000, detail: 'n1 claimed', subject: 's', payload: { pool: 'bench', n: 2 }, source: { peer: writer, singleton: 'control.pools', epoch: 3 } };
     let doc = A.change(A.init<EventsDocument>(), (d) => void recordEvent(d, event));
-    expect(doc.schema).toBe(2);
-    expect(typeof toPlain(doc.events[id(1)])).toBe('string');
+    expect(doc.schema).toBe(3);
+    expect(shardOf(id(1))).toBe('0');
+    expect(typeof toPlain(doc.shards!['0']![id(1)])).toBe('string');
     // A bucket a schema 1 writer made: maps of fields.
     doc = A.change(doc, (d) => {
+      d.events = {};
       d.events[id(2)] = { kind: new ImmutableString('test.old'), severity: new ImmutableString('low'), at: 500, detail: new ImmutableString('old'), payload: { k: new ImmutableString('v') } };
     });
+    // A repeat of an id the old map holds is not written again, in either place.
+    A.change(doc, (d) => expect(recordEvent(d, { ...event, id: id(2) })).toBe(false));
     expect(readEvents(docId, doc).sort((a, b) => a.at - b.at)).toEqual([
       { id: id(2), kind: 'test.old', severity: 'low', at: 500, detail: 'old', payload: { k: 'v' }, source: { peer: writer } },
       event,
