@@ -45,10 +45,19 @@ export function catalogProblem(
   revokedAt: (operator: string) => number | undefined,
   kept: (operator: string) => ReadonlySet<string> | undefined = () => undefined,
 ): string | undefined {
+  return foldWithAdded(held, added, revokedAt, kept).problem;
+}
+
+/** The catalog `held` and `added` fold into, and {@link catalogProblem}'s answer about `added`. */
+function foldWithAdded(
+  held: readonly DesiredEntry[],
+  added: readonly DesiredEntry[],
+  revokedAt: (operator: string) => number | undefined,
+  kept: (operator: string) => ReadonlySet<string> | undefined,
+): { catalog: DesiredCatalog; problem: string | undefined } {
   const signatures = new Set(added.map((entry) => entry.signature));
-  const all = [...held, ...added].sort(desiredEntryOrder);
-  const folded = foldDesired(all, revokedAt, kept);
-  return folded.skipped.find((change) => signatures.has(change.entry))?.reason;
+  const folded = foldDesired([...held, ...added].sort(desiredEntryOrder), revokedAt, kept);
+  return { catalog: folded.catalog, problem: folded.skipped.find((change) => signatures.has(change.entry))?.reason };
 }
 
 /** Why the fleet's evidence does not let `version` be blessed by `thresholds`, or undefined when it does. */
@@ -225,8 +234,8 @@ export class DesiredState {
       if (problem !== undefined) throw new OperationRefusedError(entries.length === 1 ? problem : `entry ${index + 1} of ${entries.length}: ${problem}`);
     });
     if (docId === DESIRED_CATALOG_DOC_ID) {
-      const held = this.#entries(docId);
-      const problem = catalogProblem(held, entries, this.#revokedAt(), this.#catalogCuts().of) ?? this.#blessingProblem(held, entries);
+      const after = foldWithAdded(this.#entries(docId), entries, this.#revokedAt(), this.#catalogCuts().of);
+      const problem = after.problem ?? this.#blessingProblem(after.catalog);
       if (problem !== undefined) throw new OperationRefusedError(problem);
     }
     if (docId !== area) {
@@ -241,11 +250,13 @@ export class DesiredState {
     }, { durable: true });
   }
 
-  /** Why a version these entries bless may not be blessed yet, by the fleet's evidence; undefined when each may. */
-  #blessingProblem(held: readonly DesiredEntry[], added: readonly DesiredEntry[]): string | undefined {
+  /**
+   * Why a version the request blesses (blessed or live in `after`, the catalog with its entries,
+   * and not before) may not be blessed yet, by the fleet's evidence; undefined when each may.
+   */
+  #blessingProblem(after: DesiredCatalog): string | undefined {
     if (this.#promotionProblem === undefined) return undefined;
     const before = new Map(this.catalog().catalog.versions.map((v) => [versionKey(v), v.state]));
-    const after = foldDesired([...held, ...added].sort(desiredEntryOrder), this.#revokedAt(), this.#catalogCuts().of).catalog;
     // Past blessed by this request: blessed, or blessed and then live by a later entry of it.
     const blessedOrLive = (state: string | undefined): boolean => state === 'blessed' || state === 'live';
     for (const version of after.versions) {
