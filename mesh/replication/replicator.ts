@@ -12,7 +12,7 @@ import { RefusedChangeError, verifyIncoming } from './authority.ts';
 import { coveredBySeals, sealAuthority } from './seal-coverage.ts';
 import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
 import { headsDigest } from './record-codec.ts';
-import { type Summary, bucketOf, differingBuckets, summarize } from './summary.ts';
+import { type Summary, SummaryKeeper, bucketOf, differingBuckets } from './summary.ts';
 import { MAX_ALSO_PEERS, MAX_HAVE_PER_MESSAGE, MAX_WANT_PER_MESSAGE, PEER_TAG_BYTES, type SyncMessage, syncProtocol } from './sync-protocol.ts';
 
 export interface ReplicatorInit {
@@ -160,6 +160,7 @@ export class Replicator {
   readonly #sealVerifier: SealVerifier;
 
   #summaryCache: { version: number; summary: Summary } | undefined;
+  readonly #summaries = new SummaryKeeper();
   /** Each connected peer's rendezvous score with this node (lower is nearer), computed once. */
   readonly #scores = new Map<PeerId, number>();
   /** Peers this node keeps sessions with on its own initiative (see {@link Replicator.neighbours}). */
@@ -339,9 +340,7 @@ export class Replicator {
   summary(): Summary {
     const { store } = this.#init;
     if (this.#summaryCache?.version === store.version) return this.#summaryCache.summary;
-    const digests = new Map<DocId, string>();
-    for (const docId of store.ids()) digests.set(docId, store.digest(docId)!);
-    const summary = summarize(digests);
+    const summary = this.#summaries.summary(store.ids(), (docId) => store.digest(docId));
     this.#summaryCache = { version: store.version, summary };
     return summary;
   }

@@ -56,3 +56,55 @@ export function differingBuckets(a: Summary, b: Summary): number[] {
   }
   return out;
 }
+
+/**
+ * {@link summarize} of a store kept up to date: each call compares every document's digest with
+ * the one it last saw (a lookup each) and hashes again only the buckets that changed. A summary
+ * is sent on every session a node opens and every anti-entropy round, and while a fleet starts
+ * the store changes between nearly every two of them: a 1,000-node simulated fleet's first
+ * seconds spent a tenth of their time sorting and hashing every document's digest again for each.
+ */
+export class SummaryKeeper {
+  readonly #digests = new Map<DocId, string>();
+  readonly #members: Array<Set<DocId>> = Array.from({ length: SUMMARY_BUCKETS }, () => new Set());
+  readonly #buckets = new Uint8Array(SUMMARY_BUCKETS * BUCKET_HASH_BYTES);
+  readonly #dirty = new Set<number>(Array.from({ length: SUMMARY_BUCKETS }, (_, i) => i));
+  #summary: Summary | undefined;
+
+  /** The summary of `ids` at the digests `digestOf` gives (ids it gives none for are not held). */
+  summary(ids: Iterable<DocId>, digestOf: (docId: DocId) => string | undefined): Summary {
+    let held = 0;
+    for (const docId of ids) {
+      const digest = digestOf(docId);
+      if (digest === undefined) continue;
+      held++;
+      const before = this.#digests.get(docId);
+      if (before === digest) continue;
+      const bucket = bucketOf(docId);
+      this.#digests.set(docId, digest);
+      this.#members[bucket]!.add(docId);
+      this.#dirty.add(bucket);
+    }
+    if (held !== this.#digests.size) {
+      // Some were removed: found by the digest the store no longer gives.
+      for (const docId of [...this.#digests.keys()]) {
+        if (digestOf(docId) !== undefined) continue;
+        const bucket = bucketOf(docId);
+        this.#digests.delete(docId);
+        this.#members[bucket]!.delete(docId);
+        this.#dirty.add(bucket);
+      }
+    }
+    if (this.#dirty.size === 0 && this.#summary !== undefined) return this.#summary;
+    for (const index of this.#dirty) {
+      const hash = createHash('sha256');
+      for (const docId of [...this.#members[index]!].sort()) hash.update(`${docId}\u0000${this.#digests.get(docId)!}\u0000`);
+      this.#buckets.set(hash.digest().subarray(0, BUCKET_HASH_BYTES), index * BUCKET_HASH_BYTES);
+    }
+    this.#dirty.clear();
+    const root = createHash('sha256');
+    for (let index = 0; index < SUMMARY_BUCKETS; index++) root.update(this.#buckets.subarray(index * BUCKET_HASH_BYTES, (index + 1) * BUCKET_HASH_BYTES));
+    this.#summary = { count: this.#digests.size, root: root.digest('hex').slice(0, 32), buckets: this.#buckets.slice() };
+    return this.#summary;
+  }
+}
