@@ -159,7 +159,7 @@ export class Replicator {
 
   readonly #sealVerifier: SealVerifier;
 
-  #summaryCache: { version: number; summary: Summary } | undefined;
+  /** What this node holds, summarized; follows the store's changes while started. */
   readonly #summaries = new SummaryKeeper();
   /** Each connected peer's rendezvous score with this node (lower is nearer), computed once. */
   readonly #scores = new Map<PeerId, number>();
@@ -204,8 +204,13 @@ export class Replicator {
         // Another connected peer may take the place of a neighbour that went.
         this.#reconcileSoon();
       }),
-      store.onChanged(({ docId }) => this.#markDirty(docId)),
+      store.onChanged(({ docId }) => {
+        this.#summaries.note(docId);
+        this.#markDirty(docId);
+      }),
     );
+    // Changes made while stopped were not followed.
+    this.#summaries.rescan();
     this.#reconcile();
     this.#scheduleAntiEntropy();
   }
@@ -336,13 +341,10 @@ export class Replicator {
     return covered !== undefined && covered.digest === digest && covered.tags.has(tag);
   }
 
-  /** What this node holds, summarized once per store version (every session sends the same). */
+  /** What this node holds, summarized (every session sends the same until something changes). */
   summary(): Summary {
     const { store } = this.#init;
-    if (this.#summaryCache?.version === store.version) return this.#summaryCache.summary;
-    const summary = this.#summaries.summary(store.ids(), (docId) => store.digest(docId));
-    this.#summaryCache = { version: store.version, summary };
-    return summary;
+    return this.#summaries.summary(() => store.ids(), (docId) => store.digest(docId));
   }
 
   /** Sends every session's summary again now (e.g. after new members became known). */
