@@ -83,6 +83,9 @@ export function shardOf(id: string): string {
   return id[0]!;
 }
 
+/** The keys of `shards`: the hex digits. */
+const SHARD_KEYS = [...'0123456789abcdef'];
+
 /** Thrown when an event cannot be recorded as given; the message says what is wrong. */
 export class InvalidEventError extends Error {
   override name = 'InvalidEventError';
@@ -145,8 +148,8 @@ export function checkEvent(event: FleetEvent): void {
  * passes it to {@link recordEvent} instead.
  */
 export function bucketEntries(draft: EventsDocument): number {
-  let entries = draft.events === undefined ? 0 : stringKeys(draft.events);
-  for (const shard of Object.values(draft.shards ?? {})) entries += stringKeys(shard);
+  let entries = isMap(draft.events) ? stringKeys(draft.events) : 0;
+  if (isMap(draft.shards)) for (const shard of Object.values(draft.shards)) if (isMap(shard)) entries += stringKeys(shard);
   return entries;
 }
 
@@ -165,7 +168,11 @@ function stringKeys(map: object): number {
 export function recordEvent(draft: EventsDocument, event: FleetEvent, entries?: number): boolean {
   checkEvent(event);
   markSchema(draft, 'events');
-  if (draft.shards === undefined) draft.shards = {};
+  // Every shard is made with `shards`, in one change: a map made in two changes that do not see
+  // each other (a writer that restarted after losing an unsynced change its peers hold) is two
+  // maps, of which one wins and the other's entries are gone. One creation point, as schema 2's
+  // `events` was.
+  if (draft.shards === undefined) draft.shards = Object.fromEntries(SHARD_KEYS.map((key) => [key, {}]));
   const key = shardOf(event.id);
   if (draft.events?.[event.id] !== undefined || draft.shards[key]?.[event.id] !== undefined || (entries ?? bucketEntries(draft)) >= EVENTS_PER_BUCKET_MAX) return false;
   const entry = {
@@ -183,14 +190,24 @@ export function recordEvent(draft: EventsDocument, event: FleetEvent, entries?: 
   return true;
 }
 
-/** A bucket's entry maps as received (a faulty writer's may be anything): `events` and each shard. */
-function entryMaps(doc: unknown): Array<Record<string, unknown>> {
+function isMap(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * A bucket's entry maps as received (a faulty writer's may be anything): `events` (any id), and
+ * each shard with the key its ids must start with — an entry anywhere else is read nowhere, so
+ * a full read and a reader that follows one id ({@link readEvent}) always agree.
+ */
+function entryMaps(doc: unknown): Array<{ readonly shard: string | undefined; readonly entries: Record<string, unknown> }> {
   const root = doc as { events?: unknown; shards?: unknown } | undefined;
-  const maps: Array<Record<string, unknown>> = [];
-  if (root?.events !== null && typeof root?.events === 'object') maps.push(root.events as Record<string, unknown>);
-  const shards = root?.shards;
-  if (shards !== null && typeof shards === 'object') {
-    for (const shard of Object.values(shards as Record<string, unknown>)) if (shard !== null && typeof shard === 'object') maps.push(shard as Record<string, unknown>);
+  const maps: Array<{ shard: string | undefined; entries: Record<string, unknown> }> = [];
+  if (isMap(root?.events)) maps.push({ shard: undefined, entries: root.events });
+  if (isMap(root?.shards)) {
+    for (const shard of SHARD_KEYS) {
+      const entries = Object.hasOwn(root.shards, shard) ? root.shards[shard] : undefined;
+      if (isMap(entries)) maps.push({ shard, entries });
+    }
   }
   return maps;
 }
@@ -201,9 +218,9 @@ export function readEvents(docId: string, doc: unknown): FleetEvent[] {
   if (parsed?.kind !== 'events') return [];
   const out: FleetEvent[] = [];
   const seen = new Set<string>();
-  for (const entries of entryMaps(doc)) {
+  for (const { shard, entries } of entryMaps(doc)) {
     for (const id of Object.keys(entries)) {
-      if (seen.has(id)) continue;
+      if (seen.has(id) || (shard !== undefined && shardOf(id) !== shard)) continue;
       const event = eventOf(parsed.peerId, id, entries[id]);
       if (event === undefined) continue;
       seen.add(id);
@@ -217,11 +234,11 @@ export function readEvents(docId: string, doc: unknown): FleetEvent[] {
 export function readEvent(docId: string, id: string, doc: unknown): FleetEvent | undefined {
   const parsed = parseDocId(docId);
   if (parsed?.kind !== 'events') return undefined;
-  const root = doc as { events?: unknown; shards?: Record<string, unknown> } | undefined;
-  const shard = root?.shards !== null && typeof root?.shards === 'object' ? root.shards[shardOf(id)] : undefined;
+  const root = doc as { events?: unknown; shards?: unknown } | undefined;
+  const shard = isMap(root?.shards) && Object.hasOwn(root.shards, shardOf(id)) ? root.shards[shardOf(id)] : undefined;
   for (const entries of [root?.events, shard]) {
-    if (entries === null || typeof entries !== 'object' || !Object.hasOwn(entries, id)) continue;
-    const event = eventOf(parsed.peerId, id, (entries as Record<string, unknown>)[id]);
+    if (!isMap(entries) || !Object.hasOwn(entries, id)) continue;
+    const event = eventOf(parsed.peerId, id, entries[id]);
     if (event !== undefined) return event;
   }
   return undefined;

@@ -13,6 +13,7 @@ import {
   readEvent,
   readEvents,
   recordEvent,
+  shardOf,
   toHex,
 } from '../../crdt-schema/index.ts';
 import type { Logger } from '../logger.ts';
@@ -217,7 +218,7 @@ export class EventLog {
     }
     const doc = store.get(docId);
     const heads = store.heads(docId);
-    const touched = previous === undefined ? undefined : touchedEvents(doc, previous.heads, heads);
+    const touched = previous === undefined ? undefined : touchedEvents(doc, previous.heads, heads, previous.events);
     if (touched === undefined) {
       for (const id of previous?.events.keys() ?? []) this.#forget(id);
       const events = new Map<string, FleetEvent>();
@@ -261,7 +262,7 @@ export class EventLog {
  * The ids of the events whose entries changed between `from` and `to` in `doc`, or undefined when
  * that cannot be told (the history lacks `from`, or a change replaced the events map itself).
  */
-function touchedEvents(doc: unknown, from: A.Heads, to: A.Heads): Set<string> | undefined {
+function touchedEvents(doc: unknown, from: A.Heads, to: A.Heads, indexed: ReadonlyMap<string, unknown>): Set<string> | undefined {
   let patches: A.Patch[];
   try {
     patches = A.diff(doc as A.Doc<unknown>, from, to);
@@ -277,10 +278,14 @@ function touchedEvents(doc: unknown, from: A.Heads, to: A.Heads): Set<string> | 
       ids.add(id);
       continue;
     }
-    // A new, empty map of entries (`shards`, or one of them) changes no entry.
+    // An empty map put where entries live (`events`, `shards`, a shard): new, or replacing one
+    // (Automerge says the same for both, and nothing of the entries replaced), so every entry
+    // indexed that could have lived there is read again.
     if ((path[0] === 'shards' && path.length <= 2) || (path[0] === 'events' && path.length === 1)) {
-      if (patch.action === 'put' && isEmptyMap(patch.value)) continue;
-      return undefined;
+      if (patch.action !== 'put' || !isEmptyMap(patch.value)) return undefined;
+      const shard = path[0] === 'shards' ? path[1] : undefined;
+      for (const id of indexed.keys()) if (shard === undefined || shardOf(id) === shard) ids.add(id);
+      continue;
     }
     // Anything else of the root (its schema) is no entry; a change to the root itself is read in full.
     if (path.length === 0) return undefined;

@@ -126,6 +126,79 @@ describe('event buckets of earlier schemas', () => {
   });
 });
 
+const byId = <T extends { id: string }>(xs: readonly T[]): T[] => [...xs].sort((x, y) => (x.id < y.id ? -1 : 1));
+
+async function twoLogs() {
+  const fleet = new MiniFleet();
+  const a = await fleet.add(0);
+  const b = await fleet.add(1);
+  const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
+  for (const log of logs) log.start();
+  await fleet.connect(a, b);
+  return { fleet, a, b, logs, docId: eventsDocId(a.peer, 'low', fleet.clock.now()) };
+}
+
+describe('the event index against a full read (a faulty or concurrent writer)', () => {
+  it('drops the entries of a shard replaced by a new empty map, as a full read does', async () => {
+    const { fleet, a, b, logs, docId } = await twoLogs();
+    const ids = ['5'.repeat(32), `5${'1'.repeat(31)}`, 'a'.repeat(32)];
+    for (const id of ids) await logs[0]!.emit({ id, kind: 'test.step', severity: 'low', detail: id.slice(0, 2) });
+    await fleet.run(200);
+    await a.store.change<EventsDocument>(docId, (d) => {
+      d.shards!['5'] = {};
+    }, { signer: testIdentity(0) });
+    await fleet.run(200);
+    for (const [log, node] of [[logs[0]!, a], [logs[1]!, b]] as const) {
+      const full = byId(readEvents(docId, node.store.get(docId)));
+      expect(full.map((e) => e.id)).toEqual([ids[2]]);
+      expect(byId(log.list())).toEqual(full);
+    }
+  });
+
+  it('follows the map that wins when two writers made `shards` concurrently', async () => {
+    const { fleet, a, logs, docId } = await twoLogs();
+    await logs[0]!.emit({ id: '5'.repeat(32), kind: 'test.step', severity: 'low', detail: 'held' });
+    await fleet.run(50);
+    const other = A.change(A.init<EventsDocument>({ actor: 'ff'.repeat(16) }), (d) => {
+      d.schema = 3;
+      d.shards = { '5': { [`5${'1'.repeat(31)}`]: new ImmutableString(JSON.stringify({ kind: 'test.step', severity: 'low', at: fleet.clock.now(), detail: 'other' })) } };
+    });
+    await a.store.adopt(docId, A.merge(A.clone(a.store.get(docId) as A.Doc<EventsDocument>), other) as never, a.peer);
+    const full = byId(readEvents(docId, a.store.get(docId)));
+    expect(full).toHaveLength(1);
+    expect(byId(logs[0]!.list())).toEqual(full);
+  });
+
+  it('reads an entry put in another shard than its id names nowhere, followed or read in full', async () => {
+    const { fleet, a, b, logs, docId } = await twoLogs();
+    await logs[0]!.emit({ id: '5'.repeat(32), kind: 'test.step', severity: 'low', detail: 'right' });
+    await fleet.run(200);
+    await a.store.change<EventsDocument>(docId, (d) => {
+      d.shards!['5']!['a'.repeat(32)] = new ImmutableString(JSON.stringify({ kind: 'test.step', severity: 'low', at: fleet.clock.now(), detail: 'misplaced' }));
+      (d.shards as Record<string, unknown>)['zz'] = { ['b'.repeat(32)]: new ImmutableString(JSON.stringify({ kind: 'test.step', severity: 'low', at: fleet.clock.now(), detail: 'no shard' })) };
+    }, { signer: testIdentity(0) });
+    await fleet.run(200);
+    for (const [log, node] of [[logs[0]!, a], [logs[1]!, b]] as const) {
+      const full = byId(readEvents(docId, node.store.get(docId)));
+      expect(full.map((e) => e.detail)).toEqual(['right']);
+      expect(byId(log.list())).toEqual(full);
+    }
+  });
+});
+
+describe('a bucket written again after its writer lost unsynced changes', () => {
+  it('keeps the entries a peer holds in a shard the restarted writer adds to', () => {
+    const writer = testIdentity(3).peerId;
+    const docId = eventsDocId(writer, 'low', 1_700_000_000_000);
+    const ev = (id: string): FleetEvent => ({ id, kind: 'test.step', severity: 'low', at: 1_700_000_000_000, detail: id.slice(0, 2), source: { peer: writer } });
+    const base = A.change(A.init<EventsDocument>({ actor: '01'.repeat(16) }), (d) => void recordEvent(d, ev('a'.repeat(32))));
+    // Replicated to a peer, lost by the writer (routine events are not fsynced).
+    const peersCopy = A.change(A.clone(base), (d) => void recordEvent(d, ev('5'.repeat(32))));
+    const restarted = A.change(A.clone(base, { actor: '02'.repeat(16) }), (d) => void recordEvent(d, ev(`5${'1'.repeat(31)}`)));
+    expect(readEvents(docId, A.merge(A.clone(restarted), peersCopy)).map((e) => e.id).sort()).toEqual(['5'.repeat(32), `5${'1'.repeat(31)}`, 'a'.repeat(32)].sort());
+  });
+});
+
 describe('a full bucket', () => {
   it('refuses the emission past EVENTS_PER_BUCKET_MAX entries, counting again a bucket changed by another write', async () => {
     const fleet = new MiniFleet();
