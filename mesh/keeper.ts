@@ -41,6 +41,7 @@ export class ConnectionKeeper {
   readonly #init: ConnectionKeeperInit;
   readonly #backoff = new Map<PeerId, Backoff>();
   readonly #dialing = new Set<PeerId>();
+  #sorted: { readonly of: ReadonlyMap<PeerId, readonly string[]>; readonly peers: readonly PeerId[] } | undefined;
   #timer: TimerId | undefined;
   #stopped = true;
   #unsubscribe: (() => void) | undefined;
@@ -84,8 +85,10 @@ export class ConnectionKeeper {
     let wanted = Math.min(target - connectedMembers, MAX_CONCURRENT_DIALS - this.#dialing.size);
     if (wanted <= 0) return;
     const now = clock.now();
-    const due = [...candidates.keys()]
-      .sort()
+    // Sorted once per candidate map (the node hands back the same map until members or their
+    // addresses change): a fleet's start dials on every tick and poke, a thousand ids each time.
+    if (this.#sorted?.of !== candidates) this.#sorted = { of: candidates, peers: [...candidates.keys()].sort() };
+    const due = this.#sorted.peers
       .filter((peer) => !connected.has(peer) && !this.#dialing.has(peer) && (this.#backoff.get(peer)?.nextAttemptMs ?? 0) <= now);
     // Members with known addresses first; the others can only be found through peer routing,
     // which needs connections, and a fleet of stale entries must not starve the live ones.
