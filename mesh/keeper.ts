@@ -8,7 +8,10 @@ export interface ConnectionKeeperInit {
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
-  /** The members to stay connected to (self excluded), and the addresses known for each. */
+  /**
+   * The members to stay connected to (self excluded), and the addresses known for each. A new map
+   * whenever they change: the keeper keeps the ids of each map it is given sorted, by identity.
+   */
   readonly candidates: () => ReadonlyMap<PeerId, readonly string[]>;
   /**
    * Whether `peer` is one of the candidates, answered without building them all: lets a tick that

@@ -353,6 +353,7 @@ export class DocStore {
    */
   async change<T>(docId: DocId, mutate: (draft: T) => void, options: { durable?: boolean; signer?: SealSigner } = {}): Promise<boolean> {
     this.#assertWritable(docId);
+    const created = !this.#entries.has(docId);
     const entry = this.#entryFor(docId);
     const before = entry.doc;
     // The held document is changed in place when it is this store's own: a clone costs what the
@@ -364,7 +365,14 @@ export class DocStore {
     const fork = inPlace ? before : this.fork(before);
     const headsBefore = A.getHeads(before);
     const after = A.change(fork, { time: Math.floor(this.#init.clock.now() / 1000) }, mutate as unknown as A.ChangeFn<Record<string, unknown>>);
-    if (A.getHeads(after).join() === headsBefore.join()) return false;
+    if (A.getHeads(after).join() === headsBefore.join()) {
+      // Nothing written: a document this call made for it is not held (no listener hears of it).
+      if (created && this.#entries.get(docId) === entry) {
+        this.#entries.delete(docId);
+        this.#sortedIds = undefined;
+      }
+      return false;
+    }
     const seals = options.signer === undefined ? [] : [signSeal(this.#requireFleetId(), docId, A.getHeads(after), options.signer)];
     try {
       await this.#commit(docId, entry, after, 'local', options.durable === true, seals);
@@ -576,12 +584,17 @@ export class DocStore {
     const timer = this.#repairs.get(docId);
     if (timer !== undefined) this.#init.clock.clearTimeout(timer);
     this.#repairs.delete(docId);
-    await entry.queue;
-    const { storage } = this.#init;
-    const keys = [...(await storage.range(['doc', docId])), ...(await storage.range(['seal', docId]))].map(({ key }) => key);
-    await storage.batch(keys.map((key) => ({ type: 'delete' as const, key })), { sync: false });
-    this.#version++;
-    this.#changed.emit({ docId, origin: 'local' });
+    try {
+      await entry.queue;
+      const { storage } = this.#init;
+      const keys = [...(await storage.range(['doc', docId])), ...(await storage.range(['seal', docId]))].map(({ key }) => key);
+      await storage.batch(keys.map((key) => ({ type: 'delete' as const, key })), { sync: false });
+    } finally {
+      // Gone from memory whatever the storage did: listeners (the replicator's summary) hear of it
+      // even when deleting the bytes failed (a later start would load them, and retention remove them again).
+      this.#version++;
+      this.#changed.emit({ docId, origin: 'local' });
+    }
   }
 
   /** Stops scheduled repairs; writes already queued still complete. */

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DocId } from '../../crdt-schema/index.ts';
 import { SummaryKeeper, summarize } from '../../mesh/replication/summary.ts';
+import { FailingStorage, MiniFleet, type MiniNode, settle } from '../helpers/mini-fleet.ts';
 
 describe('the summary kept up to date', () => {
   it('equals a summary built from scratch after any run of documents added, changed and removed (each noted), and after a rescan', () => {
@@ -48,5 +49,45 @@ describe('the summary kept up to date', () => {
     // The first one handed out is not changed under its holder.
     expect(first.root).toBe(summarize(new Map([['fleet' as DocId, 'a']])).root);
     expect(Buffer.from(first.buckets)).toEqual(Buffer.from(summarize(new Map([['fleet' as DocId, 'a']])).buckets));
+  });
+});
+
+describe('the replicator\'s summary against its store', () => {
+  const fromStore = (node: MiniNode) => summarize(new Map(node.store.ids().map((id) => [id, node.store.digest(id)!] as [DocId, string])));
+  const hex = (s: { count: number; root: string; buckets: Uint8Array }) => ({ count: s.count, root: s.root, buckets: Buffer.from(s.buckets).toString('hex') });
+
+  it('leaves out a document whose removal failed in storage (it is gone from memory)', async () => {
+    const fleet = new MiniFleet();
+    const storage = new FailingStorage();
+    const a = await fleet.add(0, storage);
+    await a.store.change<Record<string, unknown>>('events/x' as DocId, (d) => void (d['v'] = 1));
+    await settle();
+    expect(hex(a.replicator.summary())).toEqual(hex(fromStore(a)));
+    storage.failNextBatches = 1;
+    await expect(a.store.remove('events/x' as DocId)).rejects.toThrow();
+    await fleet.run(100);
+    expect(a.store.ids()).not.toContain('events/x');
+    expect(hex(a.replicator.summary())).toEqual(hex(fromStore(a)));
+  });
+
+  it('holds no document for a change that changed nothing', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    a.replicator.summary();
+    expect(await a.store.change('events/z' as DocId, () => {})).toBe(false);
+    expect(a.store.ids()).not.toContain('events/z');
+    await a.store.change<Record<string, unknown>>('events/y' as DocId, (d) => void (d['v'] = 1));
+    await fleet.run(100);
+    expect(hex(a.replicator.summary())).toEqual(hex(fromStore(a)));
+  });
+
+  it('leaves a durable change out until it is on disk, then takes it in', async () => {
+    const fleet = new MiniFleet();
+    const a = await fleet.add(0);
+    const before = a.replicator.summary();
+    const done = a.store.change<Record<string, unknown>>('events/d' as DocId, (d) => void (d['v'] = 1), { durable: true });
+    expect(a.replicator.summary()).toBe(before);
+    await done;
+    expect(hex(a.replicator.summary())).toEqual(hex(fromStore(a)));
   });
 });
