@@ -105,6 +105,8 @@ export class Admission {
   readonly #expiries = new Map<PeerId, TimerId>();
   readonly #waiters = new Map<PeerId, Array<(admitted: boolean) => void>>();
   readonly #signatures = new Map<string, boolean>();
+  /** Peers this node is presenting its chain to now; true: asked to again meanwhile. */
+  readonly #presenting = new Map<PeerId, boolean>();
   /** Peers that accepted this node's chain on their current connection. */
   readonly #acceptedBy = new Set<PeerId>();
   /** The last reason each peer gave for refusing this node's chain. */
@@ -312,10 +314,29 @@ export class Admission {
     for (const finish of waiters) finish(admitted);
   }
 
-  /** Sends our chain to `peer` and reads its answer. */
+  /**
+   * Sends our chain to `peer` and reads its answer. One presentation at a time per peer: both
+   * ends present when they connect, and each presents again once it admits the other unless that
+   * one accepted it already — which, with both presentations in flight, it has not yet, so every
+   * connection carried a third presentation (a quarter of a simulated fleet's admission frames at
+   * its start). Asked again while one is in flight, it presents again only if that one got no
+   * answer (a refusal or "pending" is an answer: the peer keeps a pending chain and checks it again).
+   */
   async #present(peer: PeerId): Promise<void> {
     if (this.#chain.length === 0 || this.#stopped) return;
-    const answer = await this.#ask(peer, { type: 'present', body: { chain: this.#chain } });
+    if (this.#presenting.has(peer)) {
+      this.#presenting.set(peer, true);
+      return;
+    }
+    this.#presenting.set(peer, false);
+    let answer: AdmitMessage | undefined;
+    try {
+      answer = await this.#ask(peer, { type: 'present', body: { chain: this.#chain } });
+    } finally {
+      const again = this.#presenting.get(peer) === true;
+      this.#presenting.delete(peer);
+      if (again && answer === undefined && !this.#stopped) void this.#present(peer);
+    }
     if (answer?.type === 'admitted') {
       this.#acceptedBy.add(peer);
       this.#refusals.delete(peer);
