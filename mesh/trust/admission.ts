@@ -319,8 +319,9 @@ export class Admission {
    * ends present when they connect, and each presents again once it admits the other unless that
    * one accepted it already — which, with both presentations in flight, it has not yet, so every
    * connection carried a third presentation (a quarter of a simulated fleet's admission frames at
-   * its start). Asked again while one is in flight, it presents again only if that one got no
-   * answer (a refusal or "pending" is an answer: the peer keeps a pending chain and checks it again).
+   * its start). Asked again while one is in flight, it presents again once that one is over if it
+   * got no answer (a refusal or "pending" is an answer: the peer keeps a pending chain and checks
+   * it again) or showed a chain this node has replaced since, and the peer is still connected.
    */
   async #present(peer: PeerId): Promise<void> {
     if (this.#chain.length === 0 || this.#stopped) return;
@@ -329,13 +330,16 @@ export class Admission {
       return;
     }
     this.#presenting.set(peer, false);
+    const chain = this.#chain;
     let answer: AdmitMessage | undefined;
     try {
-      answer = await this.#ask(peer, { type: 'present', body: { chain: this.#chain } });
+      answer = await this.#ask(peer, { type: 'present', body: { chain } });
     } finally {
       const again = this.#presenting.get(peer) === true;
       this.#presenting.delete(peer);
-      if (again && answer === undefined && !this.#stopped) void this.#present(peer);
+      // Again if that one got no answer or showed a chain since replaced (a renewal adopted
+      // meanwhile); never to a peer no longer connected (the exchange would dial it back).
+      if (again && (answer === undefined || chain !== this.#chain) && !this.#stopped && this.#init.transport.connectedPeers().includes(peer)) void this.#present(peer);
     }
     if (answer?.type === 'admitted') {
       this.#acceptedBy.add(peer);

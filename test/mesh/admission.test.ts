@@ -230,3 +230,48 @@ describe('admission on a connection', () => {
     expect(h.penalties.get(0)!.snapshot().byPeer[id(1).peerId]).toMatchObject({ 'admission:expired': 1 });
   });
 });
+
+describe('one presentation at a time', () => {
+  /** A founder that takes 500 ms (virtual) to check each batch of signatures it has not seen. */
+  const slowVerifier = (h: Harness): SignatureVerifier => ({
+    verifyBatch: (checks) => new Promise((resolve) => h.clock.setTimeout(() => resolve(checks.map((c) => verifyBytes(c.publicKey, c.message, c.signature))), 500)),
+    close: async () => {},
+  });
+
+  it('presents a chain adopted while the old one is being presented, once that one is answered', async () => {
+    const h = new Harness();
+    h.members.add(id(0).peerId);
+    h.members.add(id(1).peerId);
+    const founder = await h.add(0, { founder: true, verifier: slowVerifier(h) });
+    await h.run(100);
+    const now = h.clock.now();
+    const old = [issueCredential(id(0), { fleetId: FLEET, peerId: id(1).peerId, issuedAt: now, expiresAt: now + 20_000 })];
+    const member = await h.add(1, { chain: old });
+    const renewed = founder.issueFor(id(1).peerId);
+    await h.network.lookup(id(1).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
+    await member.adopt(renewed);
+    await h.run(2_000);
+    expect(founder.isAdmitted(id(1).peerId as PeerId)).toBe(true);
+    expect(founder.admittedPeers()[0]!.expiresAt).toBeGreaterThan(old[0]!.expiresAt);
+    await h.run(20_000);
+    expect(h.network.lookup(id(0).peerId as PeerId)!.connectedPeers()).toEqual([id(1).peerId]);
+    expect(h.penalties.get(0)!.snapshot().byPeer[id(1).peerId]).toBeUndefined();
+  });
+
+  it('does not dial back, to present again, a peer whose connection closed meanwhile', async () => {
+    const h = new Harness();
+    h.members.add(id(0).peerId);
+    h.members.add(id(1).peerId);
+    const founder = await h.add(0, { founder: true, verifier: slowVerifier(h) });
+    await h.run(100);
+    await h.add(1, { chain: founder.issueFor(id(1).peerId) });
+    const member = h.network.lookup(id(1).peerId as PeerId)!;
+    await member.dial(id(0).peerId as PeerId, []);
+    // The member admitted the founder; its own presentation is still being checked.
+    await h.run(200);
+    await member.hangUp(id(0).peerId as PeerId);
+    await h.run(100);
+    expect(member.connectedPeers()).toEqual([]);
+  });
+});
+
