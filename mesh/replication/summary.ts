@@ -27,18 +27,25 @@ export function bucketOf(docId: string): number {
 
 /** Builds the summary of `digests` (document id → heads digest). */
 export function summarize(digests: ReadonlyMap<DocId, string>): Summary {
-  const perBucket: Array<Array<[string, string]>> = Array.from({ length: SUMMARY_BUCKETS }, () => []);
-  for (const [docId, digest] of digests) perBucket[bucketOf(docId)]!.push([docId, digest]);
+  const perBucket: DocId[][] = Array.from({ length: SUMMARY_BUCKETS }, () => []);
+  for (const docId of digests.keys()) perBucket[bucketOf(docId)]!.push(docId);
   const buckets = new Uint8Array(SUMMARY_BUCKETS * BUCKET_HASH_BYTES);
-  const root = createHash('sha256');
-  perBucket.forEach((pairs, index) => {
-    const hash = createHash('sha256');
-    for (const [docId, digest] of pairs.sort(([a], [b]) => (a < b ? -1 : 1))) hash.update(`${docId}\u0000${digest}\u0000`);
-    const bucketHash = hash.digest().subarray(0, BUCKET_HASH_BYTES);
-    buckets.set(bucketHash, index * BUCKET_HASH_BYTES);
-    root.update(bucketHash);
-  });
-  return { count: digests.size, root: root.digest('hex').slice(0, 32), buckets };
+  perBucket.forEach((docIds, index) => buckets.set(bucketHash(docIds, digests), index * BUCKET_HASH_BYTES));
+  return summaryOf(digests.size, buckets);
+}
+
+/** One bucket's hash: SHA-256 of its documents' `id NUL digest NUL`, in id order, cut to 8 bytes. */
+function bucketHash(docIds: Iterable<DocId>, digests: ReadonlyMap<DocId, string>): Uint8Array {
+  const hash = createHash('sha256');
+  // The default sort compares by code units, as `<` does.
+  for (const docId of [...docIds].sort()) hash.update(`${docId}\u0000${digests.get(docId)!}\u0000`);
+  return hash.digest().subarray(0, BUCKET_HASH_BYTES);
+}
+
+/** The summary of `count` documents with these bucket hashes: the root hashes them in order. */
+function summaryOf(count: number, buckets: Uint8Array): Summary {
+  const root = createHash('sha256').update(buckets).digest('hex').slice(0, 32);
+  return { count, root, buckets };
 }
 
 /** Bucket indexes whose hashes differ between two summaries. */
@@ -99,15 +106,10 @@ export class SummaryKeeper {
       for (const docId of noted) this.#read(docId, digestOf(docId));
     }
     if (this.#dirty.size === 0 && this.#summary !== undefined) return this.#summary;
-    for (const index of this.#dirty) {
-      const hash = createHash('sha256');
-      for (const docId of [...this.#members[index]!].sort()) hash.update(`${docId}\u0000${this.#digests.get(docId)!}\u0000`);
-      this.#buckets.set(hash.digest().subarray(0, BUCKET_HASH_BYTES), index * BUCKET_HASH_BYTES);
-    }
+    for (const index of this.#dirty) this.#buckets.set(bucketHash(this.#members[index]!, this.#digests), index * BUCKET_HASH_BYTES);
     this.#dirty.clear();
-    const root = createHash('sha256');
-    for (let index = 0; index < SUMMARY_BUCKETS; index++) root.update(this.#buckets.subarray(index * BUCKET_HASH_BYTES, (index + 1) * BUCKET_HASH_BYTES));
-    this.#summary = { count: this.#digests.size, root: root.digest('hex').slice(0, 32), buckets: this.#buckets.slice() };
+    // A copy: a summary handed out is never changed under its holder.
+    this.#summary = summaryOf(this.#digests.size, this.#buckets.slice());
     return this.#summary;
   }
 

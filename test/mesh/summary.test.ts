@@ -4,6 +4,17 @@ import type { DocId } from '../../crdt-schema/index.ts';
 import { SummaryKeeper, summarize } from '../../mesh/replication/summary.ts';
 import { FailingStorage, MiniFleet, type MiniNode, settle } from '../helpers/mini-fleet.ts';
 
+describe('the summary', () => {
+  it('is the wire format every release computes (a fixed example)', () => {
+    const digests = new Map([['fleet', 'a'], ['node/x', 'b'], ['events/routine/2026-12-02/y', 'c']] as Array<[DocId, string]>);
+    const summary = summarize(digests);
+    expect(summary.count).toBe(3);
+    expect(summary.root).toBe('b4c99740e56291ca19a7d484787c91df');
+    // An empty bucket's hash: SHA-256 of nothing, cut to 8 bytes.
+    expect(Buffer.from(summary.buckets.subarray(0, 8)).toString('hex')).toBe('e3b0c44298fc1c14');
+  });
+});
+
 describe('the summary kept up to date', () => {
   it('equals a summary built from scratch after any run of documents added, changed and removed (each noted), and after a rescan', () => {
     const step = fc.oneof(
