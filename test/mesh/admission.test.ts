@@ -232,18 +232,22 @@ describe('admission on a connection', () => {
 });
 
 describe('one presentation at a time', () => {
-  /** A founder that takes 500 ms (virtual) to check each batch of signatures it has not seen. */
-  const slowVerifier = (h: Harness): SignatureVerifier => ({
-    verifyBatch: (checks) => new Promise((resolve) => h.clock.setTimeout(() => resolve(checks.map((c) => verifyBytes(c.publicKey, c.message, c.signature))), 500)),
-    close: async () => {},
-  });
-
-  it('presents a chain adopted while the old one is being presented, once that one is answered', async () => {
+  /** Nodes 0 and 1 members; node 0 the founder, which takes 500 ms (virtual) to check each batch of signatures it has not seen. */
+  async function slowFounder(): Promise<{ h: Harness; founder: Admission }> {
     const h = new Harness();
     h.members.add(id(0).peerId);
     h.members.add(id(1).peerId);
-    const founder = await h.add(0, { founder: true, verifier: slowVerifier(h) });
+    const verifier: SignatureVerifier = {
+      verifyBatch: (checks) => new Promise((resolve) => h.clock.setTimeout(() => resolve(checks.map((c) => verifyBytes(c.publicKey, c.message, c.signature))), 500)),
+      close: async () => {},
+    };
+    const founder = await h.add(0, { founder: true, verifier });
     await h.run(100);
+    return { h, founder };
+  }
+
+  it('presents a chain adopted while the old one is being presented, once that one is answered', async () => {
+    const { h, founder } = await slowFounder();
     const now = h.clock.now();
     const old = [issueCredential(id(0), { fleetId: FLEET, peerId: id(1).peerId, issuedAt: now, expiresAt: now + 20_000 })];
     const member = await h.add(1, { chain: old });
@@ -259,11 +263,7 @@ describe('one presentation at a time', () => {
   });
 
   it('does not dial back, to present again, a peer whose connection closed meanwhile', async () => {
-    const h = new Harness();
-    h.members.add(id(0).peerId);
-    h.members.add(id(1).peerId);
-    const founder = await h.add(0, { founder: true, verifier: slowVerifier(h) });
-    await h.run(100);
+    const { h, founder } = await slowFounder();
     await h.add(1, { chain: founder.issueFor(id(1).peerId) });
     const member = h.network.lookup(id(1).peerId as PeerId)!;
     await member.dial(id(0).peerId as PeerId, []);

@@ -51,17 +51,23 @@ describe('fleet event log', () => {
   });
 });
 
+const byId = <T extends { id: string }>(xs: readonly T[]): T[] => [...xs].sort((x, y) => (x.id < y.id ? -1 : 1));
+
+async function twoLogs() {
+  const fleet = new MiniFleet();
+  const a = await fleet.add(0);
+  const b = await fleet.add(1);
+  const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
+  for (const log of logs) log.start();
+  await fleet.connect(a, b);
+  return { fleet, a, b, logs, docId: eventsDocId(a.peer, 'low', fleet.clock.now()) };
+}
+
 describe('event index', () => {
   it('follows a bucket change by change (new, rewritten, broken and removed entries) as a full read of it would', async () => {
-    const fleet = new MiniFleet();
-    const a = await fleet.add(0);
-    const b = await fleet.add(1);
-    const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
-    for (const log of logs) log.start();
+    const { fleet, a, b, logs, docId } = await twoLogs();
     const announced: string[] = [];
     logs[1]!.onEvent((event) => announced.push(event.detail));
-    await fleet.connect(a, b);
-    const docId = eventsDocId(a.peer, 'low', fleet.clock.now());
     const emitted: FleetEvent[] = [];
     for (let i = 0; i < 5; i++) emitted.push((await logs[0]!.emit({ kind: 'test.step', severity: 'low', detail: `step ${i}` })).event);
     await fleet.run(200);
@@ -87,13 +93,7 @@ describe('event index', () => {
 
 describe('event buckets of earlier schemas', () => {
   it('reads a schema 2 bucket, carries it on in shards, and follows a dropped shard as a full read would', async () => {
-    const fleet = new MiniFleet();
-    const a = await fleet.add(0);
-    const b = await fleet.add(1);
-    const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
-    for (const log of logs) log.start();
-    await fleet.connect(a, b);
-    const docId = eventsDocId(a.peer, 'low', fleet.clock.now());
+    const { fleet, a, b, logs, docId } = await twoLogs();
     const id = (n: number) => `${n.toString(16)}${'0'.repeat(31)}`;
     // Today's bucket as a schema 2 writer left it: every entry in `events`.
     await a.store.change<EventsDocument>(docId, (draft) => {
@@ -125,18 +125,6 @@ describe('event buckets of earlier schemas', () => {
     }
   });
 });
-
-const byId = <T extends { id: string }>(xs: readonly T[]): T[] => [...xs].sort((x, y) => (x.id < y.id ? -1 : 1));
-
-async function twoLogs() {
-  const fleet = new MiniFleet();
-  const a = await fleet.add(0);
-  const b = await fleet.add(1);
-  const logs = [a, b].map((node, index) => new EventLog({ store: node.store, clock: fleet.clock, random: new SeededRandom(index), log: new MemoryLogger(), self: node.peer, identity: testIdentity(index), isWriter: () => true }));
-  for (const log of logs) log.start();
-  await fleet.connect(a, b);
-  return { fleet, a, b, logs, docId: eventsDocId(a.peer, 'low', fleet.clock.now()) };
-}
 
 describe('the event index against a full read (a faulty or concurrent writer)', () => {
   it('drops the entries of a shard replaced by a new empty map, as a full read does', async () => {
