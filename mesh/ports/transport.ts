@@ -153,4 +153,9 @@ export class Listeners<T> {
   emit(value: T): void {
     for (const listener of [...this.#listeners]) listener(value);
   }
+
+  /** Calls `call` with each listener (as `emit` does, over a copy: one may unsubscribe meanwhile). */
+  forEach(call: (listener: (value: T) => void) => void): void {
+    for (const listener of [...this.#listeners]) call(listener);
+  }
 }

@@ -497,10 +497,10 @@ export class DocStore {
       // is pushed a change this node could still lose (a pool member's claim, a promise), and
       // their work — replication pushes, caches, the console's fan-out — does not run while the
       // caller waits for the write. Readers see it at once all the same (get, version).
-      const notify = (): void => this.#changed.emit({ docId, origin });
-      void written.then(notify, notify).catch((error: unknown) => this.#init.log.error('a document change listener failed', { docId, error: String(error) }));
+      const notify = (): void => this.#emit({ docId, origin });
+      void written.then(notify, notify);
     } else {
-      this.#changed.emit({ docId, origin });
+      this.#emit({ docId, origin });
     }
     await written;
   }
@@ -593,8 +593,23 @@ export class DocStore {
       // Gone from memory whatever the storage did: listeners (the replicator's summary) hear of it
       // even when deleting the bytes failed (a later start would load them, and retention remove them again).
       this.#version++;
-      this.#changed.emit({ docId, origin: 'local' });
+      this.#emit({ docId, origin: 'local' });
     }
+  }
+
+  /**
+   * Tells every listener of a change, each on its own: one that throws is logged and the others
+   * still hear it (the replicator's summary follows these events and nothing else reads the
+   * store again to catch up).
+   */
+  #emit(event: DocChanged): void {
+    this.#changed.forEach((listener) => {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#init.log.error('a document change listener failed', { docId: event.docId, error: String(error) });
+      }
+    });
   }
 
   /** Stops scheduled repairs; writes already queued still complete. */

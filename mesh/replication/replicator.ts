@@ -409,9 +409,6 @@ export class Replicator {
     if (this.#stopped) return;
     this.#antiEntropyTimer = this.#init.clock.setTimeout(() => {
       guarded(this.#init.log, 'anti-entropy round', () => {
-        // The summary is read in full once a round, whatever the store's events said (a listener
-        // that threw before the replicator's, say): a summary that went wrong is wrong for a round.
-        this.#summaries.rescan();
         this.#rotate();
         for (const session of this.#sessions.values()) session.resendSummary();
       })();

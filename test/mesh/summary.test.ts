@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DocId } from '../../crdt-schema/index.ts';
 import { SummaryKeeper, summarize } from '../../mesh/replication/summary.ts';
+import { DocStore, MemoryLogger, MemoryStorage } from '../../mesh/index.ts';
 import { FailingStorage, MiniFleet, type MiniNode, settle } from '../helpers/mini-fleet.ts';
 
 describe('the summary', () => {
@@ -100,5 +101,27 @@ describe('the replicator\'s summary against its store', () => {
     expect(a.replicator.summary()).toBe(before);
     await done;
     expect(hex(a.replicator.summary())).toEqual(hex(fromStore(a)));
+  });
+
+  it('follows every change although a listener before it throws (each listener hears each change)', async () => {
+    const fleet = new MiniFleet();
+    const log = new MemoryLogger();
+    const store = await DocStore.open({ storage: new MemoryStorage(), clock: fleet.clock, actorId: 'ab'.repeat(16), log });
+    store.onChanged(() => {
+      throw new Error('a faulty listener');
+    });
+    const keeper = new SummaryKeeper();
+    store.onChanged(({ docId }) => keeper.note(docId));
+    const current = () => keeper.summary(() => store.ids(), (id) => store.digest(id));
+    const fromScratch = () => summarize(new Map(store.ids().map((id) => [id, store.digest(id)!] as [DocId, string])));
+    current();
+    await store.change<Record<string, unknown>>('events/a' as DocId, (d) => void (d['v'] = 1));
+    await store.change<Record<string, unknown>>('events/b' as DocId, (d) => void (d['v'] = 2), { durable: true });
+    await settle();
+    expect(hex(current())).toEqual(hex(fromScratch()));
+    await store.remove('events/a' as DocId);
+    expect(hex(current())).toEqual(hex(fromScratch()));
+    expect(store.ids()).toEqual(['events/b']);
+    expect(log.records.filter((r) => r.message === 'a document change listener failed')).toHaveLength(3);
   });
 });
