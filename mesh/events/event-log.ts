@@ -91,7 +91,7 @@ export class EventLog {
 
   /** Indexes what is held (announcing nothing), then follows changes and applies retention. */
   start(): void {
-    for (const id of this.#init.store.ids()) this.#index(id, false);
+    for (const id of this.#init.store.ids()) if (id.startsWith('events/')) this.#index(id, false);
     this.#unsubscribe = this.#init.store.onChanged(({ docId }) => {
       if (docId.startsWith('events/')) this.#index(docId, true);
     });

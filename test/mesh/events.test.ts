@@ -31,6 +31,8 @@ describe('fleet event log', () => {
       expect(node.events.list({ severity: 'high' }).map((e) => e.kind)).toEqual(['system.instance_silent']);
       expect(node.events.list({ kind: 'test.*' }).map((e) => e.detail)).toEqual(['routine']);
       expect(announced[i]!.filter((e) => e.id === id)).toHaveLength(1);
+      // Buckets counted are event buckets only (the fleet and node documents are no buckets).
+      expect(node.events.stats()).toEqual({ buckets: node.store.ids().filter((doc) => doc.startsWith('events/')).length, events: 2 });
     }
   });
 
