@@ -524,7 +524,7 @@ class SimRequest implements InFlight {
     // Sent a round trip after the first (the asker waited for an answer before it retried).
     const roundTrip = network.controlDelay(asker, server.localPeer);
     if (at === undefined || roundTrip === undefined) return;
-    const again = bytes.slice();
+    const again = new Uint8Array(bytes);
     network.clock.timer(network.ownerOf(server.localPeer), () => {
       if (!server.isConnected(asker)) return;
       registration.handler(asker, again).then(
@@ -572,7 +572,7 @@ class SimRequest implements InFlight {
   /** A copy of `frame` on its way from `from` to `to`, and when it arrives; undefined (and the exchange failed) when it is lost. */
   #carry(from: PeerId, to: PeerId, frame: Uint8Array): { bytes: Uint8Array; at: number } | undefined {
     const network = this.#network;
-    const bytes = frame.slice();
+    const bytes = new Uint8Array(frame);
     network.countFrame(this.#spec.protocol);
     const at = network.deliveryTime(from, to, bytes.length, network.directionOf(from, to));
     if (at !== undefined) return { bytes, at };
@@ -636,7 +636,7 @@ class SimStream implements FrameStream {
   async send(frame: Uint8Array): Promise<void> {
     if (this.#writeClosed || this.#aborted) throw new StreamResetError('stream is closed for writing');
     const far = this.#far!;
-    const copy = frame.slice();
+    const copy = new Uint8Array(frame);
     this.#network.countFrame(this.protocol);
     const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length, this.#direction);
     if (at === undefined) {
