@@ -23,64 +23,111 @@ export class CompositionTooLargeError extends Error {
  */
 export function effectiveMasks(neighbours: readonly MaskInput[], linesMax: number): Map<string, readonly string[]> {
   const { table, masks } = maskLineNumbers(neighbours, linesMax);
-  return new Map([...masks].map(([name, ids]) => [name, Array.from(ids, (id) => table.line(id))]));
+  return new Map(
+    [...masks].map(([name, runs]) => {
+      const lines: string[] = [];
+      for (let at = 0; at < runs.length; at += 2) for (let id = runs[at]!; id < runs[at + 1]!; id++) lines.push(table.line(id));
+      return [name, lines];
+    }),
+  );
 }
 
 /**
- * {@link effectiveMasks} as sorted line numbers of a {@link LineTable}, for building filters
- * without a string per line. Done once for all modules rather than module by module: the modules
- * are walked from the highest priority down while what higher modules push down accumulates (a
- * flag per line), and each mask is read off in one pass over the table's lines (which are numbered
- * in sorted order): a line is in it when a higher module pushed it down, the module masks it
- * itself, or a neighbour protects it. So no mask is sorted or merged on its own.
+ * A mask's sorted line numbers (of a {@link LineTable}) as runs of consecutive numbers: the first
+ * number of each run, then the number after its last, run after run.
  */
-export function maskLineNumbers(neighbours: readonly MaskInput[], linesMax: number): { table: LineTable; masks: Map<string, Int32Array> } {
+export type LineRuns = Int32Array;
+
+/**
+ * {@link effectiveMasks} as {@link LineRuns} of a {@link LineTable}, for building filters
+ * without a string per line. Done once for all modules rather than module by module: the modules
+ * are walked from the highest priority down while the lines higher modules push down accumulate,
+ * with the lines some neighbour protects, as runs; each mask is those runs with the module's own
+ * mask added and the lines only it protects taken out (unless pushed down or masked), in one merge
+ * over the runs. So no mask is sorted or merged on its own, and no mask costs a pass over every line.
+ */
+export function maskLineNumbers(neighbours: readonly MaskInput[], linesMax: number): { table: LineTable; masks: Map<string, LineRuns> } {
   const table = new LineTable(neighbours);
-  const size = table.size;
   // How many times the neighbours protect each line (a module listing a line twice counts twice).
-  const protectedCount = new Uint32Array(size);
+  const protectedCount = new Uint32Array(table.size);
   for (const module of neighbours) for (const id of table.ids(module.protectedSpec)) protectedCount[id]!++;
-  // Per line: IN when it is in the mask of a module that nothing of its own changes (carried down, or
-  // protected by some neighbour); OWN_MASK and OWN_CLAIM mark the current module's own mask and
-  // the lines only it protects, set and cleared around each module.
-  const IN = 1;
-  const OWN_MASK = 2;
-  const OWN_CLAIM = 4;
-  const state = new Uint8Array(size);
-  for (let id = 0; id < size; id++) if (protectedCount[id]! > 0) state[id] = IN;
-  const carried = new Uint8Array(size);
-  const scratch = new Int32Array(size);
-  const masks = new Map<string, Int32Array>();
+  const carried = new Uint8Array(table.size);
+  const protectedIds: number[] = [];
+  for (let id = 0; id < table.size; id++) if (protectedCount[id]! > 0) protectedIds.push(id);
+  // The lines in the mask of a module that nothing of its own changes: carried down, or protected by some neighbour.
+  let common = editRuns(new Int32Array(0), protectedIds, []);
+  const masks = new Map<string, LineRuns>();
   let lines = 0;
   for (const group of priorityGroups(neighbours)) {
     for (const module of group) {
-      const ownMask = table.ids(module.mask);
+      const ownMask = sortedIds(table.ids(module.mask));
       // A line only this module protects is its own claim, not a neighbour's: out, unless carried down or masked.
-      const ownClaims = table.ids(module.protectedSpec).filter((id) => protectedCount[id] === 1 && carried[id] === 0);
-      for (const id of ownClaims) state[id] = OWN_CLAIM;
-      for (const id of ownMask) state[id]! |= OWN_MASK;
-      let length = 0;
-      for (let id = 0; id < size; id++) {
-        const flags = state[id]!;
-        if ((flags & (IN | OWN_MASK)) !== 0) scratch[length++] = id;
-      }
-      for (const id of ownMask) state[id]! &= ~OWN_MASK;
-      // Each claim was IN before (a protected line): put it back for the next module.
-      for (const id of ownClaims) state[id] = IN;
-      lines += length;
+      const ownClaims = sortedIds(table.ids(module.protectedSpec).filter((id) => protectedCount[id] === 1 && carried[id] === 0));
+      const mask = editRuns(common, ownMask, ownClaims);
+      lines += runsLength(mask);
       if (lines > linesMax) throw new CompositionTooLargeError(`the composition's filters would hold more than ${linesMax} lines; split it into smaller templates`);
-      masks.set(module.name, scratch.slice(0, length));
+      masks.set(module.name, mask);
     }
     // Pushed down only after the whole group: equal priorities do not carry into each other.
+    const pushed: number[] = [];
     for (const module of group) {
-      const pushed = module.immutable ? [...module.mask, ...module.fileSpec, ...module.dependencySpec] : module.mask;
-      for (const id of table.ids(pushed)) {
+      for (const id of table.ids(module.immutable ? [...module.mask, ...module.fileSpec, ...module.dependencySpec] : module.mask)) {
         carried[id] = 1;
-        state[id] = IN;
+        pushed.push(id);
       }
     }
+    common = editRuns(common, sortedIds(pushed), []);
   }
   return { table, masks };
+}
+
+/** `ids` sorted, in place. */
+function sortedIds(ids: number[]): number[] {
+  return ids.sort((a, b) => a - b);
+}
+
+/** How many line numbers `runs` holds. */
+function runsLength(runs: LineRuns): number {
+  let length = 0;
+  for (let at = 0; at < runs.length; at += 2) length += runs[at + 1]! - runs[at]!;
+  return length;
+}
+
+/**
+ * `runs` with the line numbers `add` added and then those of `remove` that are not in `add` taken
+ * out; `add` and `remove` sorted, repeats allowed.
+ */
+function editRuns(runs: LineRuns, add: readonly number[], remove: readonly number[]): LineRuns {
+  // Each added number and each removed one can end a run or start one.
+  const out = new Int32Array(runs.length + 2 * (add.length + remove.length));
+  let length = 0;
+  // Appends [first, end) after what is there (never before its start), joining it to the last run it touches.
+  const append = (first: number, end: number): void => {
+    if (length > 0 && first <= out[length - 1]!) out[length - 1] = Math.max(out[length - 1]!, end);
+    else {
+      out[length++] = first;
+      out[length++] = end;
+    }
+  };
+  let added = 0;
+  let removed = 0;
+  for (let at = 0; at < runs.length; at += 2) {
+    const runEnd = runs[at + 1]!;
+    let first = runs[at]!;
+    for (; added < add.length && add[added]! < first; added++) append(add[added]!, add[added]! + 1);
+    for (; removed < remove.length && remove[removed]! < runEnd; removed++) {
+      const id = remove[removed]!;
+      if (id < first) continue;
+      // Kept when it is added too (the added numbers in this run are all at or after `first`).
+      while (added < add.length && add[added]! < id) added++;
+      if (added < add.length && add[added] === id) continue;
+      if (first < id) append(first, id);
+      first = id + 1;
+    }
+    if (first < runEnd) append(first, runEnd);
+  }
+  for (; added < add.length; added++) append(add[added]!, add[added]! + 1);
+  return out.slice(0, length);
 }
 
 /** Modules grouped by effective priority, highest first; each group in name order. */

@@ -49,6 +49,32 @@ describe('rsync filter', () => {
     );
   });
 
+  it('fingerprints each filter whole, though many modules share the beginning of their masks', () => {
+    // Every module protects a few of the same lines, so most masks begin alike for a while and
+    // part ways at different lines: the hash state over a shared beginning is reused.
+    const protectedLine = fc.constantFrom(...Array.from({ length: 12 }, (_, index) => `/etc/${String.fromCharCode(97 + index)}`), '/etc/é');
+    const sketch = fc.record({
+      position: fc.integer({ min: 0, max: 3 }),
+      immutable: fc.boolean(),
+      mask: fc.uniqueArray(fc.constantFrom('/etc/c', '/var/cache/**', '/srv/ü'), { maxLength: 2 }),
+      fileSpec: fc.uniqueArray(fc.constantFrom('/opt/x/**', '/srv/**'), { maxLength: 2 }),
+      protectedSpec: fc.uniqueArray(protectedLine, { maxLength: 4 }),
+      packageSpec: fc.uniqueArray(fc.constantFrom('curl', 'jq'), { maxLength: 2 }),
+    });
+    fc.assert(
+      fc.property(fc.array(sketch, { minLength: 2, maxLength: 16 }), (sketches) => {
+        const catalog = buildCatalog([]);
+        const inputs = sketches.map((entry, index) => filterInput(catalog, module(`m${String(index).padStart(2, '0')}`, entry)));
+        const masks = effectiveMasks(inputs, 1_000_000);
+        for (const filter of composeFilters(inputs)) {
+          const input = inputs.find((entry) => entry.name === filter.module)!;
+          expect(filter.filter).toBe(filterText(masks.get(filter.module)!, input.fileSpec));
+          expect(filter.fingerprint).toBe(filterFingerprint(filter.filter, input.packageSpec));
+        }
+      }),
+    );
+  });
+
   it("gives a child its parent's dependencySpec as includes and ignores its own fileSpec", () => {
     const parent = module('postgres', { fileSpec: ['/usr/lib/postgresql/**'], dependencySpec: ['/etc/postgresql/**'] });
     const child = module('postgres-tuned', { variety: 'config', parent: 'postgres', fileSpec: ['/ignored/**'] });
