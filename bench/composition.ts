@@ -79,6 +79,8 @@ process.stdout.write(
       closure: last.closure.length,
       filterLines: last.filter.reduce((sum, entry) => sum + entry.filter.split('\n').length - 1, 0),
       ok: last.ok,
+      // The same for the same catalog whatever the code: a change that alters any filter or package list shows here.
+      fingerprint: last.fingerprint,
       p50Ms: round(percentile(timesMs, 50)),
       p99Ms: round(percentile(timesMs, 99)),
       maxMs: round(Math.max(...timesMs)),
