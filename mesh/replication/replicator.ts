@@ -1,6 +1,7 @@
 import * as A from '@automerge/automerge';
 import { createHash } from 'node:crypto';
 import { type DocId, FLEET_DOC_ID, parseDocId } from '../../crdt-schema/index.ts';
+import { rememberedIn } from '../bounded-map.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type FrameStream, type PeerId, ProtocolNotSupportedError, type Transport } from '../ports/transport.ts';
@@ -114,24 +115,21 @@ export function neighbourScore(self: string, peer: string): number {
   return createHash('sha256').update(self).update('\u0000').update(peer).digest().readUInt32BE(0);
 }
 
-/** A peer's tag in a sync message's `also`: the first {@link PEER_TAG_BYTES} bytes of SHA-256 of its id. */
-export function peerTag(peer: string): Uint8Array {
-  return new Uint8Array(taggedPeer(peer).tag);
-}
-
-/** Tags by peer id, with their hex form: a session is opened to some peer every anti-entropy round, and hashing its id again each time was 4 % of a large simulated fleet's steady state. */
+/** Tags by peer id ({@link peerTag}). */
 const peerTags = new Map<string, { readonly tag: Uint8Array; readonly key: string }>();
 const MAX_PEER_TAGS = 100_000;
 
-function taggedPeer(peer: string): { readonly tag: Uint8Array; readonly key: string } {
-  let tagged = peerTags.get(peer);
-  if (tagged === undefined) {
+/**
+ * A peer's tag in a sync message's `also` — the first {@link PEER_TAG_BYTES} bytes of SHA-256 of
+ * its id — with its hex form (the key {@link alsoTags} gives). Kept per peer id: a session is
+ * opened to some peer every anti-entropy round, and hashing its id again each time was 4 % of a
+ * large simulated fleet's steady state.
+ */
+function peerTag(peer: string): { readonly tag: Uint8Array; readonly key: string } {
+  return rememberedIn(peerTags, peer, MAX_PEER_TAGS, () => {
     const tag = new Uint8Array(createHash('sha256').update(peer).digest().subarray(0, PEER_TAG_BYTES));
-    tagged = { tag, key: Buffer.from(tag).toString('hex') };
-    if (peerTags.size >= MAX_PEER_TAGS) peerTags.clear();
-    peerTags.set(peer, tagged);
-  }
-  return tagged;
+    return { tag, key: Buffer.from(tag).toString('hex') };
+  });
 }
 
 /** The tags of an `also` field, as keys (hex); empty when its length is not a whole number of tags. */
@@ -573,7 +571,7 @@ class Session {
 
   constructor(peer: PeerId, init: ReplicatorInit, owner: Replicator, sealVerifier: SealVerifier, accepted: boolean) {
     this.peer = peer;
-    const tagged = taggedPeer(peer);
+    const tagged = peerTag(peer);
     this.tag = tagged.tag;
     this.#tagKey = tagged.key;
     this.accepted = accepted;
