@@ -67,7 +67,6 @@ export class SimNetwork {
   readonly clock: SimClock;
   readonly #random: Random;
   readonly #transports = new Map<PeerId, SimTransport>();
-  readonly #owners = new Map<PeerId, number>();
   readonly #blocked = new Set<string>();
   readonly #links = new Map<string, LinkConfig>();
   /** By sender, then receiver: no key string is built per frame (a fifth of the network's own time at 100 nodes). */
@@ -101,7 +100,6 @@ export class SimNetwork {
     if (this.#transports.has(peer)) throw new Error(`peer ${peer} is already on the simulated network`);
     const transport = new SimTransport(this, peer, owner);
     this.#transports.set(peer, transport);
-    this.#owners.set(peer, owner);
     return transport;
   }
 
@@ -113,11 +111,6 @@ export class SimNetwork {
   /** @internal */
   remove(peer: PeerId): void {
     this.#transports.delete(peer);
-  }
-
-  /** @internal The node whose event loop handles what arrives for `peer`. */
-  ownerOf(peer: PeerId): number {
-    return this.#owners.get(peer) ?? -1;
   }
 
   /** Sets every link's behaviour (scenarios: lossy, slow). */
@@ -338,15 +331,15 @@ export class SimTransport implements Transport {
     if (remote === undefined || !this.#connections.has(peer)) throw new PeerUnreachableError(`peer ${peer} is not reachable`);
     const registration = remote.#handlers.get(protocol);
     if (registration === undefined) throw new ProtocolNotSupportedError(`peer ${peer} does not handle ${protocol}`);
-    const local = new SimStream(this.#network, this.localPeer, peer, protocol, options.maxFrameBytes);
-    const far = new SimStream(this.#network, peer, this.localPeer, protocol, registration.options.maxFrameBytes);
+    const local = new SimStream(this.#network, this.localPeer, remote, protocol, options.maxFrameBytes);
+    const far = new SimStream(this.#network, peer, this, protocol, registration.options.maxFrameBytes);
     local.link(far);
     far.link(local);
     this.#track(peer, local);
     remote.#track(this.localPeer, far);
     // The far side learns of the stream with its first frame's delay, before that frame.
     const at = this.#network.controlDelay(this.localPeer, peer);
-    this.#network.clock.timer(this.#network.ownerOf(peer), () => registration.handler(far), at ?? 0);
+    this.#network.clock.timer(remote.owner, () => registration.handler(far), at ?? 0);
     return local;
   }
 
@@ -392,7 +385,7 @@ export class SimTransport implements Transport {
   /** This node's timers on the network's clock (held while it is paused, dropped when it crashes). */
   #ownClock(): Clock {
     const network = this.#network;
-    const owner = network.ownerOf(this.localPeer);
+    const owner = this.owner;
     return {
       now: () => network.clock.now(),
       setTimeout: (callback, delayMs) => network.clock.timer(owner, callback, delayMs),
@@ -444,7 +437,7 @@ export class SimTransport implements Transport {
   #wait(delayMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted === true) return reject(signal.reason as Error);
-      const timer = this.#network.clock.timer(this.#network.ownerOf(this.localPeer), () => {
+      const timer = this.#network.clock.timer(this.owner, () => {
         signal?.removeEventListener('abort', onAbort);
         resolve();
       }, delayMs);
@@ -659,14 +652,15 @@ class SimStream implements FrameStream {
   readonly #direction: DirectionState;
   readonly #remoteOwner: number;
 
-  constructor(network: SimNetwork, local: PeerId, remote: PeerId, protocol: string, maxFrameBytes: number) {
+  /** `remote` is the far end's transport: its node's loop takes what arrives there. */
+  constructor(network: SimNetwork, local: PeerId, remote: SimTransport, protocol: string, maxFrameBytes: number) {
     this.#network = network;
     this.#local = local;
-    this.remotePeer = remote;
+    this.remotePeer = remote.localPeer;
     this.protocol = protocol;
     this.#maxFrameBytes = maxFrameBytes;
-    this.#direction = network.directionOf(local, remote);
-    this.#remoteOwner = network.ownerOf(remote);
+    this.#direction = network.directionOf(local, remote.localPeer);
+    this.#remoteOwner = remote.owner;
   }
 
   link(far: SimStream): void {
