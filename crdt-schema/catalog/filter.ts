@@ -30,9 +30,13 @@ export function filterText(mask: readonly string[], fileSpec: readonly string[])
 
 /** The original's `RsyncSpecCompiler` fingerprint: SHA-256 of `filter|packages` (UTF-8), one package a line. */
 export function filterFingerprint(filter: string, packageSpec: readonly string[]): string {
-  const packages = packageSpec.length === 0 ? '' : `${packageSpec.join('\n')}\n`;
   // ASCII text has the same bytes in latin1 as in UTF-8, and hashing it as latin1 skips a slow encoding pass.
-  return createHash('sha256').update(filter, ASCII.test(filter) ? 'latin1' : 'utf8').update('|').update(packages, 'utf8').digest('hex');
+  return createHash('sha256').update(filter, ASCII.test(filter) ? 'latin1' : 'utf8').update(fingerprintTail(packageSpec), 'utf8').digest('hex');
+}
+
+/** What the fingerprint hashes after the filter: `|`, then the packages, one a line. */
+function fingerprintTail(packageSpec: readonly string[]): string {
+  return packageSpec.length === 0 ? '|' : `|${packageSpec.join('\n')}\n`;
 }
 
 const ASCII = /^[\x00-\x7f]*$/;
@@ -49,8 +53,7 @@ export function composeFilters(neighbours: readonly FilterInput[]): ModuleFilter
   const excludes = modules.map((module) => masks.get(module.name)!);
   const includeRules = modules.map((module) => filterText([], module.fileSpec));
   const fingerprints = fingerprintsOf(rules, excludes, (index, hash) => {
-    const packages = modules[index]!.packageSpec;
-    hash.update(includeRules[index]!, 'utf8').update(packages.length === 0 ? '|' : `|${packages.join('\n')}\n`, 'utf8');
+    hash.update(includeRules[index]!, 'utf8').update(fingerprintTail(modules[index]!.packageSpec), 'utf8');
   });
   return modules.map((module, index) => ({ module: module.name, filter: rules.text(excludes[index]!) + includeRules[index]!, fingerprint: fingerprints[index]! }));
 }
