@@ -102,8 +102,12 @@ interface Entry {
   forceSnapshot: boolean;
   /** Whether `doc` is held through the interner (then released when replaced). */
   interned: boolean;
-  /** The latest seal of each writer, by signer (base64url). */
-  seals: Map<string, Seal>;
+  /**
+   * The latest seal of each writer: none, one writer's alone, or a map by signer (base64url) once
+   * there are more. Most documents have one writer (a node's own): a map for each would be a
+   * million maps in a simulated fleet of 1,000 nodes.
+   */
+  seals: Seal | Map<string, Seal> | undefined;
   queue: Promise<void>;
 }
 
@@ -124,6 +128,14 @@ function storedSeal(docId: string, value: Uint8Array): Seal {
     const record = decodeCbor(openRecord(value)) as { heads: string[]; signer: Uint8Array; signature: Uint8Array };
     return Object.freeze({ docId, heads: Object.freeze([...record.heads]) as string[], signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
   });
+}
+
+/** Keeps `seal` as its signer's latest for `entry` (`signer`: its key in base64url). */
+function keepSeal(entry: Entry, seal: Seal, signer = toBase64Url(seal.signer)): void {
+  const held = entry.seals;
+  if (held instanceof Map) held.set(signer, seal);
+  else if (held === undefined || Buffer.compare(held.signer, seal.signer) === 0) entry.seals = seal;
+  else entry.seals = new Map([[toBase64Url(held.signer), held], [signer, seal]]);
 }
 
 /**
@@ -147,6 +159,8 @@ const SEQ_DIGITS = 12;
 const REPAIR_DELAY_MS = 1_000;
 /** What a new entry holds until its first change or adoption: empty, read-only, shared by all entries. */
 const NO_DOCUMENT: AnyDoc = A.init<Record<string, unknown>>();
+/** What a new entry's write queue starts from: nothing queued (one promise for every entry). */
+const SETTLED: Promise<void> = Promise.resolve();
 const seqKey = (seq: number): string => seq.toString().padStart(SEQ_DIGITS, '0');
 
 /**
@@ -199,7 +213,7 @@ export class DocStore {
       const entry = this.#entries.get(key[1] as DocId);
       if (entry === undefined || key[2] === undefined) continue;
       try {
-        entry.seals.set(key[2], storedSeal(key[1]!, value));
+        keepSeal(entry, storedSeal(key[1]!, value), key[2]);
       } catch (error) {
         this.#init.log.warn('a stored seal is damaged; it will come again from peers', { docId: key[1], error: String(error) });
       }
@@ -238,8 +252,8 @@ export class DocStore {
         incrementCount: group.increments.length,
         incrementBytes,
         forceSnapshot: false,
-        seals: new Map(),
-        queue: Promise.resolve(),
+        seals: undefined,
+        queue: SETTLED,
       });
     } catch (error) {
       if (error instanceof SchemaTooNewError) {
@@ -338,7 +352,8 @@ export class DocStore {
 
   /** The latest seal of each writer of a document. */
   seals(docId: DocId): Seal[] {
-    return [...(this.#entries.get(docId)?.seals.values() ?? [])];
+    const seals = this.#entries.get(docId)?.seals;
+    return seals === undefined ? [] : seals instanceof Map ? [...seals.values()] : [seals];
   }
 
   /**
@@ -451,8 +466,8 @@ export class DocStore {
         incrementBytes: 0,
         forceSnapshot: false,
         interned: false,
-        seals: new Map(),
-        queue: Promise.resolve(),
+        seals: undefined,
+        queue: SETTLED,
       };
       if (!this.#entries.has(docId)) this.#sortedIds = undefined;
       this.#entries.set(docId, entry);
@@ -477,7 +492,7 @@ export class DocStore {
     if (interner !== undefined && entry.interned) interner.release(docId, entry.digest);
     entry.doc = interner === undefined ? next : interner.hold(docId, digest, next);
     entry.interned = interner !== undefined;
-    for (const seal of seals) entry.seals.set(toBase64Url(seal.signer), seal);
+    for (const seal of seals) keepSeal(entry, seal);
     entry.savedHeads = heads;
     entry.digest = digest;
     entry.incrementCount++;

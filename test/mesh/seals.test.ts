@@ -2,7 +2,9 @@ import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { nodeDocId, readNodeState } from '../../crdt-schema/index.ts';
 import {
+  DocStore,
   InProcessVerifier,
+  MemoryLogger,
   InvalidSealError,
   MemoryStorage,
   SealVerifier,
@@ -12,6 +14,7 @@ import {
   generateKeyPair,
   signSeal,
 } from '../../mesh/index.ts';
+import type { DocId } from '../../crdt-schema/index.ts';
 import { MiniFleet, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
 const FLEET = '0123456789abcdef0123456789abcdef'; // the mini fleet's id too
@@ -70,6 +73,36 @@ describe('seals over heads', () => {
   it('refuses to sign malformed heads', () => {
     expect(() => signSeal(FLEET, 'fleet', [], writer)).toThrow(InvalidSealError);
     expect(() => signSeal(FLEET, 'fleet', ['zz'], writer)).toThrow(InvalidSealError);
+  });
+});
+
+describe('the seals a store keeps', () => {
+  it("keeps each writer's latest seal of a document, one writer's or several, and the same after a restart", async () => {
+    const random = new SeededRandom(9);
+    const [first, second] = [generateKeyPair(random), generateKeyPair(random)];
+    const storage = new MemoryStorage();
+    const clock = new MiniFleet().clock;
+    const open = () => DocStore.open({ storage, clock, actorId: 'cd'.repeat(16), log: new MemoryLogger(), fleetId: FLEET });
+    const docId = 'fleet' as DocId;
+    const signers = (store: DocStore) => store.seals(docId).map((seal) => `${Buffer.from(seal.signer).toString('hex').slice(0, 8)}:${seal.heads.join()}`).sort();
+    const store = await open();
+    await store.change<Record<string, number>>(docId, (d) => void Object.assign(d, { schema: 1, a: 1 }), { signer: first });
+    await store.change<Record<string, number>>(docId, (d) => void (d['a'] = 2), { signer: first });
+    const firstAlone = A.getHeads(store.get(docId)!).join();
+    // One writer, twice: its latest seal only.
+    expect(signers(store)).toEqual([`${Buffer.from(first.publicKey).toString('hex').slice(0, 8)}:${firstAlone}`]);
+    await store.change<Record<string, number>>(docId, (d) => void (d['b'] = 1), { signer: second });
+    await store.change<Record<string, number>>(docId, (d) => void (d['a'] = 3), { signer: first });
+    const heads = A.getHeads(store.get(docId)!);
+    const expected = signers(store);
+    expect(expected).toHaveLength(2);
+    expect(store.seals(docId).find((seal) => Buffer.compare(seal.signer, first.publicKey) === 0)?.heads).toEqual(heads);
+    expect(store.seals(docId).find((seal) => Buffer.compare(seal.signer, second.publicKey) === 0)?.heads).not.toEqual(heads);
+    await store.flush();
+    const reopened = await open();
+    expect(reopened.problems()).toEqual([]);
+    expect(signers(reopened)).toEqual(expected);
+    expect(reopened.seals('node/nobody' as DocId)).toEqual([]);
   });
 });
 
