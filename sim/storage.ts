@@ -6,7 +6,6 @@ import {
   type StorageKey,
   type StorageOp,
   StorageClosedError,
-  decodeStorageKey,
   encodeStorageKey,
   prefixBounds,
 } from '../mesh/index.ts';
@@ -16,8 +15,8 @@ const WRITEBACK_MS = 5_000;
 
 interface Undo {
   readonly key: string;
-  /** The value before the write, or undefined when the key did not exist. */
-  readonly before: Uint8Array | undefined;
+  /** The entry before the write, or undefined when the key did not exist. */
+  readonly before: StorageEntry | undefined;
   readonly atMs: number;
 }
 
@@ -32,7 +31,11 @@ interface Undo {
  * next process uses.
  */
 export class SimStorage implements Storage {
-  readonly #entries = new Map<string, Uint8Array>();
+  /**
+   * Entries by encoded key, each with its key as given (a range hands out the same arrays: a
+   * thousand nodes founded with the same records share their keys' strings, not split each).
+   */
+  readonly #entries = new Map<string, StorageEntry>();
   /** Encoded keys in order, for ranges. */
   readonly #keys: string[] = [];
   #undo: Undo[] = [];
@@ -79,7 +82,7 @@ export class SimStorage implements Storage {
   async get(key: StorageKey): Promise<Uint8Array | undefined> {
     this.#assertOpen();
     const value = this.#entries.get(encodeStorageKey(key));
-    return value === undefined ? undefined : this.#read(value);
+    return value === undefined ? undefined : this.#read(value.value);
   }
 
   async put(key: StorageKey, value: Uint8Array): Promise<void> {
@@ -99,7 +102,7 @@ export class SimStorage implements Storage {
     ops.forEach((op, i) => {
       const key = encoded[i]!;
       if (options?.sync !== true) this.#undo.push({ key, before: this.#entries.get(key), atMs: now });
-      if (op.type === 'put') this.#set(key, op.value.slice());
+      if (op.type === 'put') this.#set(key, { key: op.key, value: op.value.slice() });
       else this.#remove(key);
     });
     // A synced batch also makes everything before it durable (one log, fsynced to its end).
@@ -121,7 +124,7 @@ export class SimStorage implements Storage {
         this.#keys.push(key);
         added = true;
       }
-      this.#entries.set(key, entry.value);
+      this.#entries.set(key, entry);
     }
     if (added) this.#keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
@@ -133,7 +136,8 @@ export class SimStorage implements Storage {
     for (let i = lowerBound(this.#keys, gte); i < this.#keys.length && this.#keys[i]! < lt; i++) {
       if (options?.limit !== undefined && out.length >= options.limit) break;
       const key = this.#keys[i]!;
-      out.push({ key: decodeStorageKey(key), value: this.#read(this.#entries.get(key)!) });
+      const entry = this.#entries.get(key)!;
+      out.push({ key: entry.key, value: this.#read(entry.value) });
     }
     return out;
   }
@@ -185,9 +189,9 @@ export class SimStorage implements Storage {
     return copy;
   }
 
-  #set(key: string, value: Uint8Array): void {
+  #set(key: string, entry: StorageEntry): void {
     if (!this.#entries.has(key)) this.#keys.splice(lowerBound(this.#keys, key), 0, key);
-    this.#entries.set(key, value);
+    this.#entries.set(key, entry);
   }
 
   #remove(key: string): void {
