@@ -65,7 +65,7 @@ import { InProcessVerifier } from './trust/in-process-verifier.ts';
 import { SealVerifier } from './trust/seal-verifier.ts';
 import { sha256Hex } from './trust/keys.ts';
 import { PeerPenalties, WireError, decodeCbor, decodeMessage, encodeCbor, encodeMessage, firstFrame, s } from './wire/index.ts';
-import { setBounded } from './bounded-map.ts';
+import { rememberedIn, setBounded } from './bounded-map.ts';
 
 /** Facts about the machine that the node publishes in its observed-state document. */
 export interface HostFacts {
@@ -169,7 +169,6 @@ export async function adoptMembershipInStorage(storage: Storage, membership: { f
   await writeConfig(storage, { fleetId: membership.fleetId, bootstrapPeer: membership.bootstrapPeer, bootstrapAddrs: membership.bootstrapAddrs });
 }
 
-/** The Automerge actor of this process: the node's 12-byte prefix plus 4 random bytes. */
 /**
  * Plain views of document versions, by the Automerge document they were read from (which never
  * changes: a store replaces it with a new one). Where documents are shared between nodes in one
@@ -189,6 +188,13 @@ const fleetViews = new WeakMap<object, FleetView | undefined>();
  */
 const derivedMemberships = new Map<string, { readonly key: string; readonly fleetId: string; readonly verdicts: ReadonlyArray<readonly [string, boolean]>; readonly membership: { members: MembershipMember[]; lost: LostAdmission[] }; readonly members: ReadonlySet<string> }>();
 const DERIVED_MEMBERSHIPS_KEPT = 4;
+
+/**
+ * A member's id and its document's id, one copy of each for the process however many places
+ * name the member (a simulated fleet's thousand nodes each keep a view of every member's state).
+ */
+const memberIds = new Map<string, { readonly peer: string; readonly docId: DocId }>();
+const MEMBER_IDS_KEPT = 65_536;
 
 /** Each grant's signature check, built once per grant object (views of one version share them). */
 const grantChecks = new WeakMap<StoredGrant, SignatureCheck | null>();
@@ -291,7 +297,7 @@ export class FleetNode {
   #verifyingGrants: Promise<void> | undefined;
   readonly #verifier: SignatureVerifier;
   /** Observed-state views by peer, with the digest they were read at. */
-  readonly #nodeStates = new Map<string, { docId: DocId; digest: string; view: NodeStateView | undefined }>();
+  readonly #nodeStates = new Map<string, { readonly docId: DocId; digest: string; view: NodeStateView | undefined }>();
   #apiUrl: string | undefined;
   #startedAt = 0;
   #unsubscribe: Array<() => void> = [];
@@ -563,13 +569,21 @@ export class FleetNode {
   /** A member's observed state, read once per version of its document. */
   nodeState(peer: string): NodeStateView | undefined {
     const cached = this.#nodeStates.get(peer);
+    if (cached !== undefined) {
+      const digest = this.store.digest(cached.docId);
+      if (digest === undefined) return undefined;
+      if (cached.digest !== digest) {
+        cached.digest = digest;
+        cached.view = viewOf(nodeViews, this.store.get(cached.docId), readNodeState);
+      }
+      return cached.view;
+    }
     // The document id is checked once per peer (a regular expression), not on every read.
-    const docId = cached?.docId ?? nodeDocId(peer);
-    const digest = this.store.digest(docId);
+    const ids = rememberedIn(memberIds, peer, MEMBER_IDS_KEPT, () => ({ peer, docId: nodeDocId(peer) }));
+    const digest = this.store.digest(ids.docId);
     if (digest === undefined) return undefined;
-    if (cached?.digest === digest) return cached.view;
-    const view = viewOf(nodeViews, this.store.get(docId), readNodeState);
-    this.#nodeStates.set(peer, { docId, digest, view });
+    const view = viewOf(nodeViews, this.store.get(ids.docId), readNodeState);
+    this.#nodeStates.set(ids.peer, { docId: ids.docId, digest, view });
     return view;
   }
 
