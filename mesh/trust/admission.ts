@@ -101,8 +101,11 @@ export class Admission {
   /** Chains that could not be checked yet (no known member vouches for them), by peer. */
   readonly #pending = new Map<PeerId, readonly Credential[]>();
   readonly #deadlines = new Map<PeerId, TimerId>();
-  /** When each admitted peer's chain lapses unless it presents a renewed one. */
-  readonly #expiries = new Map<PeerId, TimerId>();
+  /**
+   * The one timer that ends lapsed admissions, due at the earliest expiry it was armed for (a
+   * timer per admitted peer, due in 90 days, was most of a simulated fleet's pending timers).
+   */
+  #expiry: { readonly timer: TimerId; readonly dueMs: number } | undefined;
   readonly #waiters = new Map<PeerId, Array<(admitted: boolean) => void>>();
   readonly #signatures = new Map<string, boolean>();
   /** Peers this node is presenting its chain to now; true: asked to again meanwhile. */
@@ -148,9 +151,10 @@ export class Admission {
     this.#stopped = true;
     for (const off of this.#unsubscribe) off();
     this.#unsubscribe = [];
-    for (const timer of [...this.#deadlines.values(), ...this.#expiries.values()]) this.#init.clock.clearTimeout(timer);
+    for (const timer of this.#deadlines.values()) this.#init.clock.clearTimeout(timer);
     this.#deadlines.clear();
-    this.#expiries.clear();
+    if (this.#expiry !== undefined) this.#init.clock.clearTimeout(this.#expiry.timer);
+    this.#expiry = undefined;
     if (this.#renewTimer !== undefined) this.#init.clock.clearTimeout(this.#renewTimer);
     for (const peer of [...this.#waiters.keys()]) this.#settle(peer, false);
   }
@@ -297,9 +301,6 @@ export class Admission {
 
   #forget(peer: PeerId): void {
     this.#admitted.delete(peer);
-    const expiry = this.#expiries.get(peer);
-    if (expiry !== undefined) this.#init.clock.clearTimeout(expiry);
-    this.#expiries.delete(peer);
     this.#pending.delete(peer);
     this.#acceptedBy.delete(peer);
     const timer = this.#deadlines.get(peer);
@@ -405,17 +406,9 @@ export class Admission {
 
   /** Admits `peer` on `chain`; returns when the admission lapses (the chain's first expiry). */
   #admit(peer: PeerId, chain: readonly Credential[]): number {
-    const { clock } = this.#init;
     const expiresAt = Math.min(...chain.map((c) => c.expiresAt));
-    const admitted = { chain, expiresAt };
-    this.#admitted.set(peer, admitted);
-    this.#rearm(this.#expiries, peer, Math.max(0, expiresAt - clock.now()), () => {
-      if (this.#admitted.get(peer) !== admitted) return;
-      this.#admitted.delete(peer);
-      this.#init.penalties.record(peer, 'admission:expired');
-      this.#init.log.warn('a peer\'s credential expired without renewal; disconnecting it', { peer });
-      void this.#init.transport.hangUp(peer);
-    });
+    this.#admitted.set(peer, { chain, expiresAt });
+    this.#armExpiry(expiresAt);
     this.#pending.delete(peer);
     const timer = this.#deadlines.get(peer);
     if (timer !== undefined) this.#init.clock.clearTimeout(timer);
@@ -425,6 +418,32 @@ export class Admission {
     // A peer that connected before this node could answer (a joiner) has not seen our chain.
     if (!this.#acceptedBy.has(peer)) void this.#present(peer);
     return expiresAt;
+  }
+
+  /** Makes sure the expiry timer fires by `expiresAt`. */
+  #armExpiry(expiresAt: number): void {
+    const { clock } = this.#init;
+    if (this.#stopped || (this.#expiry !== undefined && this.#expiry.dueMs <= expiresAt)) return;
+    if (this.#expiry !== undefined) clock.clearTimeout(this.#expiry.timer);
+    this.#expiry = { dueMs: expiresAt, timer: clock.setTimeout(() => this.#expire(), Math.max(0, expiresAt - clock.now())) };
+  }
+
+  /** Disconnects every peer whose admission lapsed (it presented no renewed chain), then arms the timer for the next expiry. */
+  #expire(): void {
+    this.#expiry = undefined;
+    const now = this.#init.clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [peer, admitted] of this.#admitted) {
+      if (admitted.expiresAt > now) {
+        next = Math.min(next, admitted.expiresAt);
+        continue;
+      }
+      this.#admitted.delete(peer);
+      this.#init.penalties.record(peer, 'admission:expired');
+      this.#init.log.warn('a peer\'s credential expired without renewal; disconnecting it', { peer });
+      void this.#init.transport.hangUp(peer);
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armExpiry(next);
   }
 
   #refuse(peer: PeerId, reason: string): void {

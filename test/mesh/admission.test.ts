@@ -229,6 +229,28 @@ describe('admission on a connection', () => {
     expect(h.network.lookup(id(0).peerId as PeerId)!.connectedPeers()).toEqual([]);
     expect(h.penalties.get(0)!.snapshot().byPeer[id(1).peerId]).toMatchObject({ 'admission:expired': 1 });
   });
+  it('disconnects each peer when its own credential lapses, an earlier and a later one alike', async () => {
+    const { h, founder } = await founderAndMember(40_000);
+    // Node 1 is not renewed from now on (it stops being a member to the founder): it lapses at ~40 s.
+    h.members.delete(id(1).peerId);
+    await h.run(31_000);
+    // Past the founder's own renewal (30 s), node 2's chain lapses at ~70 s.
+    h.members.add(id(2).peerId);
+    await h.add(2, { chain: founder.issueFor(id(2).peerId) });
+    await h.network.lookup(id(2).peerId as PeerId)!.dial(id(0).peerId as PeerId, []);
+    await h.run(1_000);
+    h.members.delete(id(2).peerId);
+    const connected = () => h.network.lookup(id(0).peerId as PeerId)!.connectedPeers();
+    expect(connected().sort()).toEqual([id(1).peerId, id(2).peerId].sort());
+    await h.run(12_000); // ~45 s
+    expect(founder.isAdmitted(id(1).peerId as PeerId)).toBe(false);
+    expect(founder.isAdmitted(id(2).peerId as PeerId)).toBe(true);
+    expect(connected()).toEqual([id(2).peerId]);
+    await h.run(30_000); // ~75 s
+    expect(founder.isAdmitted(id(2).peerId as PeerId)).toBe(false);
+    expect(connected()).toEqual([]);
+    expect(h.penalties.get(0)!.snapshot().byPeer[id(2).peerId]).toMatchObject({ 'admission:expired': 1 });
+  });
 });
 
 describe('one presentation at a time', () => {
