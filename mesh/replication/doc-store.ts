@@ -105,6 +105,8 @@ interface Entry {
   /** The latest seal of each writer, by signer (base64url). */
   seals: Map<string, Seal>;
   queue: Promise<void>;
+  /** Durable local changes held in memory whose listeners are not told yet (they are being stored). */
+  unannounced: number;
 }
 
 /** A document's stored records as one byte string (what identifies them to an interner). */
@@ -240,6 +242,7 @@ export class DocStore {
         forceSnapshot: false,
         seals: new Map(),
         queue: Promise.resolve(),
+        unannounced: 0,
       });
     } catch (error) {
       if (error instanceof SchemaTooNewError) {
@@ -330,6 +333,14 @@ export class DocStore {
   /** True for a document kept untouched because a newer release wrote it (schema too new). */
   isLocked(docId: string): boolean {
     return this.#problems.get(docId)?.problem === 'schema-too-new';
+  }
+
+  /**
+   * True while a durable local change of `docId` is held in memory but still being stored: its
+   * listeners hear of it once it is on disk (the replicator pushes it then).
+   */
+  announcing(docId: DocId): boolean {
+    return (this.#entries.get(docId)?.unannounced ?? 0) > 0;
   }
 
   onChanged(listener: (event: DocChanged) => void): () => void {
@@ -453,6 +464,7 @@ export class DocStore {
         interned: false,
         seals: new Map(),
         queue: Promise.resolve(),
+        unannounced: 0,
       };
       if (!this.#entries.has(docId)) this.#sortedIds = undefined;
       this.#entries.set(docId, entry);
@@ -497,7 +509,11 @@ export class DocStore {
       // is pushed a change this node could still lose (a pool member's claim, a promise), and
       // their work — replication pushes, caches, the console's fan-out — does not run while the
       // caller waits for the write. Readers see it at once all the same (get, version).
-      const notify = (): void => this.#emit({ docId, origin });
+      entry.unannounced++;
+      const notify = (): void => {
+        entry.unannounced--;
+        this.#emit({ docId, origin });
+      };
       void written.then(notify, notify);
     } else {
       this.#emit({ docId, origin });

@@ -342,10 +342,26 @@ export class Replicator {
     this.#covered.set(docId, { digest, tags });
   }
 
-  /** @internal The peers this node's last flush pushed `docId` at `digest` to (tags), if that is the version it holds. */
+  /**
+   * @internal The peers a sync message about `docId` at `digest` (the version held) may name as
+   * pushed to: those this node's last flush pushed that version to; or, for a version whose push
+   * is still due (queued for the next flush, or a durable local change being stored), every open
+   * session, which that flush pushes it (or a later version) to. Without the second case, an
+   * answer sent before the flush — an acknowledgement of the previous version arriving while a
+   * new change waits for its push — carried the new change unnamed, and its receiver relayed it
+   * to every peer of its own, which the flush then reached anyway.
+   */
   pushedTo(docId: DocId, digest: string | undefined): Uint8Array | undefined {
     const pushed = this.#pushedTo.get(docId);
-    return pushed !== undefined && pushed.digest === digest ? pushed.also : undefined;
+    if (pushed !== undefined && pushed.digest === digest) return pushed.also;
+    if (digest === undefined || !(this.#pushes.has(docId) || this.#eventPushes.has(docId) || this.#init.store.announcing(docId))) return undefined;
+    const also = this.#openTags();
+    return also.length === 0 ? undefined : also;
+  }
+
+  /** The tags of the open sessions (at most {@link MAX_ALSO_PEERS}): whom a flush pushes to. */
+  #openTags(): Uint8Array {
+    return Buffer.concat([...this.#sessions.values()].filter((session) => session.isOpen).slice(0, MAX_ALSO_PEERS).map((session) => session.tag));
   }
 
   /** @internal Whether the peer tagged `tag` was pushed `docId` at `digest` by the node this one has it from. */
@@ -451,17 +467,16 @@ export class Replicator {
   #flush(dirty: readonly DocId[]): void {
     // Whom this flush pushes to (every open session), told with each push so the receivers
     // relay it only to the peers of theirs that are not on that list.
-    const open = [...this.#sessions.values()].filter((session) => session.isOpen).slice(0, MAX_ALSO_PEERS);
-    const also = Buffer.concat(open.map((session) => session.tag));
+    const also = this.#openTags();
     if (this.#pushedTo.size + dirty.length > MAX_COVERED) this.#pushedTo.clear();
     const { store } = this.#init;
     for (const docId of dirty) {
       const digest = store.digest(docId);
       if (digest !== undefined && also.length > 0) this.#pushedTo.set(docId, { digest, also });
       else this.#pushedTo.delete(docId);
-        }
-        for (const session of this.#sessions.values()) session.push(dirty);
-        for (const docId of dirty) this.#covered.delete(docId);
+    }
+    for (const session of this.#sessions.values()) session.push(dirty);
+    for (const docId of dirty) this.#covered.delete(docId);
   }
 
   #onInbound(stream: FrameStream): void {
@@ -495,6 +510,11 @@ class PushQueue {
     this.#clock = clock;
     this.#delayMs = delayMs;
     this.#push = push;
+  }
+
+  /** Whether `docId` waits for this queue's next push. */
+  has(docId: DocId): boolean {
+    return this.#pending.has(docId);
   }
 
   add(docId: DocId): void {
