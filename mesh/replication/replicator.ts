@@ -99,6 +99,13 @@ const FETCH_WAIT_MS = 2_000;
  * by the node they came from) before it tells the peer which versions it holds, in one `have`.
  */
 export const HAVE_DELAY_MS = 1_000;
+/**
+ * How long a session waits before it acknowledges changes that left it holding exactly what the
+ * peer holds (a sync message that only names its new heads): changes the peer pushes meanwhile are
+ * acknowledged by the same message. Anything else this node sends about the document acknowledges
+ * them too.
+ */
+export const ACK_DELAY_MS = 100;
 /** Documents remembered as held exactly as a peer pushed them (with the peers it pushed them to), until the next flush. */
 const MAX_COVERED = 10_000;
 /** Documents pushed in batches (event buckets), and how long a batch gathers changes. */
@@ -586,6 +593,9 @@ class Session {
   /** Documents whose sync this session started afresh on the peer's word (`have`, `entries`), until the peer next syncs them. */
   readonly #freshStarts = new Set<DocId>();
   #haveTimer: TimerId | undefined;
+  /** Documents whose received changes this session is still to acknowledge (see {@link ACK_DELAY_MS}). */
+  readonly #acksDue = new Set<DocId>();
+  #ackTimer: TimerId | undefined;
 
   readonly #sealVerifier: SealVerifier;
 
@@ -676,6 +686,9 @@ class Session {
     this.#freshStarts.clear();
     if (this.#haveTimer !== undefined) this.#init.clock.clearTimeout(this.#haveTimer);
     this.#haveTimer = undefined;
+    if (this.#ackTimer !== undefined) this.#init.clock.clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#acksDue.clear();
     this.#releaseReader();
     this.#owner.sessionClosed(this.peer, this);
   }
@@ -977,7 +990,29 @@ class Session {
     if (!waits) this.#dropWaiting(id);
     if (overflow) return this.#startOver(id, 'changes received from the peer wait for too many missing ones; asking the peer for a full copy');
     if (this.#stalled(id)) return;
-    this.#sendSync(id);
+    // Holding exactly what the peer holds, the answer could only name these heads: it waits a
+    // little, so that changes the peer pushes next are acknowledged by the same message.
+    if (!waits && decoded.changes.length > 0 && this.#init.store.digest(id) === theirs) this.#ackSoon(id);
+    else this.#sendSync(id);
+  }
+
+  /** Acknowledges the received changes of `docId` within {@link ACK_DELAY_MS}, unless a message about it goes first. */
+  #ackSoon(id: DocId): void {
+    if (this.#acksDue.size >= MAX_DOCS_PER_SESSION) {
+      this.#sendSync(id);
+      return;
+    }
+    this.#acksDue.add(id);
+    if (this.#ackTimer !== undefined) return;
+    this.#ackTimer = this.#init.clock.setTimeout(
+      guarded(this.#init.log, 'acknowledging changes', () => {
+        this.#ackTimer = undefined;
+        const due = [...this.#acksDue].sort();
+        this.#acksDue.clear();
+        for (const docId of due) this.#sendSync(docId);
+      }),
+      ACK_DELAY_MS,
+    );
   }
 
   #notePeerHolds(id: DocId, digest: string): void {
@@ -1213,6 +1248,8 @@ class Session {
   /** Sends the document's next sync message, if Automerge has one; true when one was sent. */
   #sendSync(docId: DocId): boolean {
     if (this.#closed) return false;
+    // Whatever this sends (or finds nothing to send) answers what the peer is owed an acknowledgement of.
+    this.#acksDue.delete(docId);
     // A document we do not hold yet, but that the peer is syncing with us, is answered from an
     // empty document: that answer is what asks the peer for its changes.
     const held = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) && this.#init.acceptsDocument?.(docId) !== false ? this.#init.store.empty() : undefined);
