@@ -107,6 +107,24 @@ interface Entry {
   queue: Promise<void>;
   /** Durable local changes held in memory whose listeners are not told yet (they are being stored). */
   unannounced: number;
+  /** Writes waiting for the one under way to finish: they are stored together, in one batch. */
+  gathering: WriteBatch | undefined;
+}
+
+/** One change's records, waiting to be stored. */
+interface PendingWrite {
+  readonly seq: number;
+  readonly increment: Uint8Array;
+  /** A snapshot of the document as of this change (compaction), covering every increment before it. */
+  readonly snapshot: Uint8Array | undefined;
+  readonly durable: boolean;
+  readonly seals: readonly Seal[];
+}
+
+/** Writes of one document stored in one storage batch (settles when that batch does). */
+interface WriteBatch {
+  readonly writes: PendingWrite[];
+  done: Promise<void>;
 }
 
 /** A document's stored records as one byte string (what identifies them to an interner). */
@@ -243,6 +261,7 @@ export class DocStore {
         seals: new Map(),
         queue: Promise.resolve(),
         unannounced: 0,
+        gathering: undefined,
       });
     } catch (error) {
       if (error instanceof SchemaTooNewError) {
@@ -465,6 +484,7 @@ export class DocStore {
         seals: new Map(),
         queue: Promise.resolve(),
         unannounced: 0,
+        gathering: undefined,
       };
       if (!this.#entries.has(docId)) this.#sortedIds = undefined;
       this.#entries.set(docId, entry);
@@ -501,8 +521,7 @@ export class DocStore {
       entry.incrementCount = 0;
       entry.incrementBytes = 0;
     }
-    const written = entry.queue.then(() => this.#persist(docId, entry, seq, increment, snapshot, durable, seals));
-    entry.queue = written.catch((error: unknown) => this.#writeFailed(docId, entry, error));
+    const written = this.#enqueue(docId, entry, { seq, increment, snapshot, durable, seals });
     this.#version++;
     if (durable && origin === 'local') {
       // Listeners hear of a durable change once it is on disk (before change() resolves): no peer
@@ -521,34 +540,55 @@ export class DocStore {
     await written;
   }
 
-  async #persist(
-    docId: DocId,
-    entry: Entry,
-    seq: number,
-    increment: Uint8Array,
-    given: Uint8Array | undefined,
-    durable: boolean,
-    seals: readonly Seal[],
-  ): Promise<void> {
+  /**
+   * Queues a change's records. While a write of the document is under way, the changes made
+   * meanwhile gather and are then stored together, in one batch (one fsync if any of them is
+   * durable): each is acknowledged when that batch is stored, and their listeners hear of them in
+   * one tick, so replication pushes them in one message. A pools owner recording claims made at
+   * once, and its own claim as a member behind them, waited for one fsync each, in turn.
+   */
+  #enqueue(docId: DocId, entry: Entry, write: PendingWrite): Promise<void> {
+    const open = entry.gathering;
+    if (open !== undefined) {
+      open.writes.push(write);
+      return open.done;
+    }
+    const batch: WriteBatch = { writes: [write], done: Promise.resolve() };
+    entry.gathering = batch;
+    batch.done = entry.queue.then(() => {
+      // From here on, changes gather for the next batch.
+      if (entry.gathering === batch) entry.gathering = undefined;
+      return this.#persist(docId, entry, batch.writes);
+    });
+    entry.queue = batch.done.catch((error: unknown) => this.#writeFailed(docId, entry, error));
+    return batch.done;
+  }
+
+  async #persist(docId: DocId, entry: Entry, writes: readonly PendingWrite[]): Promise<void> {
     const { storage } = this.#init;
     const recovering = entry.forceSnapshot;
-    // After a failed write, save the whole held document: it covers the lost increment too.
-    const snapshot = recovering ? A.save(entry.doc) : given;
-    const ops: StorageOp[] = [{ type: 'put', key: ['doc', docId, 'inc', seqKey(seq)], value: sealRecord(increment) }];
+    // After a failed write, save the whole held document: it covers the lost increment too, and
+    // every change of this batch. Else the batch's last snapshot (compaction) covers the
+    // increments before it, stored or in this batch.
+    let from = 0;
+    for (let i = 0; i < writes.length; i++) if (writes[i]!.snapshot !== undefined) from = i;
+    const snapshot = recovering ? A.save(entry.doc) : writes[from]!.snapshot;
+    const ops: StorageOp[] = [];
     if (snapshot !== undefined) {
-      // The snapshot covers every increment up to this one; drop them in the same batch.
-      ops.length = 0;
+      // The snapshot covers every increment up to its change; drop the stored ones in the same batch.
       ops.push({ type: 'put', key: ['doc', docId, 'snap'], value: sealRecord(snapshot) });
       for (const { key } of await storage.range(['doc', docId, 'inc'])) ops.push({ type: 'delete', key });
     }
-    for (const seal of seals) {
+    const increments = recovering ? [] : writes.slice(snapshot === undefined ? 0 : from + 1);
+    for (const write of increments) ops.push({ type: 'put', key: ['doc', docId, 'inc', seqKey(write.seq)], value: sealRecord(write.increment) });
+    for (const seal of writes.flatMap((write) => write.seals)) {
       ops.push({
         type: 'put',
         key: ['seal', docId, toBase64Url(seal.signer)],
         value: sealRecord(encodeCbor({ heads: seal.heads, signer: seal.signer, signature: seal.signature })),
       });
     }
-    await storage.batch(ops, { sync: durable || recovering });
+    await storage.batch(ops, { sync: recovering || writes.some((write) => write.durable) });
     if (recovering) {
       entry.forceSnapshot = false;
       entry.snapshotBytes = snapshot!.length;
