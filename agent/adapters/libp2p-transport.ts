@@ -8,6 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
+import { Socket } from 'node:net';
 import { type Libp2p, createLibp2p } from 'libp2p';
 import {
   type AccessPolicy,
@@ -54,6 +55,35 @@ export function sendYamuxWindowUpdatesAtHalf(): void {
     original.call(this);
   };
   prototype.powernodeHalfWindow = true;
+}
+
+/**
+ * One socket write per tick instead of one per buffer: @libp2p/tcp 11 writes each chunk of what a
+ * connection sends on its own (`socket.write` per buffer), and a Noise message is three or four
+ * of them (length, encrypted header, body, tag) — every sync or actor message was three or four
+ * write syscalls, each a TCP segment that wakes the reader (on a loaded machine each wake-up
+ * often preempted the writer). The socket is corked for the rest of the tick and uncorked on the
+ * next one, so everything a node sends a peer in one tick leaves in one `writev`. Back-pressure is
+ * unchanged: `write` still answers false past the high-water mark and 'drain' follows the flush.
+ * Patched on the class of the first TCP connection seen (it is not exported), once per process;
+ * test/ports/ports.test.ts counts the writes. Check it when upgrading @libp2p/tcp.
+ */
+export function coalesceSocketWrites(connection: Connection): void {
+  type SocketConnection = { socket?: unknown; sendData(data: Iterable<Uint8Array>): unknown; powernodeCorked?: true };
+  const maConn = (connection as unknown as { maConn?: SocketConnection }).maConn;
+  if (maConn === undefined || !(maConn.socket instanceof Socket)) return;
+  const prototype = Object.getPrototypeOf(maConn) as SocketConnection;
+  if (prototype.powernodeCorked === true || typeof prototype.sendData !== 'function') return;
+  const original = prototype.sendData;
+  prototype.sendData = function (this: SocketConnection, data: Iterable<Uint8Array>): unknown {
+    const socket = this.socket as Socket;
+    if (!socket.writableCorked && !socket.destroyed) {
+      socket.cork();
+      process.nextTick(() => socket.uncork());
+    }
+    return original.call(this, data);
+  };
+  prototype.powernodeCorked = true;
 }
 
 const DEFAULT_MAX_CONNECTIONS = 128;
@@ -131,6 +161,7 @@ export class Libp2pTransport implements Transport {
     this.localPeer = node.peerId.toString() as PeerId;
     node.addEventListener('peer:connect', (event) => this.#events['peer:connect'].emit(event.detail.toString() as PeerId));
     node.addEventListener('peer:disconnect', (event) => this.#events['peer:disconnect'].emit(event.detail.toString() as PeerId));
+    node.addEventListener('connection:open', (event) => coalesceSocketWrites(event.detail));
   }
 
   static async create(init: Libp2pTransportInit): Promise<Libp2pTransport> {

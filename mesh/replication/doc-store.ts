@@ -109,6 +109,26 @@ interface Entry {
    */
   seals: Seal | Map<string, Seal> | undefined;
   queue: Promise<void>;
+  /** Durable local changes held in memory whose listeners are not told yet (they are being stored). */
+  unannounced: number;
+  /** Writes waiting for the one under way to finish: they are stored together, in one batch. */
+  gathering: WriteBatch | undefined;
+}
+
+/** One change's records, waiting to be stored. */
+interface PendingWrite {
+  readonly seq: number;
+  readonly increment: Uint8Array;
+  /** A snapshot of the document as of this change (compaction), covering every increment before it. */
+  readonly snapshot: Uint8Array | undefined;
+  readonly durable: boolean;
+  readonly seals: readonly Seal[];
+}
+
+/** Writes of one document stored in one storage batch (settles when that batch does). */
+interface WriteBatch {
+  readonly writes: PendingWrite[];
+  done: Promise<void>;
 }
 
 /** A document's stored records as one byte string (what identifies them to an interner). */
@@ -254,6 +274,8 @@ export class DocStore {
         forceSnapshot: false,
         seals: undefined,
         queue: SETTLED,
+        unannounced: 0,
+        gathering: undefined,
       });
     } catch (error) {
       if (error instanceof SchemaTooNewError) {
@@ -344,6 +366,14 @@ export class DocStore {
   /** True for a document kept untouched because a newer release wrote it (schema too new). */
   isLocked(docId: string): boolean {
     return this.#problems.get(docId)?.problem === 'schema-too-new';
+  }
+
+  /**
+   * True while a durable local change of `docId` is held in memory but still being stored: its
+   * listeners hear of it once it is on disk (the replicator pushes it then).
+   */
+  announcing(docId: DocId): boolean {
+    return (this.#entries.get(docId)?.unannounced ?? 0) > 0;
   }
 
   onChanged(listener: (event: DocChanged) => void): () => void {
@@ -468,6 +498,8 @@ export class DocStore {
         interned: false,
         seals: undefined,
         queue: SETTLED,
+        unannounced: 0,
+        gathering: undefined,
       };
       if (!this.#entries.has(docId)) this.#sortedIds = undefined;
       this.#entries.set(docId, entry);
@@ -504,15 +536,18 @@ export class DocStore {
       entry.incrementCount = 0;
       entry.incrementBytes = 0;
     }
-    const written = entry.queue.then(() => this.#persist(docId, entry, seq, increment, snapshot, durable, seals));
-    entry.queue = written.catch((error: unknown) => this.#writeFailed(docId, entry, error));
+    const written = this.#enqueue(docId, entry, { seq, increment, snapshot, durable, seals });
     this.#version++;
     if (durable && origin === 'local') {
       // Listeners hear of a durable change once it is on disk (before change() resolves): no peer
       // is pushed a change this node could still lose (a pool member's claim, a promise), and
       // their work — replication pushes, caches, the console's fan-out — does not run while the
       // caller waits for the write. Readers see it at once all the same (get, version).
-      const notify = (): void => this.#emit({ docId, origin });
+      entry.unannounced++;
+      const notify = (): void => {
+        entry.unannounced--;
+        this.#emit({ docId, origin });
+      };
       void written.then(notify, notify);
     } else {
       this.#emit({ docId, origin });
@@ -520,34 +555,55 @@ export class DocStore {
     await written;
   }
 
-  async #persist(
-    docId: DocId,
-    entry: Entry,
-    seq: number,
-    increment: Uint8Array,
-    given: Uint8Array | undefined,
-    durable: boolean,
-    seals: readonly Seal[],
-  ): Promise<void> {
+  /**
+   * Queues a change's records. While a write of the document is under way, the changes made
+   * meanwhile gather and are then stored together, in one batch (one fsync if any of them is
+   * durable): each is acknowledged when that batch is stored, and their listeners hear of them in
+   * one tick, so replication pushes them in one message. A pools owner recording claims made at
+   * once, and its own claim as a member behind them, waited for one fsync each, in turn.
+   */
+  #enqueue(docId: DocId, entry: Entry, write: PendingWrite): Promise<void> {
+    const open = entry.gathering;
+    if (open !== undefined) {
+      open.writes.push(write);
+      return open.done;
+    }
+    const batch: WriteBatch = { writes: [write], done: Promise.resolve() };
+    entry.gathering = batch;
+    batch.done = entry.queue.then(() => {
+      // From here on, changes gather for the next batch.
+      if (entry.gathering === batch) entry.gathering = undefined;
+      return this.#persist(docId, entry, batch.writes);
+    });
+    entry.queue = batch.done.catch((error: unknown) => this.#writeFailed(docId, entry, error));
+    return batch.done;
+  }
+
+  async #persist(docId: DocId, entry: Entry, writes: readonly PendingWrite[]): Promise<void> {
     const { storage } = this.#init;
     const recovering = entry.forceSnapshot;
-    // After a failed write, save the whole held document: it covers the lost increment too.
-    const snapshot = recovering ? A.save(entry.doc) : given;
-    const ops: StorageOp[] = [{ type: 'put', key: ['doc', docId, 'inc', seqKey(seq)], value: sealRecord(increment) }];
+    // After a failed write, save the whole held document: it covers the lost increment too, and
+    // every change of this batch. Else the batch's last snapshot (compaction) covers the
+    // increments before it, stored or in this batch.
+    let from = 0;
+    for (let i = 0; i < writes.length; i++) if (writes[i]!.snapshot !== undefined) from = i;
+    const snapshot = recovering ? A.save(entry.doc) : writes[from]!.snapshot;
+    const ops: StorageOp[] = [];
     if (snapshot !== undefined) {
-      // The snapshot covers every increment up to this one; drop them in the same batch.
-      ops.length = 0;
+      // The snapshot covers every increment up to its change; drop the stored ones in the same batch.
       ops.push({ type: 'put', key: ['doc', docId, 'snap'], value: sealRecord(snapshot) });
       for (const { key } of await storage.range(['doc', docId, 'inc'])) ops.push({ type: 'delete', key });
     }
-    for (const seal of seals) {
+    const increments = recovering ? [] : writes.slice(snapshot === undefined ? 0 : from + 1);
+    for (const write of increments) ops.push({ type: 'put', key: ['doc', docId, 'inc', seqKey(write.seq)], value: sealRecord(write.increment) });
+    for (const seal of writes.flatMap((write) => write.seals)) {
       ops.push({
         type: 'put',
         key: ['seal', docId, toBase64Url(seal.signer)],
         value: sealRecord(encodeCbor({ heads: seal.heads, signer: seal.signer, signature: seal.signature })),
       });
     }
-    await storage.batch(ops, { sync: durable || recovering });
+    await storage.batch(ops, { sync: recovering || writes.some((write) => write.durable) });
     if (recovering) {
       entry.forceSnapshot = false;
       entry.snapshotBytes = snapshot!.length;

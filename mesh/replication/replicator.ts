@@ -99,6 +99,13 @@ const FETCH_WAIT_MS = 2_000;
  * by the node they came from) before it tells the peer which versions it holds, in one `have`.
  */
 export const HAVE_DELAY_MS = 1_000;
+/**
+ * How long a session waits before it acknowledges changes that left it holding exactly what the
+ * peer holds (a sync message that only names its new heads): changes the peer pushes meanwhile are
+ * acknowledged by the same message. Anything else this node sends about the document acknowledges
+ * them too.
+ */
+export const ACK_DELAY_MS = 100;
 /** Documents remembered as held exactly as a peer pushed them (with the peers it pushed them to), until the next flush. */
 const MAX_COVERED = 10_000;
 /** Documents pushed in batches (event buckets), and how long a batch gathers changes. */
@@ -342,10 +349,26 @@ export class Replicator {
     this.#covered.set(docId, { digest, tags });
   }
 
-  /** @internal The peers this node's last flush pushed `docId` at `digest` to (tags), if that is the version it holds. */
+  /**
+   * @internal The peers a sync message about `docId` at `digest` (the version held) may name as
+   * pushed to: those this node's last flush pushed that version to; or, for a version whose push
+   * is still due (queued for the next flush, or a durable local change being stored), every open
+   * session, which that flush pushes it (or a later version) to. Without the second case, an
+   * answer sent before the flush — an acknowledgement of the previous version arriving while a
+   * new change waits for its push — carried the new change unnamed, and its receiver relayed it
+   * to every peer of its own, which the flush then reached anyway.
+   */
   pushedTo(docId: DocId, digest: string | undefined): Uint8Array | undefined {
     const pushed = this.#pushedTo.get(docId);
-    return pushed !== undefined && pushed.digest === digest ? pushed.also : undefined;
+    if (pushed !== undefined && pushed.digest === digest) return pushed.also;
+    if (digest === undefined || !(this.#pushes.has(docId) || this.#eventPushes.has(docId) || this.#init.store.announcing(docId))) return undefined;
+    const also = this.#openTags();
+    return also.length === 0 ? undefined : also;
+  }
+
+  /** The tags of the open sessions (at most {@link MAX_ALSO_PEERS}): whom a flush pushes to. */
+  #openTags(): Uint8Array {
+    return Buffer.concat([...this.#sessions.values()].filter((session) => session.isOpen).slice(0, MAX_ALSO_PEERS).map((session) => session.tag));
   }
 
   /** @internal Whether the peer tagged `tag` was pushed `docId` at `digest` by the node this one has it from. */
@@ -451,17 +474,16 @@ export class Replicator {
   #flush(dirty: readonly DocId[]): void {
     // Whom this flush pushes to (every open session), told with each push so the receivers
     // relay it only to the peers of theirs that are not on that list.
-    const open = [...this.#sessions.values()].filter((session) => session.isOpen).slice(0, MAX_ALSO_PEERS);
-    const also = Buffer.concat(open.map((session) => session.tag));
+    const also = this.#openTags();
     if (this.#pushedTo.size + dirty.length > MAX_COVERED) this.#pushedTo.clear();
     const { store } = this.#init;
     for (const docId of dirty) {
       const digest = store.digest(docId);
       if (digest !== undefined && also.length > 0) this.#pushedTo.set(docId, { digest, also });
       else this.#pushedTo.delete(docId);
-        }
-        for (const session of this.#sessions.values()) session.push(dirty);
-        for (const docId of dirty) this.#covered.delete(docId);
+    }
+    for (const session of this.#sessions.values()) session.push(dirty);
+    for (const docId of dirty) this.#covered.delete(docId);
   }
 
   #onInbound(stream: FrameStream): void {
@@ -495,6 +517,11 @@ class PushQueue {
     this.#clock = clock;
     this.#delayMs = delayMs;
     this.#push = push;
+  }
+
+  /** Whether `docId` waits for this queue's next push. */
+  has(docId: DocId): boolean {
+    return this.#pending.has(docId);
   }
 
   add(docId: DocId): void {
@@ -566,6 +593,9 @@ class Session {
   /** Documents whose sync this session started afresh on the peer's word (`have`, `entries`), until the peer next syncs them. */
   readonly #freshStarts = new Set<DocId>();
   #haveTimer: TimerId | undefined;
+  /** Documents whose received changes this session is still to acknowledge (see {@link ACK_DELAY_MS}). */
+  readonly #acksDue = new Set<DocId>();
+  #ackTimer: TimerId | undefined;
 
   readonly #sealVerifier: SealVerifier;
 
@@ -656,6 +686,9 @@ class Session {
     this.#freshStarts.clear();
     if (this.#haveTimer !== undefined) this.#init.clock.clearTimeout(this.#haveTimer);
     this.#haveTimer = undefined;
+    if (this.#ackTimer !== undefined) this.#init.clock.clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#acksDue.clear();
     this.#releaseReader();
     this.#owner.sessionClosed(this.peer, this);
   }
@@ -957,7 +990,29 @@ class Session {
     if (!waits) this.#dropWaiting(id);
     if (overflow) return this.#startOver(id, 'changes received from the peer wait for too many missing ones; asking the peer for a full copy');
     if (this.#stalled(id)) return;
-    this.#sendSync(id);
+    // Holding exactly what the peer holds, the answer could only name these heads: it waits a
+    // little, so that changes the peer pushes next are acknowledged by the same message.
+    if (!waits && decoded.changes.length > 0 && this.#init.store.digest(id) === theirs) this.#ackSoon(id);
+    else this.#sendSync(id);
+  }
+
+  /** Acknowledges the received changes of `docId` within {@link ACK_DELAY_MS}, unless a message about it goes first. */
+  #ackSoon(id: DocId): void {
+    if (this.#acksDue.size >= MAX_DOCS_PER_SESSION) {
+      this.#sendSync(id);
+      return;
+    }
+    this.#acksDue.add(id);
+    if (this.#ackTimer !== undefined) return;
+    this.#ackTimer = this.#init.clock.setTimeout(
+      guarded(this.#init.log, 'acknowledging changes', () => {
+        this.#ackTimer = undefined;
+        const due = [...this.#acksDue].sort();
+        this.#acksDue.clear();
+        for (const docId of due) this.#sendSync(docId);
+      }),
+      ACK_DELAY_MS,
+    );
   }
 
   #notePeerHolds(id: DocId, digest: string): void {
@@ -1193,6 +1248,8 @@ class Session {
   /** Sends the document's next sync message, if Automerge has one; true when one was sent. */
   #sendSync(docId: DocId): boolean {
     if (this.#closed) return false;
+    // Whatever this sends (or finds nothing to send) answers what the peer is owed an acknowledgement of.
+    this.#acksDue.delete(docId);
     // A document we do not hold yet, but that the peer is syncing with us, is answered from an
     // empty document: that answer is what asks the peer for its changes.
     const held = this.#init.store.get(docId) ?? (this.#syncStates.has(docId) && this.#init.acceptsDocument?.(docId) !== false ? this.#init.store.empty() : undefined);

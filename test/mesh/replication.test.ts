@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge';
 import { describe, expect, it } from 'vitest';
 import { type DocId, FLEET_DOC_ID, eventsDocId, nodeDocId, readFleet, readNodeState, toPlain } from '../../crdt-schema/index.ts';
-import { EVENT_PUSH_BATCH_MS, HAVE_DELAY_MS, MemoryStorage, type PeerId, type SyncMessage, actorPrefixFor, decodeMessage, encodeFrame, encodeMessage, neighbourScore, sameHeadsReceived, signSeal, syncProtocol } from '../../mesh/index.ts';
+import { ACK_DELAY_MS, EVENT_PUSH_BATCH_MS, HAVE_DELAY_MS, MemoryStorage, type PeerId, type SyncMessage, actorPrefixFor, decodeMessage, encodeFrame, encodeMessage, neighbourScore, sameHeadsReceived, signSeal, syncProtocol } from '../../mesh/index.ts';
 import { bucketOf } from '../../mesh/replication/summary.ts';
 import { FLEET_ID, MiniFleet, type MiniNode, fakePeerId, testIdentity, writeAsNode } from '../helpers/mini-fleet.ts';
 
@@ -409,6 +409,45 @@ describe('replication: hinted relays', () => {
     // Both changes in one message to each peer (a snapshot: the peers did not hold the bucket).
     expect(sent.filter((m) => m.from === 0 && (m.type === 'sync' || m.type === 'snapshot')).length).toBeLessThanOrEqual(4);
     expect(sent.filter((m) => m.from === 0 && m.type === 'snapshot')).toHaveLength(2);
+  });
+
+  it('names the peers a change still waiting for its push will reach, when an answer carries it first, so no receiver relays it', async () => {
+    const { fleet, nodes, sent } = await fullMesh(4);
+    const bucket = eventsDocId(nodes[0]!.peer, 'low', fleet.clock.now());
+    const write = (key: string) =>
+      nodes[0]!.store.change<Loose>(bucket, (d) => {
+        d['schema'] = 1;
+        d[key] = 1;
+      }, { signer: testIdentity(0) });
+    // Every peer holds the bucket (its first copy comes as a snapshot).
+    await write('zero');
+    await fleet.until(() => nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket)));
+    await fleet.run(2 * HAVE_DELAY_MS);
+    // 'first' is pushed EVENT_PUSH_BATCH_MS after it is written and acknowledged ACK_DELAY_MS
+    // later; 'second' is written in between, so its own push is still due when those
+    // acknowledgements arrive, and the answers to them carry it.
+    await write('first');
+    await fleet.run(EVENT_PUSH_BATCH_MS + ACK_DELAY_MS / 2);
+    expect(nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket))).toBe(true);
+    sent.length = 0;
+    await write('second');
+    await fleet.until(() => nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket)));
+    await fleet.run(2 * HAVE_DELAY_MS);
+    expect(sent.filter((m) => m.from === 0 && m.changes).length).toBeGreaterThan(0);
+    // No receiver sent the change on to another (before, each relayed it to the two others).
+    expect(sent.filter((m) => m.from !== 0 && m.to !== nodes[0]!.peer && m.changes)).toEqual([]);
+  });
+
+  it('acknowledges changes pushed within ACK_DELAY_MS of each other with one message', async () => {
+    const { fleet, nodes, sent } = await fullMesh(3);
+    await relabel(nodes[0]!, 'first');
+    await fleet.run(ACK_DELAY_MS / 4);
+    await relabel(nodes[0]!, 'second');
+    await fleet.until(() => nodes.every((_, i) => labelOf(fleet, i, 'member-0') === 'second'));
+    await fleet.run(2 * ACK_DELAY_MS);
+    expect(sent.filter((m) => m.from === 0 && m.changes)).toHaveLength(4);
+    // One acknowledgement from each peer, not one a push.
+    for (const peer of [1, 2]) expect(sent.filter((m) => m.from === peer && m.to === nodes[0]!.peer && m.type === 'sync')).toHaveLength(1);
   });
 
   it('answers a peer repeating that it holds another version of a document with one fresh sync, not one each time', async () => {

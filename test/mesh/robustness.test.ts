@@ -60,6 +60,36 @@ describe('document store', () => {
   });
 });
 
+describe('document store: writes made while one is under way', () => {
+  it('stores the changes made during a write in one batch after it, acknowledging each once stored, and loads them all', async () => {
+    const storage = new HeldStorage();
+    const batches: Array<{ ops: number; sync: boolean }> = [];
+    const batch = storage.batch.bind(storage);
+    storage.batch = async (ops, options) => {
+      batches.push({ ops: ops.length, sync: options?.sync === true });
+      return batch(ops, options);
+    };
+    // Compaction after every 3 increments, so one falls inside the gathered batch.
+    const store = await DocStore.open({ storage, clock: new MiniFleet().clock, actorId: ACTOR, log: new MemoryLogger(), compactAfterIncrements: 3 });
+    const stored: string[] = [];
+    storage.holding = true;
+    const first = store.change<Loose>(FLEET_DOC_ID, (d) => void (d['schema'] = 1), { durable: true }).then(() => stored.push('first'));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const rest = ['a', 'b', 'c', 'd'].map((key, i) =>
+      store.change<Loose>(FLEET_DOC_ID, (d) => void (d[key] = i), { durable: key === 'b' }).then(() => stored.push(key)),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(stored).toEqual([]);
+    storage.release();
+    await Promise.all([first, ...rest]);
+    expect(stored).toEqual(['first', 'a', 'b', 'c', 'd']);
+    // The first write alone, then the four changes made meanwhile in one synced batch.
+    expect(batches.map((b) => b.sync)).toEqual([true, true]);
+    expect(toPlain((await openStore(storage)).get(FLEET_DOC_ID))).toEqual({ schema: 1, a: 0, b: 1, c: 2, d: 3 });
+    expect(await storage.range(['doc', FLEET_DOC_ID, 'inc'])).toHaveLength(2);
+  });
+});
+
 describe('document store: change listeners', () => {
   it('tells listeners of a durable local change once it is stored (so no peer is pushed what could be lost), of any other change at once', async () => {
     const storage = new HeldStorage();

@@ -191,6 +191,60 @@ describe('Libp2pTransport: Yamux flow control', () => {
   });
 });
 
+describe('Libp2pTransport: socket writes', () => {
+  it('writes each message in one socket write (not one per Noise chunk), and what one tick sends in one', async () => {
+    const { Socket } = await import('node:net');
+    const prototype = Socket.prototype as unknown as { _write(...args: unknown[]): unknown; _writev(...args: unknown[]): unknown };
+    const [write, writev] = [prototype._write, prototype._writev];
+    let writes = 0;
+    prototype._write = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return write.apply(this, args);
+    };
+    prototype._writev = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return writev.apply(this, args);
+    };
+    const create = async () => Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], fleetId: 'test' });
+    const [a, b] = await Promise.all([create(), create()]);
+    try {
+      const received: number[] = [];
+      b.handle('/test/writes/1', (stream) => void (async () => {
+        for await (const frame of stream) received.push(frame[0]!);
+      })(), { maxFrameBytes: 1024 * 1024 });
+      await a.dial(b.localPeer, b.listenAddresses());
+      const stream = await a.openStream(b.localPeer, '/test/writes/1', { maxFrameBytes: 1024 * 1024 });
+      await stream.send(new Uint8Array(1_500).fill(255));
+      const arrived = async (count: number): Promise<void> => {
+        const deadline = Date.now() + 5_000;
+        while (received.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      };
+      await arrived(1);
+      // 100 messages, each sent on its own tick: a Noise message is 3-4 buffers, once a write each.
+      writes = 0;
+      for (let i = 0; i < 100; i++) {
+        await stream.send(new Uint8Array(1_500).fill(i));
+        await new Promise((r) => setImmediate(r));
+      }
+      await arrived(101);
+      const spaced = writes;
+      // 100 more in one tick.
+      writes = 0;
+      await Promise.all(Array.from({ length: 100 }, (_, i) => stream.send(new Uint8Array(1_500).fill(100 + i))));
+      await arrived(201);
+      const together = writes;
+      expect(received).toEqual([255, ...Array.from({ length: 200 }, (_, i) => i)]);
+      // Both sides' writes are counted (the receiver's own frames, e.g. window updates, are few).
+      expect(spaced).toBeLessThan(150);
+      expect(together).toBeLessThan(30);
+    } finally {
+      prototype._write = write;
+      prototype._writev = writev;
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
 describe('Libp2pTransport: a reader that waits pushes back on the peer', () => {
   it('takes at most a window more off the connection while the reader holds a frame, and the rest once it reads on', async () => {
     const { YamuxStream } = await import('@chainsafe/libp2p-yamux/stream');
