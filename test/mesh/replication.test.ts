@@ -360,6 +360,14 @@ describe('replication: hinted relays', () => {
       ((d['members'] as Loose)['member-0'] as { labels: Loose }).labels['role'] = new A.ImmutableString(role);
     });
 
+  /** Sets `key` in the event bucket `bucket` as node `index` writes it (sealed by its key). */
+  const writeEvent = (node: MiniNode, index: number, bucket: DocId, key: string) =>
+    node.store.change<Loose>(bucket, (d) => {
+      d['schema'] = 1;
+      d[key] = 1;
+    }, { signer: testIdentity(index) });
+  const sameEverywhere = (nodes: readonly MiniNode[], docId: DocId) => nodes.every((n) => n.store.digest(docId) === nodes[0]!.store.digest(docId));
+
   it('does not relay a change to the peers its origin pushed it to, and tells them later what it holds', async () => {
     const { fleet, nodes, sent } = await fullMesh(5);
     const indexOf = (peer: PeerId) => nodes.findIndex((n) => n.peer === peer);
@@ -396,16 +404,12 @@ describe('replication: hinted relays', () => {
   it('pushes the changes an event bucket takes within EVENT_PUSH_BATCH_MS as one message per peer', async () => {
     const { fleet, nodes, sent } = await fullMesh(3);
     const bucket = eventsDocId(nodes[0]!.peer, 'low', fleet.clock.now());
-    const write = (key: string) =>
-      nodes[0]!.store.change<Loose>(bucket, (d) => {
-        d['schema'] = 1;
-        d[key] = 1;
-      }, { signer: testIdentity(0) });
+    const write = (key: string) => writeEvent(nodes[0]!, 0, bucket, key);
     await write('first');
     await fleet.run(EVENT_PUSH_BATCH_MS / 2);
     await write('second');
     expect(sent.filter((m) => m.from === 0)).toEqual([]);
-    await fleet.until(() => nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket)));
+    await fleet.until(() => sameEverywhere(nodes, bucket));
     // Both changes in one message to each peer (a snapshot: the peers did not hold the bucket).
     expect(sent.filter((m) => m.from === 0 && (m.type === 'sync' || m.type === 'snapshot')).length).toBeLessThanOrEqual(4);
     expect(sent.filter((m) => m.from === 0 && m.type === 'snapshot')).toHaveLength(2);
@@ -414,24 +418,20 @@ describe('replication: hinted relays', () => {
   it('names the peers a change still waiting for its push will reach, when an answer carries it first, so no receiver relays it', async () => {
     const { fleet, nodes, sent } = await fullMesh(4);
     const bucket = eventsDocId(nodes[0]!.peer, 'low', fleet.clock.now());
-    const write = (key: string) =>
-      nodes[0]!.store.change<Loose>(bucket, (d) => {
-        d['schema'] = 1;
-        d[key] = 1;
-      }, { signer: testIdentity(0) });
+    const write = (key: string) => writeEvent(nodes[0]!, 0, bucket, key);
     // Every peer holds the bucket (its first copy comes as a snapshot).
     await write('zero');
-    await fleet.until(() => nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket)));
+    await fleet.until(() => sameEverywhere(nodes, bucket));
     await fleet.run(2 * HAVE_DELAY_MS);
     // 'first' is pushed EVENT_PUSH_BATCH_MS after it is written and acknowledged ACK_DELAY_MS
     // later; 'second' is written in between, so its own push is still due when those
     // acknowledgements arrive, and the answers to them carry it.
     await write('first');
     await fleet.run(EVENT_PUSH_BATCH_MS + ACK_DELAY_MS / 2);
-    expect(nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket))).toBe(true);
+    expect(sameEverywhere(nodes, bucket)).toBe(true);
     sent.length = 0;
     await write('second');
-    await fleet.until(() => nodes.every((n) => n.store.digest(bucket) === nodes[0]!.store.digest(bucket)));
+    await fleet.until(() => sameEverywhere(nodes, bucket));
     await fleet.run(2 * HAVE_DELAY_MS);
     expect(sent.filter((m) => m.from === 0 && m.changes).length).toBeGreaterThan(0);
     // No receiver sent the change on to another (before, each relayed it to the two others).
