@@ -294,10 +294,11 @@ export class Swim {
     }
     for (const [peer, member] of this.#members) {
       if (members.has(peer)) continue;
-      // No longer a member (revoked): no longer probed or reported.
+      // No longer a member (revoked): no longer probed or reported, nor gossiped about.
       if (member.suspicion !== undefined) this.#init.clock.clearTimeout(member.suspicion.timer);
       this.#members.delete(peer);
       this.#gone.delete(peer);
+      this.#broadcasts.delete(peer);
     }
   }
 
@@ -478,14 +479,18 @@ export class Swim {
         }
         if (member.state === 'suspect' && u.incarnation === member.incarnation) this.#confirm(u.peer, member, from);
         else this.#suspect(u.peer, u.incarnation, from);
-      } else if (member.state !== 'dead' && member.state !== 'left' && u.incarnation >= member.incarnation) {
+      } else if (u.incarnation < member.incarnation) {
+        // A leave older than the incarnation held alive: the member came back (restarted) and
+        // the sender missed it; told the newer alive, it stops holding the member gone.
+        if (member.state === 'alive') this.#vouch(u.peer, member.incarnation);
+      } else if (member.state !== 'dead' && member.state !== 'left') {
         this.#set(u.peer, member, u.state, u.incarnation);
       }
     }
   }
 
   /**
-   * A suspicion (or death) of an incarnation older than the one this node holds alive: its
+   * A suspicion, death or leave of an incarnation older than the one this node holds alive: its
    * sender never heard the newer one. A member's first incarnation heard is not gossiped on
    * (see {@link Swim.#set}), so in a large fleet with bounded views many nodes hold members they
    * never heard from at incarnation 0, and the member refutes only a suspicion of its own

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, type MemberState, MemoryLogger, MemoryNetwork, type PeerId, PeerPenalties, SeededRandom, Swim } from '../../mesh/index.ts';
+import { ManualClock, type MemberState, MemoryLogger, MemoryNetwork, type PeerId, PeerPenalties, SeededRandom, Swim, exchange, swimProtocol } from '../../mesh/index.ts';
 import { settle, testIdentity } from '../helpers/mini-fleet.ts';
 
 /** N SWIM instances on one in-memory network and virtual clock. */
@@ -232,5 +232,63 @@ describe('SWIM failure detection', () => {
     expect(cluster.swims[0]!.member(two)!.incarnation).toBe(cluster.swims[1]!.member(two)!.incarnation);
     // Nobody else took node 2 for dead on node 0's word.
     expect(cluster.changes.filter((c) => c.observer !== 0 && c.state === 'dead')).toEqual([]);
+  });
+});
+
+describe('SWIM and the updates a peer sends it', () => {
+  /** Node 0 and node 1 probe each other; node 2 is a bare transport that speaks SWIM by hand. */
+  async function pair() {
+    const clock = new ManualClock();
+    const network = new MemoryNetwork();
+    const peers = [0, 1, 2].map((i) => testIdentity(i).peerId as PeerId);
+    let members: readonly PeerId[] = peers;
+    const swims = [0, 1].map(
+      (i) =>
+        new Swim({
+          transport: network.createTransport(peers[i]!),
+          clock,
+          random: new SeededRandom(i + 1),
+          log: new MemoryLogger(),
+          penalties: new PeerPenalties({ clock, onExceeded: () => {} }),
+          members: () => members,
+          isAdmitted: () => true,
+          view: () => [peers[1 - i]!],
+        }),
+    );
+    const raw = network.createTransport(peers[2]!);
+    for (const swim of swims) swim.start();
+    for (let t = 0; t < 2_000; t += 50) await clock.advanceAsync(50, settle);
+    let seq = 0;
+    /** A ping from node 2 to node 0 with `updates`; the updates node 0's ack carries. */
+    const ping = async (updates: Array<{ peer: string; state: MemberState; incarnation: number }>) => {
+      const answer = exchange(raw, clock, peers[0]!, swimProtocol, { type: 'ping', body: { seq: ++seq, inc: 1, updates } }, 1_000);
+      await clock.advanceAsync(10, settle);
+      const ack = await answer;
+      expect(ack?.type).toBe('ack');
+      return ack!.body.updates;
+    };
+    return { peers, swims, ping, revoke: (peer: PeerId) => (members = members.filter((p) => p !== peer)) };
+  }
+
+  it('answers a leave older than the incarnation it holds alive with that incarnation', async () => {
+    const { peers, swims, ping } = await pair();
+    const one = swims[0]!.member(peers[1]!)!;
+    expect(swims[0]!.heardFrom(peers[1]!)).toBe(true);
+    const updates = await ping([{ peer: peers[1]!, state: 'left', incarnation: one.incarnation - 1 }]);
+    expect(updates).toContainEqual({ peer: peers[1]!, state: 'alive', incarnation: one.incarnation });
+    expect(swims[0]!.member(peers[1]!)!.state).toBe('alive');
+  });
+
+  it('stops gossiping about a member once it is no longer one', async () => {
+    const { peers, swims, ping, revoke } = await pair();
+    const incarnation = swims[0]!.member(peers[1]!)!.incarnation;
+    // Node 0 suspects node 1 on node 2's word, and node 1 refutes: news about it is queued to spread.
+    await ping([{ peer: peers[1]!, state: 'suspect', incarnation }]);
+    expect(swims[0]!.member(peers[1]!)!.incarnation).toBeGreaterThan(incarnation);
+    revoke(peers[1]!);
+    swims[0]!.refreshMembers();
+    expect(swims[0]!.member(peers[1]!)).toBeUndefined();
+    const updates = await ping([]);
+    expect(updates.filter((u) => u.peer === peers[1])).toEqual([]);
   });
 });
