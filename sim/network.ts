@@ -350,11 +350,26 @@ export class SimTransport implements Transport {
    * past `timeoutMs` it is over (a frame still on its way is dropped). A peer that serves the
    * protocol on streams only is asked on a stream.
    */
-  async request(peer: PeerId, protocol: string, frame: Uint8Array, options: RequestOptions): Promise<Uint8Array | undefined> {
+  request(peer: PeerId, protocol: string, frame: Uint8Array, options: RequestOptions): Promise<Uint8Array | undefined> {
+    // Connected already (nearly always): no dial to wait for, and no promise but the request's.
+    if (this.#connections.has(peer)) {
+      try {
+        return this.#requestConnected(peer, protocol, frame, options, options.timeoutMs);
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    return this.#dialThenRequest(peer, protocol, frame, options);
+  }
+
+  async #dialThenRequest(peer: PeerId, protocol: string, frame: Uint8Array, options: RequestOptions): Promise<Uint8Array | undefined> {
     const startedAt = this.#network.clock.now();
-    // Connected already (nearly always): no dial to wait for.
-    if (!this.#connections.has(peer) && !(await this.#dialWithin(peer, options.timeoutMs))) return undefined;
-    const remainingMs = options.timeoutMs - (this.#network.clock.now() - startedAt);
+    if (!(await this.#dialWithin(peer, options.timeoutMs))) return undefined;
+    return this.#requestConnected(peer, protocol, frame, options, options.timeoutMs - (this.#network.clock.now() - startedAt));
+  }
+
+  /** {@link SimTransport.request} once connected, with `remainingMs` of its time left. */
+  #requestConnected(peer: PeerId, protocol: string, frame: Uint8Array, options: RequestOptions, remainingMs: number): Promise<Uint8Array | undefined> {
     const remote = this.#network.lookup(peer);
     const mine = this.#connections.get(peer);
     if (remote === undefined || mine === undefined) throw new PeerUnreachableError(`peer ${peer} is not reachable`);

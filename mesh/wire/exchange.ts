@@ -19,7 +19,7 @@ export class ExchangeAbortedError extends Error {
  * `clock`'s timer). Resolves undefined when nothing (connection included) came within
  * `timeoutMs`; throws on a refused or reset exchange or a malformed answer.
  */
-export async function exchange<M extends MessageShapes>(
+export function exchange<M extends MessageShapes>(
   transport: Transport,
   clock: Clock,
   peer: PeerId,
@@ -27,12 +27,19 @@ export async function exchange<M extends MessageShapes>(
   message: MessageOf<ProtocolDefinition<M>>,
   timeoutMs: number,
 ): Promise<MessageOf<ProtocolDefinition<M>> | undefined> {
-  const frame = encodeMessage(protocol, message);
-  const answer =
-    transport.request === undefined
-      ? await streamExchange(transport, clock, peer, protocol.id, frame, protocol, timeoutMs)
-      : await transport.request(peer, protocol.id, frame, { maxFrameBytes: protocol.maxFrameBytes, timeoutMs });
-  return answer === undefined ? undefined : decodeMessage(protocol, answer);
+  // Not an async function: every SWIM probe is one of these, and a promise chained on the
+  // transport's is one link fewer to settle than an async function awaiting it.
+  let answer: Promise<Uint8Array | undefined>;
+  try {
+    const frame = encodeMessage(protocol, message);
+    answer =
+      transport.request === undefined
+        ? streamExchange(transport, clock, peer, protocol.id, frame, protocol, timeoutMs)
+        : transport.request(peer, protocol.id, frame, { maxFrameBytes: protocol.maxFrameBytes, timeoutMs });
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+  return answer.then((frame) => (frame === undefined ? undefined : decodeMessage(protocol, frame)));
 }
 
 /**
