@@ -204,13 +204,28 @@ export async function main(argv: readonly string[]): Promise<number> {
   // The longest command name that matches: `module version publish`, `module put`, `up`.
   const name = [3, 2, 1].map((words) => argv.slice(0, words).join(' ')).find((candidate) => COMMANDS[candidate] !== undefined) ?? argv[0]!;
   const command = COMMANDS[name];
+  const rest = argv.slice(name.split(' ').length);
+  // `--help` or `-h` among a command's flags (not among the arguments of a task's command after `--`).
+  const flagsGiven = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (command !== undefined && (flagsGiven.includes('--help') || flagsGiven.includes('-h'))) {
+    process.stdout.write(`${usageOf(name)}\n`);
+    return 0;
+  }
   try {
     if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(argv.slice(0, 2).join(' '))}`);
-    const args = parseArgs(argv.slice(name.split(' ').length), command.spec);
+    const args = parseArgs(rest, command.spec);
     return await command.run(args);
   } catch (error) {
     return reportError(error);
   }
+}
+
+/** The usage lines of `command`'s group (`pool acquire`: every `pool …` line), under the usage header. */
+function usageOf(command: string): string {
+  const lines = USAGE.split('\n');
+  const group = command.split(' ')[0]!;
+  const own = lines.filter((line) => line.startsWith(`  ${group} `));
+  return own.length === 0 ? USAGE : [lines[0]!, '', ...own, '', lines.at(-1)!].join('\n');
 }
 
 /** Prints an error the way the CLI contract says: usage errors exit 2, refusals exit 1. */
@@ -325,7 +340,8 @@ function formatStatus(status: Record<string, unknown>): string {
   const lines = [`fleet ${String(status['fleetName'])} (${String(status['fleetId'])}), ${members.length} members`];
   for (const m of members) {
     const labels = Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(',');
-    lines.push(`  ${m.self ? '*' : ' '} ${m.peerId}  ${m.state.padEnd(11)} ${(m.hostname ?? '?').padEnd(16)} ${labels}`);
+    // The name it was admitted with (`token create --name`), else its host's.
+    lines.push(`  ${m.self ? '*' : ' '} ${m.peerId}  ${m.state.padEnd(11)} ${(m.name ?? m.hostname ?? '?').padEnd(16)} ${labels}`);
   }
   const singletons = (status['singletons'] ?? []) as Array<{ name: string; owner: string | null; epoch: number; since: number | null; active: boolean; ownerState: string | null }>;
   for (const s of singletons) {

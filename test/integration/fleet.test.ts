@@ -86,6 +86,9 @@ describe('a fleet of real node processes', () => {
     const json = await cli(['status', '--api', nodes[2]!.ready.api, '--key', operatorKey, '--json']);
     expect(json.code).toBe(0);
     expect((JSON.parse(json.stdout) as Status).self.peerId).toBe(target);
+    // Each member's line names it as it was started (`--name c`), with its labels.
+    const text = await cli(['status', '--api', nodes[0]!.ready.api, '--key', operatorKey]);
+    expect(text.stdout).toMatch(new RegExp(`${target}\\s+alive\\s+c\\s+role=gateway`));
   });
 
   it('stops cleanly on SIGTERM and restarts without --join, keeping its peer id', async () => {
@@ -169,6 +172,12 @@ describe('a fleet of real node processes', () => {
     expect((await cli(['label', 'set', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--node', 'x'])).code).toBe(2);
     expect((await cli(['token', 'create', '--api', nodes[0]!.ready.api, '--key', operatorKey, '--ttl', 'soon'])).code).toBe(2);
     expect((await cli(['fleet', 'explode'])).code).toBe(2);
+    // --help (or -h) prints the command's usage and succeeds.
+    const help = await cli(['token', 'create', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/token create --api URL --key KEYFILE/);
+    expect(help.stdout).not.toMatch(/pool acquire/);
+    expect((await cli(['pool', 'acquire', '-h'])).stdout).toMatch(/pool acquire NAME/);
     // --api as `node start --api` takes it (HOST:PORT) works too; anything else is wrong usage.
     const hostPort = new URL(nodes[0]!.ready.api).host;
     expect((await cli(['status', '--api', hostPort, '--key', operatorKey, '--json'])).code).toBe(0);
