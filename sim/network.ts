@@ -25,6 +25,7 @@ import {
   streamExchange,
 } from '../mesh/index.ts';
 import type { SimClock, SimTimer } from './clock.ts';
+import { copyOf } from './bytes.ts';
 
 /** How one direction of a link behaves. */
 export interface LinkConfig {
@@ -575,7 +576,7 @@ class SimRequest implements InFlight {
     // Sent a round trip after the first (the asker waited for an answer before it retried).
     const roundTrip = network.controlDelay(asker, server.localPeer);
     if (at === undefined || roundTrip === undefined) return;
-    const again = new Uint8Array(bytes);
+    const again = copyOf(bytes);
     network.clock.timer(server.owner, () => {
       if (!server.isConnected(asker)) return;
       registration.handler(asker, again).then(
@@ -622,7 +623,7 @@ class SimRequest implements InFlight {
   /** A copy of `frame` on its way from `from` to `to` (the link `out`), and when it arrives; undefined (and the exchange failed) when it is lost. */
   #carry(from: SimTransport, to: SimTransport, out: DirectionState, frame: Uint8Array): { bytes: Uint8Array; at: number } | undefined {
     const network = this.#network;
-    const bytes = new Uint8Array(frame);
+    const bytes = copyOf(frame);
     network.countFrame(this.#spec.protocol);
     const at = network.deliveryTime(from.localPeer, to.localPeer, bytes.length, out);
     if (at !== undefined) return { bytes, at };
@@ -693,7 +694,7 @@ class SimStream implements FrameStream {
   async send(frame: Uint8Array): Promise<void> {
     if (this.#writeClosed || this.#aborted) throw new StreamResetError('stream is closed for writing');
     const far = this.#far!;
-    const copy = new Uint8Array(frame);
+    const copy = copyOf(frame);
     this.#network.countFrame(this.protocol);
     const at = this.#network.deliveryTime(this.#local, this.remotePeer, copy.length, this.#direction);
     if (at === undefined) {

@@ -9,6 +9,7 @@ import {
   encodeStorageKey,
   prefixBounds,
 } from '../mesh/index.ts';
+import { copyOf } from './bytes.ts';
 
 /** How long an unsynced write stays in the operating system's cache before it reaches the disk. */
 const WRITEBACK_MS = 5_000;
@@ -204,17 +205,6 @@ export class SimStorage implements Storage {
   }
 }
 
-/**
- * A copy of `value` for a reader. Small ones go into Node's shared buffer pool (a plain
- * Uint8Array over it): a thousand nodes each reading two thousand records at start made two
- * million array buffers of their own, and their allocation and collection took a tenth of the
- * start-up. A reader sees its own bytes either way.
- */
-function copyOf(value: Uint8Array): Uint8Array {
-  if (value.length === 0 || value.length >= 4096) return value.slice();
-  const pooled = Buffer.from(value);
-  return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
-}
 
 /** Storage keys of founding entries, encoded ({@link SimStorage.load}). */
 const encodedKeys = new WeakMap<StorageEntry, string>();
