@@ -85,11 +85,10 @@ export class PoolMemberAgent {
  */
 export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => ControlPlane): Record<string, EffectPort> {
   const emit = (input: Parameters<FleetNode['events']['emit']>[0]): void => {
-    // The claim is on record; the event is its trace and follows the answer. A timer, not at once:
-    // the actor replies on its next turn (a deferred drain, which runs before a timer), and the
-    // event is a change to this node's event bucket for the day, which grows all day: its write
-    // would otherwise sit between the record and the answer (~20 ms of a claim on a loaded machine).
-    clock.setTimeout(() => void node.events.emit(input).catch(() => undefined), 0);
+    // The claim is on record; the event is its trace and follows the answer: gathered with the
+    // pool's other events of the next moments into one change of this node's event bucket (which
+    // every node takes in), not a change of its own written between the record and the answer.
+    void node.events.emit(input, { gather: true }).catch(() => undefined);
   };
   return {
     [POOLS_PORTS.view]: async (): Promise<PoolsView> => poolsView(node, controlPlane(), clock),
