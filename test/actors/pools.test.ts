@@ -90,13 +90,41 @@ describe('pool claims', () => {
     expect(await all([release(2, member)])).toEqual([{ type: 'released', pool: 'web', member, claimId: (first as { claimId: string }).claimId, reuse: false }]);
     await fleet.run(1_000);
     expect(view(1).members.find((m) => m.member === member)?.state).toBe('draining');
-    expect(nodes[member === nodes[1]!.peer ? 1 : 2]!.pools.of(member).held?.state).toBe('released');
+    // The member is not told: its own record still names the claim, which the owner's record ends.
+    expect(nodes[member === nodes[1]!.peer ? 1 : 2]!.pools.of(member).held).toMatchObject({ state: 'claimed', claimId: (first as { claimId: string }).claimId });
     const next = await all([acquire(1), acquire(2)]);
     expect(claimedMembers(next)).toEqual([nodes[1]!.peer, nodes[2]!.peer].filter((peer) => peer !== member));
     expect(next.find((a) => typeof a !== 'string' && a.type === 'refused')).toMatchObject({ reason: 'no-ready-member', message: expect.stringMatching(/1 claimed, 1 draining/) });
     expect(nodes[0]!.events.list({ kind: 'pool.released' })).toHaveLength(1);
     // Releasing what is not claimed is refused with the reason.
     expect(await all([release(0, member)])).toEqual([{ type: 'refused', reason: 'not-claimed', message: expect.stringMatching(/is draining, not claimed/) }]);
+  });
+
+  it('ends a claim given back for reuse by the owner\'s record alone: no order to the member, and its next claim replaces the one it still names', async () => {
+    const { fleet, nodes, planes, acquire, all, view } = await poolFleet(3, [1]);
+    const orders: string[] = [];
+    for (const plane of planes) {
+      const order = plane.order.bind(plane);
+      plane.order = (...args: Parameters<ControlPlane['order']>) => {
+        orders.push(args[3]);
+        return order(...args);
+      };
+    }
+    const member = nodes[1]!.peer;
+    const [first] = await all([acquire(0)]);
+    expect(first).toMatchObject({ type: 'claimed', member });
+    const releaseAsk = askPools(planes[2]!, fleet.clock, nodes[2]!.peer, { type: 'release', pool: 'web', requestId: 'r-reuse', member, via: nodes[2]!.peer, reuse: true });
+    expect(await all([releaseAsk])).toEqual([{ type: 'released', pool: 'web', member, claimId: (first as { claimId: string }).claimId, reuse: true }]);
+    await fleet.run(1_000);
+    expect(orders).toEqual(['pool.claim']);
+    expect(nodes[1]!.pools.of(member).held).toMatchObject({ state: 'claimed', claimId: (first as { claimId: string }).claimId });
+    for (const i of [0, 1, 2]) expect(view(i).members.map((m) => m.state)).toEqual(['ready']);
+    // Claimed again (through another node): the order names the claim it held as replaced, and it takes the new one.
+    const [second] = await all([acquire(2)]);
+    expect(second).toMatchObject({ type: 'claimed', member });
+    expect(nodes[1]!.pools.of(member).held).toMatchObject({ state: 'claimed', claimId: (second as { claimId: string }).claimId });
+    await fleet.run(1_000);
+    for (const i of [0, 1, 2]) expect(view(i).members.map((m) => m.state)).toEqual(['claimed']);
   });
 
   it('continues after the owner crashes mid-stream without handing out a claimed member again', async () => {
