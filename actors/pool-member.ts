@@ -5,8 +5,19 @@ import type { EffectPort } from './host.ts';
 import { singletonActorName } from './placement.ts';
 import { DEFAULT_POOLS_CONFIG, type ClaimOutcome, POOLS_PORTS, POOLS_SINGLETON, type PoolAnswer, type PoolRequest, type PoolsView } from './pools.ts';
 
-/** The pools and their members as this node sees them (its records, its failure detection). */
-export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Clock, readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs): PoolsView {
+/** A claim a member took in place of an earlier one (the one its order named as `replaces`). */
+export interface TakenClaim {
+  readonly replaced: string;
+  readonly held: HeldClaim;
+}
+
+/**
+ * The pools and their members as this node sees them (its records, its failure detection).
+ * `taken`: claims members answered they took, each replacing an earlier one; a copy of such a
+ * member's document that still names the earlier one as held is older than its answer, and is read
+ * as holding the one it took (the owner's record, which names that one, then decides).
+ */
+export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Clock, readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs, taken?: ReadonlyMap<string, TakenClaim>): PoolsView {
   const now = clock.now();
   const version = node.store.version;
   const pools = node.desired.catalog().catalog.pools;
@@ -23,7 +34,16 @@ export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Cl
       labels: m.labels,
     };
   });
-  return { now, version, pools, members: poolMembers({ pools, members, docs: node.pools.all(), now, readyAfterMs }) };
+  let docs = node.pools.all();
+  if (taken !== undefined && taken.size > 0) {
+    const stale = [...taken].filter(([member, claim]) => docs.get(member)?.held?.claimId === claim.replaced);
+    if (stale.length > 0) {
+      const current = new Map(docs);
+      for (const [member, claim] of stale) current.set(member, { ...current.get(member)!, held: claim.held });
+      docs = current;
+    }
+  }
+  return { now, version, pools, members: poolMembers({ pools, members, docs, now, readyAfterMs }) };
 }
 
 /** A member's answer to a `pool.claim` order. */
@@ -92,8 +112,15 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
     // every node takes in), not a change of its own written between the record and the answer.
     void node.events.emit(input, { gather: true }).catch(() => undefined);
   };
+  // Claims members took in place of an earlier one, by member (the latest; one a member at most).
+  // Members no longer record a release (see the release port), so until a member's record of its
+  // new claim reaches this node, this node's copy names the one it replaced, which the owner's
+  // records no longer name: without this, a give-back right after the claim (its record of the
+  // release names the new claim) left the member shown claimed by its earlier claim.
+  const takenBy = new Map<string, TakenClaim>();
+  const view = (): PoolsView => poolsView(node, controlPlane(), clock, DEFAULT_POOLS_CONFIG.readyAfterMs, takenBy);
   return {
-    [POOLS_PORTS.view]: async (): Promise<PoolsView> => poolsView(node, controlPlane(), clock),
+    [POOLS_PORTS.view]: async (): Promise<PoolsView> => view(),
     [POOLS_PORTS.claim]: async (request): Promise<ClaimOutcome> => {
       const claim = request as { pool: string; member: string; name: string; claimId: string; claimedAt: number; via: string; memberStartedAt: number; for?: string; replaces?: string; epoch: number; owner: string };
       const body = JSON.stringify({ pool: claim.pool, claimId: claim.claimId, ...(claim.replaces === undefined ? {} : { replaces: claim.replaces }) });
@@ -113,6 +140,8 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         await node.pools.recordClaims([{ ...base, claimId: taken.current.claimId, state: 'claimed', claimedAt: taken.current.at, via: 'member' }]);
         return { result: 'held-elsewhere', version: node.store.version };
       }
+      if (claim.replaces === undefined) takenBy.delete(claim.member);
+      else takenBy.set(claim.member, { replaced: claim.replaces, held: { pool: claim.pool, claimId: claim.claimId, state: 'claimed', epoch: claim.epoch, at: claim.claimedAt } });
       const record: PoolClaimRecord = { ...base, claimId: claim.claimId, state: 'claimed', claimedAt: claim.claimedAt, via: claim.via, ...(claim.for === undefined ? {} : { for: claim.for }) };
       // The member's record, durable before it answered, is what holds the claim: a next owner
       // reads it, and the member refuses any other claim while it holds this one. This owner's
@@ -146,8 +175,8 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
     },
     [POOLS_PORTS.release]: async (request): Promise<PoolAnswer> => {
       const release = request as PoolRequest & { epoch: number; owner: string };
-      const view = poolsView(node, controlPlane(), clock);
-      const member = view.members.find((m) => m.member === release.member);
+      const seen = view();
+      const member = seen.members.find((m) => m.member === release.member);
       if (member === undefined || member.pool !== release.pool) throw new Error(`${release.member ?? '?'} is not a member of pool ${release.pool}`);
       // The same request again (its answer was lost, or came after the asker's timeout, and it
       // asked again): answered as done, not refused as "not claimed" — the release it asked for is made.
@@ -163,7 +192,7 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         claimId,
         state: release.reuse === true ? 'reused' : 'released',
         epoch: release.epoch,
-        at: Math.max(view.now, (member.record?.at ?? 0) + 1),
+        at: Math.max(seen.now, (member.record?.at ?? 0) + 1),
         claimedAt: member.record?.claimedAt ?? member.held!.at,
         via: release.via,
         memberStartedAt: member.startedAt ?? 0,

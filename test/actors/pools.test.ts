@@ -127,6 +127,26 @@ describe('pool claims', () => {
     for (const i of [0, 1, 2]) expect(view(i).members.map((m) => m.state)).toEqual(['claimed']);
   });
 
+  it("takes a member given back for reuse as ready while the owner's copy of its record still names the claim before", async () => {
+    const { fleet, nodes, planes, acquire, all, owner } = await poolFleet(3, [1]);
+    const member = nodes[1]!.peer;
+    const reuse = (via: number, requestId: string) => askPools(planes[via]!, fleet.clock, nodes[via]!.peer, { type: 'release', pool: 'web', requestId, member, via: nodes[via]!.peer, reuse: true });
+    const [first] = await all([acquire(0)]);
+    expect(first).toMatchObject({ type: 'claimed', member });
+    await all([reuse(0, 'r-first')]);
+    await fleet.run(1_000);
+    // The owner's copy of the member's document as it was before the next claim (naming the first).
+    const records = nodes[owner()]!.pools;
+    const readAll = records.all.bind(records);
+    const before = readAll().get(member)!;
+    const [second] = await all([acquire(2)]);
+    expect(second).toMatchObject({ type: 'claimed', member });
+    // The member's record of the second claim is late to reach the owner (its push, on another stream than its answer).
+    records.all = () => new Map([...readAll()].map(([peer, view]) => [peer, peer === member ? before : view]));
+    expect(await all([reuse(0, 'r-second')])).toEqual([{ type: 'released', pool: 'web', member, claimId: (second as { claimId: string }).claimId, reuse: true }]);
+    expect(await all([acquire(0)])).toEqual([expect.objectContaining({ type: 'claimed', member })]);
+  });
+
   it('continues after the owner crashes mid-stream without handing out a claimed member again', async () => {
     const { fleet, nodes, acquire, all, owner, crash, alive, view } = await poolFleet(5, [0, 1, 2, 3, 4]);
     const first = owner();
