@@ -1,5 +1,5 @@
 import { type HeldClaim, type PoolClaimRecord, type PoolMemberInput, poolMembers } from '../crdt-schema/index.ts';
-import { type Clock, type FleetNode, type PeerId, eventIdOf } from '../mesh/index.ts';
+import { type Clock, type FleetNode, type PeerId, type TimerId, eventIdOf } from '../mesh/index.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { EffectPort } from './host.ts';
 import { singletonActorName } from './placement.ts';
@@ -17,7 +17,14 @@ export interface TakenClaim {
  * member's document that still names the earlier one as held is older than its answer, and is read
  * as holding the one it took (the owner's record, which names that one, then decides).
  */
-export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Clock, readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs, taken?: ReadonlyMap<string, TakenClaim>): PoolsView {
+export function poolsView(
+  node: FleetNode,
+  controlPlane: ControlPlane,
+  clock: Clock,
+  readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs,
+  taken?: ReadonlyMap<string, TakenClaim>,
+  unwritten?: ReadonlyMap<string, PoolClaimRecord>,
+): PoolsView {
   const now = clock.now();
   const version = node.store.version;
   const pools = node.desired.catalog().catalog.pools;
@@ -42,6 +49,11 @@ export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Cl
       for (const [member, claim] of stale) current.set(member, { ...current.get(member)!, held: claim.held });
       docs = current;
     }
+  }
+  // Records this node made as owner and has yet to write: read as if written (its own document).
+  if (unwritten !== undefined && unwritten.size > 0) {
+    const own = docs.get(node.peer);
+    docs = new Map(docs).set(node.peer, { ...own, claims: new Map([...(own?.claims ?? []), ...unwritten]) });
   }
   return { now, version, pools, members: poolMembers({ pools, members, docs, now, readyAfterMs }) };
 }
@@ -118,7 +130,27 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
   // records no longer name: without this, a give-back right after the claim (its record of the
   // release names the new claim) left the member shown claimed by its earlier claim.
   const takenBy = new Map<string, TakenClaim>();
-  const view = (): PoolsView => poolsView(node, controlPlane(), clock, DEFAULT_POOLS_CONFIG.readyAfterMs, takenBy);
+  // Claim records waiting to be written, by member (see the claim port).
+  const unwritten = new Map<string, { readonly record: PoolClaimRecord; readonly timer: TimerId }>();
+  const unwrittenRecords = (): ReadonlyMap<string, PoolClaimRecord> => new Map([...unwritten].map(([member, { record }]) => [member, record]));
+  const view = (): PoolsView => poolsView(node, controlPlane(), clock, DEFAULT_POOLS_CONFIG.readyAfterMs, takenBy, unwritten.size === 0 ? undefined : unwrittenRecords());
+  /** Takes a member's claim record out of waiting (superseded by a record about the member written now). */
+  const drop = (member: string): void => {
+    const waiting = unwritten.get(member);
+    if (waiting === undefined) return;
+    clock.clearTimeout(waiting.timer);
+    unwritten.delete(member);
+  };
+  const writeLater = (record: PoolClaimRecord): void => {
+    drop(record.member);
+    const timer = clock.setTimeout(() => {
+      if (unwritten.get(record.member)?.record !== record) return;
+      unwritten.delete(record.member);
+      // A write that fails is the store's to repair (it stores the document again); the member's record holds the claim meanwhile.
+      void node.pools.recordClaims([record]).catch(() => undefined);
+    }, CLAIM_RECORD_DELAY_MS);
+    unwritten.set(record.member, { record, timer });
+  };
   return {
     [POOLS_PORTS.view]: async (): Promise<PoolsView> => view(),
     [POOLS_PORTS.claim]: async (request): Promise<ClaimOutcome> => {
@@ -137,6 +169,7 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
       if (!taken.held) {
         if (!('current' in taken)) throw new Error(taken.reason);
         // It holds a claim this owner has no record of (an owner answered and was lost before its record spread): on record now.
+        drop(claim.member);
         await node.pools.recordClaims([{ ...base, claimId: taken.current.claimId, state: 'claimed', claimedAt: taken.current.at, via: 'member' }]);
         return { result: 'held-elsewhere', version: node.store.version };
       }
@@ -145,22 +178,14 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
       const record: PoolClaimRecord = { ...base, claimId: claim.claimId, state: 'claimed', claimedAt: claim.claimedAt, via: claim.via, ...(claim.for === undefined ? {} : { for: claim.for }) };
       // The member's record, durable before it answered, is what holds the claim: a next owner
       // reads it, and the member refuses any other claim while it holds this one. This owner's
-      // record is made in memory now (its view shows it at once, so its next plans and a release
-      // see the claim) and reaches the disk right after the answer: waiting for its fsync too would
-      // put a second durable write on every claim's path. An owner that dies before it is stored
-      // leaves the member's record, as one that dies before writing it does (docs/CATALOG.md).
-      const stored = node.pools.recordClaims([record]);
-      if (node.pools.of(node.peer).claims.get(record.member)?.claimId === record.claimId) {
-        // A write that fails from here is the store's to repair (it stores the document again).
-        void stored.catch(() => undefined);
-      } else {
-        // Not made in memory: the store refused it (or it is made some other way); its outcome decides.
-        try {
-          await stored;
-        } catch (error) {
-          return { result: 'unsettled', reason: `the owner could not record it: ${String(error)}` };
-        }
-      }
+      // record is in its view at once (its next plans and a release see the claim) and is written
+      // CLAIM_RECORD_DELAY_MS after the answer, unless a record about the member made meanwhile
+      // (a give-back, which names this claim) takes its place: a claim and a quick give-back are
+      // then one change of this node's pools document, which every node takes in, not two.
+      // Waiting for its fsync would put a second durable write on every claim's path. An owner
+      // that dies before it is stored leaves the member's record, as one that dies before writing
+      // it does (docs/CATALOG.md).
+      writeLater(record);
       emit({
         id: eventIdOf('pool.claimed', claim.claimId),
         kind: 'pool.claimed',
@@ -199,6 +224,7 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         ...(member.record?.for === undefined ? {} : { for: member.record.for }),
         releaseId: release.requestId,
       };
+      drop(record.member);
       await node.pools.recordClaims([record]);
       emit({
         id: eventIdOf('pool.released', claimId),
@@ -220,12 +246,16 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
     },
     [POOLS_PORTS.reap]: async (request) => {
       const { records, events } = request as { records: PoolClaimRecord[]; events: Array<Parameters<FleetNode['events']['emit']>[0]> };
+      for (const record of records) drop(record.member);
       await node.pools.recordClaims(records);
       for (const event of events) await node.events.emit(event);
       return null;
     },
   };
 }
+
+/** How long an owner's record of a claim waits to be written, for a give-back's record to take its place. */
+export const CLAIM_RECORD_DELAY_MS = 100;
 
 /** Thrown when no owner of `control.pools` answered in time: this node may be cut off from the majority. */
 export class PoolUnavailableError extends Error {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ControlPlane, POOLS_SINGLETON, type PoolAnswer, PoolMemberAgent, type PoolsView, askPools, planClaim, poolPorts, poolsSpec, poolsView } from '../../actors/index.ts';
+import { CLAIM_RECORD_DELAY_MS, ControlPlane, POOLS_SINGLETON, type PoolAnswer, PoolMemberAgent, type PoolsView, askPools, planClaim, poolPorts, poolsSpec, poolsView } from '../../actors/index.ts';
 import { type Pool, type PoolClaimRecord, type PoolMemberInput, poolMembers } from '../../crdt-schema/index.ts';
 import { type FleetNode, MemoryLogger, signDecision, signDesiredEntry, toBase64Url } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
@@ -147,6 +147,32 @@ describe('pool claims', () => {
     expect(await all([acquire(0)])).toEqual([expect.objectContaining({ type: 'claimed', member })]);
   });
 
+  it("writes the owner's record of a claim CLAIM_RECORD_DELAY_MS after the answer, or only its give-back's record when that comes first", async () => {
+    const { fleet, nodes, planes, acquire, all, owner, view } = await poolFleet(3, [1, 2]);
+    const first = owner();
+    const written: string[] = [];
+    const records = nodes[first]!.pools;
+    const recordClaims = records.recordClaims.bind(records);
+    records.recordClaims = (claims) => {
+      written.push(...claims.map((c) => `${c.claimId} ${c.state}`));
+      return recordClaims(claims);
+    };
+    const reuse = (member: string, requestId: string) => askPools(planes[0]!, fleet.clock, nodes[0]!.peer, { type: 'release', pool: 'web', requestId, member, via: nodes[0]!.peer, reuse: true });
+    // Given back at once: one record, the give-back's (it names the claim, its time and what it was for).
+    const [quick] = (await all([acquire(0)])) as Array<{ member: string; claimId: string }>;
+    expect(written).toEqual([]);
+    await all([reuse(quick!.member, 'r-quick')]);
+    expect(written).toEqual([`${quick!.claimId} reused`]);
+    await fleet.run(2 * CLAIM_RECORD_DELAY_MS);
+    expect(written).toEqual([`${quick!.claimId} reused`]);
+    // Kept: its record is written once the delay has passed, and every node reads it.
+    const [kept] = (await all([acquire(0)])) as Array<{ member: string; claimId: string }>;
+    await fleet.run(CLAIM_RECORD_DELAY_MS + 50);
+    expect(written).toEqual([`${quick!.claimId} reused`, `${kept!.claimId} claimed`]);
+    await fleet.run(1_000);
+    for (const i of [0, 1, 2]) expect(view(i).members.find((m) => m.member === kept!.member)).toMatchObject({ state: 'claimed', record: { claimId: kept!.claimId, state: 'claimed' } });
+  });
+
   it('continues after the owner crashes mid-stream without handing out a claimed member again', async () => {
     const { fleet, nodes, acquire, all, owner, crash, alive, view } = await poolFleet(5, [0, 1, 2, 3, 4]);
     const first = owner();
@@ -176,9 +202,13 @@ describe('pool claims', () => {
     for (const i of [0, 1, 2, 3, 4].filter((n) => n !== first)) await label(i);
     await fleet.run(1_000);
     const via = (first + 1) % 5;
-    // The owner dies as it records: the member holds the claim, the asker never heard back.
-    const records = nodes[first]!.pools;
-    records.recordClaims = async () => {
+    // The owner dies as the member's answer comes back (before it answers, or writes its own
+    // record, which follows the answer): the member holds the claim, the asker never heard back.
+    const dying = planes[first]!;
+    const orderOf = dying.order.bind(dying);
+    dying.order = async (...args: Parameters<ControlPlane['order']>) => {
+      const answer = await orderOf(...args);
+      if (args[3] !== 'pool.claim') return answer;
       await crash(first);
       throw new Error('crashed');
     };
