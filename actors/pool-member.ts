@@ -5,6 +5,12 @@ import type { EffectPort } from './host.ts';
 import { singletonActorName } from './placement.ts';
 import { DEFAULT_POOLS_CONFIG, type ClaimOutcome, POOLS_PORTS, POOLS_SINGLETON, type PoolAnswer, type PoolRequest, type PoolsView } from './pools.ts';
 
+/**
+ * What a node's pools ports know as owner beyond its documents (claims members took, its own
+ * records not yet written), so that every view of that node reads them, the API's as its ports'.
+ */
+const ownerKnowledge = new WeakMap<FleetNode, { readonly taken: ReadonlyMap<string, TakenClaim>; unwritten(): ReadonlyMap<string, PoolClaimRecord> | undefined }>();
+
 /** A claim a member took in place of an earlier one (the one its order named as `replaces`). */
 export interface TakenClaim {
   readonly replaced: string;
@@ -22,8 +28,8 @@ export function poolsView(
   controlPlane: ControlPlane,
   clock: Clock,
   readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs,
-  taken?: ReadonlyMap<string, TakenClaim>,
-  unwritten?: ReadonlyMap<string, PoolClaimRecord>,
+  taken: ReadonlyMap<string, TakenClaim> | undefined = ownerKnowledge.get(node)?.taken,
+  unwritten: ReadonlyMap<string, PoolClaimRecord> | undefined = ownerKnowledge.get(node)?.unwritten(),
 ): PoolsView {
   const now = clock.now();
   const version = node.store.version;
@@ -133,7 +139,8 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
   // Claim records waiting to be written, by member (see the claim port).
   const unwritten = new Map<string, { readonly record: PoolClaimRecord; readonly timer: TimerId }>();
   const unwrittenRecords = (): ReadonlyMap<string, PoolClaimRecord> => new Map([...unwritten].map(([member, { record }]) => [member, record]));
-  const view = (): PoolsView => poolsView(node, controlPlane(), clock, DEFAULT_POOLS_CONFIG.readyAfterMs, takenBy, unwritten.size === 0 ? undefined : unwrittenRecords());
+  ownerKnowledge.set(node, { taken: takenBy, unwritten: () => (unwritten.size === 0 ? undefined : unwrittenRecords()) });
+  const view = (): PoolsView => poolsView(node, controlPlane(), clock);
   /** Takes a member's claim record out of waiting (superseded by a record about the member written now). */
   const drop = (member: string): void => {
     const waiting = unwritten.get(member);

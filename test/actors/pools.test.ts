@@ -160,6 +160,8 @@ describe('pool claims', () => {
     const reuse = (member: string, requestId: string) => askPools(planes[0]!, fleet.clock, nodes[0]!.peer, { type: 'release', pool: 'web', requestId, member, via: nodes[0]!.peer, reuse: true });
     // Given back at once: one record, the give-back's (it names the claim, its time and what it was for).
     const [quick] = (await all([acquire(0)])) as Array<{ member: string; claimId: string }>;
+    // Not written yet, but every view of the owner (its API's too) reads it.
+    expect(view(first).members.find((m) => m.member === quick!.member)).toMatchObject({ state: 'claimed', record: { claimId: quick!.claimId, state: 'claimed' } });
     expect(written).toEqual([]);
     await all([reuse(quick!.member, 'r-quick')]);
     expect(written).toEqual([`${quick!.claimId} reused`]);
