@@ -1,12 +1,36 @@
 import { type HeldClaim, type PoolClaimRecord, type PoolMemberInput, poolMembers } from '../crdt-schema/index.ts';
-import { type Clock, type FleetNode, type PeerId, eventIdOf } from '../mesh/index.ts';
+import { type Clock, type FleetNode, type PeerId, type TimerId, eventIdOf } from '../mesh/index.ts';
 import type { ControlPlane } from './control-plane.ts';
 import type { EffectPort } from './host.ts';
 import { singletonActorName } from './placement.ts';
 import { DEFAULT_POOLS_CONFIG, type ClaimOutcome, POOLS_PORTS, POOLS_SINGLETON, type PoolAnswer, type PoolRequest, type PoolsView } from './pools.ts';
 
-/** The pools and their members as this node sees them (its records, its failure detection). */
-export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Clock, readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs): PoolsView {
+/**
+ * What a node's pools ports know as owner beyond its documents (claims members took, its own
+ * records not yet written), so that every view of that node reads them, the API's as its ports'.
+ */
+const ownerKnowledge = new WeakMap<FleetNode, { readonly taken: ReadonlyMap<string, TakenClaim>; unwritten(): ReadonlyMap<string, PoolClaimRecord> | undefined }>();
+
+/** A claim a member took in place of an earlier one (the one its order named as `replaces`). */
+export interface TakenClaim {
+  readonly replaced: string;
+  readonly held: HeldClaim;
+}
+
+/**
+ * The pools and their members as this node sees them (its records, its failure detection).
+ * `taken`: claims members answered they took, each replacing an earlier one; a copy of such a
+ * member's document that still names the earlier one as held is older than its answer, and is read
+ * as holding the one it took (the owner's record, which names that one, then decides).
+ */
+export function poolsView(
+  node: FleetNode,
+  controlPlane: ControlPlane,
+  clock: Clock,
+  readyAfterMs = DEFAULT_POOLS_CONFIG.readyAfterMs,
+  taken: ReadonlyMap<string, TakenClaim> | undefined = ownerKnowledge.get(node)?.taken,
+  unwritten: ReadonlyMap<string, PoolClaimRecord> | undefined = ownerKnowledge.get(node)?.unwritten(),
+): PoolsView {
   const now = clock.now();
   const version = node.store.version;
   const pools = node.desired.catalog().catalog.pools;
@@ -23,7 +47,21 @@ export function poolsView(node: FleetNode, controlPlane: ControlPlane, clock: Cl
       labels: m.labels,
     };
   });
-  return { now, version, pools, members: poolMembers({ pools, members, docs: node.pools.all(), now, readyAfterMs }) };
+  let docs = node.pools.all();
+  if (taken !== undefined && taken.size > 0) {
+    const stale = [...taken].filter(([member, claim]) => docs.get(member)?.held?.claimId === claim.replaced);
+    if (stale.length > 0) {
+      const current = new Map(docs);
+      for (const [member, claim] of stale) current.set(member, { ...current.get(member)!, held: claim.held });
+      docs = current;
+    }
+  }
+  // Records this node made as owner and has yet to write: read as if written (its own document).
+  if (unwritten !== undefined && unwritten.size > 0) {
+    const own = docs.get(node.peer);
+    docs = new Map(docs).set(node.peer, { ...own, claims: new Map([...(own?.claims ?? []), ...unwritten]) });
+  }
+  return { now, version, pools, members: poolMembers({ pools, members, docs, now, readyAfterMs }) };
 }
 
 /** A member's answer to a `pool.claim` order. */
@@ -33,7 +71,9 @@ export type MemberClaimAnswer = { readonly held: true } | { readonly held: false
  * A node's side of pool claims (the `pool.claim` and `pool.release` executors, behind the epoch
  * fence): this node, as a pool member, records the claim it takes durably before it answers, and
  * takes no other while it holds one that is not released (or named by the order as replaced: the
- * owner's records say it was released). Orders are handled one at a time.
+ * owner's records say it was released — owners no longer send `pool.release`, so after a release
+ * the member's own record still names the claim it held, until the next claim replaces it).
+ * Orders are handled one at a time.
  */
 export class PoolMemberAgent {
   readonly #node: FleetNode;
@@ -81,18 +121,45 @@ export class PoolMemberAgent {
 /**
  * The pools singleton's ports on one node: read the view; carry out a claim (order the member,
  * which records it durably, then record it here and log `pool.claimed`); a release (record it
- * durably, log `pool.released`, tell the member); the reaper's records and events.
+ * durably, log `pool.released`); the reaper's records and events.
  */
 export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => ControlPlane): Record<string, EffectPort> {
   const emit = (input: Parameters<FleetNode['events']['emit']>[0]): void => {
-    // The claim is on record; the event is its trace and follows the answer. A timer, not at once:
-    // the actor replies on its next turn (a deferred drain, which runs before a timer), and the
-    // event is a change to this node's event bucket for the day, which grows all day: its write
-    // would otherwise sit between the record and the answer (~20 ms of a claim on a loaded machine).
-    clock.setTimeout(() => void node.events.emit(input).catch(() => undefined), 0);
+    // The claim is on record; the event is its trace and follows the answer: gathered with the
+    // pool's other events of the next moments into one change of this node's event bucket (which
+    // every node takes in), not a change of its own written between the record and the answer.
+    void node.events.emit(input, { gather: true }).catch(() => undefined);
+  };
+  // Claims members took in place of an earlier one, by member (the latest; one a member at most).
+  // Members no longer record a release (see the release port), so until a member's record of its
+  // new claim reaches this node, this node's copy names the one it replaced, which the owner's
+  // records no longer name: without this, a give-back right after the claim (its record of the
+  // release names the new claim) left the member shown claimed by its earlier claim.
+  const takenBy = new Map<string, TakenClaim>();
+  // Claim records waiting to be written, by member (see the claim port).
+  const unwritten = new Map<string, { readonly record: PoolClaimRecord; readonly timer: TimerId }>();
+  const unwrittenRecords = (): ReadonlyMap<string, PoolClaimRecord> => new Map([...unwritten].map(([member, { record }]) => [member, record]));
+  ownerKnowledge.set(node, { taken: takenBy, unwritten: () => (unwritten.size === 0 ? undefined : unwrittenRecords()) });
+  const view = (): PoolsView => poolsView(node, controlPlane(), clock);
+  /** Takes a member's claim record out of waiting (superseded by a record about the member written now). */
+  const drop = (member: string): void => {
+    const waiting = unwritten.get(member);
+    if (waiting === undefined) return;
+    clock.clearTimeout(waiting.timer);
+    unwritten.delete(member);
+  };
+  const writeLater = (record: PoolClaimRecord): void => {
+    drop(record.member);
+    const timer = clock.setTimeout(() => {
+      if (unwritten.get(record.member)?.record !== record) return;
+      unwritten.delete(record.member);
+      // A write that fails is the store's to repair (it stores the document again); the member's record holds the claim meanwhile.
+      void node.pools.recordClaims([record]).catch(() => undefined);
+    }, CLAIM_RECORD_DELAY_MS);
+    unwritten.set(record.member, { record, timer });
   };
   return {
-    [POOLS_PORTS.view]: async (): Promise<PoolsView> => poolsView(node, controlPlane(), clock),
+    [POOLS_PORTS.view]: async (): Promise<PoolsView> => view(),
     [POOLS_PORTS.claim]: async (request): Promise<ClaimOutcome> => {
       const claim = request as { pool: string; member: string; name: string; claimId: string; claimedAt: number; via: string; memberStartedAt: number; for?: string; replaces?: string; epoch: number; owner: string };
       const body = JSON.stringify({ pool: claim.pool, claimId: claim.claimId, ...(claim.replaces === undefined ? {} : { replaces: claim.replaces }) });
@@ -109,28 +176,23 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
       if (!taken.held) {
         if (!('current' in taken)) throw new Error(taken.reason);
         // It holds a claim this owner has no record of (an owner answered and was lost before its record spread): on record now.
+        drop(claim.member);
         await node.pools.recordClaims([{ ...base, claimId: taken.current.claimId, state: 'claimed', claimedAt: taken.current.at, via: 'member' }]);
         return { result: 'held-elsewhere', version: node.store.version };
       }
+      if (claim.replaces === undefined) takenBy.delete(claim.member);
+      else takenBy.set(claim.member, { replaced: claim.replaces, held: { pool: claim.pool, claimId: claim.claimId, state: 'claimed', epoch: claim.epoch, at: claim.claimedAt } });
       const record: PoolClaimRecord = { ...base, claimId: claim.claimId, state: 'claimed', claimedAt: claim.claimedAt, via: claim.via, ...(claim.for === undefined ? {} : { for: claim.for }) };
       // The member's record, durable before it answered, is what holds the claim: a next owner
       // reads it, and the member refuses any other claim while it holds this one. This owner's
-      // record is made in memory now (its view shows it at once, so its next plans and a release
-      // see the claim) and reaches the disk right after the answer: waiting for its fsync too would
-      // put a second durable write on every claim's path. An owner that dies before it is stored
-      // leaves the member's record, as one that dies before writing it does (docs/CATALOG.md).
-      const stored = node.pools.recordClaims([record]);
-      if (node.pools.of(node.peer).claims.get(record.member)?.claimId === record.claimId) {
-        // A write that fails from here is the store's to repair (it stores the document again).
-        void stored.catch(() => undefined);
-      } else {
-        // Not made in memory: the store refused it (or it is made some other way); its outcome decides.
-        try {
-          await stored;
-        } catch (error) {
-          return { result: 'unsettled', reason: `the owner could not record it: ${String(error)}` };
-        }
-      }
+      // record is in its view at once (its next plans and a release see the claim) and is written
+      // CLAIM_RECORD_DELAY_MS after the answer, unless a record about the member made meanwhile
+      // (a give-back, which names this claim) takes its place: a claim and a quick give-back are
+      // then one change of this node's pools document, which every node takes in, not two.
+      // Waiting for its fsync would put a second durable write on every claim's path. An owner
+      // that dies before it is stored leaves the member's record, as one that dies before writing
+      // it does (docs/CATALOG.md).
+      writeLater(record);
       emit({
         id: eventIdOf('pool.claimed', claim.claimId),
         kind: 'pool.claimed',
@@ -145,8 +207,8 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
     },
     [POOLS_PORTS.release]: async (request): Promise<PoolAnswer> => {
       const release = request as PoolRequest & { epoch: number; owner: string };
-      const view = poolsView(node, controlPlane(), clock);
-      const member = view.members.find((m) => m.member === release.member);
+      const seen = view();
+      const member = seen.members.find((m) => m.member === release.member);
       if (member === undefined || member.pool !== release.pool) throw new Error(`${release.member ?? '?'} is not a member of pool ${release.pool}`);
       // The same request again (its answer was lost, or came after the asker's timeout, and it
       // asked again): answered as done, not refused as "not claimed" — the release it asked for is made.
@@ -162,13 +224,14 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         claimId,
         state: release.reuse === true ? 'reused' : 'released',
         epoch: release.epoch,
-        at: Math.max(view.now, (member.record?.at ?? 0) + 1),
+        at: Math.max(seen.now, (member.record?.at ?? 0) + 1),
         claimedAt: member.record?.claimedAt ?? member.held!.at,
         via: release.via,
         memberStartedAt: member.startedAt ?? 0,
         ...(member.record?.for === undefined ? {} : { for: member.record.for }),
         releaseId: release.requestId,
       };
+      drop(record.member);
       await node.pools.recordClaims([record]);
       emit({
         id: eventIdOf('pool.released', claimId),
@@ -180,18 +243,26 @@ export function poolPorts(node: FleetNode, clock: Clock, controlPlane: () => Con
         singleton: POOLS_SINGLETON,
         epoch: release.epoch,
       });
-      // The member learns it too (its record then says released); one that is down is told by the next claim's `replaces`.
-      void controlPlane().order(member.member as PeerId, POOLS_SINGLETON, { epoch: release.epoch, owner: release.owner }, 'pool.release', JSON.stringify({ pool: release.pool, claimId })).catch(() => undefined);
+      // The member is not told: this record (durable, naming the claim) is what ends the claim for
+      // every reader (the fold ignores a held claim an owner's record names), and the next claim
+      // of the member names this one as `replaces`, which the member then takes. Telling it cost
+      // an order, an answer and a change of the member's document that every node took in (~15
+      // ms of the five-node fleet's CPU and ~9 sync messages a claim and give-back) for a record
+      // nothing reads. Members still carry out a `pool.release` order (an owner of an earlier release sends it).
       return { type: 'released', pool: release.pool, member: member.member, claimId, reuse: release.reuse === true };
     },
     [POOLS_PORTS.reap]: async (request) => {
       const { records, events } = request as { records: PoolClaimRecord[]; events: Array<Parameters<FleetNode['events']['emit']>[0]> };
+      for (const record of records) drop(record.member);
       await node.pools.recordClaims(records);
       for (const event of events) await node.events.emit(event);
       return null;
     },
   };
 }
+
+/** How long an owner's record of a claim waits to be written, for a give-back's record to take its place. */
+export const CLAIM_RECORD_DELAY_MS = 100;
 
 /** Thrown when no owner of `control.pools` answered in time: this node may be cut off from the majority. */
 export class PoolUnavailableError extends Error {

@@ -7,7 +7,8 @@
 // through every node at once. Ports: PORT_BASE..+4 (API) and +5..+9 (libp2p), PORT_BASE picked at
 // random in 7700-7989 unless set; data under /tmp/pl-bench-*.
 // Prints one JSON object of figures: latencies, the fleet's CPU time (idle per second, per claim with
-// its give-back), the sync messages and bytes the fleet sent per claim. On stderr: each node's pid
+// its give-back), the sync messages and bytes the fleet sent per claim, each node's CPU time and
+// write syscalls per claim (idle included, the owner first). On stderr: each node's pid
 // and peer id (PROFILE_DIR's profiles are named by pid) and the wall-clock start of each phase.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
@@ -60,6 +61,20 @@ function fleetCpuMs(nodes: ReadonlyArray<{ child: ChildProcess }>): number {
     }
   }
   return (ticks / TICKS_PER_S) * 1_000;
+}
+
+/** Each node's CPU time (ms) and write syscalls so far, from /proc (Linux; zeros elsewhere). */
+function perNode(nodes: ReadonlyArray<{ child: ChildProcess }>): Array<{ cpuMs: number; writes: number }> {
+  return nodes.map(({ child }) => {
+    try {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const writes = /syscw: (\d+)/.exec(readFileSync(`/proc/${child.pid}/io`, 'utf8'))?.[1];
+      return { cpuMs: ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_S) * 1_000, writes: Number(writes ?? 0) };
+    } catch {
+      return { cpuMs: 0, writes: 0 };
+    }
+  });
 }
 
 /** Starts `node start` on fixed ports and resolves with its ready line. */
@@ -163,6 +178,7 @@ async function main(): Promise<void> {
     const syncBefore = await syncSent();
     const claimsStarted = performance.now();
     const claimsCpuStart = fleetCpuMs(nodes);
+    const nodesBefore = perNode(nodes);
     let stepCpuMs = claimsCpuStart;
     for (let n = 0; n < CLAIMS; n++) {
       const i = n % NODES;
@@ -179,6 +195,10 @@ async function main(): Promise<void> {
     }
     const claimsS = (performance.now() - claimsStarted) / 1_000;
     const cpuMsPerClaim = (fleetCpuMs(nodes) - claimsCpuStart - idleCpuMsPerS * claimsS) / CLAIMS;
+    // Per node, idle included (the owner first): where the fleet's CPU time and socket writes go.
+    const byNode = perNode(nodes)
+      .map((after, i) => ({ owner: nodes[i]!.peerId === owner, cpuMs: Math.round((after.cpuMs - nodesBefore[i]!.cpuMs) / CLAIMS), writes: Math.round((after.writes - nodesBefore[i]!.writes) / CLAIMS) }))
+      .sort((a, b) => Number(b.owner) - Number(a.owner));
     const syncAfter = await syncSent();
     phase('concurrent');
     const concurrent: number[] = [];
@@ -197,6 +217,7 @@ async function main(): Promise<void> {
       nodes: NODES,
       claimLatencyMs: { throughOtherNodes: summary(sequential), throughOwner: summary(viaOwner), concurrentOnePerNode: summary(concurrent) },
       fleetCpu: { idleMsPerS: Math.round(idleCpuMsPerS), msPerClaimAndGiveBack: Math.round(cpuMsPerClaim) },
+      perNodePerClaimAndGiveBack: byNode,
       syncPerClaimAndGiveBack: { messages: Math.round((syncAfter.messages - syncBefore.messages) / CLAIMS), bytes: Math.round((syncAfter.bytes - syncBefore.bytes) / CLAIMS) },
       roundsWithADoubleClaim: doubles,
       failures,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ControlPlane, POOLS_SINGLETON, type PoolAnswer, PoolMemberAgent, type PoolsView, askPools, planClaim, poolPorts, poolsSpec, poolsView } from '../../actors/index.ts';
+import { CLAIM_RECORD_DELAY_MS, ControlPlane, POOLS_SINGLETON, type PoolAnswer, PoolMemberAgent, type PoolsView, askPools, planClaim, poolPorts, poolsSpec, poolsView } from '../../actors/index.ts';
 import { type Pool, type PoolClaimRecord, type PoolMemberInput, poolMembers } from '../../crdt-schema/index.ts';
 import { type FleetNode, MemoryLogger, signDecision, signDesiredEntry, toBase64Url } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
@@ -90,13 +90,89 @@ describe('pool claims', () => {
     expect(await all([release(2, member)])).toEqual([{ type: 'released', pool: 'web', member, claimId: (first as { claimId: string }).claimId, reuse: false }]);
     await fleet.run(1_000);
     expect(view(1).members.find((m) => m.member === member)?.state).toBe('draining');
-    expect(nodes[member === nodes[1]!.peer ? 1 : 2]!.pools.of(member).held?.state).toBe('released');
+    // The member is not told: its own record still names the claim, which the owner's record ends.
+    expect(nodes[member === nodes[1]!.peer ? 1 : 2]!.pools.of(member).held).toMatchObject({ state: 'claimed', claimId: (first as { claimId: string }).claimId });
     const next = await all([acquire(1), acquire(2)]);
     expect(claimedMembers(next)).toEqual([nodes[1]!.peer, nodes[2]!.peer].filter((peer) => peer !== member));
     expect(next.find((a) => typeof a !== 'string' && a.type === 'refused')).toMatchObject({ reason: 'no-ready-member', message: expect.stringMatching(/1 claimed, 1 draining/) });
     expect(nodes[0]!.events.list({ kind: 'pool.released' })).toHaveLength(1);
     // Releasing what is not claimed is refused with the reason.
     expect(await all([release(0, member)])).toEqual([{ type: 'refused', reason: 'not-claimed', message: expect.stringMatching(/is draining, not claimed/) }]);
+  });
+
+  it('ends a claim given back for reuse by the owner\'s record alone: no order to the member, and its next claim replaces the one it still names', async () => {
+    const { fleet, nodes, planes, acquire, all, view } = await poolFleet(3, [1]);
+    const orders: string[] = [];
+    for (const plane of planes) {
+      const order = plane.order.bind(plane);
+      plane.order = (...args: Parameters<ControlPlane['order']>) => {
+        orders.push(args[3]);
+        return order(...args);
+      };
+    }
+    const member = nodes[1]!.peer;
+    const [first] = await all([acquire(0)]);
+    expect(first).toMatchObject({ type: 'claimed', member });
+    const releaseAsk = askPools(planes[2]!, fleet.clock, nodes[2]!.peer, { type: 'release', pool: 'web', requestId: 'r-reuse', member, via: nodes[2]!.peer, reuse: true });
+    expect(await all([releaseAsk])).toEqual([{ type: 'released', pool: 'web', member, claimId: (first as { claimId: string }).claimId, reuse: true }]);
+    await fleet.run(1_000);
+    expect(orders).toEqual(['pool.claim']);
+    expect(nodes[1]!.pools.of(member).held).toMatchObject({ state: 'claimed', claimId: (first as { claimId: string }).claimId });
+    for (const i of [0, 1, 2]) expect(view(i).members.map((m) => m.state)).toEqual(['ready']);
+    // Claimed again (through another node): the order names the claim it held as replaced, and it takes the new one.
+    const [second] = await all([acquire(2)]);
+    expect(second).toMatchObject({ type: 'claimed', member });
+    expect(nodes[1]!.pools.of(member).held).toMatchObject({ state: 'claimed', claimId: (second as { claimId: string }).claimId });
+    await fleet.run(1_000);
+    for (const i of [0, 1, 2]) expect(view(i).members.map((m) => m.state)).toEqual(['claimed']);
+  });
+
+  it("takes a member given back for reuse as ready while the owner's copy of its record still names the claim before", async () => {
+    const { fleet, nodes, planes, acquire, all, owner } = await poolFleet(3, [1]);
+    const member = nodes[1]!.peer;
+    const reuse = (via: number, requestId: string) => askPools(planes[via]!, fleet.clock, nodes[via]!.peer, { type: 'release', pool: 'web', requestId, member, via: nodes[via]!.peer, reuse: true });
+    const [first] = await all([acquire(0)]);
+    expect(first).toMatchObject({ type: 'claimed', member });
+    await all([reuse(0, 'r-first')]);
+    await fleet.run(1_000);
+    // The owner's copy of the member's document as it was before the next claim (naming the first).
+    const records = nodes[owner()]!.pools;
+    const readAll = records.all.bind(records);
+    const before = readAll().get(member)!;
+    const [second] = await all([acquire(2)]);
+    expect(second).toMatchObject({ type: 'claimed', member });
+    // The member's record of the second claim is late to reach the owner (its push, on another stream than its answer).
+    records.all = () => new Map([...readAll()].map(([peer, view]) => [peer, peer === member ? before : view]));
+    expect(await all([reuse(0, 'r-second')])).toEqual([{ type: 'released', pool: 'web', member, claimId: (second as { claimId: string }).claimId, reuse: true }]);
+    expect(await all([acquire(0)])).toEqual([expect.objectContaining({ type: 'claimed', member })]);
+  });
+
+  it("writes the owner's record of a claim CLAIM_RECORD_DELAY_MS after the answer, or only its give-back's record when that comes first", async () => {
+    const { fleet, nodes, planes, acquire, all, owner, view } = await poolFleet(3, [1, 2]);
+    const first = owner();
+    const written: string[] = [];
+    const records = nodes[first]!.pools;
+    const recordClaims = records.recordClaims.bind(records);
+    records.recordClaims = (claims) => {
+      written.push(...claims.map((c) => `${c.claimId} ${c.state}`));
+      return recordClaims(claims);
+    };
+    const reuse = (member: string, requestId: string) => askPools(planes[0]!, fleet.clock, nodes[0]!.peer, { type: 'release', pool: 'web', requestId, member, via: nodes[0]!.peer, reuse: true });
+    // Given back at once: one record, the give-back's (it names the claim, its time and what it was for).
+    const [quick] = (await all([acquire(0)])) as Array<{ member: string; claimId: string }>;
+    // Not written yet, but every view of the owner (its API's too) reads it.
+    expect(view(first).members.find((m) => m.member === quick!.member)).toMatchObject({ state: 'claimed', record: { claimId: quick!.claimId, state: 'claimed' } });
+    expect(written).toEqual([]);
+    await all([reuse(quick!.member, 'r-quick')]);
+    expect(written).toEqual([`${quick!.claimId} reused`]);
+    await fleet.run(2 * CLAIM_RECORD_DELAY_MS);
+    expect(written).toEqual([`${quick!.claimId} reused`]);
+    // Kept: its record is written once the delay has passed, and every node reads it.
+    const [kept] = (await all([acquire(0)])) as Array<{ member: string; claimId: string }>;
+    await fleet.run(CLAIM_RECORD_DELAY_MS + 50);
+    expect(written).toEqual([`${quick!.claimId} reused`, `${kept!.claimId} claimed`]);
+    await fleet.run(1_000);
+    for (const i of [0, 1, 2]) expect(view(i).members.find((m) => m.member === kept!.member)).toMatchObject({ state: 'claimed', record: { claimId: kept!.claimId, state: 'claimed' } });
   });
 
   it('continues after the owner crashes mid-stream without handing out a claimed member again', async () => {
@@ -128,9 +204,13 @@ describe('pool claims', () => {
     for (const i of [0, 1, 2, 3, 4].filter((n) => n !== first)) await label(i);
     await fleet.run(1_000);
     const via = (first + 1) % 5;
-    // The owner dies as it records: the member holds the claim, the asker never heard back.
-    const records = nodes[first]!.pools;
-    records.recordClaims = async () => {
+    // The owner dies as the member's answer comes back (before it answers, or writes its own
+    // record, which follows the answer): the member holds the claim, the asker never heard back.
+    const dying = planes[first]!;
+    const orderOf = dying.order.bind(dying);
+    dying.order = async (...args: Parameters<ControlPlane['order']>) => {
+      const answer = await orderOf(...args);
+      if (args[3] !== 'pool.claim') return answer;
       await crash(first);
       throw new Error('crashed');
     };

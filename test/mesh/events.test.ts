@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as A from '@automerge/automerge';
 import { ImmutableString } from '@automerge/automerge';
 import { type DocId, EVENTS_PER_BUCKET_MAX, type EventsDocument, type FleetEvent, bucketEntries, eventsDocId, isRetired, readEvents, recordEvent, shardOf, toPlain } from '../../crdt-schema/index.ts';
-import { EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
+import { EVENT_GATHER_MS, EventLog, MemoryLogger, SeededRandom, eventIdOf } from '../../mesh/index.ts';
 import { Fleet } from '../helpers/memory-fleet.ts';
 import { MiniFleet, type MiniNode, testIdentity } from '../helpers/mini-fleet.ts';
 
@@ -90,6 +90,48 @@ describe('event index', () => {
       expect(log.stats()).toEqual({ buckets: 1, events: 4 });
     }
     expect(announced.sort()).toEqual(['last', 'step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
+  });
+});
+
+describe('gathered emissions', () => {
+  it('writes events emitted with gather in one change within EVENT_GATHER_MS, knows them at once, and an emission without gather takes them along', async () => {
+    const { fleet, a, logs, docId } = await twoLogs();
+    const changes = () => (a.store.has(docId) ? A.getAllChanges(a.store.get(docId) as A.Doc<unknown>).length : 0);
+    const id = (n: number) => `${n.toString(16)}${'a'.repeat(31)}`;
+    const first = [1, 2, 3].map((n) => logs[0]!.emit({ id: id(n), kind: 'test.gathered', severity: 'low', detail: `g${n}` }, { gather: true }));
+    // Known (a repeat is not a second event), but not written yet: nothing in the bucket, nothing listed.
+    expect(logs[0]!.has(id(1))).toBe(true);
+    expect(logs[0]!.get(id(2))?.detail).toBe('g2');
+    expect((await logs[0]!.emit({ id: id(1), kind: 'test.gathered', severity: 'low', detail: 'again' }, { gather: true })).written).toBe(false);
+    expect(changes()).toBe(0);
+    expect(logs[0]!.list()).toEqual([]);
+    await fleet.run(EVENT_GATHER_MS - 50);
+    expect(changes()).toBe(0);
+    await fleet.run(100);
+    expect((await Promise.all(first)).map((r) => r.written)).toEqual([true, true, true]);
+    expect(changes()).toBe(1);
+    await fleet.run(200);
+    // Every node lists them, one change for the three.
+    for (const log of logs) expect(log.list({ kind: 'test.gathered' }).map((e) => e.detail).sort()).toEqual(['g1', 'g2', 'g3']);
+
+    // Gathered, then one emitted without gather into the same bucket: written together, at once.
+    const gathered = logs[0]!.emit({ id: id(4), kind: 'test.gathered', severity: 'low', detail: 'g4' }, { gather: true });
+    const now = logs[0]!.emit({ id: id(5), kind: 'test.now', severity: 'low', detail: 'n5' });
+    expect(changes()).toBe(2);
+    expect((await gathered).written).toBe(true);
+    expect((await now).written).toBe(true);
+    expect(logs[0]!.list({ kind: 'test.*' }).map((e) => e.detail).sort()).toEqual(['g1', 'g2', 'g3', 'g4', 'n5']);
+
+    // High and critical events are never gathered (written at once, durably, in their own bucket).
+    const high = eventsDocId(a.peer, 'high', fleet.clock.now());
+    expect((await logs[0]!.emit({ kind: 'test.high', severity: 'high', detail: 'h' }, { gather: true })).written).toBe(true);
+    expect(a.store.has(high)).toBe(true);
+
+    // Stopping the log writes what it gathered.
+    const last = logs[0]!.emit({ id: id(6), kind: 'test.gathered', severity: 'low', detail: 'g6' }, { gather: true });
+    logs[0]!.stop();
+    expect(changes()).toBe(3);
+    expect((await last).written).toBe(true);
   });
 });
 
