@@ -6,7 +6,8 @@ export interface SimTimer {
   dueMs: number;
   readonly seq: number;
   readonly owner: number;
-  readonly callback: () => void;
+  /** Let go of once cancelled (see {@link SimClock.cancelTimer}). */
+  callback: () => void;
   /** The process that set it: once it is dead, the timer fires without calling back. */
   readonly gate: { readonly dead: boolean } | undefined;
   cancelled: boolean;
@@ -92,6 +93,11 @@ export class SimClock {
   cancelTimer(timer: SimTimer): void {
     if (!this.#isPending(timer)) return;
     timer.cancelled = true;
+    // It stays on the heap until its due time, but what it would have called need not: a request's
+    // timeout, cancelled as nearly every answer arrives, held the whole request (its frames, its
+    // promise) for the 200 ms of an ack timeout, long enough to be promoted to the old generation
+    // and collected there — half of what a 1,000-node simulation allocated.
+    timer.callback = NOOP;
     this.#pending--;
   }
 
@@ -100,6 +106,7 @@ export class SimClock {
     const drop = (timer: SimTimer): void => {
       if (timer.owner !== owner || timer.cancelled || timer.dueMs === FIRED) return;
       timer.cancelled = true;
+      timer.callback = NOOP;
       this.#pending--;
       this.#byId.delete(timer.id);
     };
@@ -236,6 +243,9 @@ export class SimClock {
     return top;
   }
 }
+
+/** What a cancelled timer holds instead of its callback. */
+const NOOP = (): void => {};
 
 /** `dueMs` of a timer that fired. */
 const FIRED = Number.NEGATIVE_INFINITY;
