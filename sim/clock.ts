@@ -104,10 +104,8 @@ export class SimClock {
   /** Drops every timer of `owner` (a crash: nothing it scheduled will run). */
   cancelAll(owner: number): void {
     const drop = (timer: SimTimer): void => {
-      if (timer.owner !== owner || timer.cancelled || timer.dueMs === FIRED) return;
-      timer.cancelled = true;
-      timer.callback = NOOP;
-      this.#pending--;
+      if (timer.owner !== owner || !this.#isPending(timer)) return;
+      this.cancelTimer(timer);
       this.#byId.delete(timer.id);
     };
     for (const timer of this.#heap) drop(timer);

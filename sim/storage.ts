@@ -205,7 +205,6 @@ export class SimStorage implements Storage {
   }
 }
 
-
 /** Storage keys of founding entries, encoded ({@link SimStorage.load}). */
 const encodedKeys = new WeakMap<StorageEntry, string>();
 

@@ -166,7 +166,7 @@ export class EventLog {
     if (options.gather === true && !retentionIsHigh(event.severity)) {
       let gathered = this.#gathering.get(docId);
       if (gathered === undefined) {
-        const made: Gathered = { events: [], written: new Deferred<readonly boolean[]>(), timer: clock.setTimeout(() => this.#writeGathered(docId), EVENT_GATHER_MS) };
+        const made: Gathered = { events: [], written: Promise.withResolvers<readonly boolean[]>(), timer: clock.setTimeout(() => this.#writeGathered(docId), EVENT_GATHER_MS) };
         this.#gathering.set(docId, made);
         gathered = made;
       }
@@ -178,7 +178,7 @@ export class EventLog {
       const gathered = this.#takeGathered(docId);
       const events = [...(gathered?.events ?? []), event];
       const written = this.#write(docId, events, retentionIsHigh(event.severity));
-      gathered?.written.settle(written);
+      gathered?.written.resolve(written);
       recorded = (await written).at(-1)!;
     }
     if (!recorded) this.#init.log.warn('an event was not recorded: its bucket is full or holds it already', { id: event.id, kind: event.kind });
@@ -197,7 +197,7 @@ export class EventLog {
 
   #writeGathered(docId: DocId): void {
     const gathered = this.#takeGathered(docId);
-    if (gathered !== undefined) gathered.written.settle(this.#write(docId, gathered.events, false));
+    if (gathered !== undefined) gathered.written.resolve(this.#write(docId, gathered.events, false));
   }
 
   /**
@@ -369,24 +369,8 @@ function isEmptyMap(value: unknown): boolean {
 /** Events gathered for one bucket, and the outcome of their write (each emission waits on it). */
 interface Gathered {
   readonly events: FleetEvent[];
-  readonly written: Deferred<readonly boolean[]>;
+  readonly written: PromiseWithResolvers<readonly boolean[]>;
   readonly timer: TimerId;
-}
-
-/** A promise settled later with another promise's outcome. */
-class Deferred<T> {
-  readonly promise: Promise<T>;
-  #resolve!: (value: T | Promise<T>) => void;
-
-  constructor() {
-    this.promise = new Promise<T>((resolve) => {
-      this.#resolve = resolve;
-    });
-  }
-
-  settle(outcome: Promise<T>): void {
-    this.#resolve(outcome);
-  }
 }
 
 function retentionIsHigh(severity: Severity): boolean {
