@@ -269,6 +269,32 @@ describe('simulated network requests', () => {
     expect(text(await echoed)).toBe('e');
   });
 
+
+  it('lets go of each request as it ends, beside a stream that stays open (a sync session) and one ended out of order', async () => {
+    const { sim, a, b, ask } = await pair(async (peer, frame) => bytes(`${peer}:${text(frame)}`));
+    b.handle('/long', () => {}, { maxFrameBytes: 100 });
+    const opening = a.openStream('b' as PeerId, '/long', { maxFrameBytes: 100 });
+    await settle();
+    await runFor(sim, 30);
+    const stream = await opening;
+    expect([a.held, b.held]).toEqual([1, 1]);
+    for (let i = 0; i < 30; i++) expect(await ask(`q${i}`)).toBe(`a:q${i}`);
+    // Held while in flight, and only then (the stream's ends stay, one each).
+    const slow = a.request('b' as PeerId, '/r', bytes('x'), { maxFrameBytes: 1024, timeoutMs: 1_000 });
+    await settle();
+    expect([a.held, b.held]).toEqual([2, 2]);
+    await runFor(sim, 30);
+    expect(text(await slow)).toBe('a:x');
+    expect([a.held, b.held]).toEqual([1, 1]);
+    // The stream, added first, ends before a request added after it.
+    const after = a.request('b' as PeerId, '/r', bytes('y'), { maxFrameBytes: 1024, timeoutMs: 1_000 });
+    await settle();
+    stream.abort(new Error('closed'));
+    expect([a.held, b.held]).toEqual([1, 1]);
+    await runFor(sim, 30);
+    expect(text(await after)).toBe('a:y');
+    expect([a.held, b.held]).toEqual([0, 0]);
+  });
   it('runs what follows an answer once it arrives (a refusal reaches the peer before the hang-up)', async () => {
     const { sim, a, b, ask } = await pair(async () => ({ frame: bytes('refused'), afterSent: () => void b.hangUp('a' as PeerId) }));
     expect(await ask('x', 30)).toBe('refused');
