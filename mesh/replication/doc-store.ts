@@ -8,7 +8,6 @@ import { decodeCbor, encodeCbor } from '../wire/protocol.ts';
 import { type Seal, signSeal } from '../trust/seals.ts';
 import { toBase64Url } from '../trust/keys.ts';
 import { headsDigest, openRecord, sealRecord } from './record-codec.ts';
-import { rememberedIn } from '../bounded-map.ts';
 
 /** A document as the store holds it. Its root shape is the document kind's business. */
 export type AnyDoc = A.Doc<Record<string, unknown>>;
@@ -135,19 +134,33 @@ interface WriteBatch {
 const NO_BYTES = new Uint8Array();
 
 /**
- * Seals decoded from stored records, by document and record bytes: stores in one process that
- * hold the same seal (a simulated fleet, where every node holds every member's) share one
- * immutable object instead of decoding a copy each — at 1,000 nodes, a million. Bounded.
+ * Seals decoded from stored records, by document, with the record bytes they were decoded from:
+ * stores in one process that hold the same seal (a simulated fleet, where every node holds every
+ * member's) share one immutable object instead of decoding a copy each — at 1,000 nodes, a
+ * million. Found by comparing bytes (a key string of the record's bytes cost a microsecond a seal
+ * to build and hash). Bounded.
  */
-const storedSeals = new Map<string, Seal>();
+const storedSeals = new Map<string, Array<{ readonly bytes: Buffer; readonly seal: Seal }>>();
 const STORED_SEALS_MAX = 20_000;
+/** Versions of one document's seals kept (each read compares against them in turn). */
+const SEALS_KEPT_PER_DOC = 16;
+let storedSealCount = 0;
 
 function storedSeal(docId: string, value: Uint8Array): Seal {
-  const key = `${docId}|${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')}`;
-  return rememberedIn(storedSeals, key, STORED_SEALS_MAX, () => {
-    const record = decodeCbor(openRecord(value)) as { heads: string[]; signer: Uint8Array; signature: Uint8Array };
-    return Object.freeze({ docId, heads: Object.freeze([...record.heads]) as string[], signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
-  });
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  const known = storedSeals.get(docId);
+  if (known !== undefined) for (const held of known) if (held.bytes.equals(bytes)) return held.seal;
+  const record = decodeCbor(openRecord(value)) as { heads: string[]; signer: Uint8Array; signature: Uint8Array };
+  const seal: Seal = Object.freeze({ docId, heads: Object.freeze([...record.heads]) as string[], signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
+  if (storedSealCount >= STORED_SEALS_MAX) {
+    storedSeals.clear();
+    storedSealCount = 0;
+  }
+  const kept = { bytes: Buffer.from(bytes), seal };
+  if (known === undefined || storedSealCount === 0) storedSeals.set(docId, [kept]);
+  else if (known.push(kept) > SEALS_KEPT_PER_DOC) known.shift();
+  else storedSealCount++;
+  return seal;
 }
 
 /** Keeps `seal` as its signer's latest for `entry` (`signer`: its key in base64url). */

@@ -104,6 +104,31 @@ describe('the seals a store keeps', () => {
     expect(signers(reopened)).toEqual(expected);
     expect(reopened.seals('node/nobody' as DocId)).toEqual([]);
   });
+
+  it('shares one seal between stores that stored the same one, and never a different seal of the same document', async () => {
+    const random = new SeededRandom(11);
+    const signer = generateKeyPair(random);
+    const clock = new MiniFleet().clock;
+    const docId = 'fleet' as DocId;
+    const open = (storage: MemoryStorage) => DocStore.open({ storage, clock, actorId: 'ef'.repeat(16), log: new MemoryLogger(), fleetId: FLEET });
+    const write = async (storage: MemoryStorage, value: number): Promise<void> => {
+      const store = await open(storage);
+      await store.change<Record<string, number>>(docId, (d) => void Object.assign(d, { schema: 1, a: value }), { signer });
+      await store.flush();
+    };
+    const [one, same, other] = [new MemoryStorage(), new MemoryStorage(), new MemoryStorage()];
+    await write(one, 1);
+    for (const part of ['doc', 'seal']) for (const entry of await one.range([part])) await same.put(entry.key, entry.value);
+    await write(other, 2);
+    const [a, b, c] = [await open(one), await open(same), await open(other)];
+    const [sealA, sealB, sealC] = [a.seals(docId)[0]!, b.seals(docId)[0]!, c.seals(docId)[0]!];
+    expect(sealA).toBe(sealB);
+    expect(sealC).not.toBe(sealA);
+    expect(sealA.heads).toEqual(A.getHeads(a.get(docId)!));
+    expect(sealC.heads).toEqual(A.getHeads(c.get(docId)!));
+    expect(sealC.heads).not.toEqual(sealA.heads);
+    expect(Object.isFrozen(sealA)).toBe(true);
+  });
 });
 
 describe('sealed node documents in replication', () => {
