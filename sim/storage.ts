@@ -33,11 +33,21 @@ interface Undo {
  */
 export class SimStorage implements Storage {
   /**
-   * Entries by encoded key, each with its key as given (a range hands out the same arrays: a
-   * thousand nodes founded with the same records share their keys' strings, not split each).
+   * Founding entries shared with every storage loaded with the same ones ({@link SimStorage.load}),
+   * never changed: what this storage wrote or deleted since sits above them, in `#entries` and
+   * `#deleted`. A thousand members founded with the same two thousand records held a map and a
+   * sorted key list of them each (at 1,000 nodes, ~80 MB the collector marked again and again).
+   */
+  #base: Founding | undefined;
+  /** Keys of `#base` deleted here. */
+  readonly #deleted = new Set<string>();
+  /**
+   * Entries written here (above the base), by encoded key, each with its key as given (a range
+   * hands out the same arrays: a thousand nodes founded with the same records share their keys'
+   * strings, not split each).
    */
   readonly #entries = new Map<string, StorageEntry>();
-  /** Encoded keys in order, for ranges. */
+  /** Encoded keys of `#entries` in order, for ranges. */
   readonly #keys: string[] = [];
   #undo: Undo[] = [];
   #closed = false;
@@ -77,12 +87,16 @@ export class SimStorage implements Storage {
   }
 
   get size(): number {
-    return this.#entries.size;
+    const base = this.#base;
+    if (base === undefined) return this.#entries.size;
+    let size = base.entries.size - this.#deleted.size;
+    for (const key of this.#entries.keys()) if (!base.entries.has(key)) size++;
+    return size;
   }
 
   async get(key: StorageKey): Promise<Uint8Array | undefined> {
     this.#assertOpen();
-    const value = this.#entries.get(encodeStorageKey(key));
+    const value = this.#entry(encodeStorageKey(key));
     return value === undefined ? undefined : this.#read(value.value);
   }
 
@@ -102,7 +116,7 @@ export class SimStorage implements Storage {
     else this.#undo = this.#undo.filter((u) => now - u.atMs < WRITEBACK_MS);
     ops.forEach((op, i) => {
       const key = encoded[i]!;
-      if (options?.sync !== true) this.#undo.push({ key, before: this.#entries.get(key), atMs: now });
+      if (options?.sync !== true) this.#undo.push({ key, before: this.#entry(key), atMs: now });
       if (op.type === 'put') this.#set(key, { key: op.key, value: op.value.slice() });
       else this.#remove(key);
     });
@@ -112,35 +126,58 @@ export class SimStorage implements Storage {
   /**
    * Writes `entries` as already synced, keeping their bytes as given (shared, never changed: every
    * read copies), for a fleet founded offline: a thousand members each holding the same thousand
-   * records need them once, and sorted once rather than inserted one by one.
+   * records share one map and one sorted list of them (built once, for the first storage loaded
+   * with this very array), beneath what each writes itself.
    */
   load(entries: readonly StorageEntry[]): void {
     this.#assertOpen();
-    let added = false;
-    for (const entry of entries) {
-      // Encoded once per entry, so every storage loaded with it shares the key's string too.
-      let key = encodedKeys.get(entry);
-      if (key === undefined) encodedKeys.set(entry, (key = encodeStorageKey(entry.key)));
-      if (!this.#entries.has(key)) {
-        this.#keys.push(key);
-        added = true;
-      }
-      this.#entries.set(key, entry);
+    if (this.#base !== undefined) this.#flatten();
+    let base = foundings.get(entries);
+    if (base === undefined) {
+      const byKey = new Map<string, StorageEntry>();
+      for (const entry of entries) byKey.set(encodeStorageKey(entry.key), entry);
+      base = { entries: byKey, keys: [...byKey.keys()].sort(compareKeys) };
+      foundings.set(entries, base);
     }
-    if (added) this.#keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.#base = base;
+    // What was written before is now the founding entry's (the same key, as given).
+    for (const key of [...this.#entries.keys()]) if (base.entries.has(key)) this.#forget(key);
+    this.#deleted.clear();
   }
 
   async range(prefix: StorageKey, options?: { readonly limit?: number }): Promise<StorageEntry[]> {
     this.#assertOpen();
     const { gte, lt } = prefixBounds(prefix);
     const out: StorageEntry[] = [];
-    for (let i = lowerBound(this.#keys, gte); i < this.#keys.length && this.#keys[i]! < lt; i++) {
-      if (options?.limit !== undefined && out.length >= options.limit) break;
-      const key = this.#keys[i]!;
-      const entry = this.#entries.get(key)!;
-      out.push({ key: entry.key, value: this.#read(entry.value) });
+    const limit = options?.limit ?? Number.POSITIVE_INFINITY;
+    const mine = this.#keys;
+    let i = lowerBound(mine, gte);
+    const base = this.#base;
+    if (base === undefined) {
+      for (; i < mine.length && mine[i]! < lt && out.length < limit; i++) this.#emit(out, this.#entries.get(mine[i]!)!);
+      return out;
+    }
+    // Both lists in order, merged; a key written here hides the founding entry's.
+    const theirs = base.keys;
+    let j = lowerBound(theirs, gte);
+    while (out.length < limit) {
+      const a = i < mine.length && mine[i]! < lt ? mine[i]! : undefined;
+      const b = j < theirs.length && theirs[j]! < lt ? theirs[j]! : undefined;
+      if (a === undefined && b === undefined) break;
+      if (b === undefined || (a !== undefined && a <= b)) {
+        if (a === b) j++;
+        this.#emit(out, this.#entries.get(a!)!);
+        i++;
+      } else {
+        if (!this.#deleted.has(b)) this.#emit(out, base.entries.get(b)!);
+        j++;
+      }
     }
     return out;
+  }
+
+  #emit(out: StorageEntry[], entry: StorageEntry): void {
+    out.push({ key: entry.key, value: this.#read(entry.value) });
   }
 
   async deleteRange(prefix: StorageKey): Promise<void> {
@@ -190,14 +227,35 @@ export class SimStorage implements Storage {
     return copy;
   }
 
+  /** The entry at `key`: written here, else the founding one unless deleted here. */
+  #entry(key: string): StorageEntry | undefined {
+    const mine = this.#entries.get(key);
+    if (mine !== undefined || this.#base === undefined || this.#deleted.has(key)) return mine;
+    return this.#base.entries.get(key);
+  }
+
   #set(key: string, entry: StorageEntry): void {
+    this.#deleted.delete(key);
     if (!this.#entries.has(key)) this.#keys.splice(lowerBound(this.#keys, key), 0, key);
     this.#entries.set(key, entry);
   }
 
   #remove(key: string): void {
-    if (!this.#entries.delete(key)) return;
-    this.#keys.splice(lowerBound(this.#keys, key), 1);
+    if (this.#base?.entries.has(key) === true) this.#deleted.add(key);
+    this.#forget(key);
+  }
+
+  /** Drops what this storage wrote at `key` (a founding entry there shows again unless deleted). */
+  #forget(key: string): void {
+    if (this.#entries.delete(key)) this.#keys.splice(lowerBound(this.#keys, key), 1);
+  }
+
+  /** Copies the founding entries still held into this storage's own (a second load). */
+  #flatten(): void {
+    const base = this.#base!;
+    this.#base = undefined;
+    for (const key of base.keys) if (!this.#deleted.has(key) && !this.#entries.has(key)) this.#set(key, base.entries.get(key)!);
+    this.#deleted.clear();
   }
 
   #assertOpen(): void {
@@ -205,8 +263,16 @@ export class SimStorage implements Storage {
   }
 }
 
-/** Storage keys of founding entries, encoded ({@link SimStorage.load}). */
-const encodedKeys = new WeakMap<StorageEntry, string>();
+/** Founding entries by encoded key, and their keys in order ({@link SimStorage.load}). */
+interface Founding {
+  readonly entries: ReadonlyMap<string, StorageEntry>;
+  readonly keys: readonly string[];
+}
+
+/** The founding made of each array of entries loaded (the fleet loads every member with one). */
+const foundings = new WeakMap<readonly StorageEntry[], Founding>();
+
+const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The first index whose key is not below `key`. */
 function lowerBound(keys: readonly string[], key: string): number {

@@ -63,6 +63,46 @@ describe('simulated storage', () => {
     storage.corruptReads(new SeededRandom(1), 1);
     expect(new TextDecoder().decode(await storage.get(['synced']))).not.toBe('2');
   });
+
+  it('founds storages on shared entries: each one writes and deletes above them on its own, in order, through crashes', async () => {
+    let now = 0;
+    const v = (s: string) => new TextEncoder().encode(s);
+    const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
+    const listing = async (storage: SimStorage, prefix: string[] = ['d']) => (await storage.range(prefix)).map((e) => `${e.key.join('/')}=${text(e.value)}`);
+    const founded = [{ key: ['d', 'b'], value: v('B') }, { key: ['d', 'd'], value: v('D') }, { key: ['d', 'a'], value: v('A') }, { key: ['e', 'x'], value: v('X') }];
+    const [one, two] = [new SimStorage(() => now), new SimStorage(() => now)];
+    await one.put(['d', 'a'], v('written before'));
+    await one.put(['d', 'c'], v('own'));
+    one.load(founded);
+    two.load(founded);
+    // The founding entry replaces what was written at its key; the rest stays.
+    expect(await listing(one)).toEqual(['d/a=A', 'd/b=B', 'd/c=own', 'd/d=D']);
+    expect(await listing(two)).toEqual(['d/a=A', 'd/b=B', 'd/d=D']);
+    expect([one.size, two.size]).toEqual([5, 4]);
+    now = 10_000;
+    await one.put(['d', 'b'], v('B2'));
+    await one.delete(['d', 'd']);
+    await one.put(['d', 'e'], v('E'));
+    expect(await listing(one)).toEqual(['d/a=A', 'd/b=B2', 'd/c=own', 'd/e=E']);
+    expect(await one.range(['d'], { limit: 2 })).toHaveLength(2);
+    expect(text(await one.get(['d', 'd']))).toBeUndefined();
+    expect(one.size).toBe(5);
+    // The other storage, founded on the same entries, saw none of it.
+    expect(await listing(two)).toEqual(['d/a=A', 'd/b=B', 'd/d=D']);
+    expect(text(await two.get(['d', 'b']))).toBe('B');
+    // A power loss undoes the recent unsynced writes: the founding entries are back.
+    one.crash({ powerLoss: true });
+    one.reopen();
+    expect(await listing(one)).toEqual(['d/a=A', 'd/b=B', 'd/c=own', 'd/d=D']);
+    expect(await listing(one, ['e'])).toEqual(['e/x=X']);
+    // Reads are copies: changing one changes nothing stored, here or in the other storage.
+    (await one.get(['d', 'a']))![0] = 0;
+    expect(text(await two.get(['d', 'a']))).toBe('A');
+    expect(text(await one.get(['d', 'a']))).toBe('A');
+    await one.deleteRange(['d']);
+    expect(await listing(one)).toEqual([]);
+    expect(await listing(two)).toEqual(['d/a=A', 'd/b=B', 'd/d=D']);
+  });
 });
 
 describe('simulated network', () => {
