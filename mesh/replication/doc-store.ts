@@ -325,8 +325,13 @@ export class DocStore {
 
   /** Ids of the documents held, sorted. */
   ids(): DocId[] {
+    return [...this.heldIds()];
+  }
+
+  /** {@link DocStore.ids}, never to be changed: the same array until a document comes or goes. */
+  heldIds(): readonly DocId[] {
     this.#sortedIds ??= [...this.#entries.keys()].sort();
-    return [...this.#sortedIds];
+    return this.#sortedIds;
   }
 
   get(docId: DocId): AnyDoc | undefined {
