@@ -61,6 +61,9 @@ describe('the summary kept up to date', () => {
     // The first one handed out is not changed under its holder.
     expect(first.root).toBe(summarize(new Map([['fleet' as DocId, 'a']])).root);
     expect(Buffer.from(first.buckets)).toEqual(Buffer.from(summarize(new Map([['fleet' as DocId, 'a']])).buckets));
+    // Noted, but at the digest it had: the same summary as before.
+    keeper.note('fleet' as DocId);
+    expect(keeper.summary(() => held.keys(), (docId) => held.get(docId))).toBe(second);
   });
 });
 
