@@ -22,6 +22,33 @@ describe('joining through admission records', () => {
     expect(memberIds(founder)).toEqual(expected);
   });
 
+  it("dials each member at the addresses its document gives now, and keeps the same map while they stay", async () => {
+    const fleet = new Fleet();
+    const founder = await fleet.found(0);
+    await fleet.join(1, 0, 'token-a');
+    await fleet.run(3_000);
+    const peer = testIdentity(1).peerId;
+    const first = founder.dialCandidates();
+    expect(first.get(peer)).toEqual(fleet.network.lookup(peer)!.listenAddresses());
+    // A change of the member's document that leaves its addresses: the same map.
+    const member = fleet.nodes.get(1)!;
+    const digest = founder.store.digest(nodeDocId(peer));
+    await member.recordActivation('a-singleton', { epoch: 1, since: 0, active: false });
+    await fleet.run(2_000);
+    expect(founder.store.digest(nodeDocId(peer))).not.toBe(digest);
+    expect(founder.dialCandidates()).toBe(first);
+    // It listens elsewhere now: the founder dials it there.
+    const transport = fleet.network.lookup(peer)!;
+    transport.listenAddresses = () => ['/memory/elsewhere'];
+    await member.publishObservation();
+    await fleet.run(2_000);
+    expect(founder.dialCandidates().get(peer)).toEqual(['/memory/elsewhere']);
+    // A member that joins is a candidate too.
+    await fleet.join(2, 1, 'token-b');
+    await fleet.run(3_000);
+    expect([...founder.dialCandidates().keys()].sort()).toEqual([peer, testIdentity(2).peerId].sort());
+  });
+
   it('lets exactly one of two nodes that redeemed one token on opposite sides of a partition stay a member, and tells the other why', async () => {
     const fleet = new Fleet();
     await fleet.found(0);
