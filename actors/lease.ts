@@ -224,6 +224,8 @@ export class QuorumLease {
 
   /** Peers the next rounds ask the members about (holders of singletons this node may take over). */
   watch(peers: readonly string[]): void {
+    // Placement says so at every evaluation, nearly always that it watches nobody: no new list then.
+    if (peers.length === 0 && this.#watch.length === 0) return;
     this.#watch = [...peers].sort();
   }
 

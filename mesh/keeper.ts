@@ -81,7 +81,7 @@ export class ConnectionKeeper {
     const target = this.#init.targetPeers ?? DEFAULT_TARGET_PEERS;
     if (this.#dialing.size >= MAX_CONCURRENT_DIALS) return;
     const peers = transport.connectedPeers();
-    if (isCandidate !== undefined && peers.filter(isCandidate).length >= target) return;
+    if (isCandidate !== undefined && atLeast(peers, isCandidate, target)) return;
     const candidates = this.#init.candidates();
     const connected = new Set(peers);
     const connectedMembers = peers.filter((peer) => candidates.has(peer)).length;
@@ -125,4 +125,15 @@ export class ConnectionKeeper {
   backoffs(): Record<string, number> {
     return Object.fromEntries([...this.#backoff].map(([peer, b]) => [peer, b.failures]));
   }
+}
+
+/**
+ * Whether at least `count` of `peers` pass `test`, asking no more of them than it takes: a node
+ * with enough connections says so at every tick, and each test reads that peer's admission.
+ */
+function atLeast(peers: readonly PeerId[], test: (peer: PeerId) => boolean, count: number): boolean {
+  if (count <= 0) return true;
+  let passed = 0;
+  for (const peer of peers) if (test(peer) && ++passed >= count) return true;
+  return false;
 }

@@ -366,17 +366,21 @@ export class Swim {
   #nextTarget(): string | undefined {
     const { view, inView } = this.#init;
     let viewSet: ReadonlySet<string> | undefined;
+    // The init's own test where it has one (no closure is made at every period then).
     const inViewNow = view === undefined ? undefined : (inView ?? ((peer: string) => (viewSet ??= new Set(view())).has(peer)));
-    const probeable = (peer: string): boolean => {
-      const state = this.#members.get(peer)?.state;
-      return (state === 'alive' || state === 'suspect') && (inViewNow === undefined || inViewNow(peer));
-    };
     while (this.#probeOrder.length > 0) {
       const peer = this.#probeOrder.shift()!;
-      if (probeable(peer)) return peer;
+      if (this.#probeable(peer, inViewNow)) return peer;
     }
+    const probeable = (peer: string): boolean => this.#probeable(peer, inViewNow);
     this.#probeOrder = shuffled(this.#init.random, (view === undefined ? [...this.#members.keys()] : [...view()].sort()).filter(probeable));
     return this.#probeOrder.shift();
+  }
+
+  /** Whether `peer` is worth probing in turn: alive or suspect, and in the view (`inView`, when bounded). */
+  #probeable(peer: string, inView: ((peer: string) => boolean) | undefined): boolean {
+    const state = this.#members.get(peer)?.state;
+    return (state === 'alive' || state === 'suspect') && (inView === undefined || inView(peer));
   }
 
   /** Probes `peer`: directly, then through others; suspects it if neither answers. */

@@ -99,7 +99,13 @@ export function array<T>(item: Shape<T>, limits: { readonly max: number; readonl
       if (!Array.isArray(value)) throw new ShapeError(path, `expected an array, got ${kindOf(value)}`);
       if (value.length > limits.max) throw new ShapeError(path, `more than ${limits.max} items`);
       if (value.length < (limits.min ?? 0)) throw new ShapeError(path, `fewer than ${limits.min} items`);
-      return value.map((element, i) => item.check(element, `${path}[${i}]`));
+      return value.map((element, i) => {
+        try {
+          return item.check(element);
+        } catch (error) {
+          return recheck(item, element, `${path}[${i}]`, error);
+        }
+      });
     },
   };
 }
@@ -110,7 +116,13 @@ export function tuple<const T extends readonly Shape<unknown>[]>(items: T): Shap
       if (!Array.isArray(value) || value.length !== items.length) {
         throw new ShapeError(path, `expected an array of ${items.length}, got ${kindOf(value)}`);
       }
-      return items.map((item, i) => item.check(value[i], `${path}[${i}]`)) as { -readonly [K in keyof T]: Infer<T[K]> };
+      return items.map((item, i) => {
+        try {
+          return item.check(value[i]);
+        } catch (error) {
+          return recheck(item, value[i], `${path}[${i}]`, error);
+        }
+      }) as { -readonly [K in keyof T]: Infer<T[K]> };
     },
   };
 }
@@ -136,12 +148,20 @@ export function object<F extends ObjectFields>(fields: F): Shape<ObjectOf<F>> {
   return {
     check(value, path = '') {
       if (!isPlainObject(value)) throw new ShapeError(path, `expected an object, got ${kindOf(value)}`);
-      for (const key of Object.keys(value)) {
-        if (!Object.hasOwn(fields, key)) throw new ShapeError(joinPath(path, key), 'unexpected field');
+      // Own enumerable keys, in Object.keys order, without building that array (the prototype is
+      // Object.prototype or null, so for…in meets no others unless Object.prototype was extended).
+      for (const key in value) {
+        if (!Object.hasOwn(fields, key) && Object.hasOwn(value, key)) throw new ShapeError(joinPath(path, key), 'unexpected field');
       }
       const out: Record<string, unknown> = {};
       for (const name of names) {
-        const checked = fields[name]!.check(value[name], joinPath(path, name));
+        const field = fields[name]!;
+        let checked: unknown;
+        try {
+          checked = field.check(value[name]);
+        } catch (error) {
+          recheck(field, value[name], joinPath(path, name), error);
+        }
         if (checked !== undefined) out[name] = checked;
       }
       return out as ObjectOf<F>;
@@ -158,12 +178,31 @@ export function record<T>(key: Shape<string>, item: Shape<T>, limits: { readonly
       if (keys.length > limits.maxKeys) throw new ShapeError(path, `more than ${limits.maxKeys} keys`);
       const out: Record<string, T> = {};
       for (const k of keys) {
-        key.check(k, joinPath(path, k));
-        out[k] = item.check(value[k], joinPath(path, k));
+        try {
+          key.check(k);
+        } catch (error) {
+          recheck(key, k, joinPath(path, k), error);
+        }
+        try {
+          out[k] = item.check(value[k]);
+        } catch (error) {
+          recheck(item, value[k], joinPath(path, k), error);
+        }
       }
       return out;
     },
   };
+}
+
+/**
+ * A part failed its check at the root path: checks it again at its real `path`, which throws the
+ * same problem named by that path. Parts are checked at the root first so that no path string is
+ * built for every field and item of every message (most of a small message's allocations); only
+ * a value that fails pays for its path.
+ */
+function recheck(shape: Shape<unknown>, value: unknown, path: string, error: unknown): never {
+  if (error instanceof ShapeError) shape.check(value, path);
+  throw error;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -4,6 +4,7 @@ import {
   ManualClock,
   type PeerId,
   PeerPenalties,
+  ShapeError,
   WireError,
   decodeMessage,
   defineProtocol,
@@ -80,6 +81,32 @@ describe('wire envelopes', () => {
     } catch (error) {
       expect((error as Error).message).toContain('data.items[1]');
     }
+  });
+
+  it('names the whole path of a bad field nested in arrays, tuples, records and objects', () => {
+    // Parts are checked without their paths first; a failing one must still be named exactly.
+    const shape = s.object({
+      list: s.array(s.object({ pair: s.tuple([s.string({ max: 4 }), s.record(s.string({ max: 3 }), s.array(s.uint(9), { max: 2 }), { maxKeys: 2 })]) }), { max: 3 }),
+      note: s.optional(s.object({ text: s.string({ max: 2 }) })),
+    });
+    const messageOf = (value: unknown, path?: string): string => {
+      try {
+        shape.check(value, path);
+        return 'accepted';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ShapeError);
+        return (error as Error).message;
+      }
+    };
+    const good = { pair: ['a', { k: [1] }] };
+    expect(messageOf({ list: [good, good] })).toBe('accepted');
+    expect(messageOf({ list: [good, { pair: ['a', { k: [1, 10] }] }] })).toBe('list[1].pair[1].k[1]: integer above 9');
+    expect(messageOf({ list: [good, { pair: ['a', { long: [1] }] }] }, 'msg')).toBe('msg.list[1].pair[1].long: string longer than 3');
+    expect(messageOf({ list: [{ pair: ['a', { k: [1] }], extra: 1 }] }, 'msg')).toBe('msg.list[0].extra: unexpected field');
+    expect(messageOf({ list: [{ pair: ['toolong', {}] }] })).toBe('list[0].pair[0]: string longer than 4');
+    expect(messageOf({ list: [], note: { text: 'abc' } }, 'm')).toBe('m.note.text: string longer than 2');
+    expect(messageOf({ list: [7] })).toBe('list[0]: expected an object, got number');
+    expect(messageOf([])).toBe('value: expected an object, got an array');
   });
 });
 
