@@ -55,5 +55,6 @@ function describeMember(member: PoolMemberView): string {
   const record = member.record;
   const claim = member.state === 'claimed' && record?.state === 'claimed' ? `  since ${new Date(record.claimedAt).toISOString()}${record.for === undefined ? '' : ` for ${record.for}`}` : '';
   const since = member.state === 'draining' && record !== undefined ? `  ${record.state} ${new Date(record.at).toISOString()}` : '';
-  return `${member.name.padEnd(16)} ${member.state.padEnd(9)} ${member.member}${claim}${since}`;
+  const unreachable = member.unreachable === true ? '  (unreachable: failure detection holds it down)' : '';
+  return `${member.name.padEnd(16)} ${member.state.padEnd(9)} ${member.member}${claim}${since}${unreachable}`;
 }

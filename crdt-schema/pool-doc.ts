@@ -159,6 +159,11 @@ export interface PoolMemberView {
   readonly record?: PoolClaimRecord;
   /** The claim it holds by its own record, when no owner record names that claim. */
   readonly held?: HeldClaim;
+  /**
+   * Set when failure detection holds it dead or gone while its state says more than `down`
+   * (claimed, draining, errored: what its records say stands, but nobody can reach it now).
+   */
+  readonly unreachable?: true;
 }
 
 /** The label that puts a node in a pool: `pool=<name>`. */
@@ -220,6 +225,7 @@ export function poolMembers(input: {
       ...(member.startedAt === undefined ? {} : { startedAt: member.startedAt }),
       ...(record === undefined ? {} : { record }),
       ...(held === undefined ? {} : { held }),
+      ...(member.alive || state === 'down' ? {} : { unreachable: true as const }),
     });
   }
   return out.sort((a, b) => (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : a.member < b.member ? -1 : a.member > b.member ? 1 : 0));

@@ -315,6 +315,11 @@ describe('pool member states and planClaim', () => {
     // A claim of a higher epoch wins over a deposed owner's release of the same member.
     const claimed: PoolClaimRecord = { ...released, claimId: 'y', state: 'claimed', epoch: 3, at: 4_000 };
     expect(fold([member('a', { startedAt: 6_000 })], [['o', released], ['p', claimed]])[0]!.state).toBe('claimed');
+    // A claimed member that failure detection holds dead stays claimed (its records stand), marked unreachable.
+    expect(fold([member('a', { alive: false })], [['p', claimed]])[0]).toMatchObject({ state: 'claimed', unreachable: true });
+    expect(fold([member('a', { alive: false })], [['o', released]])[0]).toMatchObject({ state: 'draining', unreachable: true });
+    expect(fold([member('a')], [['p', claimed]])[0]!.unreachable).toBeUndefined();
+    expect(fold([member('c', { alive: false })])[0]!.unreachable).toBeUndefined();
   });
 
   it('never plans a member a claim in flight holds, and answers a retried request with its claim', () => {
