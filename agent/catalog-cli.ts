@@ -9,6 +9,7 @@ import {
   formatPreview,
   listOfKind,
   putChanges,
+  putWarnings,
   readValues,
   removeChanges,
   submitChanges,
@@ -46,6 +47,7 @@ export function catalogCommands(apiFlags: Readonly<Record<string, FlagKind>>, cl
         const values = await readValues(kind, positional);
         const { catalog } = await fetchCatalog(await clientOf(flags));
         const { changes, report } = putChanges(catalog, kind, values);
+        for (const warning of putWarnings(catalog, kind, values)) process.stderr.write(`powernode: warning: ${warning}\n`);
         return submit(flags, changes, report, flags['dry-run'] === true);
       },
     };

@@ -144,6 +144,18 @@ export function putChanges<K extends DesiredKind>(catalog: DesiredCatalog, kind:
   return { changes, report };
 }
 
+/**
+ * What a put of `values` leaves dangling, as warnings (the put goes ahead: what it names may be
+ * added next): a pool whose template the catalog does not hold cannot have a member set up from it.
+ */
+export function putWarnings<K extends DesiredKind>(catalog: DesiredCatalog, kind: K, values: readonly DesiredValues[K][]): string[] {
+  if (kind !== 'pool') return [];
+  const templates = new Set(catalog.templates.map((template) => template.name));
+  return (values as readonly DesiredValues['pool'][])
+    .filter((pool) => !templates.has(pool.template))
+    .map((pool) => `pool ${pool.name} names template ${JSON.stringify(pool.template)}, which the catalog does not hold: add it (powernode template put) before members are set up from it`);
+}
+
 /** The removes of `keys`; a key the catalog does not hold is refused by name. */
 export function removeChanges(catalog: DesiredCatalog, kind: DesiredKind, keys: readonly string[]): { changes: DesiredChange[]; report: ReportedChange[] } {
   const held = new Set(listOfKind(catalog, kind).map((value) => desiredKeyOf(kind, value)));

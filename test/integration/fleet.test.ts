@@ -392,6 +392,13 @@ describe('a fleet of real node processes', () => {
     const path = join(root.path, 'burst.json');
     await writeFile(path, JSON.stringify({ name: 'burst', template: 'edge', target: 2 }));
     expect((await cli(['pool', 'put', ...api(0), path])).code).toBe(0);
+    // A pool naming a template the catalog does not hold is taken, with a warning.
+    const dangling = join(root.path, 'dangling.json');
+    await writeFile(dangling, JSON.stringify({ name: 'dangling', template: 'no-such-template', target: 1 }));
+    const warned = await cli(['pool', 'put', ...api(0), dangling, '--dry-run']);
+    expect(warned.code).toBe(0);
+    expect(warned.stderr).toMatch(/warning: pool dangling names template "no-such-template", which the catalog does not hold/);
+    expect(warned.stdout).toMatch(/would add pool dangling/);
     const members = [nodes[1]!.ready.peerId, nodes[2]!.ready.peerId];
     for (const member of members) expect((await cli(['label', 'set', ...api(0), '--node', member, 'pool=burst'])).code).toBe(0);
     // Polled through the API (a CLI process per poll would load the machine); the claims go through the CLI.
