@@ -148,17 +148,18 @@ let storedSealCount = 0;
 
 function storedSeal(docId: string, value: Uint8Array): Seal {
   const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  const known = storedSeals.get(docId);
+  let known = storedSeals.get(docId);
   if (known !== undefined) for (const held of known) if (held.bytes.equals(bytes)) return held.seal;
   const record = decodeCbor(openRecord(value)) as { heads: string[]; signer: Uint8Array; signature: Uint8Array };
   const seal: Seal = Object.freeze({ docId, heads: Object.freeze([...record.heads]) as string[], signer: new Uint8Array(record.signer), signature: new Uint8Array(record.signature) });
   if (storedSealCount >= STORED_SEALS_MAX) {
     storedSeals.clear();
     storedSealCount = 0;
+    known = undefined;
   }
-  const kept = { bytes: Buffer.from(bytes), seal };
-  if (known === undefined || storedSealCount === 0) storedSeals.set(docId, [kept]);
-  else if (known.push(kept) > SEALS_KEPT_PER_DOC) known.shift();
+  if (known === undefined) storedSeals.set(docId, (known = []));
+  // Every seal kept counts towards the bound; one document's oldest makes room for its newest.
+  if (known.push({ bytes: Buffer.from(bytes), seal }) > SEALS_KEPT_PER_DOC) known.shift();
   else storedSealCount++;
   return seal;
 }
