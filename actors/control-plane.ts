@@ -1,4 +1,4 @@
-import type { EventFilter } from '../crdt-schema/index.ts';
+import { type EventFilter, sameActivationRecords } from '../crdt-schema/index.ts';
 import { type Clock, type EventInput, type FleetNode, Listeners, type Logger, type PeerId, type Storage, type TimerId, type Transport, monotonicNow, s } from '../mesh/index.ts';
 import { EpochFence, type EpochStamp, type FenceRefusal } from './fence.ts';
 import { ActorHost, type Behavior, type EffectPort, type PortOutcome } from './host.ts';
@@ -549,24 +549,11 @@ function sameRecords(a: RecordsView, b: RecordsView): boolean {
   const others = a.entries();
   for (const [peer, byName] of b) {
     const [otherPeer, other] = others.next().value!;
-    if (otherPeer !== peer) return false;
-    if (other === byName) continue;
-    const names = Object.keys(byName);
-    const otherNames = Object.keys(other);
-    if (names.length !== otherNames.length) return false;
-    for (let i = 0; i < names.length; i++) {
-      if (names[i] !== otherNames[i] || !sameFields(byName[names[i]!]!, other[names[i]!]!)) return false;
-    }
+    if (otherPeer !== peer || !sameActivationRecords(other, byName)) return false;
   }
   return true;
 }
 
-function sameFields(x: object, y: object): boolean {
-  const keys = Object.keys(x);
-  if (keys.length !== Object.keys(y).length) return false;
-  for (const key of keys) if ((x as Record<string, unknown>)[key] !== (y as Record<string, unknown>)[key]) return false;
-  return true;
-}
 
 function run(executor: OrderExecutor, body: string, stamp: EpochStamp): OrderAnswer {
   try {

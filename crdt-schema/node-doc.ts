@@ -66,6 +66,27 @@ export interface ActivationRecord {
   readonly failedUntil?: number;
 }
 
+/**
+ * Whether two nodes' (or two versions of one node's) activation records say the same, singleton
+ * by singleton in the same order, field by field: each version of a document reads as new objects.
+ */
+export function sameActivationRecords(a: Readonly<Record<string, ActivationRecord>>, b: Readonly<Record<string, ActivationRecord>>): boolean {
+  if (a === b) return true;
+  const names = Object.keys(a);
+  const otherNames = Object.keys(b);
+  if (names.length !== otherNames.length) return false;
+  for (let i = 0; i < names.length; i++) {
+    if (names[i] !== otherNames[i]) return false;
+    const x = a[names[i]!]! as unknown as Record<string, unknown>;
+    const y = b[names[i]!]! as unknown as Record<string, unknown>;
+    if (x === y) continue;
+    const fields = Object.keys(x);
+    if (fields.length !== Object.keys(y).length) return false;
+    for (const field of fields) if (x[field] !== y[field]) return false;
+  }
+  return true;
+}
+
 /** A security event a node observed, e.g. `security.change_refused`: who sent what, and why it was refused. */
 export interface SecurityEventView {
   readonly kind: string;

@@ -26,6 +26,7 @@ import {
   recordSecurityEvent,
   recordActivation,
   type ActivationRecord,
+  sameActivationRecords,
   SECURITY_EVENTS_MAX,
   type SecurityEventView,
   type FleetEvent,
@@ -37,6 +38,7 @@ import {
   evaluatePromotion,
   promotionObservations,
 } from '../crdt-schema/index.ts';
+import { sameList } from './same-list.ts';
 import { DesiredState } from './catalog/desired-state.ts';
 import { TaskRecords } from './catalog/task-records.ts';
 import { ModuleReport } from './catalog/module-report.ts';
@@ -214,22 +216,6 @@ function grantCheckOf(grant: StoredGrant): SignatureCheck | undefined {
   return check ?? undefined;
 }
 
-/** Two members' records alike, field by field (each version of a document reads as new objects). */
-function sameRecords(a: Readonly<Record<string, ActivationRecord>>, b: Readonly<Record<string, ActivationRecord>>): boolean {
-  const names = Object.keys(a);
-  if (names.length !== Object.keys(b).length) return false;
-  for (const name of names) {
-    const [x, y] = [a[name], b[name]] as [Record<string, unknown> | undefined, Record<string, unknown> | undefined];
-    if (x === y) continue;
-    if (x === undefined || y === undefined) return false;
-    const fields = Object.keys(x);
-    if (fields.length !== Object.keys(y).length || fields.some((field) => x[field] !== y[field])) return false;
-  }
-  return true;
-}
-
-const sameStrings = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((value, i) => value === b[i]);
-
 /**
  * A value read from each member's node document, gathered in one map (in member order) that is
  * built again only when the members change or a changed document's value did: a large fleet's
@@ -383,9 +369,9 @@ export class FleetNode {
   /** Node documents changed since the admitters were last brought up to date. */
   readonly #admittersDirty = new Set<string>();
   /** Members' activation records (`activationRecords()`), followed from their documents' changes. */
-  readonly #records = new FromMembers<Readonly<Record<string, ActivationRecord>>>((singletons) => Object.keys(singletons).length > 0, sameRecords);
+  readonly #records = new FromMembers<Readonly<Record<string, ActivationRecord>>>((singletons) => Object.keys(singletons).length > 0, sameActivationRecords);
   /** Members' addresses (`dialCandidates()`), followed from their documents' changes. */
-  readonly #candidates = new FromMembers<readonly string[]>(() => true, sameStrings);
+  readonly #candidates = new FromMembers<readonly string[]>(() => true, sameList);
 
   private constructor(ports: FleetNodePorts, config: NodeConfig, store: DocStore) {
     this.#ports = ports;
@@ -496,8 +482,9 @@ export class FleetNode {
       store.onChanged(({ docId }) => {
         if (!docId.startsWith('node/')) return;
         this.#admittersDirty.add(docId);
-        this.#records.changed(peerOfNodeDoc(docId));
-        this.#candidates.changed(peerOfNodeDoc(docId));
+        const peer = peerOfNodeDoc(docId);
+        this.#records.changed(peer);
+        this.#candidates.changed(peer);
       }),
     );
     this.#refreshMembership();
@@ -1036,7 +1023,11 @@ export class FleetNode {
     let index = this.#admitterIndex;
     if (index === undefined || index.ids !== ids) {
       const admitters = new Set<string>();
-      for (const id of ids) if (id.startsWith('node/') && (this.nodeState(peerOfNodeDoc(id))?.admissions.length ?? 0) > 0) admitters.add(peerOfNodeDoc(id));
+      for (const id of ids) {
+        if (!id.startsWith('node/')) continue;
+        const peer = peerOfNodeDoc(id);
+        if ((this.nodeState(peer)?.admissions.length ?? 0) > 0) admitters.add(peer);
+      }
       index = { ids, admitters, sorted: undefined };
       this.#admitterIndex = index;
     } else {

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.ts';
+import { sameList } from '../same-list.ts';
 import type { Clock, TimerId } from '../ports/clock.ts';
 import { type Random, shuffled } from '../ports/random.ts';
 import type { PeerId, Transport } from '../ports/transport.ts';
@@ -619,11 +620,4 @@ export function leastSent<E extends { readonly sent: number }>(entries: Iterable
     if (out.length > count) out.pop();
   }
   return out;
-}
-
-function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
-  if (a === b) return true;
-  if (b === undefined || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -14,6 +14,7 @@ import { coveredBySeals, sealAuthority } from './seal-coverage.ts';
 import { type AnyDoc, type DocStore, DocTooLargeError } from './doc-store.ts';
 import { headsDigest } from './record-codec.ts';
 import { type Summary, SummaryKeeper, bucketOf, differingBuckets } from './summary.ts';
+import { sameList } from '../same-list.ts';
 import { MAX_ALSO_PEERS, MAX_HAVE_PER_MESSAGE, MAX_WANT_PER_MESSAGE, PEER_TAG_BYTES, type SyncMessage, syncProtocol } from './sync-protocol.ts';
 
 export interface ReplicatorInit {
@@ -1432,12 +1433,4 @@ function replayWaiting(doc: AnyDoc, waiting: { readonly messages: readonly Uint8
 /** Seals as received on the wire, named with the document they arrived for. */
 function fromWire(docId: string, seals: ReadonlyArray<{ heads: readonly string[]; signer: Uint8Array; signature: Uint8Array }> | undefined): Seal[] {
   return (seals ?? []).map((seal) => ({ docId, heads: seal.heads, signer: seal.signer, signature: seal.signature }));
-}
-
-/** Whether two lists hold the same items in the same order. */
-function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
