@@ -99,13 +99,7 @@ export function array<T>(item: Shape<T>, limits: { readonly max: number; readonl
       if (!Array.isArray(value)) throw new ShapeError(path, `expected an array, got ${kindOf(value)}`);
       if (value.length > limits.max) throw new ShapeError(path, `more than ${limits.max} items`);
       if (value.length < (limits.min ?? 0)) throw new ShapeError(path, `fewer than ${limits.min} items`);
-      return value.map((element, i) => {
-        try {
-          return item.check(element);
-        } catch (error) {
-          return recheck(item, element, `${path}[${i}]`, error);
-        }
-      });
+      return value.map((element, i) => checkPart(item, element, path, i));
     },
   };
 }
@@ -116,13 +110,7 @@ export function tuple<const T extends readonly Shape<unknown>[]>(items: T): Shap
       if (!Array.isArray(value) || value.length !== items.length) {
         throw new ShapeError(path, `expected an array of ${items.length}, got ${kindOf(value)}`);
       }
-      return items.map((item, i) => {
-        try {
-          return item.check(value[i]);
-        } catch (error) {
-          return recheck(item, value[i], `${path}[${i}]`, error);
-        }
-      }) as { -readonly [K in keyof T]: Infer<T[K]> };
+      return items.map((item, i) => checkPart(item, value[i], path, i)) as { -readonly [K in keyof T]: Infer<T[K]> };
     },
   };
 }
@@ -155,13 +143,7 @@ export function object<F extends ObjectFields>(fields: F): Shape<ObjectOf<F>> {
       }
       const out: Record<string, unknown> = {};
       for (const name of names) {
-        const field = fields[name]!;
-        let checked: unknown;
-        try {
-          checked = field.check(value[name]);
-        } catch (error) {
-          recheck(field, value[name], joinPath(path, name), error);
-        }
+        const checked = checkPart(fields[name]!, value[name], path, name);
         if (checked !== undefined) out[name] = checked;
       }
       return out as ObjectOf<F>;
@@ -178,16 +160,8 @@ export function record<T>(key: Shape<string>, item: Shape<T>, limits: { readonly
       if (keys.length > limits.maxKeys) throw new ShapeError(path, `more than ${limits.maxKeys} keys`);
       const out: Record<string, T> = {};
       for (const k of keys) {
-        try {
-          key.check(k);
-        } catch (error) {
-          recheck(key, k, joinPath(path, k), error);
-        }
-        try {
-          out[k] = item.check(value[k]);
-        } catch (error) {
-          recheck(item, value[k], joinPath(path, k), error);
-        }
+        checkPart(key, k, path, k);
+        out[k] = checkPart(item, value[k], path, k);
       }
       return out;
     },
@@ -195,14 +169,18 @@ export function record<T>(key: Shape<string>, item: Shape<T>, limits: { readonly
 }
 
 /**
- * A part failed its check at the root path: checks it again at its real `path`, which throws the
- * same problem named by that path. Parts are checked at the root first so that no path string is
- * built for every field and item of every message (most of a small message's allocations); only
- * a value that fails pays for its path.
+ * `value`, a part of the value at `path` (its field or key `part`, or its item at index `part`),
+ * checked by `shape`. Checked at the root path first, so that no path string is built for every
+ * field and item of every message (most of a small message's allocations); a part that fails is
+ * checked again at its real path, which throws the same problem named by that path.
  */
-function recheck(shape: Shape<unknown>, value: unknown, path: string, error: unknown): never {
-  if (error instanceof ShapeError) shape.check(value, path);
-  throw error;
+function checkPart<T>(shape: Shape<T>, value: unknown, path: string, part: string | number): T {
+  try {
+    return shape.check(value);
+  } catch (error) {
+    if (error instanceof ShapeError) shape.check(value, typeof part === 'number' ? `${path}[${part}]` : joinPath(path, part));
+    throw error;
+  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
