@@ -31,6 +31,7 @@ import {
 } from '../mesh/index.ts';
 import { type ActorFault, withActorFault } from './actor-faults.ts';
 import { NodeClock, SimClock, type Skew } from './clock.ts';
+import { tuneHeapForSimulation } from './heap.ts';
 import { DEFAULT_LINK, type LinkConfig, SimNetwork } from './network.ts';
 import { SimProcessRunner, SimProcesses } from './processes.ts';
 import { SimStorage } from './storage.ts';
@@ -280,6 +281,7 @@ export class SimFleet {
 
   /** Founds the fleet offline, then starts every node. */
   static async create(options: SimFleetOptions): Promise<SimFleet> {
+    tuneHeapForSimulation();
     const fleet = new SimFleet(options);
     await fleet.#found();
     for (const node of fleet.nodes) await fleet.start(node.index);
