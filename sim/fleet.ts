@@ -170,6 +170,13 @@ function bytesOf(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Whether two lists of byte strings are equal, part by part. */
+function sameParts(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.length !== b[i]!.length || Buffer.compare(a[i]!, b[i]!) !== 0) return false;
+  return true;
+}
+
 /**
  * One instance of each document version for the whole simulated fleet (docs/SIMULATION.md
  * §Scale): a thousand replicas of a node's document at the same heads are one Automerge document,
@@ -178,65 +185,84 @@ function bytesOf(bytes: Uint8Array): Buffer {
  * loading the same snapshot bytes once instead of once per node.
  */
 export class SharedDocuments implements DocumentInterner {
-  readonly #held = new Map<string, { doc: AnyDoc; holders: number }>();
   /**
-   * Stored bytes already loaded, by document and length, with the version they gave: compared
-   * byte for byte (a thousand nodes opening the same records hashed a megabyte each before).
+   * By document, then digest: no key string is built per call (a thousand nodes opening a
+   * thousand documents each built and hashed a million of them).
    */
-  readonly #loaded = new Map<string, Array<{ readonly parts: readonly Buffer[]; version: string }>>();
+  readonly #held = new Map<string, Map<string, { doc: AnyDoc; holders: number }>>();
+  /**
+   * Stored bytes already loaded, by document and total length, with the version (digest) they
+   * gave: compared byte for byte (a thousand nodes opening the same records hashed a megabyte
+   * each before).
+   */
+  readonly #loaded = new Map<string, Map<number, Array<{ readonly parts: readonly Uint8Array[]; digest: string }>>>();
   #loadedBytes = 0;
+  #size = 0;
   loads = 0;
   reuses = 0;
 
   hold(docId: DocId, digest: string, doc: AnyDoc): AnyDoc {
-    const key = `${docId}|${digest}`;
-    const held = this.#held.get(key);
+    let versions = this.#held.get(docId);
+    if (versions === undefined) {
+      versions = new Map();
+      this.#held.set(docId, versions);
+    }
+    const held = versions.get(digest);
     if (held !== undefined) {
       held.holders++;
       return held.doc;
     }
-    this.#held.set(key, { doc, holders: 1 });
+    versions.set(digest, { doc, holders: 1 });
+    this.#size++;
     return doc;
   }
 
   release(docId: DocId, digest: string): void {
-    const key = `${docId}|${digest}`;
-    const held = this.#held.get(key);
+    const versions = this.#held.get(docId);
+    const held = versions?.get(digest);
     if (held === undefined) return;
-    if (--held.holders <= 0) this.#held.delete(key);
+    if (--held.holders > 0) return;
+    versions!.delete(digest);
+    this.#size--;
+    if (versions!.size === 0) this.#held.delete(docId);
   }
 
   load(docId: DocId, parts: readonly Uint8Array[], loadFresh: () => AnyDoc): AnyDoc {
-    const total = parts.reduce((sum, part) => sum + part.length, 0);
-    const sizeKey = `${docId}|${parts.length}|${total}`;
-    const given = parts.map(bytesOf);
-    const match = this.#loaded.get(sizeKey)?.find((loaded) => loaded.parts.every((part, i) => part.equals(given[i]!)));
-    const held = match === undefined ? undefined : this.#held.get(match.version);
+    let total = 0;
+    for (const part of parts) total += part.length;
+    const sameSize = this.#loaded.get(docId)?.get(total);
+    const match = sameSize?.find((loaded) => sameParts(loaded.parts, parts));
+    const held = match === undefined ? undefined : this.#held.get(docId)?.get(match.digest);
     if (held !== undefined) {
       this.reuses++;
       return held.doc;
     }
     this.loads++;
     const doc = loadFresh();
-    const version = `${docId}|${headsDigest(A.getHeads(doc))}`;
+    const digest = headsDigest(A.getHeads(doc));
     if (match !== undefined) {
-      match.version = version;
+      match.digest = digest;
       return doc;
     }
     if (this.#loadedBytes > 256 * 1024 * 1024) {
       this.#loaded.clear();
       this.#loadedBytes = 0;
     }
-    const sameSize = this.#loaded.get(sizeKey) ?? [];
-    sameSize.push({ parts: given.map((part) => Buffer.from(part)), version });
-    this.#loaded.set(sizeKey, sameSize);
+    let bySize = this.#loaded.get(docId);
+    if (bySize === undefined) {
+      bySize = new Map();
+      this.#loaded.set(docId, bySize);
+    }
+    const list = bySize.get(total) ?? [];
+    list.push({ parts: parts.map((part) => part.slice()), digest });
+    bySize.set(total, list);
     this.#loadedBytes += total;
     return doc;
   }
 
   /** Document versions held now (however many nodes hold each). */
   get size(): number {
-    return this.#held.size;
+    return this.#size;
   }
 }
 

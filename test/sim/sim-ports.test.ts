@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ExchangeAbortedError, FrameTooLargeError, type PeerId, type ProcessResult, type ProcessRunner, type RequestHandler, SeededRandom, WireError, firstFrame } from '../../mesh/index.ts';
+import * as A from '@automerge/automerge';
+import { headsDigest } from '../../mesh/index.ts';
 import { NodeClock, SimClock } from '../../sim/clock.ts';
+import { SharedDocuments } from '../../sim/fleet.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { SimProcesses } from '../../sim/processes.ts';
 import { SimStorage } from '../../sim/storage.ts';
@@ -102,6 +105,39 @@ describe('simulated storage', () => {
     await one.deleteRange(['d']);
     expect(await listing(one)).toEqual([]);
     expect(await listing(two)).toEqual(['d/a=A', 'd/b=B', 'd/d=D']);
+  });
+});
+
+describe('shared documents of a simulated fleet', () => {
+  it('gives stores the one instance loaded from equal records while it is held, a fresh one for other bytes', () => {
+    const shared = new SharedDocuments();
+    const one = A.save(A.change(A.init<{ n?: number }>(), (d) => (d.n = 1)));
+    const two = A.save(A.change(A.init<{ n?: number }>(), (d) => (d.n = 2)));
+    const docId = 'node/a' as never;
+    let fresh = 0;
+    // What a store does: load the records, then hold the instance at its digest.
+    const open = (bytes: Uint8Array) => {
+      const doc = shared.load(docId, [bytes], () => (fresh++, A.load(bytes)));
+      return { doc: shared.hold(docId, headsDigest(A.getHeads(doc)), doc), digest: headsDigest(A.getHeads(doc)) };
+    };
+    const first = open(one);
+    // Equal bytes in another array (each store reads its own copy) give the same instance.
+    expect(open(Uint8Array.from(one)).doc).toBe(first.doc);
+    expect(fresh).toBe(1);
+    // Other bytes of the same document are not taken for them.
+    const second = open(two);
+    expect(second.doc).not.toBe(first.doc);
+    expect(A.toJS(second.doc)).toEqual({ n: 2 });
+    expect(fresh).toBe(2);
+    expect(shared.size).toBe(2);
+    // Two holders of the first version: it stays until both let go.
+    shared.release(docId, first.digest);
+    expect(shared.size).toBe(2);
+    shared.release(docId, first.digest);
+    expect(shared.size).toBe(1);
+    // Nothing holds that instance any more: the same bytes load afresh.
+    expect(open(Uint8Array.from(one)).doc).not.toBe(first.doc);
+    expect(fresh).toBe(3);
   });
 });
 
