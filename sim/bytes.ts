@@ -11,3 +11,22 @@ export function copyOf(value: Uint8Array): Uint8Array {
   const pooled = Buffer.from(value);
   return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
 }
+
+/**
+ * Copies of `values`, in order, as {@link copyOf} gives them, the small ones side by side in one
+ * buffer of their own: a range read at a simulated node's start hands out two thousand records,
+ * and a pooled copy each was a tenth of creating a 1,000-node fleet.
+ */
+export function copiesOf(values: readonly Uint8Array[]): Uint8Array[] {
+  let small = 0;
+  for (const value of values) if (value.length < 4096) small += value.length;
+  const room = new Uint8Array(small);
+  let at = 0;
+  return values.map((value) => {
+    if (value.length >= 4096) return value.slice();
+    const copy = room.subarray(at, at + value.length);
+    copy.set(value);
+    at += value.length;
+    return copy;
+  });
+}

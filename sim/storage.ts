@@ -9,7 +9,7 @@ import {
   encodeStorageKey,
   prefixBounds,
 } from '../mesh/index.ts';
-import { copyOf } from './bytes.ts';
+import { copiesOf, copyOf } from './bytes.ts';
 
 /** How long an unsynced write stays in the operating system's cache before it reaches the disk. */
 const WRITEBACK_MS = 5_000;
@@ -154,8 +154,8 @@ export class SimStorage implements Storage {
     let i = lowerBound(mine, gte);
     const base = this.#base;
     if (base === undefined) {
-      for (; i < mine.length && mine[i]! < lt && out.length < limit; i++) this.#emit(out, this.#entries.get(mine[i]!)!);
-      return out;
+      for (; i < mine.length && mine[i]! < lt && out.length < limit; i++) out.push(this.#entries.get(mine[i]!)!);
+      return this.#copies(out);
     }
     // Both lists in order, merged; a key written here hides the founding entry's.
     const theirs = base.keys;
@@ -166,18 +166,21 @@ export class SimStorage implements Storage {
       if (a === undefined && b === undefined) break;
       if (b === undefined || (a !== undefined && a <= b)) {
         if (a === b) j++;
-        this.#emit(out, this.#entries.get(a!)!);
+        out.push(this.#entries.get(a!)!);
         i++;
       } else {
-        if (!this.#deleted.has(b)) this.#emit(out, base.entries.get(b)!);
+        if (!this.#deleted.has(b)) out.push(base.entries.get(b)!);
         j++;
       }
     }
-    return out;
+    return this.#copies(out);
   }
 
-  #emit(out: StorageEntry[], entry: StorageEntry): void {
-    out.push({ key: entry.key, value: this.#read(entry.value) });
+  /** What a read of `entries` hands out: each key with a copy of its value (corrupted now and then, when set to). */
+  #copies(entries: readonly StorageEntry[]): StorageEntry[] {
+    if (this.#corruption !== undefined) return entries.map((entry) => ({ key: entry.key, value: this.#read(entry.value) }));
+    const values = copiesOf(entries.map((entry) => entry.value));
+    return entries.map((entry, i) => ({ key: entry.key, value: values[i]! }));
   }
 
   async deleteRange(prefix: StorageKey): Promise<void> {

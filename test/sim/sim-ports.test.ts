@@ -67,6 +67,23 @@ describe('simulated storage', () => {
     expect(new TextDecoder().decode(await storage.get(['synced']))).not.toBe('2');
   });
 
+  it('hands out each value a range reads as a copy of its own, large or small, founding or written', async () => {
+    const storage = new SimStorage(() => 0);
+    const big = new Uint8Array(5_000).fill(7);
+    storage.load([{ key: ['r', 'a'], value: Uint8Array.of(1, 2) }]);
+    await storage.put(['r', 'b'], Uint8Array.of(3));
+    await storage.put(['r', 'c'], big);
+    const first = await storage.range(['r']);
+    expect(first.map((e) => [...e.value.subarray(0, 2)])).toEqual([[1, 2], [3], [7, 7]]);
+    for (const entry of first) entry.value.fill(0);
+    const again = await storage.range(['r']);
+    expect(again.map((e) => [...e.value.subarray(0, 2)])).toEqual([[1, 2], [3], [7, 7]]);
+    expect(again[2]!.value.length).toBe(5_000);
+    // Side by side in one buffer, yet none reaches into another's bytes.
+    again[0]!.value.set([9, 9]);
+    expect([...again[1]!.value]).toEqual([3]);
+  });
+
   it('founds storages on shared entries: each one writes and deletes above them on its own, in order, through crashes', async () => {
     let now = 0;
     const v = (s: string) => new TextEncoder().encode(s);
