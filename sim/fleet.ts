@@ -254,7 +254,7 @@ export class SharedDocuments implements DocumentInterner {
       this.#loaded.set(docId, bySize);
     }
     const list = bySize.get(total) ?? [];
-    list.push({ parts: parts.map((part) => part.slice()), digest });
+    list.push({ parts: parts.map((part) => new Uint8Array(part)), digest });
     bySize.set(total, list);
     this.#loadedBytes += total;
     return doc;

@@ -9,7 +9,7 @@ let tuned = false;
  * for a simulated millisecond — and V8, having seen the first kind survive, goes on allocating
  * the second kind straight into the old generation, where only a full collection frees them. At
  * 1,000 nodes that doubled the scavenges' time and added a 0.5 s mark-compact per simulated
- * minute (docs/SIMULATION.md §Memory and the collector). Pretenuring is an optimization only:
+ * minute (docs/SIMULATION.md §2026-12-03, night). Pretenuring is an optimization only:
  * turning it off changes no behaviour, and a simulation's trace hash stays the same.
  */
 export function tuneHeapForSimulation(): void {

@@ -117,7 +117,7 @@ export class SimStorage implements Storage {
     ops.forEach((op, i) => {
       const key = encoded[i]!;
       if (options?.sync !== true) this.#undo.push({ key, before: this.#entry(key), atMs: now });
-      if (op.type === 'put') this.#set(key, { key: op.key, value: op.value.slice() });
+      if (op.type === 'put') this.#set(key, { key: op.key, value: new Uint8Array(op.value) });
       else this.#remove(key);
     });
     // A synced batch also makes everything before it durable (one log, fsynced to its end).

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ExchangeAbortedError, FrameTooLargeError, type PeerId, type ProcessResult, type ProcessRunner, type RequestHandler, SeededRandom, WireError, firstFrame } from '../../mesh/index.ts';
+import { ExchangeAbortedError, FrameTooLargeError, headsDigest, type PeerId, type ProcessResult, type ProcessRunner, type RequestHandler, SeededRandom, WireError, firstFrame } from '../../mesh/index.ts';
 import * as A from '@automerge/automerge';
-import { headsDigest } from '../../mesh/index.ts';
 import { NodeClock, SimClock } from '../../sim/clock.ts';
 import { SharedDocuments } from '../../sim/fleet.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { SimProcesses } from '../../sim/processes.ts';
 import { SimStorage } from '../../sim/storage.ts';
+import { copiesOf } from '../../sim/bytes.ts';
 import { runProcessRunnerSuite } from '../ports/process-runner.suite.ts';
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -67,21 +67,49 @@ describe('simulated storage', () => {
     expect(new TextDecoder().decode(await storage.get(['synced']))).not.toBe('2');
   });
 
-  it('hands out each value a range reads as a copy of its own, large or small, founding or written', async () => {
+  it('hands out each value a range reads as a copy of its own, large, small or empty, founding or written', async () => {
     const storage = new SimStorage(() => 0);
     const big = new Uint8Array(5_000).fill(7);
     storage.load([{ key: ['r', 'a'], value: Uint8Array.of(1, 2) }]);
-    await storage.put(['r', 'b'], Uint8Array.of(3));
+    // A Buffer's slice is a view: what was written must not change with the writer's Buffer.
+    const written = Buffer.from([3]);
+    await storage.put(['r', 'b'], written);
+    written[0] = 99;
     await storage.put(['r', 'c'], big);
+    await storage.put(['r', 'd'], new Uint8Array(0));
+    await storage.put(['r', 'e'], Uint8Array.of(4, 5));
     const first = await storage.range(['r']);
-    expect(first.map((e) => [...e.value.subarray(0, 2)])).toEqual([[1, 2], [3], [7, 7]]);
+    expect(first.map((e) => [...e.value.subarray(0, 2)])).toEqual([[1, 2], [3], [7, 7], [], [4, 5]]);
     for (const entry of first) entry.value.fill(0);
     const again = await storage.range(['r']);
-    expect(again.map((e) => [...e.value.subarray(0, 2)])).toEqual([[1, 2], [3], [7, 7]]);
+    expect(again.map((e) => [...e.value.subarray(0, 2)])).toEqual([[1, 2], [3], [7, 7], [], [4, 5]]);
     expect(again[2]!.value.length).toBe(5_000);
-    // Side by side in one buffer, yet none reaches into another's bytes.
-    again[0]!.value.set([9, 9]);
-    expect([...again[1]!.value]).toEqual([3]);
+    // Side by side in one buffer, yet none reaches into another's bytes, either way.
+    again[1]!.value.set([9]);
+    expect([...again[0]!.value, ...again[4]!.value]).toEqual([1, 2, 4, 5]);
+    again[0]!.value.set([8, 8]);
+    again[4]!.value.set([8, 8]);
+    expect([...again[1]!.value]).toEqual([9]);
+  });
+
+  it('copies many small values into bounded buffers, and corrupts a range read the same way for the same seed', async () => {
+    const values = Array.from({ length: 300 }, (_, i) => new Uint8Array(1_000).fill(i % 251));
+    const copies = copiesOf(values);
+    expect(copies.every((copy, i) => copy !== values[i] && copy.length === 1_000 && copy[999] === i % 251)).toBe(true);
+    expect(Math.max(...copies.map((copy) => copy.buffer.byteLength))).toBeLessThanOrEqual(64 * 1024);
+    const read = async (): Promise<{ bytes: number[][]; corrupted: number }> => {
+      const storage = new SimStorage(() => 0);
+      storage.load(values.slice(0, 50).map((value, i) => ({ key: ['v', String(i).padStart(3, '0')], value })));
+      storage.corruptReads(new SeededRandom(7), 0.3);
+      const entries = await storage.range(['v'], { limit: 40 });
+      return { bytes: entries.map((e) => [...e.value]), corrupted: storage.corruptedReads };
+    };
+    const one = await read();
+    expect(one.bytes).toHaveLength(40);
+    expect(one.corrupted).toBeGreaterThan(0);
+    expect(one.corrupted).toBeLessThan(40);
+    expect(one.bytes.filter((bytes, i) => bytes.some((b) => b !== i % 251)).length).toBe(one.corrupted);
+    expect(await read()).toEqual(one);
   });
 
   it('founds storages on shared entries: each one writes and deletes above them on its own, in order, through crashes', async () => {
@@ -155,6 +183,13 @@ describe('shared documents of a simulated fleet', () => {
     // Nothing holds that instance any more: the same bytes load afresh.
     expect(open(Uint8Array.from(one)).doc).not.toBe(first.doc);
     expect(fresh).toBe(3);
+    // The bytes are kept as a copy: a Buffer given, then changed, is not what is matched later.
+    const three = A.save(A.change(A.init<{ n?: number }>(), (d) => (d.n = 3)));
+    const given = Buffer.from(three);
+    const third = open(given);
+    given.fill(0);
+    expect(open(Uint8Array.from(three)).doc).toBe(third.doc);
+    expect(fresh).toBe(4);
   });
 });
 
