@@ -45,7 +45,13 @@ async function explained<T>(fleet: CliFleet, check: () => Promise<T | undefined>
         }
         const own = status.singletons.find((s) => s.name === SENSOR);
         const members = status.members.map((m) => `${m.peerId.slice(-6)}:${m.state}`).join(' ');
-        return `n${i} ${status.self.peerId.slice(-6)} lease ${JSON.stringify(status.lease)} sensor ${JSON.stringify({ ...own, owner: own?.owner?.slice(-6) })} members ${members}`;
+        // Its last words on the sensor, placement and the lease: why it did (or did not) stop or take over.
+        const said = node.stderr
+          .split('\n')
+          .filter((line) => line.includes(SENSOR) || /lease|placement/i.test(line))
+          .slice(-6)
+          .map((line) => `    ${line.slice(0, 300)}`);
+        return [`n${i} ${status.self.peerId.slice(-6)} lease ${JSON.stringify(status.lease)} sensor ${JSON.stringify({ ...own, owner: own?.owner?.slice(-6) })} members ${members}`, ...said].join('\n');
       }),
     );
     throw new Error(`${(error as Error).message}\n${views.join('\n')}`);
