@@ -369,8 +369,8 @@ export class Replicator {
     const last = this.#lastSummaryFrame;
     if (last !== undefined && last.buckets === buckets && last.root === root && last.count === count) return last.frame;
     // A copy of just its bytes: the encoder's frame is a view of a larger shared buffer, which
-    // keeping it would keep.
-    const frame = encodeMessage(syncProtocol, message).slice();
+    // keeping it would keep (`new Uint8Array` copies; a Buffer's `slice` is another view).
+    const frame = new Uint8Array(encodeMessage(syncProtocol, message));
     this.#lastSummaryFrame = { count, root, buckets, frame };
     return frame;
   }
