@@ -554,7 +554,6 @@ function sameRecords(a: RecordsView, b: RecordsView): boolean {
   return true;
 }
 
-
 function run(executor: OrderExecutor, body: string, stamp: EpochStamp): OrderAnswer {
   try {
     return { accepted: true, result: executor(body, stamp) ?? null };

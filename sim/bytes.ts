@@ -8,7 +8,7 @@
  */
 export function copyOf(value: Uint8Array): Uint8Array {
   // `new Uint8Array(value)` copies whatever it is given: a Buffer's `slice` would be a view.
-  if (value.length === 0 || value.length >= 4096) return new Uint8Array(value);
+  if (!sharesMemory(value)) return new Uint8Array(value);
   const pooled = Buffer.from(value);
   return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
 }
@@ -25,14 +25,14 @@ export function copiesOf(values: readonly Uint8Array[]): Uint8Array[] {
   let at = 0;
   for (let i = 0; i < values.length; i++) {
     const value = values[i]!;
-    if (value.length === 0 || value.length >= 4096) {
+    if (!sharesMemory(value)) {
       out.push(new Uint8Array(value));
       continue;
     }
     if (at + value.length > room.length) {
       // The next buffer holds this value and as many of those after it as fit in 64 KiB.
       let size = 0;
-      for (let j = i; j < values.length && size < ROOM_BYTES; j++) if (values[j]!.length > 0 && values[j]!.length < 4096) size += values[j]!.length;
+      for (let j = i; j < values.length && size < ROOM_BYTES; j++) if (sharesMemory(values[j]!)) size += values[j]!.length;
       room = new Uint8Array(Math.min(size, ROOM_BYTES));
       at = 0;
     }
@@ -42,6 +42,11 @@ export function copiesOf(values: readonly Uint8Array[]): Uint8Array[] {
     out.push(copy);
   }
   return out;
+}
+
+/** Whether `value` is copied into shared memory (small and not empty) rather than into an array buffer of its own. */
+function sharesMemory(value: Uint8Array): boolean {
+  return value.length > 0 && value.length < 4096;
 }
 
 /** Bytes of one buffer of {@link copiesOf}'s small copies at most. */
