@@ -30,15 +30,12 @@ export function summarize(digests: ReadonlyMap<DocId, string>): Summary {
   const perBucket: DocId[][] = Array.from({ length: SUMMARY_BUCKETS }, () => []);
   for (const docId of digests.keys()) perBucket[bucketOf(docId)]!.push(docId);
   const buckets = new Uint8Array(SUMMARY_BUCKETS * BUCKET_HASH_BYTES);
-  perBucket.forEach((docIds, index) => buckets.set(bucketHash(docIds, digests), index * BUCKET_HASH_BYTES));
+  const digestOf = (docId: DocId): string | undefined => digests.get(docId);
+  perBucket.forEach((docIds, index) => buckets.set(bucketHashOf(docIds, digestOf), index * BUCKET_HASH_BYTES));
   return summaryOf(digests.size, buckets);
 }
 
 /** One bucket's hash: SHA-256 of its documents' `id NUL digest NUL`, in id order, cut to 8 bytes. */
-function bucketHash(docIds: Iterable<DocId>, digests: ReadonlyMap<DocId, string>): Uint8Array {
-  return bucketHashOf(docIds, (docId) => digests.get(docId));
-}
-
 function bucketHashOf(docIds: Iterable<DocId>, digestOf: (docId: DocId) => string | undefined): Uint8Array {
   // The default sort compares by code units, as `<` does; one string hashed (an update per
   // document was a call into the hash for each).
