@@ -116,12 +116,17 @@ export interface MemberView {
 }
 
 interface Member {
+  readonly peer: string;
   state: MemberState;
   incarnation: number;
   since: number;
   upSince: number;
   /** While suspect: when it becomes dead unless refuted, and who confirmed the suspicion. */
   suspicion?: { startedAt: number; timer: TimerId; confirmations: Set<string> };
+  /** Being probed now (a hint does not start a second probe of it). */
+  probing: boolean;
+  /** No longer a member: the entry is out of {@link Swim.#members} (a handle to it is looked up again). */
+  removed: boolean;
 }
 
 /**
@@ -137,14 +142,13 @@ export class Swim {
   readonly #members = new Map<string, Member>();
   /** Members held dead or left (probed now and then, in case they are back). */
   readonly #gone = new Set<string>();
-  /** Members being probed now (a hint does not start a second probe of one). */
-  readonly #probing = new Set<string>();
   /** Updates to disseminate, with how often each has been sent. */
   readonly #broadcasts = new Map<string, { update: Update; sent: number }>();
   #incarnation: number;
   #seq = 0;
   #ticks = 0;
-  #probeOrder: string[] = [];
+  /** The members left to probe in this round of the order (handles: each is not looked up again). */
+  #probeOrder: Member[] = [];
   #timer: TimerId | undefined;
   #expectedTickAt = 0;
   #health = 1;
@@ -269,8 +273,9 @@ export class Swim {
 
   /** Something suggests `peer` may be unreachable: if it is held alive, it is probed now. A hint is never a verdict. */
   #hint(peer: string): void {
-    if (this.#stopped || this.#members.get(peer)?.state !== 'alive' || this.#probing.has(peer)) return;
-    void this.#probe(peer as PeerId);
+    const member = this.#members.get(peer);
+    if (this.#stopped || member?.state !== 'alive' || member.probing) return;
+    void this.#probe(member);
   }
 
   /** Takes in the current member list (call when membership changes). */
@@ -291,12 +296,13 @@ export class Swim {
     const members = new Set(list);
     members.delete(this.#self);
     for (const peer of members) {
-      if (!this.#members.has(peer)) this.#members.set(peer, { state: 'alive', incarnation: 0, since: sinceMs, upSince: sinceMs });
+      if (!this.#members.has(peer)) this.#members.set(peer, { peer, state: 'alive', incarnation: 0, since: sinceMs, upSince: sinceMs, probing: false, removed: false });
     }
     for (const [peer, member] of this.#members) {
       if (members.has(peer)) continue;
       // No longer a member (revoked): no longer probed or reported, nor gossiped about.
       if (member.suspicion !== undefined) this.#init.clock.clearTimeout(member.suspicion.timer);
+      member.removed = true;
       this.#members.delete(peer);
       this.#gone.delete(peer);
       this.#broadcasts.delete(peer);
@@ -317,7 +323,7 @@ export class Swim {
     else if (this.#health > 1) this.#health--;
     this.#sync();
     const target = this.#nextTarget();
-    if (target !== undefined) void this.#probe(target as PeerId);
+    if (target !== undefined) void this.#probe(target);
     if (++this.#ticks % this.#config.deadProbeEvery === 0) this.#probeOneGone();
     this.#schedule(this.#config.periodMs);
   }
@@ -340,8 +346,7 @@ export class Swim {
    * sender is alive (it restarted, or refuted); the same one for a member held dead means it does
    * not know, so it is told (and will refute).
    */
-  #heard(peer: string, incarnation: number): void {
-    const member = this.#members.get(peer);
+  #heard(peer: string, incarnation: number, member: Member | undefined): void {
     if (member === undefined) return;
     if (incarnation > member.incarnation) {
       this.#set(peer, member, 'alive', incarnation);
@@ -364,39 +369,52 @@ export class Swim {
    * are checked as they come up rather than the whole order at every period (that pass, and
    * building the view at every period, were a tenth of a simulated fleet's time).
    */
-  #nextTarget(): string | undefined {
+  #nextTarget(): Member | undefined {
     const { view, inView } = this.#init;
     let viewSet: ReadonlySet<string> | undefined;
     // The init's own test where it has one (no closure is made at every period then).
     const inViewNow = view === undefined ? undefined : (inView ?? ((peer: string) => (viewSet ??= new Set(view())).has(peer)));
     while (this.#probeOrder.length > 0) {
-      const peer = this.#probeOrder.shift()!;
-      if (this.#probeable(peer, inViewNow)) return peer;
+      const member = this.#current(this.#probeOrder.shift()!);
+      if (member !== undefined && this.#probeable(member, inViewNow)) return member;
     }
-    const probeable = (peer: string): boolean => this.#probeable(peer, inViewNow);
-    this.#probeOrder = shuffled(this.#init.random, (view === undefined ? [...this.#members.keys()] : [...view()].sort()).filter(probeable));
+    const dealt: Member[] = [];
+    for (const peer of view === undefined ? this.#members.keys() : [...view()].sort()) {
+      const member = this.#members.get(peer);
+      if (member !== undefined && this.#probeable(member, inViewNow)) dealt.push(member);
+    }
+    this.#probeOrder = shuffled(this.#init.random, dealt);
     return this.#probeOrder.shift();
   }
 
-  /** Whether `peer` is worth probing in turn: alive or suspect, and in the view (`inView`, when bounded). */
-  #probeable(peer: string, inView: ((peer: string) => boolean) | undefined): boolean {
-    const state = this.#members.get(peer)?.state;
-    return (state === 'alive' || state === 'suspect') && (inView === undefined || inView(peer));
+  /**
+   * The entry `member` was taken from, as it is now: itself, unless it has since left the
+   * members (then the peer's entry now, if it is a member again).
+   */
+  #current(member: Member): Member | undefined {
+    return member.removed ? this.#members.get(member.peer) : member;
   }
 
-  /** Probes `peer`: directly, then through others; suspects it if neither answers. */
-  async #probe(peer: PeerId): Promise<void> {
-    this.#probing.add(peer);
+  /** Whether `member` is worth probing in turn: alive or suspect, and in the view (`inView`, when bounded). */
+  #probeable(member: Member, inView: ((peer: string) => boolean) | undefined): boolean {
+    const state = member.state;
+    return (state === 'alive' || state === 'suspect') && (inView === undefined || inView(member.peer));
+  }
+
+  /** Probes `member`: directly, then through others; suspects it if neither answers. */
+  async #probe(member: Member): Promise<void> {
+    member.probing = true;
     try {
-      await this.#probeOnce(peer);
+      await this.#probeOnce(member);
     } finally {
-      this.#probing.delete(peer);
+      member.probing = false;
     }
   }
 
-  async #probeOnce(peer: PeerId): Promise<void> {
+  async #probeOnce(target: Member): Promise<void> {
+    const peer = target.peer as PeerId;
     const timeoutMs = this.#config.ackTimeoutMs * this.#health;
-    const direct = await this.#request(peer, this.#message('ping', this.#piggyback(false, peer)), timeoutMs);
+    const direct = await this.#request(peer, this.#message('ping', this.#piggyback(false, peer, target)), timeoutMs, target);
     if (direct?.type === 'ack') return;
     const candidates = this.#init.view === undefined ? [...this.#members.keys()] : [...this.#init.view()].sort();
     const helpers = shuffled(
@@ -414,8 +432,8 @@ export class Swim {
     this.#suspect(peer, member.incarnation, this.#self);
   }
 
-  /** One request, one answer; undefined when none came in time (or the exchange failed). */
-  async #request(peer: PeerId, message: SwimMessage, timeoutMs: number): Promise<SwimMessage | undefined> {
+  /** One request, one answer; undefined when none came in time (or the exchange failed). `member`: `peer`'s entry, when the caller has it. */
+  async #request(peer: PeerId, message: SwimMessage, timeoutMs: number, member?: Member): Promise<SwimMessage | undefined> {
     let answer: SwimMessage | undefined;
     try {
       answer = await exchange(this.#init.transport, this.#init.clock, peer, swimProtocol, message, timeoutMs);
@@ -429,7 +447,7 @@ export class Swim {
     }
     this.#apply(answer.body.updates, peer);
     // A nack comes from a helper that could not reach the target: the helper itself is alive.
-    this.#heard(peer, answer.body.inc);
+    this.#heard(peer, answer.body.inc, member === undefined ? this.#members.get(peer) : this.#current(member));
     return answer;
   }
 
@@ -441,8 +459,10 @@ export class Swim {
     const request = decodeMessage(swimProtocol, frame);
     if (request.type === 'ack' || request.type === 'nack') throw new WireError('protocol', `unexpected ${request.type}`);
     this.#apply(request.body.updates, peer);
-    this.#heard(peer, request.body.inc);
-    if (request.type === 'ping') return encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(false, peer), request.body.seq));
+    // Looked up once for both (applying updates never adds or removes a member).
+    const member = this.#members.get(peer);
+    this.#heard(peer, request.body.inc, member);
+    if (request.type === 'ping') return encodeMessage(swimProtocol, this.#message('ack', this.#piggyback(false, peer, member), request.body.seq));
     // Probe the target for the asker, within what is left of its period.
     const answer = await this.#request(request.body.target as PeerId, this.#message('ping', this.#piggyback(false, request.body.target)), this.#config.ackTimeoutMs * this.#health);
     return encodeMessage(swimProtocol, this.#message(answer?.type === 'ack' ? 'ack' : 'nack', this.#piggyback(), request.body.seq));
@@ -580,8 +600,7 @@ export class Swim {
    * member this node suspects (or holds dead) leads with that verdict, so the member learns of it
    * at once and refutes (Lifeguard's buddy system).
    */
-  #piggyback(all = false, to?: string): Update[] {
-    const member = to === undefined ? undefined : this.#members.get(to);
+  #piggyback(all = false, to?: string, member: Member | undefined = to === undefined ? undefined : this.#members.get(to)): Update[] {
     const told: Update | undefined = member !== undefined && (member.state === 'suspect' || member.state === 'dead') ? { peer: to!, state: member.state, incarnation: member.incarnation } : undefined;
     const rest = this.#gossip(all);
     return told === undefined ? rest : [told, ...rest.filter((u) => u.peer !== to)].slice(0, all ? 32 : this.#config.updatesPerMessage);
