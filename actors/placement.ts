@@ -89,7 +89,7 @@ const NOBODY: readonly string[] = [];
 /** Pokes closer together than this share one evaluation. */
 const POKE_COALESCE_MS = 50;
 
-export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, idleEvaluateMs: 1_000, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, claimTimeoutMs: 2_000, claimBackoffMs: 1_000, unsafeIgnoreQuorum: false };
+export const DEFAULT_PLACEMENT_CONFIG: PlacementConfig = { evaluateMs: 100, idleEvaluateMs: 5_000, handoverMarginMs: 250, duplicateGraceMs: 2_000, failedCooldownMs: 60_000, observeTickMs: 5_000, stableMs: 3_000, claimTimeoutMs: 2_000, claimBackoffMs: 1_000, unsafeIgnoreQuorum: false };
 
 export interface PlacementInit {
   readonly clock: Clock;
