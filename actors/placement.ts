@@ -160,6 +160,12 @@ export class Placement {
   readonly #specs = new Map<string, SingletonSpec>();
   readonly #active = new Map<string, Activation>();
   readonly #claims = new Map<string, Claim>();
+  /**
+   * Stops whose record could not be written (a storage error): written again at each evaluation
+   * until one succeeds, or until this node activates the singleton again (whose record supersedes
+   * it). Left unwritten, the record would say for ever that this node runs what it stopped.
+   */
+  readonly #unrecordedStops = new Map<string, { readonly record: ActivationRecord; writing: boolean }>();
   /** The highest epoch this node claimed of each singleton: it never claims one it gave back (a late release could cancel it). */
   readonly #lastClaimed = new Map<string, number>();
   /** Until when (the lease's clock) this node does not claim a singleton again, after giving a claim up. */
@@ -314,6 +320,7 @@ export class Placement {
 
   #evaluate(): void {
     const now = this.#init.clock.now();
+    if (this.#unrecordedStops.size > 0) this.#recordStopsAgain();
     const members = this.#init.members();
     // Read once per evaluation: each singleton's owner and the duplicate check compare it, and
     // asking again rebuilt nothing but checked the members' cache each time (a thousand idle
@@ -347,7 +354,7 @@ export class Placement {
     this.#init.lease.watch(watch.size === 0 ? NOBODY : [...watch]);
     this.#init.lease.want(wanted);
     this.#checkDuplicates(members, shape, records, now);
-    this.#busy = wanted || watch.size > 0 || this.#duplicateWatched();
+    this.#busy = wanted || watch.size > 0 || this.#duplicateWatched() || this.#unrecordedStops.size > 0;
     if (this.#membersDirty || now - this.#lastObserveTick >= this.#config.observeTickMs) this.#tellObservers();
   }
 
@@ -502,6 +509,7 @@ export class Placement {
     const since = clock.now();
     const activation: Activation = { epoch, since, running: false };
     this.#active.set(spec.name, activation);
+    this.#unrecordedStops.delete(spec.name);
     try {
       await this.#init.write(spec.name, { epoch, since, active: true });
     } catch (error) {
@@ -546,12 +554,32 @@ export class Placement {
     // Stopped: its promises go back to the members at once, so the next owner need not wait them out.
     this.#init.lease.claims.unclaim(name);
     this.#init.log.info('deactivated a singleton', { singleton: name, epoch: active.epoch, reason });
+    const record: ActivationRecord = { epoch: active.epoch, since: active.since, active: false, until: this.#init.clock.now(), reason, ...(failedUntil === undefined ? {} : { failedUntil }) };
     try {
-      await this.#init.write(name, { epoch: active.epoch, since: active.since, active: false, until: this.#init.clock.now(), reason, ...(failedUntil === undefined ? {} : { failedUntil }) });
+      await this.#init.write(name, record);
     } catch (error) {
-      this.#init.log.error('recording a singleton deactivation failed', { singleton: name, error: String(error) });
+      this.#init.log.error('recording a singleton deactivation failed; writing it again at the next evaluation', { singleton: name, error: String(error) });
+      if (!this.#active.has(name)) this.#unrecordedStops.set(name, { record, writing: false });
     }
     this.poke();
+  }
+
+  /** Writes again each stop whose record could not be written (one write at a time each). */
+  #recordStopsAgain(): void {
+    for (const [name, stop] of this.#unrecordedStops) {
+      if (stop.writing) continue;
+      stop.writing = true;
+      this.#init.write(name, stop.record).then(
+        () => {
+          if (this.#unrecordedStops.get(name) === stop) this.#unrecordedStops.delete(name);
+          this.#init.log.info('recorded a singleton deactivation after an earlier failure', { singleton: name, epoch: stop.record.epoch });
+        },
+        (error: unknown) => {
+          stop.writing = false;
+          this.#init.log.error('recording a singleton deactivation failed again', { singleton: name, error: String(error) });
+        },
+      );
+    }
   }
 
   /** Whether a duplicate activation is being timed against its grace (one already reported is not). */

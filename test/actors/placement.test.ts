@@ -124,6 +124,36 @@ describe('control-plane placement', () => {
     expect(nodes[0]!.events.list({ kind: 'placement.duplicate_activation' })).toEqual([]);
   });
 
+  it('writes a stop whose record failed to be written again until it is, so the record never says the node still runs it', async () => {
+    const { fleet, nodes, planes, running, view } = await controlFleet(5);
+    await fleet.run(2_000);
+    const [owner] = running();
+    const node = nodes[owner!]!;
+    // The owner's storage refuses its first two stop records (a full disk, say).
+    let refused = 0;
+    const write = node.recordActivation.bind(node);
+    node.recordActivation = async (name, record) => {
+      if (!record.active && refused < 2) {
+        refused++;
+        throw new Error('no space left on device');
+      }
+      return write(name, record);
+    };
+    const others = [0, 1, 2, 3, 4].filter((i) => i !== owner);
+    fleet.partition([owner!, others[0]!], others.slice(1));
+    let recordedAt = 0;
+    for (let t = 0; t < 5_000 && recordedAt === 0; t += 50) {
+      await fleet.run(50);
+      const own = view(owner!);
+      if (own.owner === node.peer && !own.active) recordedAt = fleet.clock.now();
+    }
+    expect(refused).toBe(2);
+    expect(planes[owner!]!.placement.isActive(SENSOR)).toBe(false);
+    // Written at the third try: the evaluations after the failures (every 100 ms while one is owed).
+    expect(recordedAt).toBeGreaterThan(0);
+    expect(node.activationRecords().get(node.peer)?.[SENSOR]).toMatchObject({ active: false });
+  });
+
   it('emits exactly one silence per dead member across a failover of the sensor, escalates once, and reports the recovery once', async () => {
     const { fleet, nodes, running, alive, crash } = await controlFleet(5, { silenceCriticalAfterMs: 6_000 });
     await fleet.run(2_000);
