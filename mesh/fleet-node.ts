@@ -240,9 +240,15 @@ class FromMembers<V> {
     if (this.#built !== undefined) this.#changed.add(peer);
   }
 
-  /** The map of `members` (then `also`) whose value `read` gives and `keep` keeps, finished by `finish` when built. */
+  /**
+   * The map of `members` (then `also`) whose value `read` gives and `keep` keeps, finished by
+   * `finish` when built. `also` (this node) is read again every time: its own durable writes are
+   * heard of only once on disk, while readers see them at once, and a map kept from between the
+   * two went on without its write (its records then said it ran none of what it had activated).
+   */
   of(members: ReadonlySet<string>, also: string | undefined, read: (peer: string) => V | undefined, finish?: (map: Map<string, V>) => void): ReadonlyMap<string, V> {
     const built = this.#built;
+    if (also !== undefined && built !== undefined) this.#changed.add(also);
     if (built !== undefined && built.members === members && (this.#changed.size === 0 || this.#unchanged(built.map, read))) {
       this.#changed.clear();
       return built.map;

@@ -124,6 +124,18 @@ describe('control-plane placement', () => {
     expect(nodes[0]!.events.list({ kind: 'placement.duplicate_activation' })).toEqual([]);
   });
 
+  it('sees its own activation record as soon as it writes it, and still once the write is on disk', async () => {
+    const { fleet, nodes, running, view } = await controlFleet(3);
+    await fleet.run(2_000);
+    const i = [0, 1, 2].find((n) => !running().includes(n))!;
+    expect(view(i).epoch).toBe(1);
+    // A durable write is heard of by listeners only once stored; readers see it at once.
+    const writing = nodes[i]!.recordActivation(SENSOR, { epoch: 99, since: fleet.clock.now(), active: false });
+    expect(view(i)).toMatchObject({ owner: nodes[i]!.peer, epoch: 99, active: false });
+    await fleet.pumpUntil(writing);
+    expect(view(i)).toMatchObject({ owner: nodes[i]!.peer, epoch: 99, active: false });
+  });
+
   it('writes a stop whose record failed to be written again until it is, so the record never says the node still runs it', async () => {
     const { fleet, nodes, planes, running, view } = await controlFleet(5);
     await fleet.run(2_000);
