@@ -389,24 +389,25 @@ class Watcher {
 /**
  * No document any live node holds has a change made by anyone but its writer: every change in
  * `node/<peer>` and `events/…/<peer>` carries that peer's actor prefix (replicas take in only
- * changes its seals cover, so a forged change would show here).
+ * changes its seals cover, so a forged change would show here). @internal Exported for its test.
  */
-function authority(fleet: SimFleet): InvariantResult {
+export function authority(fleet: SimFleet): InvariantResult {
   const bad: string[] = [];
-  // Counted once per document version: the nodes holding one share its Automerge document.
-  const counted = new WeakMap<object, Map<string, number>>();
+  // Counted once per document version (its id and digest: the same heads are the same changes),
+  // however many nodes hold it, as their own copy or a shared one.
+  const counted = new Map<string, number>();
   for (const n of fleet.nodes) {
     const store = n.node?.store;
     if (store === undefined) continue;
     for (const id of store.ids()) {
       const writer = writerOfDoc(id);
       if (writer === undefined) continue;
-      const prefix = actorPrefixFor(writer);
-      const doc = store.get(id as DocId)!;
-      let byPrefix = counted.get(doc);
-      if (byPrefix === undefined) counted.set(doc, (byPrefix = new Map()));
-      let foreign = byPrefix.get(prefix);
-      if (foreign === undefined) byPrefix.set(prefix, (foreign = A.getChangesMetaSince(doc, []).filter((change) => !change.actor.startsWith(prefix)).length));
+      const version = `${id} ${store.digest(id as DocId)}`;
+      let foreign = counted.get(version);
+      if (foreign === undefined) {
+        const prefix = actorPrefixFor(writer);
+        counted.set(version, (foreign = A.getChangesMetaSince(store.get(id as DocId)!, []).filter((change) => !change.actor.startsWith(prefix)).length));
+      }
       if (foreign > 0) bad.push(`${n.index} holds ${id} with ${foreign} changes by another actor`);
     }
   }
