@@ -88,4 +88,33 @@ describe('ConnectionKeeper', () => {
     expect(self.connectedPeers()).toHaveLength(3);
     keeper.stop();
   });
+
+  it('looks every 5 s while it has its target, and redials at once when a connection closes', async () => {
+    const clock = new ManualClock();
+    const network = new MemoryNetwork();
+    const self = network.createTransport(fakePeerId(0));
+    const members = new Map<PeerId, readonly string[]>();
+    for (let i = 1; i <= 4; i++) members.set(network.createTransport(fakePeerId(i)).localPeer, ['/memory/x']);
+    const keeper = new ConnectionKeeper({ transport: self, clock, random: new SeededRandom(6), log: new MemoryLogger(), candidates: () => members, isCandidate: (peer) => members.has(peer), targetPeers: 3 });
+    keeper.start();
+    for (let i = 0; i < 30; i++) await clock.advanceAsync(100, settle);
+    expect(self.connectedPeers()).toHaveLength(3);
+    // Satisfied: two looks in 10 s (each reads the connections once), not ten.
+    let looks = 0;
+    const connectedPeers = self.connectedPeers.bind(self);
+    self.connectedPeers = () => {
+      looks++;
+      return connectedPeers();
+    };
+    for (let i = 0; i < 100; i++) await clock.advanceAsync(100, settle);
+    expect(looks).toBe(2);
+    // A connection closes: it dials another member within the instant, not at its next look.
+    const [gone] = self.connectedPeers();
+    await self.hangUp(gone!);
+    expect(self.connectedPeers()).toHaveLength(2);
+    await clock.advanceAsync(0, settle);
+    await clock.advanceAsync(1, settle);
+    expect(self.connectedPeers()).toHaveLength(3);
+    keeper.stop();
+  });
 });
