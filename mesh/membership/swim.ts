@@ -378,10 +378,12 @@ export class Swim {
       const member = this.#current(this.#probeOrder.shift()!);
       if (member !== undefined && this.#probeable(member, inViewNow)) return member;
     }
+    // Dealt from the view itself: each is in it, so only its state is checked (asking the view
+    // again of each was a connection and an admission look-up a probe, in cold per-node tables).
     const dealt: Member[] = [];
     for (const peer of view === undefined ? this.#members.keys() : [...view()].sort()) {
       const member = this.#members.get(peer);
-      if (member !== undefined && this.#probeable(member, inViewNow)) dealt.push(member);
+      if (member !== undefined && this.#probeable(member, undefined)) dealt.push(member);
     }
     this.#probeOrder = shuffled(this.#init.random, dealt);
     return this.#probeOrder.shift();
